@@ -1,0 +1,219 @@
+//! A repository in a local folder.
+//!
+//! Invariants: every write goes to a `.tmp-*` file beside its target, is fsynced,
+//! renamed over the target, and the folder is fsynced, so a crash leaves either
+//! the old file or the complete new one (plus perhaps a `.tmp-*` file that
+//! [`LocalBackend::remove_temp_files`] clears). Folders are 0700, files 0600.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::Backend;
+use crate::error::{Error, Result};
+
+/// Prefix of temporary files.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// A repository folder on a local file system.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    /// A backend rooted at `root` (which need not exist yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    /// Creates a folder (and parents) with mode 0700.
+    pub fn create_dir(&self, dir: &Path) -> Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("creating folder", dir, e))
+    }
+
+    /// Deletes leftover `.tmp-*` files in `dir` (from a write that was interrupted).
+    pub fn remove_temp_files(&self, dir: &str) -> Result<usize> {
+        let full = self.full(dir);
+        let entries = match fs::read_dir(&full) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("listing", full, e)),
+        };
+        let mut n = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("listing", &full, e))?;
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                fs::remove_file(entry.path())
+                    .map_err(|e| Error::io("removing", entry.path(), e))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// fsyncs a folder so a rename inside it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing folder", dir, e))
+}
+
+/// Writes `data` to `target` atomically: temp file beside it (mode 0600), fsync,
+/// rename, fsync the folder. Used for repository files and restored databases.
+pub fn write_file_atomic(target: &Path, data: &[u8]) -> Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let tmp = temp_path_beside(target);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io("creating", &tmp, e))?;
+        f.write_all(data)
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+        drop(f);
+        crate::testhook::point("before-rename");
+        fs::rename(&tmp, target).map_err(|e| Error::io("renaming into", target, e))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A fresh temporary path in the same folder as `target`.
+pub fn temp_path_beside(target: &Path) -> PathBuf {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nonce: u64 = rand::random();
+    dir.join(format!("{TEMP_PREFIX}{name}-{nonce:016x}"))
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let full = self.full(path);
+        fs::read(&full).map_err(|e| Error::io("reading", full, e))
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let full = self.full(path);
+        let f = File::open(&full).map_err(|e| Error::io("opening", &full, e))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::io("reading", &full, e))?;
+        Ok(buf)
+    }
+
+    fn size(&self, path: &str) -> Result<u64> {
+        let full = self.full(path);
+        fs::metadata(&full)
+            .map(|m| m.len())
+            .map_err(|e| Error::io("reading size of", full, e))
+    }
+
+    fn write_atomic(&self, path: &str, data: &[u8]) -> Result<()> {
+        let full = self.full(path);
+        if let Some(parent) = full.parent() {
+            if !parent.exists() {
+                self.create_dir(parent)?;
+                if let Some(grand) = parent.parent() {
+                    sync_dir(grand)?;
+                }
+            }
+        }
+        write_file_atomic(&full, data)
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let full = self.full(dir);
+        let entries = match fs::read_dir(&full) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("listing", full, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("listing", &full, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove(&self, path: &str) -> Result<()> {
+        let full = self.full(path);
+        match fs::remove_file(&full) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("removing", full, e)),
+        }
+    }
+
+    fn exists(&self, path: &str) -> Result<bool> {
+        let full = self.full(path);
+        full.try_exists()
+            .map_err(|e| Error::io("checking", full, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn atomic_write_is_private_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.write_atomic("packs/ab/x.pack", b"data").expect("write");
+        assert_eq!(b.read("packs/ab/x.pack").expect("read"), b"data");
+        assert_eq!(b.read_range("packs/ab/x.pack", 1, 2).expect("range"), b"at");
+        assert!(b.read_range("packs/ab/x.pack", 3, 2).is_err());
+        let mode = fs::metadata(dir.path().join("repo/packs/ab/x.pack"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dmode = fs::metadata(dir.path().join("repo/packs/ab"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(dmode & 0o777, 0o700);
+        assert_eq!(
+            b.list("packs/ab").expect("list"),
+            vec!["x.pack".to_string()]
+        );
+        b.remove("packs/ab/x.pack").expect("remove");
+        b.remove("packs/ab/x.pack").expect("remove twice is fine");
+        assert!(b.list("nope").expect("absent dir").is_empty());
+    }
+}

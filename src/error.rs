@@ -1,0 +1,193 @@
+//! The one public error type, with the exit code each kind maps to.
+//!
+//! Lower modules keep their own small vocabularies (`format::DecodeError`,
+//! `export::Error`); they convert into [`Error`] here. Messages name what failed
+//! and the object, then what to do.
+
+use std::path::PathBuf;
+
+use crate::format::DecodeError;
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the library can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("reading", "creating", ...).
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No repository at the path.
+    #[error("no repository at {0}; create one with `lumina-backup init`")]
+    NoRepository(PathBuf),
+    /// `init` where a repository already is.
+    #[error("a repository already exists at {0}")]
+    RepositoryExists(PathBuf),
+    /// A repository file failed to decode or authenticate.
+    #[error("{object} is damaged: {problem}; run `lumina-backup verify --read-data`")]
+    Corrupt {
+        /// The object ("pack 3fa9…", "snapshot 12ab…", "config").
+        object: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A repository file was written by a newer format.
+    #[error("{object} has format version {found}, this lumina-backup reads up to {supported}; upgrade lumina-backup")]
+    TooNew {
+        /// The object.
+        object: String,
+        /// Version found.
+        found: u16,
+        /// Highest version understood.
+        supported: u16,
+    },
+    /// A chunk the index or a tree names is not in the store.
+    #[error("chunk {0} is missing from the repository; run `lumina-backup verify`, then `lumina-backup repair index`")]
+    MissingChunk(String),
+    /// The index disagrees with the packs.
+    #[error("index problem: {0}; run `lumina-backup repair index`")]
+    Index(String),
+    /// Another process holds the repository lock.
+    #[error(
+        "the repository is locked by {holder}; waited {waited_secs} s. Try again when it finishes"
+    )]
+    Locked {
+        /// Who holds it (pid, host, command).
+        holder: String,
+        /// How long we waited.
+        waited_secs: u64,
+    },
+    /// A snapshot id matched nothing.
+    #[error("no snapshot matches `{0}`; list them with `lumina-backup snapshots`")]
+    UnknownSnapshot(String),
+    /// A snapshot prefix matched several.
+    #[error("prefix `{prefix}` matches {count} snapshots; give more characters")]
+    AmbiguousSnapshot {
+        /// The prefix given.
+        prefix: String,
+        /// How many matched.
+        count: usize,
+    },
+    /// A file name is not in a snapshot.
+    #[error("snapshot {snapshot} has no file `{name}`; its files are: {available}")]
+    NoSuchFile {
+        /// Snapshot short id.
+        snapshot: String,
+        /// The missing name.
+        name: String,
+        /// The names it has.
+        available: String,
+    },
+    /// The input is not a SQLite database.
+    #[error("{path} is not a SQLite database ({why})")]
+    NotSqlite {
+        /// The path.
+        path: PathBuf,
+        /// Why we think so.
+        why: String,
+    },
+    /// Bad user input of another kind.
+    #[error("{0}")]
+    BadInput(String),
+    /// The restored image failed a check; the target was left untouched.
+    #[error("restore refused: {0}; the target was not touched")]
+    RestoreCheck(String),
+    /// SQLite reported an error.
+    #[error("SQLite error on {path}: {source}")]
+    Sqlite {
+        /// The database.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The index database failed.
+    #[error("index database error: {0}; if it persists run `lumina-backup repair index`")]
+    Redb(String),
+    /// Export or import failed.
+    #[error("{0}")]
+    Export(#[from] crate::export::Error),
+    /// The operation was cancelled through the progress callback.
+    #[error("cancelled; the repository is unchanged")]
+    Cancelled,
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for bad usage or input, 1 otherwise.
+    /// (3, "verify found problems", is not an error but a verify result.)
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::NoRepository(_)
+            | Error::RepositoryExists(_)
+            | Error::UnknownSnapshot(_)
+            | Error::AmbiguousSnapshot { .. }
+            | Error::NoSuchFile { .. }
+            | Error::NotSqlite { .. }
+            | Error::BadInput(_) => 2,
+            Error::Export(e) if e.is_user_error() => 2,
+            _ => 1,
+        }
+    }
+
+    /// Helper for I/O errors with their path.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Helper for decode failures of a named object.
+    pub fn corrupt(object: impl Into<String>, problem: impl std::fmt::Display) -> Self {
+        Error::Corrupt {
+            object: object.into(),
+            problem: problem.to_string(),
+        }
+    }
+
+    /// Maps a format decode error of `object`.
+    pub fn decode(object: impl Into<String>, e: DecodeError) -> Self {
+        match e {
+            DecodeError::TooNew { found, supported } => Error::TooNew {
+                object: object.into(),
+                found,
+                supported,
+            },
+            other => Error::corrupt(object, other),
+        }
+    }
+
+    /// Helper for SQLite errors on a path.
+    pub fn sqlite(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        Error::Sqlite {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+macro_rules! redb_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self { Error::Redb(e.to_string()) }
+        }
+    )*};
+}
+redb_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

@@ -1,0 +1,368 @@
+//! The records stored in repository files, and their rmp-serde encodings.
+//!
+//! Records that evolve (config, snapshot) are encoded as MessagePack *maps* (named
+//! fields; readers ignore unknown fields and default missing optional ones).
+//! Records that are many and small (pack descriptions, tree nodes) are encoded as
+//! *arrays* (positional, compact). Every decode validates what it returns.
+
+use serde::{Deserialize, Serialize};
+
+use super::DecodeError;
+use crate::chunker::{ByteParams, PageParams};
+use crate::id::{ChunkId, SnapshotId};
+
+/// The repository config (`config` file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Random repository id (hex), to tell repositories apart.
+    pub repo_id: String,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    /// How database images are cut into chunks.
+    pub page_chunker: PageParams,
+    /// How other files are cut into chunks.
+    pub byte_chunker: ByteParams,
+    /// zstd level for frames (0 = no compression).
+    pub zstd_level: i32,
+    /// Target raw size of one compressed frame of consecutive chunks.
+    pub frame_target: u32,
+    /// Target size of one pack file.
+    pub pack_target: u32,
+    /// Average entries per chunk-list tree node (power of two).
+    pub tree_fanout: u32,
+}
+
+impl Config {
+    /// Checks every field is usable.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        let ok = self.page_chunker.is_valid()
+            && self.byte_chunker.is_valid()
+            && (0..=19).contains(&self.zstd_level)
+            && (4096..=16 << 20).contains(&self.frame_target)
+            && (64 << 10..=1 << 30).contains(&self.pack_target)
+            && self.tree_fanout.is_power_of_two()
+            && (2..=1024).contains(&self.tree_fanout);
+        if ok {
+            Ok(())
+        } else {
+            Err(DecodeError::Invalid(format!(
+                "config values out of range: {self:?}"
+            )))
+        }
+    }
+}
+
+/// What a file in a snapshot is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// The database image.
+    Image,
+    /// A JSON export of one table.
+    Export,
+    /// The manifest (JSON).
+    Manifest,
+}
+
+/// One file of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Name inside the snapshot (`lumina.db`, `metadata.json`, `manifest.json`).
+    pub name: String,
+    /// What it is.
+    pub kind: FileKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the whole file (plain, unkeyed).
+    #[serde(with = "serde_bytes")]
+    pub blake3: [u8; 32],
+    /// Root node of its chunk-list tree.
+    pub root: ChunkId,
+}
+
+/// Facts about the captured database.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqliteInfo {
+    /// Page size in bytes.
+    pub page_size: u32,
+    /// Number of pages in the image.
+    pub page_count: u64,
+    /// `PRAGMA user_version` (the app's schema version).
+    pub user_version: i64,
+    /// SQLite library version that read it.
+    pub sqlite_version: String,
+    /// Journal mode at capture ("wal", "delete", ...).
+    pub journal_mode: String,
+    /// Whether it has Lumina's four tables.
+    pub lumina: bool,
+}
+
+/// A snapshot record (`snapshots/<id>`); the id is the BLAKE3 of its encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// Capture time, unix nanoseconds (UTC).
+    pub time_ns: i64,
+    /// Host that took it.
+    pub hostname: String,
+    /// Absolute path of the source database.
+    pub source: String,
+    /// The previous snapshot of the same database, if any.
+    pub parent: Option<SnapshotId>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Free-text note.
+    #[serde(default)]
+    pub note: String,
+    /// The files, image first.
+    pub files: Vec<FileEntry>,
+    /// Sum of the files' sizes.
+    pub total_bytes: u64,
+    /// Bytes this snapshot added to the repository (stored, after compression).
+    pub new_bytes: u64,
+    /// Facts about the database.
+    pub sqlite: SqliteInfo,
+    /// Consistency findings (warnings, never a reason to refuse a snapshot).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl SnapshotRecord {
+    /// Checks invariants after decoding.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        if self.files.is_empty() {
+            return Err(DecodeError::Invalid("snapshot lists no files".into()));
+        }
+        let sum: u64 = self.files.iter().map(|f| f.size).sum();
+        if sum != self.total_bytes {
+            return Err(DecodeError::Invalid(format!(
+                "total_bytes {} is not the sum of file sizes {sum}",
+                self.total_bytes
+            )));
+        }
+        for f in &self.files {
+            if f.name.is_empty() || f.name.contains('/') || f.name.contains('\0') || f.name == ".."
+            {
+                return Err(DecodeError::Invalid(format!("bad file name {:?}", f.name)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One chunk inside a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkDesc {
+    /// Chunk id.
+    pub id: ChunkId,
+    /// 0 = data, 1 = tree node.
+    pub kind: u8,
+    /// Plaintext length.
+    pub len: u32,
+}
+
+/// A frame: consecutive chunks compressed (or stored raw) as one unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameDesc {
+    /// Offset of the stored frame from the start of the pack file.
+    pub offset: u64,
+    /// Stored length.
+    pub stored_len: u32,
+    /// Length after decompression (sum of chunk lengths).
+    pub raw_len: u32,
+    /// Compression code (`compress::Compression`).
+    pub compression: u8,
+    /// The chunks, in order.
+    pub chunks: Vec<ChunkDesc>,
+}
+
+/// The self-description at the end of a pack: enough to rebuild the index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackDescription {
+    /// Frames, in file order.
+    pub frames: Vec<FrameDesc>,
+}
+
+impl PackDescription {
+    /// Checks the frames tile `[data_start, data_end)` in order and their chunk
+    /// lengths add up.
+    pub fn validate(&self, data_start: u64, data_end: u64) -> Result<(), DecodeError> {
+        let mut at = data_start;
+        for (i, f) in self.frames.iter().enumerate() {
+            if f.offset != at {
+                return Err(DecodeError::Invalid(format!(
+                    "frame {i} at {} expected {at}",
+                    f.offset
+                )));
+            }
+            at = at
+                .checked_add(u64::from(f.stored_len))
+                .ok_or_else(|| DecodeError::Invalid("frame offset overflow".into()))?;
+            let sum: u64 = f.chunks.iter().map(|c| u64::from(c.len)).sum();
+            if sum != u64::from(f.raw_len) || f.chunks.is_empty() {
+                return Err(DecodeError::Invalid(format!(
+                    "frame {i} chunk lengths {sum} != raw {}",
+                    f.raw_len
+                )));
+            }
+            if crate::compress::Compression::from_code(f.compression).is_none()
+                || f.chunks.iter().any(|c| c.kind > 1)
+            {
+                return Err(DecodeError::Invalid(format!(
+                    "frame {i} has an unknown code"
+                )));
+            }
+        }
+        if at != data_end {
+            return Err(DecodeError::Invalid(format!(
+                "frames end at {at}, data ends at {data_end}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One entry of a chunk-list tree node: a child and the bytes it spans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    /// Data chunk (level 0) or child node (level > 0).
+    pub id: ChunkId,
+    /// Bytes of file content under this entry.
+    pub len: u64,
+}
+
+/// A node of a file's chunk-list tree, stored as a chunk of kind 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeNode {
+    /// 0 for nodes whose entries are data chunks.
+    pub level: u8,
+    /// Children in file order.
+    pub entries: Vec<TreeEntry>,
+}
+
+/// Encodes a record as a MessagePack map (named fields).
+pub fn encode_named<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("in-memory records always encode")
+}
+
+/// Encodes a record as a MessagePack array (positional fields).
+pub fn encode_compact<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec(value).expect("in-memory records always encode")
+}
+
+/// Decodes any record.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Record(e.to_string()))
+}
+
+/// Decodes and validates a tree node.
+pub fn decode_tree_node(bytes: &[u8]) -> Result<TreeNode, DecodeError> {
+    let node: TreeNode = decode(bytes)?;
+    if node.level > 16 {
+        return Err(DecodeError::Invalid(format!(
+            "tree level {} too deep",
+            node.level
+        )));
+    }
+    Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_snapshot() -> SnapshotRecord {
+        SnapshotRecord {
+            time_ns: 1_790_000_000_123_456_789,
+            hostname: "host".into(),
+            source: "/home/a/.lumina/lumina.db".into(),
+            parent: Some(SnapshotId([1; 32])),
+            tags: vec!["manual".into()],
+            note: "before import".into(),
+            files: vec![FileEntry {
+                name: "lumina.db".into(),
+                kind: FileKind::Image,
+                size: 8192,
+                blake3: [2; 32],
+                root: ChunkId([3; 32]),
+            }],
+            total_bytes: 8192,
+            new_bytes: 100,
+            sqlite: SqliteInfo {
+                page_size: 4096,
+                page_count: 2,
+                ..Default::default()
+            },
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn snapshot_round_trip_and_unknown_fields_tolerated() {
+        let rec = sample_snapshot();
+        let bytes = encode_named(&rec);
+        let back: SnapshotRecord = decode(&bytes).expect("decode");
+        assert_eq!(back, rec);
+        back.validate().expect("valid");
+        // A newer writer adding a field: older readers still decode.
+        let mut map: serde_json::Value = serde_json::to_value(&rec).expect("json");
+        map["future_field"] = serde_json::json!(42);
+        let with_extra = rmp_serde::to_vec_named(&map).expect("encode");
+        let _: SnapshotRecord = decode(&with_extra).expect("tolerates unknown fields");
+    }
+
+    #[test]
+    fn golden_tree_node_bytes() {
+        let node = TreeNode {
+            level: 0,
+            entries: vec![TreeEntry {
+                id: ChunkId([0xAB; 32]),
+                len: 4096,
+            }],
+        };
+        let bytes = encode_compact(&node);
+        // [level, [[id, len]]]: fixarray(2), 0, fixarray(1), fixarray(2), bin8(32) id, uint16 4096.
+        assert_eq!(
+            hex::encode(&bytes),
+            format!("92009192c420{}cd1000", "ab".repeat(32))
+        );
+    }
+
+    #[test]
+    fn pack_description_validation() {
+        let d = PackDescription {
+            frames: vec![FrameDesc {
+                offset: 16,
+                stored_len: 10,
+                raw_len: 20,
+                compression: 1,
+                chunks: vec![ChunkDesc {
+                    id: ChunkId([1; 32]),
+                    kind: 0,
+                    len: 20,
+                }],
+            }],
+        };
+        d.validate(16, 26).expect("valid");
+        assert!(d.validate(16, 27).is_err());
+        assert!(d.validate(0, 10).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn tree_node_round_trip(level in 0u8..5, entries in proptest::collection::vec((any::<[u8; 32]>(), any::<u64>()), 0..50)) {
+            let node = TreeNode { level, entries: entries.into_iter().map(|(id, len)| TreeEntry { id: ChunkId(id), len }).collect() };
+            let back = decode_tree_node(&encode_compact(&node)).expect("round trip");
+            prop_assert_eq!(back, node);
+        }
+
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_tree_node(&bytes);
+            let _ = decode::<SnapshotRecord>(&bytes).map(|r| r.validate());
+            let _ = decode::<PackDescription>(&bytes).map(|d| d.validate(16, 1000));
+            let _ = decode::<Config>(&bytes).map(|c| c.validate());
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The redb index: chunk id → location, pack list, snapshot list.
+//!
+//! A cache, never the truth: everything in it can be rebuilt from the pack files
+//! and snapshot files (`repair index`). It is committed last in every write, so a
+//! crash before the commit leaves the previous index, and files it does not know
+//! yet are found and added by [`Index::reconcile`]-style checks in `repo`.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::store::ChunkLoc;
+
+const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
+const PACKS: TableDefinition<[u8; 32], u64> = TableDefinition::new("packs");
+const SNAPSHOTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("snapshots");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Version of the index's own layout; a different one is rebuilt.
+pub const INDEX_VERSION: u8 = 1;
+
+/// The open index.
+pub struct Index {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+/// Changes to apply in one index transaction.
+#[derive(Debug, Default)]
+pub struct IndexUpdate {
+    /// Chunks to add.
+    pub chunks: Vec<(ChunkId, ChunkLoc)>,
+    /// Packs to add, with sizes.
+    pub packs: Vec<(PackId, u64)>,
+    /// Snapshot records to add (id, encoded record).
+    pub snapshots: Vec<(SnapshotId, Vec<u8>)>,
+    /// Snapshots to drop.
+    pub remove_snapshots: Vec<SnapshotId>,
+}
+
+impl Index {
+    /// Opens or creates the index file. An index of another layout version, or
+    /// one redb cannot open, is reported as `Error::Index`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)
+            .map_err(|e| Error::Index(format!("cannot open {}: {e}", path.display())))?;
+        // Private like every repository file (redb creates it with the umask's mode).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("setting permissions of", path, e))?;
+        let index = Index {
+            db,
+            path: path.to_path_buf(),
+        };
+        let txn = index.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let version = meta.get("version")?.map(|v| v.value().to_vec());
+            match version.as_deref() {
+                None => {
+                    meta.insert("version", &[INDEX_VERSION][..])?;
+                }
+                Some([INDEX_VERSION]) => {}
+                Some(other) => {
+                    return Err(Error::Index(format!(
+                        "index layout version {other:?} is not {INDEX_VERSION}"
+                    )))
+                }
+            }
+            txn.open_table(CHUNKS)?;
+            txn.open_table(PACKS)?;
+            txn.open_table(SNAPSHOTS)?;
+        }
+        txn.commit()?;
+        Ok(index)
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A read view for many lookups.
+    pub fn reader(&self) -> Result<IndexReader> {
+        let txn = self.db.begin_read()?;
+        let chunks = txn.open_table(CHUNKS)?;
+        Ok(IndexReader { chunks })
+    }
+
+    /// Applies an update in one durable transaction.
+    pub fn apply(&self, update: &IndexUpdate) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            for (id, loc) in &update.chunks {
+                chunks.insert(id.0, &loc.encode()[..])?;
+            }
+            let mut packs = txn.open_table(PACKS)?;
+            for (id, size) in &update.packs {
+                packs.insert(id.0, *size)?;
+            }
+            let mut snaps = txn.open_table(SNAPSHOTS)?;
+            for (id, rec) in &update.snapshots {
+                snaps.insert(id.0, rec.as_slice())?;
+            }
+            for id in &update.remove_snapshots {
+                snaps.remove(id.0)?;
+            }
+        }
+        crate::testhook::point("before-index-commit");
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes everything (before a rebuild).
+    pub fn clear(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.delete_table(CHUNKS)?;
+        txn.delete_table(PACKS)?;
+        txn.delete_table(SNAPSHOTS)?;
+        txn.open_table(CHUNKS)?;
+        txn.open_table(PACKS)?;
+        txn.open_table(SNAPSHOTS)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every snapshot record (id, encoded bytes).
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Vec<u8>)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SNAPSHOTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((SnapshotId(k.value()), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Every pack with its size.
+    pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(PACKS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((PackId(k.value()), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Number of chunks indexed.
+    pub fn chunk_count(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(CHUNKS)?.len()?)
+    }
+
+    /// Calls `f` for every chunk location (streaming).
+    pub fn for_each_chunk(&self, f: &mut dyn FnMut(ChunkId, ChunkLoc) -> Result<()>) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(CHUNKS)?;
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let loc =
+                ChunkLoc::decode(v.value()).map_err(|e| Error::Index(format!("bad entry: {e}")))?;
+            f(ChunkId(k.value()), loc)?;
+        }
+        Ok(())
+    }
+}
+
+/// A read transaction over the chunk table.
+pub struct IndexReader {
+    chunks: redb::ReadOnlyTable<[u8; 32], &'static [u8]>,
+}
+
+impl IndexReader {
+    /// Where a chunk is, if indexed.
+    pub fn get(&self, id: &ChunkId) -> Result<Option<ChunkLoc>> {
+        match self.chunks.get(id.0)? {
+            None => Ok(None),
+            Some(v) => ChunkLoc::decode(v.value())
+                .map(Some)
+                .map_err(|e| Error::Index(format!("entry for chunk {}: {e}", id.short()))),
+        }
+    }
+
+    /// Whether a chunk is indexed.
+    pub fn contains(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self.chunks.get(id.0)?.is_some())
+    }
+}

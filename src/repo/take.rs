@@ -1,0 +1,406 @@
+//! Taking a snapshot: capture (one read transaction, on its own thread) feeds
+//! chunks through a bounded channel to the store session on this thread, which
+//! hashes and compresses them in parallel. Commit order: packs, then the snapshot
+//! file, then the index (see `store-format.md`, "Write order and recovery").
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::Repository;
+use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
+use crate::error::{Error, Result};
+use crate::export::{self, Table};
+use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
+use crate::index::IndexUpdate;
+use crate::progress::Progress;
+use crate::snapshot::{self, Manifest, Snapshot};
+use crate::sqlite::capture::{self, Piece, PieceWriter};
+use crate::store::tree::TreeBuilder;
+use crate::store::{WriteSession, KIND_DATA, KIND_TREE};
+
+/// Options of a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    /// Tags to attach.
+    pub tags: Vec<String>,
+    /// A note.
+    pub note: String,
+    /// Skip the JSON exports even for a Lumina database.
+    pub no_exports: bool,
+}
+
+/// What a snapshot did.
+#[derive(Debug, Clone)]
+pub struct SnapshotSummary {
+    /// The new snapshot.
+    pub snapshot: Snapshot,
+    /// Chunks that were new.
+    pub new_chunks: u64,
+}
+
+/// Bytes of chunks sent per batch from the capture thread.
+const BATCH_BYTES: usize = 4 << 20;
+
+enum Msg {
+    Begin {
+        name: String,
+        image: bool,
+        size_hint: Option<u64>,
+    },
+    Chunks(Vec<Vec<u8>>, u64),
+    End {
+        size: u64,
+        blake3: [u8; 32],
+    },
+}
+
+/// Runs on the capture thread: cuts pieces into chunks, hashes whole files.
+struct ChunkingSink {
+    tx: SyncSender<Msg>,
+    pages: PageChunker,
+    bytes: ByteChunker,
+    page_size: Option<usize>,
+    hasher: blake3::Hasher,
+    size: u64,
+    batch: Vec<Vec<u8>>,
+    batch_bytes: usize,
+}
+
+impl ChunkingSink {
+    fn new(tx: SyncSender<Msg>, page: PageParams, byte: ByteParams) -> Self {
+        ChunkingSink {
+            tx,
+            pages: PageChunker::new(page),
+            bytes: ByteChunker::new(byte),
+            page_size: None,
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            batch: Vec::new(),
+            batch_bytes: 0,
+        }
+    }
+
+    fn send(&self, msg: Msg) -> Result<()> {
+        // The receiver is gone only when the main thread stopped (error or cancel).
+        self.tx.send(msg).map_err(|_| Error::Cancelled)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            let n = std::mem::take(&mut self.batch_bytes) as u64;
+            self.send(Msg::Chunks(batch, n))?;
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, piece: Piece) -> Result<()> {
+        match piece {
+            Piece::Begin {
+                name,
+                page_size,
+                size_hint,
+            } => {
+                self.page_size = page_size.map(|p| p as usize);
+                self.hasher = blake3::Hasher::new();
+                self.size = 0;
+                self.send(Msg::Begin {
+                    name,
+                    image: page_size.is_some(),
+                    size_hint,
+                })
+            }
+            Piece::Data(data) => {
+                self.hasher.update(&data);
+                self.size += data.len() as u64;
+                let mut out = Vec::new();
+                match self.page_size {
+                    Some(ps) => out.extend(data.chunks(ps).filter_map(|p| self.pages.push(p))),
+                    None => self.bytes.push(&data, &mut |c| out.push(c)),
+                }
+                for c in out {
+                    self.batch_bytes += c.len();
+                    self.batch.push(c);
+                }
+                if self.batch_bytes >= BATCH_BYTES {
+                    self.flush()?;
+                }
+                Ok(())
+            }
+            Piece::End => {
+                let mut out = Vec::new();
+                match self.page_size {
+                    Some(_) => out.extend(self.pages.finish()),
+                    None => self.bytes.finish(&mut |c| out.push(c)),
+                }
+                for c in out {
+                    self.batch_bytes += c.len();
+                    self.batch.push(c);
+                }
+                self.flush()?;
+                let blake3 = *self.hasher.finalize().as_bytes();
+                self.send(Msg::End {
+                    size: self.size,
+                    blake3,
+                })
+            }
+        }
+    }
+}
+
+/// What the capture transaction read besides the image.
+struct Extra {
+    lumina: bool,
+    tables: Vec<(String, u64)>,
+    warnings: Vec<String>,
+}
+
+/// The name the image gets inside the snapshot: the source's file name, unless
+/// that would collide with an export or the manifest.
+fn image_name(source: &Path) -> String {
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let reserved = name == "manifest.json" || Table::all().iter().any(|t| t.file_name() == name);
+    if name.is_empty() || reserved {
+        "database.db".to_string()
+    } else {
+        name
+    }
+}
+
+impl Repository {
+    /// Takes a snapshot of the SQLite database at `db` (which may be in use).
+    pub fn snapshot(
+        &mut self,
+        db: &Path,
+        opts: &SnapshotOptions,
+        progress: &dyn Progress,
+    ) -> Result<SnapshotSummary> {
+        let source: PathBuf = std::fs::canonicalize(db).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::BadInput(format!("database {} does not exist", db.display()))
+            }
+            _ => Error::io("resolving", db, e),
+        })?;
+        let conn = capture::open_source(&source)?;
+        let source_str = source.to_string_lossy().into_owned();
+        let parent = self
+            .list()?
+            .iter()
+            .rev()
+            .find(|s| s.record.source == source_str)
+            .map(|s| s.id);
+        let now = OffsetDateTime::now_utc();
+        let timestamp = now
+            .format(&Rfc3339)
+            .map_err(|e| Error::BadInput(format!("clock: {e}")))?;
+        let config = self.store.config().clone();
+        let img_name = image_name(&source);
+
+        let reader = self.index.reader()?;
+        let mut session = WriteSession::new(&self.store, Box::new(move |id| reader.contains(id)));
+        let (tx, rx) = sync_channel::<Msg>(4);
+        progress.phase(&format!("snapshot {}", source.display()), None);
+
+        let (source_ref, img_name_ref, timestamp_ref, no_exports) =
+            (&source, &img_name, &timestamp, opts.no_exports);
+        let (page_params, byte_params) = (config.page_chunker, config.byte_chunker);
+        let (files, info, extra) = std::thread::scope(|s| -> Result<_> {
+            let capture_thread = s.spawn(move || {
+                let conn = conn;
+                let mut state = ChunkingSink::new(tx, page_params, byte_params);
+                let mut sink = |piece: Piece| state.accept(piece);
+                capture::capture(&conn, source_ref, img_name_ref, &mut sink, |conn, sink| {
+                    read_extra(conn, sink, timestamp_ref, no_exports)
+                })
+            });
+            let files = consume(rx, &mut session, config.tree_fanout, progress);
+            let captured = capture_thread
+                .join()
+                .map_err(|_| Error::BadInput("capture thread panicked".into()))?;
+            // A capture error explains a consumer error (closed channel), so it wins.
+            let (info, extra) = captured?;
+            Ok((files?, info, extra))
+        })?;
+
+        let manifest = Manifest {
+            manifest_version: 1,
+            source: source_str.clone(),
+            time: timestamp.clone(),
+            page_size: info.page_size,
+            page_count: info.page_count,
+            user_version: info.user_version,
+            sqlite_version: info.sqlite_version.clone(),
+            journal_mode: info.journal_mode.clone(),
+            lumina: extra.lumina,
+            tables: extra.tables.iter().cloned().collect(),
+            warnings: extra.warnings.clone(),
+        };
+        let mut manifest_json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::BadInput(e.to_string()))?;
+        manifest_json.push(b'\n');
+        let mut files = files;
+        files.push(put_small_file(
+            &mut session,
+            "manifest.json",
+            FileKind::Manifest,
+            manifest_json,
+            &config,
+        )?);
+
+        let new_chunks_before_finish = 0u64;
+        let added = session.finish()?;
+        let record = SnapshotRecord {
+            time_ns: i64::try_from(now.unix_timestamp_nanos())
+                .map_err(|_| Error::BadInput("clock out of range".into()))?,
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            source: source_str,
+            parent,
+            tags: opts.tags.clone(),
+            note: opts.note.clone(),
+            total_bytes: files.iter().map(|f| f.size).sum(),
+            files,
+            new_bytes: added.stored_bytes,
+            sqlite: SqliteInfo {
+                page_size: info.page_size,
+                page_count: info.page_count,
+                user_version: info.user_version,
+                sqlite_version: info.sqlite_version,
+                journal_mode: info.journal_mode,
+                lumina: extra.lumina,
+            },
+            warnings: extra.warnings,
+        };
+        let (id, file) = snapshot::encode_record(&record);
+        self.backend_write(&snapshot::snapshot_path(&id), &file)?;
+        crate::testhook::point("after-snapshot-file");
+        let body = crate::format::encode_named(&record);
+        let new_chunks = added.locations.len() as u64 + new_chunks_before_finish;
+        self.index.apply(&IndexUpdate {
+            chunks: added.locations,
+            packs: added.packs,
+            snapshots: vec![(id, body)],
+            remove_snapshots: vec![],
+        })?;
+        progress.done();
+        Ok(SnapshotSummary {
+            snapshot: Snapshot { id, record },
+            new_chunks,
+        })
+    }
+
+    fn backend_write(&self, path: &str, data: &[u8]) -> Result<()> {
+        use crate::backend::Backend;
+        self.backend.write_atomic(path, data)
+    }
+}
+
+fn read_extra(
+    conn: &rusqlite::Connection,
+    sink: &mut capture::Sink<'_>,
+    timestamp: &str,
+    no_exports: bool,
+) -> Result<Extra> {
+    let lumina = export::is_lumina(conn)?;
+    let tables = export::row_counts(conn)?;
+    let mut warnings = Vec::new();
+    if lumina {
+        if !no_exports {
+            for table in Table::all() {
+                let mut w = PieceWriter::begin(sink, table.file_name())?;
+                export::write_json(conn, table, timestamp, &mut w)?;
+                w.finish()?;
+            }
+        }
+        warnings = export::check_consistency(conn)?.warnings();
+    }
+    Ok(Extra {
+        lumina,
+        tables,
+        warnings,
+    })
+}
+
+/// Main-thread side: stores chunk batches and builds each file's tree.
+fn consume(
+    rx: std::sync::mpsc::Receiver<Msg>,
+    session: &mut WriteSession<'_>,
+    fanout: u32,
+    progress: &dyn Progress,
+) -> Result<Vec<FileEntry>> {
+    let mut files = Vec::new();
+    let mut current: Option<(String, bool, TreeBuilder)> = None;
+    for msg in rx {
+        match msg {
+            Msg::Begin {
+                name,
+                image,
+                size_hint,
+            } => {
+                progress.phase(&format!("reading {name}"), size_hint);
+                current = Some((name, image, TreeBuilder::new(fanout)));
+            }
+            Msg::Chunks(chunks, bytes) => {
+                Repository::check_cancel(progress)?;
+                let (_, _, tree) = current
+                    .as_mut()
+                    .ok_or_else(|| Error::BadInput("chunks before a file".into()))?;
+                let entries = session.put_batch(KIND_DATA, chunks)?;
+                for e in entries {
+                    tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
+                }
+                progress.advance(bytes);
+            }
+            Msg::End { size, blake3 } => {
+                let (name, image, tree) = current
+                    .take()
+                    .ok_or_else(|| Error::BadInput("end before a file".into()))?;
+                let root = tree.finish(&mut |node| session.put(KIND_TREE, node))?;
+                let kind = if image {
+                    FileKind::Image
+                } else {
+                    FileKind::Export
+                };
+                files.push(FileEntry {
+                    name,
+                    kind,
+                    size,
+                    blake3,
+                    root,
+                });
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Stores a small in-memory file (the manifest) and returns its entry.
+fn put_small_file(
+    session: &mut WriteSession<'_>,
+    name: &str,
+    kind: FileKind,
+    data: Vec<u8>,
+    config: &crate::format::Config,
+) -> Result<FileEntry> {
+    let mut chunks = Vec::new();
+    let mut chunker = ByteChunker::new(config.byte_chunker);
+    chunker.push(&data, &mut |c| chunks.push(c));
+    chunker.finish(&mut |c| chunks.push(c));
+    let mut tree = TreeBuilder::new(config.tree_fanout);
+    for e in session.put_batch(KIND_DATA, chunks)? {
+        tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
+    }
+    let root = tree.finish(&mut |node| session.put(KIND_TREE, node))?;
+    Ok(FileEntry {
+        name: name.to_string(),
+        kind,
+        size: data.len() as u64,
+        blake3: crate::id::blake3_of(&data),
+        root,
+    })
+}

@@ -1,0 +1,263 @@
+//! Checking the repository (`verify`, `verify --read-data`) and rebuilding the
+//! index from the files (`repair index`).
+//!
+//! Verify never stops at the first problem: it names every damaged object it
+//! finds, so the user learns the full extent of the damage at once.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::Repository;
+use crate::backend::Backend;
+use crate::compress::{self, Compression};
+use crate::error::{Error, Result};
+use crate::format::{self, Kind};
+use crate::id::{ChunkId, PackId};
+use crate::index::IndexUpdate;
+use crate::progress::Progress;
+use crate::snapshot;
+use crate::store::tree::TreeReader;
+use crate::store::{pack, FrameCache, KIND_TREE};
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// True when no problem was found.
+    pub ok: bool,
+    /// Each problem, naming the object.
+    pub problems: Vec<String>,
+    /// Snapshots whose structure was walked.
+    pub snapshots_checked: u64,
+    /// Chunks checked (referenced; with read-data, also re-hashed).
+    pub chunks_checked: u64,
+    /// Packs checked.
+    pub packs_checked: u64,
+    /// Bytes read and re-hashed (read-data).
+    pub bytes_read: u64,
+}
+
+/// The outcome of an index rebuild.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RebuildReport {
+    /// Packs indexed.
+    pub packs: u64,
+    /// Chunks indexed.
+    pub chunks: u64,
+    /// Snapshots indexed.
+    pub snapshots: u64,
+    /// Files that could not be read, with why (left out of the index).
+    pub skipped: Vec<String>,
+}
+
+impl Repository {
+    /// Checks the repository. Structure always: config, every snapshot file, every
+    /// pack's description, every tree node, and that every chunk a snapshot needs
+    /// is indexed in a pack that exists. With `read_data`, every pack is read in
+    /// full: its name must be the BLAKE3 of its bytes, every frame must decompress
+    /// and every chunk must match its id.
+    pub fn verify(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
+        let mut r = VerifyReport::default();
+        let mut damaged_packs: HashSet<PackId> = HashSet::new();
+
+        // Packs: present, right size, description readable (or fully re-hashed).
+        let present: HashMap<PackId, u64> = self.pack_files()?.into_iter().collect();
+        let indexed = self.index.packs()?;
+        let total: u64 = indexed.iter().map(|(_, s)| s).sum();
+        progress.phase(
+            if read_data {
+                "reading all data"
+            } else {
+                "checking packs"
+            },
+            Some(total),
+        );
+        for (id, size) in &indexed {
+            Repository::check_cancel(progress)?;
+            r.packs_checked += 1;
+            let problem = match present.get(id) {
+                None => Some(format!("pack {} is missing", id.to_hex())),
+                Some(actual) if actual != size => Some(format!(
+                    "pack {} is {actual} bytes, expected {size} (truncated or overwritten)",
+                    id.to_hex()
+                )),
+                Some(_) if read_data => self
+                    .check_pack_data(id, &mut r)
+                    .err()
+                    .map(|e| e.to_string()),
+                Some(_) => self
+                    .read_pack_description(id, *size)
+                    .err()
+                    .map(|e| e.to_string()),
+            };
+            if let Some(p) = problem {
+                r.problems.push(p);
+                damaged_packs.insert(*id);
+            }
+            progress.advance(*size);
+        }
+        for id in present.keys() {
+            if !indexed.iter().any(|(p, _)| p == id) {
+                r.problems.push(format!(
+                    "pack {} is not in the index (damaged, or run `repair index`)",
+                    id.to_hex()
+                ));
+            }
+        }
+
+        // Snapshots: files decode, and every chunk they need is reachable.
+        let reader = self.index.reader()?;
+        let mut checked: HashSet<ChunkId> = HashSet::new();
+        let mut cache = FrameCache::default();
+        let mut nodes_total = 0u64;
+        for id in self.snapshot_ids()? {
+            r.snapshots_checked += 1;
+            let rec = match self
+                .backend
+                .read(&snapshot::snapshot_path(&id))
+                .and_then(|b| snapshot::decode_record_file(&id, &b))
+            {
+                Ok(rec) => rec,
+                Err(e) => {
+                    r.problems.push(e.to_string());
+                    continue;
+                }
+            };
+            for file in &rec.files {
+                let mut tree = TreeReader::new(file.root);
+                let mut get = |nid: &ChunkId| {
+                    let loc = reader
+                        .get(nid)?
+                        .ok_or_else(|| Error::MissingChunk(nid.to_hex()))?;
+                    if loc.kind != KIND_TREE {
+                        return Err(Error::corrupt(
+                            format!("tree node {}", nid.short()),
+                            "indexed as data",
+                        ));
+                    }
+                    nodes_total += 1;
+                    self.store.read_node(nid, &loc, &mut cache)
+                };
+                let mut size = 0u64;
+                let result = (|| {
+                    while let Some(leaf) = tree.next_leaf(&mut get)? {
+                        size += leaf.len;
+                        if checked.insert(leaf.id) {
+                            match reader.get(&leaf.id)? {
+                                None => return Err(Error::MissingChunk(leaf.id.to_hex())),
+                                Some(loc) if damaged_packs.contains(&loc.pack) => {
+                                    return Err(Error::corrupt(
+                                        format!("chunk {}", leaf.id.short()),
+                                        format!("is in damaged pack {}", loc.pack.to_hex()),
+                                    ))
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                match result {
+                    Err(e) => {
+                        r.problems
+                            .push(format!("snapshot {} file {}: {e}", id.short(), file.name))
+                    }
+                    Ok(()) if size != file.size => r.problems.push(format!(
+                        "snapshot {} file {}: chunks add up to {size} bytes, record says {}",
+                        id.short(),
+                        file.name,
+                        file.size
+                    )),
+                    Ok(()) => {}
+                }
+            }
+        }
+        r.chunks_checked = r.chunks_checked.max(checked.len() as u64 + nodes_total);
+        r.ok = r.problems.is_empty();
+        progress.done();
+        Ok(r)
+    }
+
+    fn check_pack_data(&self, id: &PackId, r: &mut VerifyReport) -> Result<()> {
+        let bytes = self.backend.read(&pack::pack_path(id))?;
+        r.bytes_read += bytes.len() as u64;
+        let object = format!("pack {}", id.to_hex());
+        if crate::id::blake3_of(&bytes) != id.0 {
+            return Err(Error::corrupt(
+                object,
+                "content does not match its name (bytes changed)",
+            ));
+        }
+        let desc = pack::parse_pack(&bytes).map_err(|e| Error::decode(&object, e))?;
+        let frames: Vec<_> = desc.frames.iter().collect();
+        use rayon::prelude::*;
+        let hasher = self.store.hasher().clone();
+        let counts: Vec<Result<u64>> = frames
+            .par_iter()
+            .map(|f| {
+                let start = f.offset as usize;
+                let stored = bytes
+                    .get(start..start + f.stored_len as usize)
+                    .ok_or_else(|| Error::corrupt(&object, "frame outside the file"))?;
+                let kind = Compression::from_code(f.compression)
+                    .ok_or_else(|| Error::corrupt(&object, "unknown compression"))?;
+                let raw = compress::decompress(kind, stored, f.raw_len as usize)
+                    .map_err(|e| Error::corrupt(format!("{object} frame at {}", f.offset), e))?;
+                let mut at = 0usize;
+                for c in &f.chunks {
+                    let data = &raw[at..at + c.len as usize];
+                    if hasher.chunk_id(data) != c.id {
+                        return Err(Error::corrupt(
+                            format!("chunk {} in {object}", c.id.short()),
+                            "content does not match its checksum",
+                        ));
+                    }
+                    at += c.len as usize;
+                }
+                Ok(f.chunks.len() as u64)
+            })
+            .collect();
+        for c in counts {
+            r.chunks_checked += c?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the index from the pack and snapshot files.
+    pub fn rebuild_index(&mut self, progress: &dyn Progress) -> Result<RebuildReport> {
+        let mut report = RebuildReport::default();
+        let mut update = IndexUpdate::default();
+        let packs = self.pack_files()?;
+        progress.phase("reading pack descriptions", Some(packs.len() as u64));
+        for (id, size) in packs {
+            Repository::check_cancel(progress)?;
+            match self.read_pack_description(&id, size) {
+                Ok(desc) => {
+                    let locs = pack::locations(id, &desc);
+                    report.chunks += locs.len() as u64;
+                    update.chunks.extend(locs);
+                    update.packs.push((id, size));
+                    report.packs += 1;
+                }
+                Err(e) => report.skipped.push(e.to_string()),
+            }
+            progress.advance(1);
+        }
+        for id in self.snapshot_ids()? {
+            let bytes = self.backend.read(&snapshot::snapshot_path(&id))?;
+            match snapshot::decode_record_file(&id, &bytes) {
+                Ok(_) => {
+                    let body = format::open_file(&bytes, Kind::Snapshot)
+                        .map_err(|e| Error::decode("snapshot", e))?;
+                    update.snapshots.push((id, body.to_vec()));
+                    report.snapshots += 1;
+                }
+                Err(e) => report.skipped.push(e.to_string()),
+            }
+        }
+        self.index.clear()?;
+        self.index.apply(&update)?;
+        progress.done();
+        Ok(report)
+    }
+}

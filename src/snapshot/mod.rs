@@ -1,0 +1,194 @@
+//! Snapshots: records with their ids, the manifest file, and resolving what the
+//! user typed (`latest`, a full id, a unique prefix) to one snapshot.
+//!
+//! Knows nothing of presentation or storage; works on decoded records.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::format::{self, FileEntry, FileKind, Kind, SnapshotRecord};
+use crate::id::SnapshotId;
+
+/// Shortest prefix accepted for a snapshot id.
+pub const MIN_PREFIX: usize = 6;
+
+/// A snapshot: its id and record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Content id of the record.
+    pub id: SnapshotId,
+    /// The record.
+    pub record: SnapshotRecord,
+}
+
+impl Snapshot {
+    /// The database image entry.
+    pub fn image(&self) -> Option<&FileEntry> {
+        self.record.files.iter().find(|f| f.kind == FileKind::Image)
+    }
+
+    /// A file by name; `image` names the database image whatever its name.
+    pub fn file(&self, name: &str) -> Result<&FileEntry> {
+        let found = if name == "image" {
+            self.image()
+        } else {
+            self.record.files.iter().find(|f| f.name == name)
+        };
+        found.ok_or_else(|| Error::NoSuchFile {
+            snapshot: self.id.short(),
+            name: name.to_string(),
+            available: self
+                .record
+                .files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+/// Path of a snapshot file in the repository.
+pub fn snapshot_path(id: &SnapshotId) -> String {
+    format!("snapshots/{}", id.to_hex())
+}
+
+/// Encodes a record into its file bytes; returns the id (BLAKE3 of the body).
+pub fn encode_record(record: &SnapshotRecord) -> (SnapshotId, Vec<u8>) {
+    let body = format::encode_named(record);
+    let id = SnapshotId(crate::id::blake3_of(&body));
+    (id, format::seal_file(Kind::Snapshot, &body))
+}
+
+/// Decodes a snapshot file and checks it is the record `id` names.
+pub fn decode_record_file(id: &SnapshotId, bytes: &[u8]) -> Result<SnapshotRecord> {
+    let object = format!("snapshot {}", id.short());
+    let body = format::open_file(bytes, Kind::Snapshot).map_err(|e| Error::decode(&object, e))?;
+    if crate::id::blake3_of(body) != id.0 {
+        return Err(Error::corrupt(object, "content does not match its name"));
+    }
+    decode_record_body(id, body)
+}
+
+/// Decodes and validates a record body (as kept in the index).
+pub fn decode_record_body(id: &SnapshotId, body: &[u8]) -> Result<SnapshotRecord> {
+    let object = format!("snapshot {}", id.short());
+    let rec: SnapshotRecord = format::decode(body).map_err(|e| Error::decode(&object, e))?;
+    rec.validate().map_err(|e| Error::decode(&object, e))?;
+    Ok(rec)
+}
+
+/// Finds the one snapshot `spec` names: `latest`, a full id, or a unique prefix
+/// of at least [`MIN_PREFIX`] hex characters. `snapshots` is oldest first.
+pub fn resolve<'a>(spec: &str, snapshots: &'a [Snapshot]) -> Result<&'a Snapshot> {
+    let spec = spec.trim();
+    if spec == "latest" {
+        return snapshots.last().ok_or_else(|| {
+            Error::UnknownSnapshot("latest (the repository has no snapshots)".into())
+        });
+    }
+    let lower = spec.to_ascii_lowercase();
+    if lower.len() < MIN_PREFIX || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(Error::BadInput(format!(
+            "`{spec}` is not a snapshot id: give `latest`, or at least {MIN_PREFIX} hex characters of an id"
+        )));
+    }
+    let matches: Vec<&Snapshot> = snapshots
+        .iter()
+        .filter(|s| s.id.to_hex().starts_with(&lower))
+        .collect();
+    match matches.len() {
+        0 => Err(Error::UnknownSnapshot(spec.to_string())),
+        1 => Ok(matches[0]),
+        count => Err(Error::AmbiguousSnapshot {
+            prefix: spec.to_string(),
+            count,
+        }),
+    }
+}
+
+/// The `manifest.json` file of a snapshot: facts read in the capture transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// Manifest format.
+    pub manifest_version: u32,
+    /// Source database path.
+    pub source: String,
+    /// Capture time (RFC 3339, UTC).
+    pub time: String,
+    /// Page size.
+    pub page_size: u32,
+    /// Pages.
+    pub page_count: u64,
+    /// `PRAGMA user_version`.
+    pub user_version: i64,
+    /// SQLite version.
+    pub sqlite_version: String,
+    /// Journal mode.
+    pub journal_mode: String,
+    /// Whether Lumina's tables are present (and exported).
+    pub lumina: bool,
+    /// Row count per table.
+    pub tables: std::collections::BTreeMap<String, u64>,
+    /// Consistency warnings.
+    pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::SqliteInfo;
+
+    fn snap(hex_start: u8, t: i64) -> Snapshot {
+        let mut id = [0u8; 32];
+        id[0] = hex_start;
+        id[1] = t as u8;
+        Snapshot {
+            id: SnapshotId(id),
+            record: SnapshotRecord {
+                time_ns: t,
+                hostname: String::new(),
+                source: String::new(),
+                parent: None,
+                tags: vec![],
+                note: String::new(),
+                files: vec![],
+                total_bytes: 0,
+                new_bytes: 0,
+                sqlite: SqliteInfo::default(),
+                warnings: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn resolve_rules() {
+        let list = vec![snap(0xab, 1), snap(0xab, 2), snap(0xcd, 3)];
+        assert_eq!(resolve("latest", &list).expect("latest").record.time_ns, 3);
+        assert_eq!(resolve("cd0300", &list).expect("prefix").record.time_ns, 3);
+        assert_eq!(
+            resolve(&list[0].id.to_hex(), &list)
+                .expect("full")
+                .record
+                .time_ns,
+            1
+        );
+        assert!(matches!(resolve("ab0", &list), Err(Error::BadInput(_))));
+        assert!(resolve("ab0100", &list).is_ok());
+        assert!(matches!(
+            resolve("ab0000", &list),
+            Err(Error::UnknownSnapshot(_))
+        ));
+        let amb = vec![snap(0xab, 1), snap(0xab, 1)];
+        assert!(matches!(
+            resolve("ab0100", &amb),
+            Err(Error::AmbiguousSnapshot { count: 2, .. })
+        ));
+        assert!(matches!(resolve("zzzzzz", &list), Err(Error::BadInput(_))));
+        assert!(matches!(
+            resolve("latest", &[]),
+            Err(Error::UnknownSnapshot(_))
+        ));
+    }
+}

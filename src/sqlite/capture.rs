@@ -1,0 +1,247 @@
+//! Consistent capture of a live database.
+//!
+//! Everything is read inside ONE read transaction on one connection: the page
+//! images (through the `sqlite_dbpage` virtual table, so pages come out exactly as
+//! SQLite has them, WAL frames included, without rewriting any page), then the
+//! exports and facts the caller asks for. In WAL mode a reader never blocks the
+//! writer; in rollback-journal mode the writer waits (busy timeout) for the
+//! duration of the read.
+//!
+//! Output goes to a [`Sink`] as [`Piece`]s; memory stays bounded whatever the
+//! database size.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// One piece of captured output.
+#[derive(Debug)]
+pub enum Piece {
+    /// A new file starts.
+    Begin {
+        /// File name in the snapshot.
+        name: String,
+        /// For the database image: its page size (content arrives as whole pages).
+        page_size: Option<u32>,
+        /// Expected size in bytes, if known.
+        size_hint: Option<u64>,
+    },
+    /// File content (for the image: a whole number of pages).
+    Data(Vec<u8>),
+    /// The current file ends.
+    End,
+}
+
+/// Receives pieces in order.
+pub type Sink<'a> = dyn FnMut(Piece) -> Result<()> + 'a;
+
+/// Facts read in the capture's transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ImageInfo {
+    /// Page size.
+    pub page_size: u32,
+    /// Pages in the image.
+    pub page_count: u64,
+    /// `PRAGMA user_version`.
+    pub user_version: i64,
+    /// `PRAGMA journal_mode`.
+    pub journal_mode: String,
+    /// SQLite library version.
+    pub sqlite_version: String,
+}
+
+/// Pages sent per [`Piece::Data`].
+const PAGES_PER_PIECE: usize = 256;
+
+/// Opens a source database for capture (does not write to it).
+pub fn open_source(path: &Path) -> Result<Connection> {
+    super::check_database_file(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| Error::sqlite(path, e))?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(|e| Error::sqlite(path, e))?;
+    conn.execute_batch("PRAGMA query_only = 1;")
+        .map_err(|e| Error::sqlite(path, e))?;
+    // Touch the schema now so "file is not a database" surfaces as bad input.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => Error::NotSqlite {
+            path: path.into(),
+            why: "SQLite cannot read it".into(),
+        },
+        _ => Error::sqlite(path, e),
+    })?;
+    Ok(conn)
+}
+
+/// Runs `body` inside one read transaction on `conn`, after sending the page
+/// image to `sink` as file `image_name`. `body` then reads whatever else must come
+/// from the same committed state (exports, counts).
+pub fn capture<T>(
+    conn: &Connection,
+    path: &Path,
+    image_name: &str,
+    sink: &mut Sink<'_>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
+) -> Result<(ImageInfo, T)> {
+    let sq = |e| Error::sqlite(path, e);
+    conn.execute_batch("BEGIN DEFERRED").map_err(sq)?;
+    let result = (|| -> Result<(ImageInfo, T)> {
+        // The first read starts the transaction: everything below sees one state.
+        let page_count: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(sq)?;
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(sq)?;
+        let user_version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sq)?;
+        let journal_mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(sq)?;
+        let sqlite_version: String = conn
+            .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+            .map_err(sq)?;
+        let info = ImageInfo {
+            page_size: u32::try_from(page_size)
+                .map_err(|_| Error::corrupt("database", "bad page size"))?,
+            page_count: u64::try_from(page_count)
+                .map_err(|_| Error::corrupt("database", "bad page count"))?,
+            user_version,
+            journal_mode: journal_mode.to_lowercase(),
+            sqlite_version,
+        };
+        send_pages(conn, path, &info, image_name, sink)?;
+        let extra = body(conn, sink)?;
+        Ok((info, extra))
+    })();
+    // A read transaction changes nothing; end it whatever happened.
+    let end = conn.execute_batch("COMMIT").map_err(sq);
+    let out = result?;
+    end?;
+    Ok(out)
+}
+
+fn send_pages(
+    conn: &Connection,
+    path: &Path,
+    info: &ImageInfo,
+    name: &str,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    let sq = |e| Error::sqlite(path, e);
+    let ps = info.page_size as usize;
+    sink(Piece::Begin {
+        name: name.to_string(),
+        page_size: Some(info.page_size),
+        size_hint: Some(info.page_count * u64::from(info.page_size)),
+    })?;
+    let mut stmt = conn
+        .prepare("SELECT pgno, data FROM sqlite_dbpage('main') WHERE pgno <= ?1 ORDER BY pgno")
+        .map_err(sq)?;
+    let mut rows = stmt.query([info.page_count as i64]).map_err(sq)?;
+    let mut buf = Vec::with_capacity(ps * PAGES_PER_PIECE);
+    let mut next: u64 = 1;
+    while let Some(row) = rows.next().map_err(sq)? {
+        let pgno: i64 = row.get(0).map_err(sq)?;
+        let pgno =
+            u64::try_from(pgno).map_err(|_| Error::corrupt("database", "negative page number"))?;
+        // Pages SQLite does not return (the lock-byte page) are zeros in any file.
+        while next < pgno {
+            buf.resize(buf.len() + ps, 0);
+            next += 1;
+            flush_if_full(&mut buf, ps, sink)?;
+        }
+        let data = row.get_ref(1).map_err(sq)?;
+        match data {
+            rusqlite::types::ValueRef::Blob(b) if b.len() == ps => buf.extend_from_slice(b),
+            rusqlite::types::ValueRef::Null => buf.resize(buf.len() + ps, 0),
+            _ => {
+                return Err(Error::corrupt(
+                    format!("page {pgno} of {}", path.display()),
+                    "unexpected page size",
+                ))
+            }
+        }
+        next = pgno + 1;
+        crate::testhook::point("capture-page");
+        flush_if_full(&mut buf, ps, sink)?;
+    }
+    while next <= info.page_count {
+        buf.resize(buf.len() + ps, 0);
+        next += 1;
+    }
+    if !buf.is_empty() {
+        sink(Piece::Data(buf))?;
+    }
+    sink(Piece::End)
+}
+
+fn flush_if_full(buf: &mut Vec<u8>, ps: usize, sink: &mut Sink<'_>) -> Result<()> {
+    if buf.len() >= ps * PAGES_PER_PIECE {
+        let full = std::mem::replace(buf, Vec::with_capacity(ps * PAGES_PER_PIECE));
+        sink(Piece::Data(full))?;
+    }
+    Ok(())
+}
+
+/// A `Write` that forwards bytes to a sink in pieces of about 1 MiB.
+pub struct PieceWriter<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+    buf: Vec<u8>,
+    /// Bytes written.
+    pub written: u64,
+}
+
+impl<'s, 'a> PieceWriter<'s, 'a> {
+    /// A writer for one file; call [`PieceWriter::finish`] to flush and end it.
+    pub fn begin(sink: &'s mut Sink<'a>, name: &str) -> Result<Self> {
+        sink(Piece::Begin {
+            name: name.to_string(),
+            page_size: None,
+            size_hint: None,
+        })?;
+        Ok(PieceWriter {
+            sink,
+            buf: Vec::with_capacity(1 << 20),
+            written: 0,
+        })
+    }
+
+    /// Flushes and sends [`Piece::End`].
+    pub fn finish(mut self) -> Result<u64> {
+        if !self.buf.is_empty() {
+            (self.sink)(Piece::Data(std::mem::take(&mut self.buf)))?;
+        }
+        (self.sink)(Piece::End)?;
+        Ok(self.written)
+    }
+}
+
+impl Write for PieceWriter<'_, '_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        self.written += data.len() as u64;
+        if self.buf.len() >= 1 << 20 {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(1 << 20));
+            (self.sink)(Piece::Data(full)).map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

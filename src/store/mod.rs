@@ -1,0 +1,317 @@
+//! The chunk store: compresses chunks into frames, frames into packs, and reads
+//! them back with every chunk re-hashed.
+//!
+//! Owns: frames, packs, parallel hashing and compression (rayon). Knows nothing of
+//! snapshots or SQLite; learns which chunks already exist through a closure the
+//! caller passes (the index), and hands back the locations of what it added.
+
+pub mod pack;
+pub mod tree;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::backend::Backend;
+use crate::compress::{self, Compression};
+use crate::error::{Error, Result};
+use crate::format::{self, ChunkDesc, Config, TreeEntry, TreeNode};
+use crate::id::{ChunkId, IdHasher, PackId};
+pub use pack::{pack_path, ChunkLoc};
+
+/// Chunk kind: file content.
+pub const KIND_DATA: u8 = 0;
+/// Chunk kind: a chunk-list tree node.
+pub const KIND_TREE: u8 = 1;
+
+/// Read and write access to chunks in packs.
+#[derive(Clone)]
+pub struct ChunkStore {
+    backend: Arc<dyn Backend>,
+    config: Config,
+    hasher: IdHasher,
+}
+
+impl std::fmt::Debug for ChunkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkStore")
+            .field("location", &self.backend.location())
+            .finish()
+    }
+}
+
+/// The last frame read, so consecutive chunks of one frame cost one read.
+#[derive(Debug, Default)]
+pub struct FrameCache {
+    key: Option<(PackId, u64)>,
+    raw: Vec<u8>,
+}
+
+impl ChunkStore {
+    /// A store over `backend` with the repository's config.
+    pub fn new(backend: Arc<dyn Backend>, config: Config, hasher: IdHasher) -> Self {
+        ChunkStore {
+            backend,
+            config,
+            hasher,
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The repository config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The chunk id function.
+    pub fn hasher(&self) -> &IdHasher {
+        &self.hasher
+    }
+
+    /// Reads and decompresses one frame.
+    pub fn read_frame(&self, loc: &ChunkLoc) -> Result<Vec<u8>> {
+        let path = pack_path(&loc.pack);
+        let stored = self
+            .backend
+            .read_range(&path, loc.frame_offset, loc.frame_len as usize)
+            .map_err(|e| match e {
+                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Error::corrupt(
+                        format!("pack {}", loc.pack.short()),
+                        "file is shorter than its index entry (truncated?)",
+                    )
+                }
+                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    Error::corrupt(format!("pack {}", loc.pack.short()), "file is missing")
+                }
+                other => other,
+            })?;
+        let kind = Compression::from_code(loc.compression).ok_or_else(|| {
+            Error::corrupt(format!("pack {}", loc.pack.short()), "unknown compression")
+        })?;
+        compress::decompress(kind, &stored, loc.frame_raw_len as usize).map_err(|e| {
+            Error::corrupt(
+                format!("pack {} frame at {}", loc.pack.short(), loc.frame_offset),
+                e,
+            )
+        })
+    }
+
+    /// Reads one chunk and checks its id.
+    pub fn read_chunk(
+        &self,
+        id: &ChunkId,
+        loc: &ChunkLoc,
+        cache: &mut FrameCache,
+    ) -> Result<Vec<u8>> {
+        let key = (loc.pack, loc.frame_offset);
+        if cache.key != Some(key) {
+            cache.raw = self.read_frame(loc)?;
+            cache.key = Some(key);
+        }
+        let start = loc.offset as usize;
+        let end = start + loc.len as usize;
+        let data = cache
+            .raw
+            .get(start..end)
+            .ok_or_else(|| Error::corrupt(format!("chunk {}", id.short()), "outside its frame"))?
+            .to_vec();
+        self.check_chunk(id, &data, loc)?;
+        Ok(data)
+    }
+
+    /// Verifies a chunk's bytes against its id.
+    pub fn check_chunk(&self, id: &ChunkId, data: &[u8], loc: &ChunkLoc) -> Result<()> {
+        if self.hasher.chunk_id(data) != *id {
+            return Err(Error::corrupt(
+                format!("chunk {} (pack {})", id.short(), loc.pack.short()),
+                "content does not match its checksum",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads and decodes a tree node.
+    pub fn read_node(
+        &self,
+        id: &ChunkId,
+        loc: &ChunkLoc,
+        cache: &mut FrameCache,
+    ) -> Result<TreeNode> {
+        let bytes = self.read_chunk(id, loc, cache)?;
+        format::decode_tree_node(&bytes)
+            .map_err(|e| Error::decode(format!("tree node {}", id.short()), e))
+    }
+}
+
+/// What a finished write session added.
+#[derive(Debug, Default)]
+pub struct Added {
+    /// New chunks and where they are.
+    pub locations: Vec<(ChunkId, ChunkLoc)>,
+    /// New packs with their sizes.
+    pub packs: Vec<(PackId, u64)>,
+    /// Bytes written to packs.
+    pub stored_bytes: u64,
+}
+
+/// Answers "does the repository already hold this chunk?" (the index).
+pub type KnownFn<'a> = Box<dyn Fn(&ChunkId) -> Result<bool> + 'a>;
+
+/// Frames compressed together in one parallel step.
+const PARALLEL_FRAMES: usize = 8;
+
+/// Adds chunks to the store, skipping those that exist. Packs are written
+/// (atomically) as they fill; nothing references them until the caller commits
+/// the index and a snapshot record.
+pub struct WriteSession<'a> {
+    store: &'a ChunkStore,
+    known: KnownFn<'a>,
+    seen: HashSet<ChunkId>,
+    frame: Vec<ChunkDesc>,
+    frame_raw: Vec<u8>,
+    ready: Vec<(Vec<ChunkDesc>, Vec<u8>)>,
+    pack: pack::PackWriter,
+    added: Added,
+}
+
+impl<'a> WriteSession<'a> {
+    /// A session; `known` says whether the repository already holds a chunk.
+    pub fn new(store: &'a ChunkStore, known: KnownFn<'a>) -> Self {
+        WriteSession {
+            store,
+            known,
+            seen: HashSet::new(),
+            frame: Vec::new(),
+            frame_raw: Vec::new(),
+            ready: Vec::new(),
+            pack: pack::PackWriter::new(),
+            added: Added::default(),
+        }
+    }
+
+    /// Stores a batch of chunks (hashed in parallel); returns their tree entries in order.
+    pub fn put_batch(&mut self, kind: u8, chunks: Vec<Vec<u8>>) -> Result<Vec<TreeEntry>> {
+        let hasher = self.store.hasher.clone();
+        let ids: Vec<ChunkId> = chunks.par_iter().map(|c| hasher.chunk_id(c)).collect();
+        let mut entries = Vec::with_capacity(chunks.len());
+        for (id, data) in ids.into_iter().zip(chunks) {
+            entries.push(TreeEntry {
+                id,
+                len: data.len() as u64,
+            });
+            self.add(id, kind, data)?;
+        }
+        if self.ready.len() >= PARALLEL_FRAMES {
+            self.flush_frames()?;
+        }
+        Ok(entries)
+    }
+
+    /// Stores one chunk; returns its id.
+    pub fn put(&mut self, kind: u8, data: Vec<u8>) -> Result<ChunkId> {
+        let id = self.store.hasher.chunk_id(&data);
+        self.add(id, kind, data)?;
+        Ok(id)
+    }
+
+    fn add(&mut self, id: ChunkId, kind: u8, data: Vec<u8>) -> Result<()> {
+        if self.seen.contains(&id) || (self.known)(&id)? {
+            return Ok(());
+        }
+        self.seen.insert(id);
+        let len =
+            u32::try_from(data.len()).map_err(|_| Error::BadInput("chunk over 4 GiB".into()))?;
+        self.frame.push(ChunkDesc { id, kind, len });
+        self.frame_raw.extend_from_slice(&data);
+        if self.frame_raw.len() >= self.store.config.frame_target as usize {
+            self.close_frame();
+        }
+        Ok(())
+    }
+
+    fn close_frame(&mut self) {
+        if !self.frame.is_empty() {
+            self.ready.push((
+                std::mem::take(&mut self.frame),
+                std::mem::take(&mut self.frame_raw),
+            ));
+        }
+    }
+
+    fn flush_frames(&mut self) -> Result<()> {
+        let level = self.store.config.zstd_level;
+        let frames = std::mem::take(&mut self.ready);
+        let compressed: Vec<_> = frames
+            .into_par_iter()
+            .map(|(chunks, raw)| {
+                let raw_len = raw.len();
+                let (kind, stored) = compress::compress(raw, level);
+                (chunks, raw_len, kind, stored)
+            })
+            .collect();
+        for (chunks, raw_len, kind, stored) in compressed {
+            let offset = self.pack.add_frame(kind, &stored, chunks.clone());
+            let frame_len = stored.len() as u32;
+            let mut at = 0u32;
+            for c in chunks {
+                self.added.locations.push((
+                    c.id,
+                    ChunkLoc {
+                        pack: PackId::default(),
+                        frame_offset: offset,
+                        frame_len,
+                        frame_raw_len: raw_len as u32,
+                        compression: kind.code(),
+                        offset: at,
+                        len: c.len,
+                        kind: c.kind,
+                    },
+                ));
+                at += c.len;
+            }
+            if self.pack.len() >= self.store.config.pack_target as usize {
+                self.write_pack()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_pack(&mut self) -> Result<()> {
+        let full = std::mem::take(&mut self.pack);
+        if full.is_empty() {
+            return Ok(());
+        }
+        let (id, bytes, _) = full.finish();
+        self.store.backend.write_atomic(&pack_path(&id), &bytes)?;
+        crate::testhook::point("after-pack");
+        // Locations added since the last pack are in this one.
+        for (_, loc) in self.added.locations.iter_mut().rev() {
+            if loc.pack != PackId::default() {
+                break;
+            }
+            loc.pack = id;
+        }
+        self.added.packs.push((id, bytes.len() as u64));
+        self.added.stored_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes stored so far (packs written plus the pack being filled).
+    pub fn stored_so_far(&self) -> u64 {
+        self.added.stored_bytes + self.pack.len() as u64
+    }
+
+    /// Writes everything pending; returns what was added.
+    pub fn finish(mut self) -> Result<Added> {
+        self.close_frame();
+        self.flush_frames()?;
+        self.write_pack()?;
+        Ok(self.added)
+    }
+}
