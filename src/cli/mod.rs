@@ -62,6 +62,9 @@ enum Command {
         /// A note.
         #[arg(long, default_value = "")]
         note: String,
+        /// Store the database image only, without the JSON exports of Lumina's tables.
+        #[arg(long)]
+        no_exports: bool,
     },
     /// List snapshots, oldest first.
     #[command(alias = "log")]
@@ -213,14 +216,19 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 ));
             }
         }
-        Command::Snapshot { db, tags, note } => {
+        Command::Snapshot {
+            db,
+            tags,
+            note,
+            no_exports,
+        } => {
             let db = db.unwrap_or_else(default_db);
             let mut repo = ctx.open("snapshot")?;
             let bar = ctx.bar();
             let opts = SnapshotOptions {
                 tags,
                 note,
-                no_exports: false,
+                no_exports,
             };
             let s = repo.snapshot(&db, &opts, &bar)?;
             let snap = &s.snapshot;

@@ -45,6 +45,19 @@ pub fn write_json(
     timestamp: &str,
     out: &mut dyn Write,
 ) -> Result<u64, Error> {
+    write_json_observed(conn, table, timestamp, out, &mut |_| Ok(()))
+}
+
+/// [`write_json`], calling `observe` with every row as it is written (the snapshot
+/// uses it to run the consistency check in the same pass, see
+/// [`super::ConsistencyScan`]).
+pub fn write_json_observed(
+    conn: &Connection,
+    table: Table,
+    timestamp: &str,
+    out: &mut dyn Write,
+    observe: &mut dyn FnMut(&rusqlite::Row<'_>) -> Result<(), Error>,
+) -> Result<u64, Error> {
     require_table(conn, table)?;
     with_read_snapshot(conn, || {
         let total: i64 =
@@ -108,6 +121,7 @@ pub fn write_json(
             }
             buf.push(b'}');
             out.write_all(&buf)?;
+            observe(row)?;
             written += 1;
         }
         out.write_all(b"\n]}\n")?;

@@ -38,10 +38,10 @@ mod csv;
 mod import;
 mod json;
 
-pub use self::check::{check_consistency, Consistency};
+pub use self::check::{check_consistency, Consistency, ConsistencyScan};
 pub use self::csv::write_csv;
 pub use self::import::{import, ImportReport};
-pub use self::json::write_json;
+pub use self::json::{write_json, write_json_observed};
 
 /// The export format version this build writes and the only one it imports.
 pub const FORMAT_VERSION: &str = "1.0.0";

@@ -28,7 +28,8 @@ pub struct SnapshotOptions {
     pub tags: Vec<String>,
     /// A note.
     pub note: String,
-    /// Skip the JSON exports even for a Lumina database.
+    /// Store the image and manifest only: no JSON exports (and so no consistency
+    /// check, which rides along the export pass) even for a Lumina database.
     pub no_exports: bool,
 }
 
@@ -309,15 +310,17 @@ fn read_extra(
     let lumina = export::is_lumina(conn)?;
     let tables = export::row_counts(conn)?;
     let mut warnings = Vec::new();
-    if lumina {
-        if !no_exports {
-            for table in Table::all() {
-                let mut w = PieceWriter::begin(sink, table.file_name())?;
-                export::write_json(conn, table, timestamp, &mut w)?;
-                w.finish()?;
-            }
+    if lumina && !no_exports {
+        // The consistency check rides along the export pass (no extra queries).
+        let mut scan = export::ConsistencyScan::new();
+        for table in Table::all() {
+            let mut w = PieceWriter::begin(sink, table.file_name())?;
+            export::write_json_observed(conn, table, timestamp, &mut w, &mut |row| {
+                scan.observe(table, row)
+            })?;
+            w.finish()?;
         }
-        warnings = export::check_consistency(conn)?.warnings();
+        warnings = scan.finish().warnings();
     }
     Ok(Extra {
         lumina,

@@ -1,0 +1,26 @@
+//! Every on-disk decoder returns an error or a value for any bytes, never panics:
+//! envelope files, packs (header, trailer, description), chunk locations, tree
+//! nodes, snapshot records and the config. (The same property runs under proptest in
+//! the unit tests on stable.)
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lumina_backup::format::{self, Config, Kind, PackDescription, SnapshotRecord};
+use lumina_backup::store::pack;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = format::open_file(data, Kind::Snapshot);
+    let _ = format::open_file(data, Kind::Config);
+    let _ = pack::parse_pack(data);
+    let _ = pack::ChunkLoc::decode(data);
+    let _ = format::decode_tree_node(data);
+    if let Ok(r) = format::decode::<SnapshotRecord>(data) {
+        let _ = r.validate();
+    }
+    if let Ok(c) = format::decode::<Config>(data) {
+        let _ = c.validate();
+    }
+    if let Ok(d) = format::decode::<PackDescription>(data) {
+        let _ = d.validate(16, data.len() as u64);
+    }
+});
