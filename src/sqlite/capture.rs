@@ -71,6 +71,13 @@ pub fn open_source(path: &Path) -> Result<Connection> {
         .map_err(|e| Error::sqlite(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1;")
         .map_err(|e| Error::sqlite(path, e))?;
+    // Closing the last connection to a WAL database would checkpoint it, writing to
+    // the user's file; a backup tool only reads.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(|e| Error::sqlite(path, e))?;
     // Touch the schema now so "file is not a database" surfaces as bad input.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
