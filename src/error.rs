@@ -116,6 +116,12 @@ pub enum Error {
     /// Export or import failed.
     #[error("{0}")]
     Export(#[from] crate::export::Error),
+    /// An encrypted repository and no passphrase.
+    #[error("repository {0} is encrypted: give its passphrase in LUMINA_BACKUP_PASSWORD, with --password-file, or on a terminal")]
+    PassphraseRequired(PathBuf),
+    /// No key file accepts the passphrase.
+    #[error("wrong passphrase for repository {0} (no key accepts it); nothing was changed")]
+    WrongPassphrase(PathBuf),
     /// The operation was cancelled through the progress callback.
     #[error("cancelled; the repository is unchanged")]
     Cancelled,
@@ -132,6 +138,8 @@ impl Error {
             | Error::AmbiguousSnapshot { .. }
             | Error::NoSuchFile { .. }
             | Error::NotSqlite { .. }
+            | Error::PassphraseRequired(_)
+            | Error::WrongPassphrase(_)
             | Error::BadInput(_) => 2,
             Error::Export(e) if e.is_user_error() => 2,
             _ => 1,

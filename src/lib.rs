@@ -25,6 +25,7 @@
 pub mod backend;
 pub mod chunker;
 pub mod compress;
+pub mod crypto;
 pub mod error;
 pub mod export;
 pub mod format;
@@ -42,7 +43,7 @@ pub mod testhook;
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};
 pub use repo::{
-    OpenOptions, Repository, RestoreOptions, RestoreReport, SnapshotOptions, SnapshotSummary,
-    VerifyReport,
+    InitOptions, OpenOptions, Repository, RestoreOptions, RestoreReport, SnapshotOptions,
+    SnapshotSummary, VerifyReport,
 };
 pub use snapshot::Snapshot;

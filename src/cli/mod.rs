@@ -4,6 +4,7 @@
 mod demo;
 mod output;
 mod progress;
+mod secret;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,7 +52,16 @@ struct Global {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a repository.
-    Init,
+    Init {
+        /// Encrypt it (XChaCha20-Poly1305; key from the passphrase with Argon2id).
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Manage the passphrases of an encrypted repository.
+    Key {
+        #[command(subcommand)]
+        what: KeyCommand,
+    },
     /// Take a snapshot of a database (default ~/.lumina/lumina.db).
     Snapshot {
         /// The SQLite database.
@@ -122,6 +132,32 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// List the keys (one per passphrase).
+    List,
+    /// Add a passphrase (from LUMINA_BACKUP_NEW_PASSWORD, --new-password-file, or the terminal).
+    Add {
+        /// File holding the new passphrase.
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+        /// A label shown by `key list`.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Remove a key by id or unique prefix (never the last one, nor the one in use).
+    Remove {
+        /// Key id or prefix.
+        id: String,
+    },
+    /// Change the passphrase in use (rewrites its key file only).
+    Passwd {
+        /// File holding the new passphrase.
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum RepairWhat {
     /// Rebuild the index from the pack and snapshot files.
     Index,
@@ -173,14 +209,39 @@ impl Ctx {
     }
 
     fn open(&self, purpose: &str) -> Result<Repository, Error> {
-        Repository::open(&self.repo_path(), &self.open_options(purpose))
+        Repository::open(&self.repo_path(), &self.open_options(purpose)?)
     }
 
-    fn open_options(&self, purpose: &str) -> OpenOptions {
-        OpenOptions {
+    fn open_options(&self, purpose: &str) -> Result<OpenOptions, Error> {
+        let path = self.repo_path();
+        let passphrase = if Repository::is_encrypted(&path)? {
+            Some(self.passphrase(false)?)
+        } else {
+            None
+        };
+        Ok(OpenOptions {
             lock_wait: Duration::from_secs(self.global.lock_wait),
             purpose: purpose.to_string(),
-        }
+            passphrase,
+        })
+    }
+
+    fn passphrase(&self, confirm: bool) -> Result<zeroize::Zeroizing<String>, Error> {
+        let src = secret::Source {
+            env: "LUMINA_BACKUP_PASSWORD",
+            file: self.global.password_file.as_deref(),
+            prompt: "repository passphrase",
+        };
+        secret::read(&src, confirm, &self.repo_path())
+    }
+
+    fn new_passphrase(&self, file: Option<&Path>) -> Result<zeroize::Zeroizing<String>, Error> {
+        let src = secret::Source {
+            env: "LUMINA_BACKUP_NEW_PASSWORD",
+            file,
+            prompt: "new passphrase",
+        };
+        secret::read(&src, true, &self.repo_path())
     }
 
     fn bar(&self) -> Bar {
@@ -201,21 +262,35 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
         offset,
     };
     match cli.command {
-        Command::Init => {
+        Command::Init { encrypt } => {
             let path = ctx.repo_path();
-            let config = Repository::init(&path)?;
+            let passphrase = if encrypt {
+                Some(ctx.passphrase(true)?)
+            } else {
+                None
+            };
+            let opts = lumina_backup::InitOptions {
+                passphrase,
+                ..Default::default()
+            };
+            let config = Repository::init_with(&path, &opts)?;
             if ctx.global.json {
                 print_json(
-                    &serde_json::json!({"repo": path, "repo_id": config.repo_id, "encrypted": false}),
+                    &serde_json::json!({"repo": path, "repo_id": config.repo_id, "encrypted": encrypt}),
                 );
             } else {
+                let kind = if encrypt { "encrypted" } else { "unencrypted" };
                 ctx.say(format!(
-                    "created repository {} at {}",
+                    "created {kind} repository {} at {}",
                     &config.repo_id[..12],
                     path.display()
                 ));
+                if encrypt {
+                    ctx.say("keep the passphrase safe: without it the snapshots cannot be read");
+                }
             }
         }
+        Command::Key { what } => key_command(&ctx, what)?,
         Command::Snapshot {
             db,
             tags,
@@ -316,7 +391,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     "journal_mode": s.record.sqlite.journal_mode,
                     "lumina": s.record.sqlite.lumina,
                 });
-                doc["encrypted"] = serde_json::json!(false);
+                doc["encrypted"] = serde_json::json!(repo.encrypted());
                 print_json(&doc);
             } else {
                 let r = &s.record;
@@ -456,7 +531,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             let bar = ctx.bar();
             let (_repo, report) = Repository::open_and_rebuild_index(
                 &ctx.repo_path(),
-                &ctx.open_options("repair index"),
+                &ctx.open_options("repair index")?,
                 &bar,
             )?;
             if ctx.global.json {
@@ -474,6 +549,58 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
         Command::Demo { dir } => demo::run(dir.as_deref(), &ctx)?,
     }
     Ok(0)
+}
+
+fn key_command(ctx: &Ctx, what: KeyCommand) -> Result<(), Error> {
+    let kdf = lumina_backup::crypto::KdfParams::default();
+    match what {
+        KeyCommand::List => {
+            let repo = ctx.open("key list")?;
+            let keys = repo.key_list()?;
+            if ctx.global.json {
+                print_json(&keys);
+            } else {
+                for k in keys {
+                    let when = output::rfc3339(k.created.saturating_mul(1_000_000_000));
+                    let cur = if k.current { " (in use)" } else { "" };
+                    ctx.say(format!(
+                        "{}  {when}  argon2id m={} KiB t={} p={}  {}{cur}",
+                        k.id, k.params.m_cost_kib, k.params.t_cost, k.params.p_cost, k.label
+                    ));
+                }
+            }
+        }
+        KeyCommand::Add {
+            new_password_file,
+            label,
+        } => {
+            let repo = ctx.open("key add")?;
+            let pw = ctx.new_passphrase(new_password_file.as_deref())?;
+            let id = repo.key_add(&pw, kdf, &label)?;
+            ctx.say(format!("added key {id}"));
+            if ctx.global.json {
+                print_json(&serde_json::json!({"added": id}));
+            }
+        }
+        KeyCommand::Remove { id } => {
+            let repo = ctx.open("key remove")?;
+            let removed = repo.key_remove(&id)?;
+            ctx.say(format!("removed key {removed}"));
+            if ctx.global.json {
+                print_json(&serde_json::json!({"removed": removed}));
+            }
+        }
+        KeyCommand::Passwd { new_password_file } => {
+            let mut repo = ctx.open("key passwd")?;
+            let pw = ctx.new_passphrase(new_password_file.as_deref())?;
+            let id = repo.key_passwd(&pw, kdf)?;
+            ctx.say(format!("passphrase changed (new key {id})"));
+            if ctx.global.json {
+                print_json(&serde_json::json!({"key": id}));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Used by the demo to print paths.

@@ -5,8 +5,10 @@
 //! encode/decode of every record. Knows nothing of where bytes live. Every decoder
 //! checks lengths before slicing and returns [`DecodeError`], never panics.
 
+pub mod cipher;
 pub mod records;
 
+pub use cipher::Cipher;
 pub use records::*;
 
 /// First 8 bytes of every repository file: a non-ASCII byte, a name, CR LF
@@ -29,7 +31,7 @@ pub const OFF_BODY_LEN: usize = 12;
 /// Length of the BLAKE3 checksum that ends every non-pack file.
 pub const CHECKSUM_LEN: usize = 32;
 
-/// Flag bit: the body is sealed (encrypted). Reserved; format 1 writes 0.
+/// Flag bit: the body is sealed (encrypted with the repository's master key).
 pub const FLAG_SEALED: u8 = 0x01;
 
 /// What a file holds.
@@ -42,6 +44,8 @@ pub enum Kind {
     Snapshot = 2,
     /// A pack of chunks.
     Pack = 3,
+    /// A key file (the master key wrapped by a passphrase).
+    Key = 4,
 }
 
 impl Kind {
@@ -50,6 +54,7 @@ impl Kind {
             1 => Some(Kind::Config),
             2 => Some(Kind::Snapshot),
             3 => Some(Kind::Pack),
+            4 => Some(Kind::Key),
             _ => None,
         }
     }
@@ -105,6 +110,16 @@ pub enum DecodeError {
     /// A decoded value breaks an invariant.
     #[error("invalid record: {0}")]
     Invalid(String),
+    /// A sealed object failed to open.
+    #[error("{0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// A sealed object, but no key to open it.
+    #[error("the object is encrypted and no key was given")]
+    NeedsKey,
+    /// A plaintext object in an encrypted repository (refused: a downgrade attempt
+    /// or a foreign file).
+    #[error("a plaintext object in an encrypted repository")]
+    Unsealed,
 }
 
 /// A parsed envelope header.
@@ -172,21 +187,32 @@ pub fn decode_header(bytes: &[u8], expected: Kind) -> Result<Header, DecodeError
 
 /// Wraps a body into a complete small file: header, body, BLAKE3 checksum.
 pub fn seal_file(kind: Kind, body: &[u8]) -> Vec<u8> {
+    frame_file(kind, 0, body)
+}
+
+/// Header (with `flags`), body, checksum.
+pub(crate) fn frame_file(kind: Kind, flags: u8, body: &[u8]) -> Vec<u8> {
     let body_len = u32::try_from(body.len()).expect("records are far below 4 GiB");
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + CHECKSUM_LEN);
-    out.extend_from_slice(&encode_header(kind, 0, body_len));
+    out.extend_from_slice(&encode_header(kind, flags, body_len));
     out.extend_from_slice(body);
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
     out
 }
 
-/// Checks a small file made by [`seal_file`] and returns its body.
+/// Checks a small plaintext file made by [`seal_file`] and returns its body.
 pub fn open_file(bytes: &[u8], expected: Kind) -> Result<&[u8], DecodeError> {
-    let header = decode_header(bytes, expected)?;
+    let (header, body) = unframe_file(bytes, expected)?;
     if header.flags & FLAG_SEALED != 0 {
-        return Err(DecodeError::Flags(header.flags));
+        return Err(DecodeError::NeedsKey);
     }
+    Ok(body)
+}
+
+/// Checks header, length and checksum of a small file; returns header and body.
+pub(crate) fn unframe_file(bytes: &[u8], expected: Kind) -> Result<(Header, &[u8]), DecodeError> {
+    let header = decode_header(bytes, expected)?;
     let body_len = header.body_len as usize;
     let expected_len = HEADER_LEN + body_len + CHECKSUM_LEN;
     if bytes.len() != expected_len {
@@ -200,7 +226,7 @@ pub fn open_file(bytes: &[u8], expected: Kind) -> Result<&[u8], DecodeError> {
     if blake3::hash(content).as_bytes()[..] != sum[..] {
         return Err(DecodeError::Checksum);
     }
-    Ok(&content[HEADER_LEN..])
+    Ok((header, &content[HEADER_LEN..]))
 }
 
 #[cfg(test)]

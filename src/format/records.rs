@@ -240,6 +240,27 @@ pub struct TreeNode {
     pub entries: Vec<TreeEntry>,
 }
 
+/// A key file (`keys/<id>`, kind 4, map): the master key wrapped by a key derived
+/// from one passphrase.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFile {
+    /// Key derivation function; `"argon2id"`.
+    pub kdf: String,
+    /// Its parameters.
+    pub params: crate::crypto::KdfParams,
+    /// Random salt (16 bytes).
+    #[serde(with = "serde_bytes")]
+    pub salt: Vec<u8>,
+    /// The master key sealed under the derived key: nonce, ciphertext, tag.
+    #[serde(with = "serde_bytes")]
+    pub wrapped: Vec<u8>,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    /// A label for `key list` (user, host, purpose).
+    #[serde(default)]
+    pub label: String,
+}
+
 /// Encodes a record as a MessagePack map (named fields).
 pub fn encode_named<T: Serialize>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(value).expect("in-memory records always encode")

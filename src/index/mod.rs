@@ -18,8 +18,9 @@ const PACKS: TableDefinition<[u8; 32], u64> = TableDefinition::new("packs");
 const SNAPSHOTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("snapshots");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// Version of the index's own layout; a different one is rebuilt.
-pub const INDEX_VERSION: u8 = 1;
+/// Version of the index's own layout; an index of another version is emptied
+/// and refilled from the files. 2: snapshots hold the whole record file.
+pub const INDEX_VERSION: u8 = 2;
 
 /// The open index.
 pub struct Index {
@@ -69,10 +70,12 @@ impl Index {
                     meta.insert("version", &[INDEX_VERSION][..])?;
                 }
                 Some([INDEX_VERSION]) => {}
-                Some(other) => {
-                    return Err(Error::Index(format!(
-                        "index layout version {other:?} is not {INDEX_VERSION}"
-                    )))
+                Some(_) => {
+                    // Another layout: empty it; opening the repository refills it.
+                    txn.delete_table(CHUNKS)?;
+                    txn.delete_table(PACKS)?;
+                    txn.delete_table(SNAPSHOTS)?;
+                    meta.insert("version", &[INDEX_VERSION][..])?;
                 }
             }
             txn.open_table(CHUNKS)?;

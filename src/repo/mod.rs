@@ -5,9 +5,12 @@
 //! a time), removes temp files left by an interrupted write, and brings the index
 //! up to date with the files (the files are the truth; the index is a cache).
 
+mod keys;
 mod restore;
 mod take;
 mod verify;
+
+pub use keys::KeyInfo;
 
 pub use restore::{RestoreOptions, RestoreReport};
 pub use take::{SnapshotOptions, SnapshotSummary};
@@ -19,9 +22,11 @@ use std::time::Duration;
 
 use crate::backend::{Backend, LocalBackend};
 use crate::chunker::{ByteParams, PageParams};
+use crate::crypto::{KdfParams, MasterKey};
 use crate::error::{Error, Result};
+use crate::format::Cipher;
 use crate::format::{self, Config, Kind};
-use crate::id::{IdHasher, SnapshotId};
+use crate::id::SnapshotId;
 use crate::index::{Index, IndexUpdate};
 use crate::lock::RepoLock;
 use crate::progress::Progress;
@@ -42,6 +47,17 @@ pub struct OpenOptions {
     pub lock_wait: Duration,
     /// What this process is doing (shown to a process waiting for the lock).
     pub purpose: String,
+    /// The passphrase, for an encrypted repository.
+    pub passphrase: Option<zeroize::Zeroizing<String>>,
+}
+
+/// How to create a repository.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Encrypt with a new master key wrapped by this passphrase.
+    pub passphrase: Option<zeroize::Zeroizing<String>>,
+    /// Argon2id parameters for the key file.
+    pub kdf: KdfParams,
 }
 
 impl Default for OpenOptions {
@@ -49,6 +65,7 @@ impl Default for OpenOptions {
         OpenOptions {
             lock_wait: Duration::from_secs(10),
             purpose: "lumina-backup".into(),
+            passphrase: None,
         }
     }
 }
@@ -77,6 +94,7 @@ pub struct Repository {
     backend: Arc<LocalBackend>,
     store: ChunkStore,
     index: Index,
+    key_id: Option<String>,
     _lock: RepoLock,
 }
 
@@ -89,8 +107,13 @@ impl std::fmt::Debug for Repository {
 }
 
 impl Repository {
-    /// Creates a repository at `path` (which must not hold one yet).
+    /// Creates an unencrypted repository at `path` (which must not hold one yet).
     pub fn init(path: &Path) -> Result<Config> {
+        Self::init_with(path, &InitOptions::default())
+    }
+
+    /// Creates a repository at `path`, encrypted if a passphrase is given.
+    pub fn init_with(path: &Path, opts: &InitOptions) -> Result<Config> {
         let backend = LocalBackend::new(path);
         if backend.exists(CONFIG_FILE)? {
             return Err(Error::RepositoryExists(path.to_path_buf()));
@@ -102,18 +125,40 @@ impl Repository {
             )));
         }
         backend.create_dir(path)?;
-        for dir in ["packs", "snapshots"] {
+        for dir in ["packs", "snapshots", "keys"] {
             backend.create_dir(&path.join(dir))?;
         }
         let config = default_config();
         config
             .validate()
             .map_err(|e| Error::corrupt("default config", e))?;
+        let cipher = match &opts.passphrase {
+            None => Cipher::Plain,
+            Some(pw) => {
+                let master = MasterKey::generate();
+                let (id, file) = keys::make_key_file(&master, pw, opts.kdf, "")?;
+                backend.write_atomic(&format!("keys/{id}"), &file)?;
+                Cipher::Sealed(Arc::new(master))
+            }
+        };
+        // The config is written last: a folder without it is not a repository yet.
         backend.write_atomic(
             CONFIG_FILE,
-            &format::seal_file(Kind::Config, &format::encode_named(&config)),
+            &cipher.write_file(Kind::Config, CONFIG_FILE, &format::encode_named(&config)),
         )?;
         Ok(config)
+    }
+
+    /// Whether the repository at `path` is encrypted (reads only the config header).
+    pub fn is_encrypted(path: &Path) -> Result<bool> {
+        let backend = LocalBackend::new(path);
+        if !backend.exists(CONFIG_FILE)? {
+            return Err(Error::NoRepository(path.to_path_buf()));
+        }
+        let bytes = backend.read(CONFIG_FILE)?;
+        let header =
+            format::decode_header(&bytes, Kind::Config).map_err(|e| Error::decode("config", e))?;
+        Ok(header.flags & format::FLAG_SEALED != 0)
     }
 
     /// Opens the repository at `path`, taking its lock.
@@ -138,12 +183,31 @@ impl Repository {
         if !backend.exists(CONFIG_FILE)? {
             return Err(Error::NoRepository(path.to_path_buf()));
         }
-        let lock = RepoLock::acquire(&path.join(LOCK_FILE), &opts.purpose, opts.lock_wait)?;
+        // Keys are checked before anything is locked or opened: a wrong passphrase
+        // touches no file.
+        let (cipher, key_id) = if Self::is_encrypted(path)? {
+            let pw = opts
+                .passphrase
+                .as_ref()
+                .ok_or_else(|| Error::PassphraseRequired(path.to_path_buf()))?;
+            let (master, id) = keys::unlock(&backend, pw)?;
+            (Cipher::Sealed(Arc::new(master)), Some(id))
+        } else {
+            if !backend.list("keys")?.is_empty() {
+                return Err(Error::corrupt(
+                    "config",
+                    "stored in plaintext but the repository has key files (tampered?)",
+                ));
+            }
+            (Cipher::Plain, None)
+        };
         let bytes = backend.read(CONFIG_FILE)?;
-        let body =
-            format::open_file(&bytes, Kind::Config).map_err(|e| Error::decode("config", e))?;
-        let config: Config = format::decode(body).map_err(|e| Error::decode("config", e))?;
+        let body = cipher
+            .read_file(Kind::Config, CONFIG_FILE, &bytes)
+            .map_err(|e| Error::decode("config", e))?;
+        let config: Config = format::decode(&body).map_err(|e| Error::decode("config", e))?;
         config.validate().map_err(|e| Error::decode("config", e))?;
+        let lock = RepoLock::acquire(&path.join(LOCK_FILE), &opts.purpose, opts.lock_wait)?;
         let index_path = path.join(INDEX_FILE);
         if discard_index {
             match std::fs::remove_file(&index_path) {
@@ -154,12 +218,13 @@ impl Repository {
         }
         let index = Index::open(&index_path)?;
         let dynb: Arc<dyn Backend> = backend.clone();
-        let store = ChunkStore::new(dynb, config, IdHasher::Plain);
+        let store = ChunkStore::new(dynb, config, cipher);
         let repo = Repository {
             root: path.to_path_buf(),
             backend,
             store,
             index,
+            key_id,
             _lock: lock,
         };
         repo.cleanup_temp_files()?;
@@ -177,6 +242,11 @@ impl Repository {
     /// The config.
     pub fn config(&self) -> &Config {
         self.store.config()
+    }
+
+    /// Whether the repository is encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.store.cipher().is_sealed()
     }
 
     fn cleanup_temp_files(&self) -> Result<()> {
@@ -210,10 +280,8 @@ impl Repository {
         for id in &on_disk {
             if !indexed.contains_key(id) {
                 let bytes = self.backend.read(&snapshot::snapshot_path(id))?;
-                if snapshot::decode_record_file(id, &bytes).is_ok() {
-                    let body = format::open_file(&bytes, Kind::Snapshot)
-                        .map_err(|e| Error::decode("snapshot", e))?;
-                    update.snapshots.push((*id, body.to_vec()));
+                if snapshot::decode_record_file(id, &bytes, self.store.cipher()).is_ok() {
+                    update.snapshots.push((*id, bytes));
                 }
             }
         }
@@ -272,21 +340,23 @@ impl Repository {
             ));
         }
         let head = self.backend.read_range(&path, 0, format::HEADER_LEN)?;
-        format::decode_header(&head, Kind::Pack).map_err(|e| Error::decode(&object, e))?;
+        let header =
+            format::decode_header(&head, Kind::Pack).map_err(|e| Error::decode(&object, e))?;
         let trailer =
             self.backend
                 .read_range(&path, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
         let (off, len, sum) =
             pack::parse_trailer(size, &trailer).map_err(|e| Error::decode(&object, e))?;
         let desc = self.backend.read_range(&path, off, len)?;
-        pack::parse_description(&desc, &sum, off).map_err(|e| Error::decode(&object, e))
+        pack::parse_description(&desc, &sum, off, header.flags, self.store.cipher())
+            .map_err(|e| Error::decode(&object, e))
     }
 
     /// All snapshots, oldest first.
     pub fn list(&self) -> Result<Vec<Snapshot>> {
         let mut out = Vec::new();
-        for (id, body) in self.index.snapshots()? {
-            let record = snapshot::decode_record_body(&id, &body)?;
+        for (id, file) in self.index.snapshots()? {
+            let record = snapshot::decode_record_file(&id, &file, self.store.cipher())?;
             out.push(Snapshot { id, record });
         }
         out.sort_by_key(|s| (s.record.time_ns, s.id));

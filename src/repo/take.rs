@@ -254,7 +254,6 @@ impl Repository {
             &config,
         )?);
 
-        let new_chunks_before_finish = 0u64;
         let added = session.finish()?;
         let record = SnapshotRecord {
             time_ns: i64::try_from(now.unix_timestamp_nanos())
@@ -277,15 +276,14 @@ impl Repository {
             },
             warnings: extra.warnings,
         };
-        let (id, file) = snapshot::encode_record(&record);
+        let (id, file) = snapshot::encode_record(&record, self.store.cipher());
         self.backend_write(&snapshot::snapshot_path(&id), &file)?;
         crate::testhook::point("after-snapshot-file");
-        let body = crate::format::encode_named(&record);
-        let new_chunks = added.locations.len() as u64 + new_chunks_before_finish;
+        let new_chunks = added.locations.len() as u64;
         self.index.apply(&IndexUpdate {
             chunks: added.locations,
             packs: added.packs,
-            snapshots: vec![(id, body)],
+            snapshots: vec![(id, file)],
             remove_snapshots: vec![],
         })?;
         progress.done();

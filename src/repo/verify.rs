@@ -12,7 +12,6 @@ use super::Repository;
 use crate::backend::Backend;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
-use crate::format::{self, Kind};
 use crate::id::{ChunkId, PackId};
 use crate::index::IndexUpdate;
 use crate::progress::Progress;
@@ -115,7 +114,7 @@ impl Repository {
             let rec = match self
                 .backend
                 .read(&snapshot::snapshot_path(&id))
-                .and_then(|b| snapshot::decode_record_file(&id, &b))
+                .and_then(|b| snapshot::decode_record_file(&id, &b, self.store.cipher()))
             {
                 Ok(rec) => rec,
                 Err(e) => {
@@ -188,7 +187,9 @@ impl Repository {
                 "content does not match its name (bytes changed)",
             ));
         }
-        let desc = pack::parse_pack(&bytes).map_err(|e| Error::decode(&object, e))?;
+        let desc =
+            pack::parse_pack(&bytes, self.store.cipher()).map_err(|e| Error::decode(&object, e))?;
+        let cipher = self.store.cipher();
         let frames: Vec<_> = desc.frames.iter().collect();
         use rayon::prelude::*;
         let hasher = self.store.hasher().clone();
@@ -201,7 +202,10 @@ impl Repository {
                     .ok_or_else(|| Error::corrupt(&object, "frame outside the file"))?;
                 let kind = Compression::from_code(f.compression)
                     .ok_or_else(|| Error::corrupt(&object, "unknown compression"))?;
-                let raw = compress::decompress(kind, stored, f.raw_len as usize)
+                let stored = cipher
+                    .open_frame(f.raw_len, f.compression, stored)
+                    .map_err(|e| Error::corrupt(format!("{object} frame at {}", f.offset), e))?;
+                let raw = compress::decompress(kind, &stored, f.raw_len as usize)
                     .map_err(|e| Error::corrupt(format!("{object} frame at {}", f.offset), e))?;
                 let mut at = 0usize;
                 for c in &f.chunks {
@@ -245,11 +249,9 @@ impl Repository {
         }
         for id in self.snapshot_ids()? {
             let bytes = self.backend.read(&snapshot::snapshot_path(&id))?;
-            match snapshot::decode_record_file(&id, &bytes) {
+            match snapshot::decode_record_file(&id, &bytes, self.store.cipher()) {
                 Ok(_) => {
-                    let body = format::open_file(&bytes, Kind::Snapshot)
-                        .map_err(|e| Error::decode("snapshot", e))?;
-                    update.snapshots.push((id, body.to_vec()));
+                    update.snapshots.push((id, bytes));
                     report.snapshots += 1;
                 }
                 Err(e) => report.skipped.push(e.to_string()),

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::{self, FileEntry, FileKind, Kind, SnapshotRecord};
+use crate::format::{self, Cipher, FileEntry, FileKind, Kind, SnapshotRecord};
 use crate::id::SnapshotId;
 
 /// Shortest prefix accepted for a snapshot id.
@@ -53,21 +53,28 @@ pub fn snapshot_path(id: &SnapshotId) -> String {
     format!("snapshots/{}", id.to_hex())
 }
 
-/// Encodes a record into its file bytes; returns the id (BLAKE3 of the body).
-pub fn encode_record(record: &SnapshotRecord) -> (SnapshotId, Vec<u8>) {
+/// Encodes a record into its file bytes; returns the id (BLAKE3 of the body,
+/// keyed in an encrypted repository).
+pub fn encode_record(record: &SnapshotRecord, cipher: &Cipher) -> (SnapshotId, Vec<u8>) {
     let body = format::encode_named(record);
-    let id = SnapshotId(crate::id::blake3_of(&body));
-    (id, format::seal_file(Kind::Snapshot, &body))
+    let id = SnapshotId(cipher.id_hasher().chunk_id(&body).0);
+    (id, cipher.write_file(Kind::Snapshot, &id.to_hex(), &body))
 }
 
 /// Decodes a snapshot file and checks it is the record `id` names.
-pub fn decode_record_file(id: &SnapshotId, bytes: &[u8]) -> Result<SnapshotRecord> {
+pub fn decode_record_file(
+    id: &SnapshotId,
+    bytes: &[u8],
+    cipher: &Cipher,
+) -> Result<SnapshotRecord> {
     let object = format!("snapshot {}", id.short());
-    let body = format::open_file(bytes, Kind::Snapshot).map_err(|e| Error::decode(&object, e))?;
-    if crate::id::blake3_of(body) != id.0 {
+    let body = cipher
+        .read_file(Kind::Snapshot, &id.to_hex(), bytes)
+        .map_err(|e| Error::decode(&object, e))?;
+    if cipher.id_hasher().chunk_id(&body).0 != id.0 {
         return Err(Error::corrupt(object, "content does not match its name"));
     }
-    decode_record_body(id, body)
+    decode_record_body(id, &body)
 }
 
 /// Decodes and validates a record body (as kept in the index).

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::backend::Backend;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
-use crate::format::{self, ChunkDesc, Config, TreeEntry, TreeNode};
+use crate::format::{self, ChunkDesc, Cipher, Config, TreeEntry, TreeNode};
 use crate::id::{ChunkId, IdHasher, PackId};
 pub use pack::{pack_path, ChunkLoc};
 
@@ -30,6 +30,7 @@ pub const KIND_TREE: u8 = 1;
 pub struct ChunkStore {
     backend: Arc<dyn Backend>,
     config: Config,
+    cipher: Cipher,
     hasher: IdHasher,
 }
 
@@ -50,12 +51,19 @@ pub struct FrameCache {
 
 impl ChunkStore {
     /// A store over `backend` with the repository's config.
-    pub fn new(backend: Arc<dyn Backend>, config: Config, hasher: IdHasher) -> Self {
+    pub fn new(backend: Arc<dyn Backend>, config: Config, cipher: Cipher) -> Self {
+        let hasher = cipher.id_hasher();
         ChunkStore {
             backend,
             config,
+            cipher,
             hasher,
         }
+    }
+
+    /// How objects are sealed.
+    pub fn cipher(&self) -> &Cipher {
+        &self.cipher
     }
 
     /// The backend.
@@ -94,6 +102,15 @@ impl ChunkStore {
         let kind = Compression::from_code(loc.compression).ok_or_else(|| {
             Error::corrupt(format!("pack {}", loc.pack.short()), "unknown compression")
         })?;
+        let stored = self
+            .cipher
+            .open_frame(loc.frame_raw_len, loc.compression, &stored)
+            .map_err(|e| {
+                Error::corrupt(
+                    format!("pack {} frame at {}", loc.pack.short(), loc.frame_offset),
+                    e,
+                )
+            })?;
         compress::decompress(kind, &stored, loc.frame_raw_len as usize).map_err(|e| {
             Error::corrupt(
                 format!("pack {} frame at {}", loc.pack.short(), loc.frame_offset),
@@ -190,7 +207,7 @@ impl<'a> WriteSession<'a> {
             frame: Vec::new(),
             frame_raw: Vec::new(),
             ready: Vec::new(),
-            pack: pack::PackWriter::new(),
+            pack: pack::PackWriter::new(store.cipher.flags()),
             added: Added::default(),
         }
     }
@@ -246,12 +263,14 @@ impl<'a> WriteSession<'a> {
 
     fn flush_frames(&mut self) -> Result<()> {
         let level = self.store.config.zstd_level;
+        let cipher = &self.store.cipher;
         let frames = std::mem::take(&mut self.ready);
         let compressed: Vec<_> = frames
             .into_par_iter()
             .map(|(chunks, raw)| {
                 let raw_len = raw.len();
                 let (kind, stored) = compress::compress(raw, level);
+                let stored = cipher.seal_frame(raw_len as u32, kind.code(), stored);
                 (chunks, raw_len, kind, stored)
             })
             .collect();
@@ -283,11 +302,12 @@ impl<'a> WriteSession<'a> {
     }
 
     fn write_pack(&mut self) -> Result<()> {
-        let full = std::mem::take(&mut self.pack);
+        let fresh = pack::PackWriter::new(self.store.cipher.flags());
+        let full = std::mem::replace(&mut self.pack, fresh);
         if full.is_empty() {
             return Ok(());
         }
-        let (id, bytes, _) = full.finish();
+        let (id, bytes, _) = full.finish(&self.store.cipher);
         self.store.backend.write_atomic(&pack_path(&id), &bytes)?;
         crate::testhook::point("after-pack");
         // Locations added since the last pack are in this one.

@@ -6,7 +6,9 @@
 //! `desc_len u32 | reserved u32 | blake3(description) [32] | TRAILER_MAGIC [8]`.
 
 use crate::compress::Compression;
-use crate::format::{self, ChunkDesc, DecodeError, FrameDesc, Kind, PackDescription, HEADER_LEN};
+use crate::format::{
+    self, ChunkDesc, Cipher, DecodeError, FrameDesc, Kind, PackDescription, FLAG_SEALED, HEADER_LEN,
+};
 use crate::id::{ChunkId, PackId};
 
 /// Last 8 bytes of every pack.
@@ -97,17 +99,11 @@ pub struct PackWriter {
     frames: Vec<FrameDesc>,
 }
 
-impl Default for PackWriter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl PackWriter {
-    /// An empty pack (header only).
-    pub fn new() -> Self {
+    /// An empty pack (header only) with the cipher's flags.
+    pub fn new(flags: u8) -> Self {
         let mut buf = Vec::with_capacity(1 << 20);
-        buf.extend_from_slice(&format::encode_header(Kind::Pack, 0, 0));
+        buf.extend_from_slice(&format::encode_header(Kind::Pack, flags, 0));
         PackWriter {
             buf,
             frames: Vec::new(),
@@ -145,11 +141,11 @@ impl PackWriter {
     }
 
     /// Appends description and trailer; returns the pack's id, bytes, and description.
-    pub fn finish(mut self) -> (PackId, Vec<u8>, PackDescription) {
+    pub fn finish(mut self, cipher: &Cipher) -> (PackId, Vec<u8>, PackDescription) {
         let desc = PackDescription {
             frames: std::mem::take(&mut self.frames),
         };
-        let encoded = format::encode_compact(&desc);
+        let encoded = cipher.seal_description(format::encode_compact(&desc));
         let desc_len = u32::try_from(encoded.len()).expect("descriptions are far below 4 GiB");
         self.buf.extend_from_slice(&encoded);
         self.buf.extend_from_slice(&desc_len.to_le_bytes());
@@ -196,24 +192,27 @@ pub fn parse_description(
     desc: &[u8],
     sum: &[u8; 32],
     desc_offset: u64,
+    flags: u8,
+    cipher: &Cipher,
 ) -> Result<PackDescription, DecodeError> {
     if blake3::hash(desc).as_bytes() != sum {
         return Err(DecodeError::Checksum);
     }
-    let d: PackDescription = format::decode(desc)?;
+    let plain = cipher.open_description(flags & FLAG_SEALED != 0, desc)?;
+    let d: PackDescription = format::decode(&plain)?;
     d.validate(HEADER_LEN as u64, desc_offset)?;
     Ok(d)
 }
 
 /// Parses a whole pack held in memory (verify and tests).
-pub fn parse_pack(bytes: &[u8]) -> Result<PackDescription, DecodeError> {
-    format::decode_header(bytes, Kind::Pack)?;
+pub fn parse_pack(bytes: &[u8], cipher: &Cipher) -> Result<PackDescription, DecodeError> {
+    let header = format::decode_header(bytes, Kind::Pack)?;
     if bytes.len() < HEADER_LEN + TRAILER_LEN {
         return Err(DecodeError::Truncated("pack"));
     }
     let (off, len, sum) = parse_trailer(bytes.len() as u64, &bytes[bytes.len() - TRAILER_LEN..])?;
     let start = usize::try_from(off).map_err(|_| DecodeError::Truncated("pack"))?;
-    parse_description(&bytes[start..start + len], &sum, off)
+    parse_description(&bytes[start..start + len], &sum, off, header.flags, cipher)
 }
 
 /// Locations of every chunk a description lists.
@@ -247,7 +246,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> (PackId, Vec<u8>, PackDescription) {
-        let mut w = PackWriter::new();
+        let mut w = PackWriter::new(0);
         let a = ChunkDesc {
             id: ChunkId([1; 32]),
             kind: 0,
@@ -259,14 +258,14 @@ mod tests {
             len: 2,
         };
         w.add_frame(Compression::None, b"abcde", vec![a, b]);
-        w.finish()
+        w.finish(&Cipher::Plain)
     }
 
     #[test]
     fn pack_round_trip() {
         let (id, bytes, desc) = sample();
         assert_eq!(id.0, crate::id::blake3_of(&bytes));
-        assert_eq!(parse_pack(&bytes).expect("parse"), desc);
+        assert_eq!(parse_pack(&bytes, &Cipher::Plain).expect("parse"), desc);
         let locs = locations(id, &desc);
         assert_eq!(locs[1].1.offset, 3);
         for (_, loc) in &locs {
@@ -278,23 +277,26 @@ mod tests {
     fn truncated_or_flipped_pack_is_refused() {
         let (_, bytes, _) = sample();
         for cut in 0..bytes.len() {
-            assert!(parse_pack(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                parse_pack(&bytes[..cut], &Cipher::Plain).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut bad = bytes.clone();
         let n = bad.len();
         bad[n - TRAILER_LEN - 3] ^= 0x10;
-        assert!(parse_pack(&bad).is_err());
+        assert!(parse_pack(&bad, &Cipher::Plain).is_err());
     }
 
     proptest! {
         #[test]
         fn parse_pack_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), flip in any::<usize>()) {
-            let _ = parse_pack(&bytes);
+            let _ = parse_pack(&bytes, &Cipher::Plain);
             let (_, good, _) = sample();
             let mut bad = good.clone();
             let i = flip % (bad.len() * 8);
             bad[i / 8] ^= 1 << (i % 8);
-            let _ = parse_pack(&bad);
+            let _ = parse_pack(&bad, &Cipher::Plain);
             let _ = ChunkLoc::decode(&bytes);
         }
     }

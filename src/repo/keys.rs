@@ -1,0 +1,199 @@
+//! Key files: the master key of an encrypted repository, wrapped once per
+//! passphrase (`keys/<id>`). Changing a passphrase rewrites key files only.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::Repository;
+use crate::backend::{Backend, LocalBackend};
+use crate::crypto::{self, KdfParams, MasterKey};
+use crate::error::{Error, Result};
+use crate::format::{self, Cipher, KeyFile, Kind};
+
+/// A key as `key list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// Key file id (hex).
+    pub id: String,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    /// Label.
+    pub label: String,
+    /// KDF parameters.
+    pub params: KdfParams,
+    /// Whether this key opened the repository now.
+    pub current: bool,
+}
+
+fn wrap_ad(params: &KdfParams, salt: &[u8]) -> Vec<u8> {
+    let mut ad = b"lumina-backup key v1".to_vec();
+    ad.extend_from_slice(&params.m_cost_kib.to_le_bytes());
+    ad.extend_from_slice(&params.t_cost.to_le_bytes());
+    ad.extend_from_slice(&params.p_cost.to_le_bytes());
+    ad.extend_from_slice(salt);
+    ad
+}
+
+/// Wraps `master` under `passphrase`; returns (key id, file bytes).
+pub(crate) fn make_key_file(
+    master: &MasterKey,
+    passphrase: &str,
+    params: KdfParams,
+    label: &str,
+) -> Result<(String, Vec<u8>)> {
+    if passphrase.is_empty() {
+        return Err(Error::BadInput("the passphrase is empty".into()));
+    }
+    let salt = crypto::random_bytes::<16>();
+    let kek = crypto::derive_key(passphrase.as_bytes(), &salt, params)
+        .map_err(|e| Error::BadInput(e.to_string()))?;
+    let wrapped = crypto::seal_with(&kek, &wrap_ad(&params, &salt), master.to_bytes().as_ref());
+    let record = KeyFile {
+        kdf: "argon2id".into(),
+        params,
+        salt: salt.to_vec(),
+        wrapped,
+        created: time::OffsetDateTime::now_utc().unix_timestamp(),
+        label: label.to_string(),
+    };
+    let body = format::encode_named(&record);
+    let id = hex::encode(&crate::id::blake3_of(&body)[..16]);
+    Ok((id, format::seal_file(Kind::Key, &body)))
+}
+
+/// Decodes a key file.
+pub(crate) fn read_key_file(id: &str, bytes: &[u8]) -> Result<KeyFile> {
+    let object = format!("key {id}");
+    let body = format::open_file(bytes, Kind::Key).map_err(|e| Error::decode(&object, e))?;
+    let k: KeyFile = format::decode(body).map_err(|e| Error::decode(&object, e))?;
+    if k.kdf != "argon2id" || k.salt.len() != 16 {
+        return Err(Error::corrupt(
+            object,
+            format!("unknown kdf {:?} or bad salt", k.kdf),
+        ));
+    }
+    k.params
+        .check()
+        .map_err(|e| Error::corrupt(format!("key {id}"), e))?;
+    Ok(k)
+}
+
+/// Tries `passphrase` against every key file; returns the master key and the id
+/// of the key that opened it.
+pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(MasterKey, String)> {
+    let ids = backend.list("keys")?;
+    if ids.is_empty() {
+        return Err(Error::corrupt(
+            "repository",
+            "encrypted, but it has no key files",
+        ));
+    }
+    for id in ids {
+        let bytes = backend.read(&format!("keys/{id}"))?;
+        let Ok(k) = read_key_file(&id, &bytes) else {
+            continue;
+        };
+        let Ok(kek) = crypto::derive_key(passphrase.as_bytes(), &k.salt, k.params) else {
+            continue;
+        };
+        if let Ok(plain) = crypto::open_with(&kek, &wrap_ad(&k.params, &k.salt), &k.wrapped) {
+            let plain = Zeroizing::new(plain);
+            let master = MasterKey::from_bytes(&plain)
+                .ok_or_else(|| Error::corrupt(format!("key {id}"), "wrong key length"))?;
+            return Ok((master, id));
+        }
+    }
+    Err(Error::WrongPassphrase(backend.root().to_path_buf()))
+}
+
+impl Repository {
+    fn master(&self) -> Result<&Arc<MasterKey>> {
+        match self.store.cipher() {
+            Cipher::Sealed(k) => Ok(k),
+            Cipher::Plain => Err(Error::BadInput(
+                "this repository is not encrypted; it has no keys".into(),
+            )),
+        }
+    }
+
+    /// The key files of an encrypted repository.
+    pub fn key_list(&self) -> Result<Vec<KeyInfo>> {
+        self.master()?;
+        let mut out = Vec::new();
+        for id in self.backend.list("keys")? {
+            let k = read_key_file(&id, &self.backend.read(&format!("keys/{id}"))?)?;
+            out.push(KeyInfo {
+                current: self.key_id.as_deref() == Some(&id),
+                id,
+                created: k.created,
+                label: k.label,
+                params: k.params,
+            });
+        }
+        out.sort_by_key(|k| k.created);
+        Ok(out)
+    }
+
+    /// Adds a passphrase; returns the new key's id.
+    pub fn key_add(&self, passphrase: &str, params: KdfParams, label: &str) -> Result<String> {
+        let master = self.master()?;
+        let (id, file) = make_key_file(master, passphrase, params, label)?;
+        self.backend.write_atomic(&format!("keys/{id}"), &file)?;
+        Ok(id)
+    }
+
+    /// Removes a key (by id or unique prefix); never the last one, nor the one in use.
+    pub fn key_remove(&self, prefix: &str) -> Result<String> {
+        let keys = self.key_list()?;
+        let matches: Vec<_> = keys
+            .iter()
+            .filter(|k| k.id.starts_with(prefix) && !prefix.is_empty())
+            .collect();
+        let key = match matches.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(Error::BadInput(format!(
+                    "no key matches `{prefix}`; see `lumina-backup key list`"
+                )))
+            }
+            _ => {
+                return Err(Error::BadInput(format!(
+                    "`{prefix}` matches {} keys; give more characters",
+                    matches.len()
+                )))
+            }
+        };
+        if keys.len() == 1 {
+            return Err(Error::BadInput(
+                "refusing to remove the last key: the repository would be unreadable".into(),
+            ));
+        }
+        if key.current {
+            return Err(Error::BadInput("refusing to remove the key in use; open the repository with another passphrase to remove it".into()));
+        }
+        self.backend.remove(&format!("keys/{}", key.id))?;
+        crate::backend::local::sync_dir(&self.root.join("keys"))?;
+        Ok(key.id.clone())
+    }
+
+    /// Replaces the passphrase in use: writes a new key file, then removes the old one.
+    pub fn key_passwd(&mut self, new_passphrase: &str, params: KdfParams) -> Result<String> {
+        let old = self
+            .key_id
+            .clone()
+            .ok_or_else(|| Error::BadInput("this repository is not encrypted".into()))?;
+        let label = self
+            .key_list()?
+            .into_iter()
+            .find(|k| k.id == old)
+            .map(|k| k.label)
+            .unwrap_or_default();
+        let new = self.key_add(new_passphrase, params, &label)?;
+        self.backend.remove(&format!("keys/{old}"))?;
+        crate::backend::local::sync_dir(&self.root.join("keys"))?;
+        self.key_id = Some(new.clone());
+        Ok(new)
+    }
+}
