@@ -1,17 +1,24 @@
 //! Every on-disk decoder returns an error or a value for any bytes, never panics:
-//! envelope files, packs (header, trailer, description), chunk locations, tree
-//! nodes, snapshot records and the config. (The same property runs under proptest in
+//! envelope files (plain and sealed), packs (header, trailer, description), chunk
+//! locations, tree nodes, snapshot records, key files and the config. (The same property runs under proptest in
 //! the unit tests on stable.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lumina_backup::format::{self, Config, Kind, PackDescription, SnapshotRecord};
+use lumina_backup::format::{self, Cipher, Config, KeyFile, Kind, PackDescription, SnapshotRecord};
 use lumina_backup::store::pack;
 
 fuzz_target!(|data: &[u8]| {
     let _ = format::open_file(data, Kind::Snapshot);
     let _ = format::open_file(data, Kind::Config);
-    let _ = pack::parse_pack(data);
+    let _ = format::open_file(data, Kind::Key);
+    let _ = pack::parse_pack(data, &Cipher::Plain);
+    let sealed = Cipher::Sealed(std::sync::Arc::new(lumina_backup::crypto::MasterKey::generate()));
+    let _ = pack::parse_pack(data, &sealed);
+    let _ = sealed.read_file(Kind::Snapshot, "x", data);
+    if let Ok(k) = format::decode::<KeyFile>(data) {
+        let _ = k.params.check();
+    }
     let _ = pack::ChunkLoc::decode(data);
     let _ = format::decode_tree_node(data);
     if let Ok(r) = format::decode::<SnapshotRecord>(data) {

@@ -396,6 +396,12 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             } else {
                 let r = &s.record;
                 ctx.say(format!("snapshot {}", s.id));
+                let kind = if repo.encrypted() {
+                    "encrypted (XChaCha20-Poly1305, Argon2id keys)"
+                } else {
+                    "unencrypted"
+                };
+                ctx.say(format!("  repository {kind}"));
                 ctx.say(format!("  time      {}", local_time(r.time_ns, ctx.offset)));
                 ctx.say(format!("  database  {} (host {})", r.source, r.hostname));
                 if let Some(p) = r.parent {

@@ -197,3 +197,47 @@ impl Repository {
         Ok(new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn wrap_and_unwrap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = LocalBackend::new(dir.path());
+        let master = MasterKey::generate();
+        let weak = KdfParams {
+            m_cost_kib: 8 * 1024,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let (id, file) = make_key_file(&master, "pw", weak, "").expect("wrap");
+        backend
+            .write_atomic(&format!("keys/{id}"), &file)
+            .expect("write");
+        let (back, used) = unlock(&backend, "pw").expect("unlock");
+        assert_eq!(used, id);
+        assert_eq!(*back.to_bytes(), *master.to_bytes());
+        assert!(matches!(
+            unlock(&backend, "nope"),
+            Err(Error::WrongPassphrase(_))
+        ));
+        assert!(make_key_file(&master, "", weak, "").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn key_file_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), flip in any::<usize>()) {
+            let _ = read_key_file("k", &bytes);
+            let master = MasterKey::generate();
+            let weak = KdfParams { m_cost_kib: 8 * 1024, t_cost: 1, p_cost: 1 };
+            let (_, file) = make_key_file(&master, "pw", weak, "").expect("wrap");
+            let mut bad = file.clone();
+            let i = flip % (bad.len() * 8);
+            bad[i / 8] ^= 1 << (i % 8);
+            prop_assert!(read_key_file("k", &bad).is_err());
+        }
+    }
+}
