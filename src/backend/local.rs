@@ -67,6 +67,14 @@ impl LocalBackend {
     }
 }
 
+/// The folder holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// fsyncs a folder so a rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -77,7 +85,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes `data` to `target` atomically: temp file beside it (mode 0600), fsync,
 /// rename, fsync the folder. Used for repository files and restored databases.
 pub fn write_file_atomic(target: &Path, data: &[u8]) -> Result<()> {
-    let dir = target.parent().unwrap_or(Path::new("."));
+    let dir = parent_dir(target);
     let tmp = temp_path_beside(target);
     let result = (|| {
         let mut f = OpenOptions::new()
@@ -100,9 +108,74 @@ pub fn write_file_atomic(target: &Path, data: &[u8]) -> Result<()> {
     result
 }
 
+/// A file written in place of `target` atomically: bytes go to a temp file beside
+/// it; [`AtomicFile::commit`] fsyncs and renames it over `target` and fsyncs the
+/// folder. Dropped without commit, the temp file is removed and `target` untouched.
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    file: Option<std::io::BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing a replacement for `target` (mode 0600).
+    pub fn create(target: &Path) -> Result<Self> {
+        let tmp = temp_path_beside(target);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io("creating", &tmp, e))?;
+        Ok(AtomicFile {
+            tmp,
+            target: target.to_path_buf(),
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    /// The temp file's path (to reopen it before commit, e.g. to check it).
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Flushes, fsyncs, renames onto the target, fsyncs the folder.
+    pub fn commit(mut self) -> Result<()> {
+        let w = self.file.take().expect("commit is called once");
+        let f = w
+            .into_inner()
+            .map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
+        f.sync_all()
+            .map_err(|e| Error::io("syncing", &self.tmp, e))?;
+        drop(f);
+        fs::rename(&self.tmp, &self.target)
+            .map_err(|e| Error::io("renaming into", &self.target, e))?;
+        sync_dir(parent_dir(&self.target))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("not committed").write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("not committed").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            self.file = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// A fresh temporary path in the same folder as `target`.
 pub fn temp_path_beside(target: &Path) -> PathBuf {
-    let dir = target.parent().unwrap_or(Path::new("."));
+    let dir = parent_dir(target);
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

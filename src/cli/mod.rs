@@ -2,8 +2,11 @@
 //! Holds no storage logic.
 
 mod demo;
+mod diff;
+mod exports;
 mod output;
 mod progress;
+mod retention;
 mod secret;
 
 use std::io::Write;
@@ -85,6 +88,15 @@ enum Command {
         /// Only snapshots with this tag.
         #[arg(long)]
         tag: Option<String>,
+        /// Only snapshots taken at or after TIME.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only snapshots taken at or before TIME.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Show only the snapshot `restore --at TIME` would choose.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Show the files of a snapshot with sizes, checksums and table row counts.
     Show {
@@ -102,6 +114,13 @@ enum Command {
     Restore {
         /// Snapshot id, unique prefix, or `latest` (default `latest`).
         snap: Option<String>,
+        /// Instead of SNAP: the newest snapshot taken at or before TIME (RFC 3339 or
+        /// `YYYY-MM-DD[ HH:MM[:SS]]` local time).
+        #[arg(long, value_name = "TIME", conflicts_with = "snap")]
+        at: Option<String>,
+        /// With --at: which database's history (needed when the repository has several).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
         /// Target database path (or folder with --all).
         #[arg(long, value_name = "PATH")]
         to: PathBuf,
@@ -118,10 +137,76 @@ enum Command {
         #[arg(long)]
         read_data: bool,
     },
+    /// Add or remove tags, or set the note, of a snapshot (its id changes; no data is rewritten).
+    Tag {
+        /// Snapshot id, unique prefix, or `latest`.
+        snap: String,
+        /// Tag to add (repeatable).
+        #[arg(long = "add", value_name = "T")]
+        add: Vec<String>,
+        /// Tag to remove (repeatable).
+        #[arg(long = "remove", value_name = "T")]
+        remove: Vec<String>,
+        /// New note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Newest snapshot per database, last failure, repository size and deduplication.
+    Status,
+    /// Row-level differences between two snapshots, or a snapshot and the live database.
+    Diff {
+        /// The older snapshot.
+        snap_a: String,
+        /// The newer snapshot (or --db).
+        snap_b: Option<String>,
+        /// Compare with this live database instead of a second snapshot.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// List the keys (and changed columns) of every differing row.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Export Lumina tables from a database, or from a snapshot, to JSON or CSV.
+    Export {
+        /// A database path, or a snapshot (id, prefix, `latest`) when no such file exists.
+        source: String,
+        /// metadata, collections, tags, item_tags, or all.
+        #[arg(long, default_value = "all")]
+        table: String,
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Output file (one table) or folder (all).
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// gzip the output (the app's old `.json.gz` format).
+        #[arg(long)]
+        gzip: bool,
+    },
+    /// Import an export file (.json or .json.gz) into a database, in one transaction.
+    Import {
+        /// The database (created if missing).
+        db: PathBuf,
+        /// The export file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Refuse the import when rows point at missing collections or tags.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Repairs.
     Repair {
         #[command(subcommand)]
         what: RepairWhat,
+    },
+    /// Remove snapshots by retention policy (per database; the union of the rules).
+    Forget(retention::ForgetArgs),
+    /// Delete data no snapshot references; repack mostly-dead packs.
+    Prune(retention::PruneArgs),
+    /// Repository settings (retention rules `forget` applies by default).
+    Config {
+        #[command(subcommand)]
+        what: retention::ConfigCommand,
     },
     /// Walk the whole cycle on a sample Lumina database in a fresh folder.
     Demo {
@@ -305,7 +390,16 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 note,
                 no_exports,
             };
-            let s = repo.snapshot(&db, &opts, &bar)?;
+            let s = match repo.snapshot(&db, &opts, &bar) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Failures are kept for `status` (and the app); a failure to
+                    // record one must not hide the original error.
+                    let _ =
+                        repo.record_failure("snapshot", &db.display().to_string(), &e.to_string());
+                    return Err(e);
+                }
+            };
             let snap = &s.snapshot;
             if ctx.global.json {
                 print_json(&SnapshotJson::from(snap));
@@ -324,20 +418,30 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 }
             }
         }
-        Command::Snapshots { db, tag } => {
+        Command::Snapshots {
+            db,
+            tag,
+            since,
+            until,
+            at,
+        } => {
             let repo = ctx.open("snapshots")?;
-            let db = db.map(|p| {
-                std::fs::canonicalize(&p)
-                    .unwrap_or(p)
-                    .to_string_lossy()
-                    .into_owned()
-            });
-            let list: Vec<_> = repo
-                .list()?
-                .into_iter()
-                .filter(|s| db.as_ref().is_none_or(|d| &s.record.source == d))
-                .filter(|s| tag.as_ref().is_none_or(|t| s.record.tags.contains(t)))
-                .collect();
+            let parse = |t: Option<String>| {
+                t.map(|t| lumina_backup::timespec::parse_time(&t, ctx.offset))
+                    .transpose()
+            };
+            let list: Vec<_> = match parse(at)? {
+                Some(t) => vec![repo.snapshot_at(db.as_deref(), t)?],
+                None => {
+                    let filter = lumina_backup::snapshot::Filter {
+                        db: db.as_deref().map(lumina_backup::repo::source_key),
+                        tag,
+                        since_ns: parse(since)?,
+                        until_ns: parse(until)?,
+                    };
+                    repo.list_filtered(&filter)?
+                }
+            };
             if ctx.global.json {
                 print_json(&list.iter().map(ListJson::from).collect::<Vec<_>>());
             } else if list.is_empty() {
@@ -456,18 +560,26 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
         }
         Command::Restore {
             snap,
+            at,
+            db,
             to,
             force,
             all,
         } => {
-            let snap = snap.unwrap_or_else(|| "latest".into());
             let mut repo = ctx.open("restore")?;
+            let chosen = match at {
+                Some(t) => repo.snapshot_at(
+                    db.as_deref(),
+                    lumina_backup::timespec::parse_time(&t, ctx.offset)?,
+                )?,
+                None => repo.resolve(snap.as_deref().unwrap_or("latest"))?,
+            };
             let bar = ctx.bar();
             let opts = RestoreOptions { force };
             let report = if all {
-                repo.restore_all(&snap, &to, &opts, &bar)?
+                repo.restore_all(chosen, &to, &opts, &bar)?
             } else {
-                repo.restore(&snap, &to, &opts, &bar)?
+                repo.restore_snapshot(chosen, &to, &opts, &bar)?
             };
             if ctx.global.json {
                 print_json(&serde_json::json!({
@@ -553,6 +665,90 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             }
         }
         Command::Demo { dir } => demo::run(dir.as_deref(), &ctx)?,
+        Command::Forget(args) => retention::forget(&ctx, args)?,
+        Command::Prune(args) => retention::prune(&ctx, args)?,
+        Command::Config { what } => retention::config(&ctx, what)?,
+        Command::Export {
+            source,
+            table,
+            format,
+            out,
+            gzip,
+        } => exports::export(&ctx, &source, &table, &format, out, gzip)?,
+        Command::Import { db, from, strict } => exports::import(&ctx, &db, &from, strict)?,
+        Command::Diff {
+            snap_a,
+            snap_b,
+            db,
+            verbose,
+        } => diff::run(&ctx, &snap_a, snap_b.as_deref(), db, verbose)?,
+        Command::Tag {
+            snap,
+            add,
+            remove,
+            note,
+        } => {
+            let mut repo = ctx.open("tag")?;
+            let s = repo.edit_snapshot(&snap, &add, &remove, note.as_deref())?;
+            if ctx.global.json {
+                print_json(&ListJson::from(&s));
+            } else {
+                let tags = if s.record.tags.is_empty() {
+                    "no tags".to_string()
+                } else {
+                    s.record.tags.join(", ")
+                };
+                ctx.say(format!(
+                    "snapshot {} now: {tags}; note \"{}\"",
+                    s.id.short(),
+                    s.record.note
+                ));
+            }
+        }
+        Command::Status => {
+            let repo = ctx.open("status")?;
+            let st = repo.status()?;
+            if ctx.global.json {
+                print_json(&st);
+            } else {
+                let kind = if st.encrypted {
+                    "encrypted"
+                } else {
+                    "unencrypted"
+                };
+                ctx.say(format!(
+                    "repository {} ({kind}), {} snapshots",
+                    st.repository, st.snapshots
+                ));
+                for d in &st.databases {
+                    let id = d.latest_id.get(..12).unwrap_or(&d.latest_id);
+                    ctx.say(format!(
+                        "  {}: {} snapshots, newest {id} at {}",
+                        d.db,
+                        d.snapshots,
+                        local_time(d.latest_time_ns, ctx.offset)
+                    ));
+                }
+                match &st.last_failure {
+                    Some(f) => ctx.say(format!(
+                        "last failure: {} {} at {}: {}",
+                        f.operation,
+                        f.db,
+                        local_time(f.time_ns, ctx.offset),
+                        f.message
+                    )),
+                    None => ctx.say("last failure: none recorded"),
+                }
+                ctx.say(format!(
+                    "stored {} for {} of snapshots (deduplication {:.1}x); {} chunks in {} packs",
+                    bytes(st.stored_bytes),
+                    bytes(st.logical_bytes),
+                    st.dedup_ratio,
+                    st.chunks,
+                    st.packs
+                ));
+            }
+        }
     }
     Ok(0)
 }

@@ -46,6 +46,10 @@ pub enum Kind {
     Pack = 3,
     /// A key file (the master key wrapped by a passphrase).
     Key = 4,
+    /// Retention settings (the rules `forget` applies by default).
+    Retention = 5,
+    /// The status log (last failure).
+    Status = 6,
 }
 
 impl Kind {
@@ -55,6 +59,8 @@ impl Kind {
             2 => Some(Kind::Snapshot),
             3 => Some(Kind::Pack),
             4 => Some(Kind::Key),
+            5 => Some(Kind::Retention),
+            6 => Some(Kind::Status),
             _ => None,
         }
     }

@@ -261,6 +261,55 @@ pub struct KeyFile {
     pub label: String,
 }
 
+/// Retention settings (`retention` file, kind 5, map): the rules `forget`
+/// applies when given none on the command line. Every field is optional; an
+/// absent file means no rules. Durations are text such as `7d` or `1y6m`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionSettings {
+    /// Keep the N newest snapshots (the app's `BackupConfig.retention`).
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    /// Keep the newest of each of the N most recent hours with snapshots.
+    #[serde(default)]
+    pub keep_hourly: Option<u32>,
+    /// Same per day.
+    #[serde(default)]
+    pub keep_daily: Option<u32>,
+    /// Same per ISO week.
+    #[serde(default)]
+    pub keep_weekly: Option<u32>,
+    /// Same per month.
+    #[serde(default)]
+    pub keep_monthly: Option<u32>,
+    /// Same per year.
+    #[serde(default)]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within this span of the newest one.
+    #[serde(default)]
+    pub keep_within: Option<String>,
+    /// Keep every snapshot with one of these tags.
+    #[serde(default)]
+    pub keep_tags: Vec<String>,
+    /// How long `pre-restore` snapshots are kept (default `7d`).
+    #[serde(default)]
+    pub keep_pre_restore: Option<String>,
+}
+
+/// The status file (`status`, kind 6, map): the last failure of an operation, for
+/// `status` (the app's and the daemon's failure log).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRecord {
+    /// When it failed, unix nanoseconds.
+    pub time_ns: i64,
+    /// What failed ("snapshot", "watch", ...).
+    pub operation: String,
+    /// The database involved, if any.
+    #[serde(default)]
+    pub db: String,
+    /// The error message.
+    pub message: String,
+}
+
 /// Encodes a record as a MessagePack map (named fields).
 pub fn encode_named<T: Serialize>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(value).expect("in-memory records always encode")

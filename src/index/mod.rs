@@ -45,6 +45,23 @@ pub struct IndexUpdate {
     pub snapshots: Vec<(SnapshotId, Vec<u8>)>,
     /// Snapshots to drop.
     pub remove_snapshots: Vec<SnapshotId>,
+    /// Chunks to drop (prune: dead chunks of deleted or repacked packs). Applied
+    /// before `chunks`, so a chunk in both ends up at its new location.
+    pub remove_chunks: Vec<ChunkId>,
+    /// Packs to drop (prune: packs deleted or repacked).
+    pub remove_packs: Vec<PackId>,
+}
+
+impl IndexUpdate {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+            && self.packs.is_empty()
+            && self.snapshots.is_empty()
+            && self.remove_snapshots.is_empty()
+            && self.remove_chunks.is_empty()
+            && self.remove_packs.is_empty()
+    }
 }
 
 impl Index {
@@ -103,10 +120,16 @@ impl Index {
         let txn = self.db.begin_write()?;
         {
             let mut chunks = txn.open_table(CHUNKS)?;
+            for id in &update.remove_chunks {
+                chunks.remove(id.0)?;
+            }
             for (id, loc) in &update.chunks {
                 chunks.insert(id.0, &loc.encode()[..])?;
             }
             let mut packs = txn.open_table(PACKS)?;
+            for id in &update.remove_packs {
+                packs.remove(id.0)?;
+            }
             for (id, size) in &update.packs {
                 packs.insert(id.0, *size)?;
             }

@@ -5,12 +5,22 @@
 //! a time), removes temp files left by an interrupted write, and brings the index
 //! up to date with the files (the files are the truth; the index is a cache).
 
+mod diff;
+mod exports;
+mod forget;
 mod keys;
+mod prune;
 mod restore;
+mod status;
 mod take;
 mod verify;
 
+pub use diff::DiffTarget;
+pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
+pub use forget::{ForgetReport, RETENTION_FILE};
 pub use keys::KeyInfo;
+pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
+pub use status::{DatabaseStatus, Status};
 
 pub use restore::{RestoreOptions, RestoreReport};
 pub use take::{SnapshotOptions, SnapshotSummary};
@@ -86,6 +96,15 @@ pub fn default_config() -> Config {
         pack_target: 16 << 20,
         tree_fanout: 8,
     }
+}
+
+/// The form in which snapshot records name their source: the canonical absolute
+/// path when the file exists, else the path as given.
+pub fn source_key(db: &Path) -> String {
+    std::fs::canonicalize(db)
+        .unwrap_or_else(|_| db.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// An open repository (holding its lock).
@@ -261,19 +280,33 @@ impl Repository {
     /// Brings the index in line with the files: adds packs and snapshots it does
     /// not know (written before a crash that came before the index commit), drops
     /// snapshots whose files are gone.
+    ///
+    /// A pack found on disk adds only locations of chunks the index does not
+    /// have: an indexed location always points into a present, indexed pack, and
+    /// after an interrupted prune the unindexed pack may be an old pack whose
+    /// chunks the index already moved to a new one (store-format.md, "Prune
+    /// protocol"). Such a pack is indexed with no live chunk pointing into it,
+    /// and the next prune deletes it.
     fn reconcile(&self) -> Result<()> {
         let mut update = IndexUpdate::default();
         let known_packs: std::collections::HashSet<_> =
             self.index.packs()?.into_iter().map(|(id, _)| id).collect();
+        let reader = self.index.reader()?;
+        let mut adding = std::collections::HashSet::new();
         for (id, size) in self.pack_files()? {
             if !known_packs.contains(&id) {
                 // A damaged pack is left for verify to report; it is not indexed.
                 if let Ok(desc) = self.read_pack_description(&id, size) {
-                    update.chunks.extend(pack::locations(id, &desc));
+                    for (chunk, loc) in pack::locations(id, &desc) {
+                        if !reader.contains(&chunk)? && adding.insert(chunk) {
+                            update.chunks.push((chunk, loc));
+                        }
+                    }
                     update.packs.push((id, size));
                 }
             }
         }
+        drop(reader);
         let indexed: std::collections::HashMap<SnapshotId, Vec<u8>> =
             self.index.snapshots()?.into_iter().collect();
         let on_disk = self.snapshot_ids()?;
@@ -291,11 +324,7 @@ impl Repository {
             .filter(|id| !on_disk.contains(id))
             .copied()
             .collect();
-        if !(update.chunks.is_empty()
-            && update.packs.is_empty()
-            && update.snapshots.is_empty()
-            && update.remove_snapshots.is_empty())
-        {
+        if !update.is_empty() {
             self.index.apply(&update)?;
         }
         Ok(())
@@ -361,6 +390,23 @@ impl Repository {
         }
         out.sort_by_key(|s| (s.record.time_ns, s.id));
         Ok(out)
+    }
+
+    /// Snapshots passing `filter`, oldest first.
+    pub fn list_filtered(&self, filter: &snapshot::Filter) -> Result<Vec<Snapshot>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|s| filter.matches(s))
+            .collect())
+    }
+
+    /// The newest snapshot of `db` taken at or before `time_ns` (see
+    /// [`snapshot::at`]); `db` may be given as any path to the database.
+    pub fn snapshot_at(&self, db: Option<&Path>, time_ns: i64) -> Result<Snapshot> {
+        let all = self.list()?;
+        let db = db.map(source_key);
+        snapshot::at(&all, db.as_deref(), time_ns).cloned()
     }
 
     /// The snapshot `spec` names (`latest`, an id, or a unique prefix).

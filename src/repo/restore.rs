@@ -2,7 +2,11 @@
 //! file's BLAKE3 and size are compared with the snapshot record, and a database
 //! image passes `PRAGMA integrity_check` before it replaces anything.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
+use std::sync::Arc;
+
+use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -12,12 +16,13 @@ use crate::backend::local::temp_path_beside;
 use crate::error::{Error, Result};
 use crate::format::{FileEntry, FileKind, TreeNode};
 use crate::id::ChunkId;
+use crate::id::PackId;
 use crate::index::IndexReader;
 use crate::progress::Progress;
 use crate::snapshot::Snapshot;
 use crate::sqlite;
 use crate::store::tree::TreeReader;
-use crate::store::FrameCache;
+use crate::store::{ChunkLoc, FrameCache};
 
 /// Options of a restore.
 #[derive(Debug, Clone, Default)]
@@ -69,7 +74,7 @@ impl Repository {
     ) -> Result<u64> {
         let reader = self.index.reader()?;
         let mut node_cache = FrameCache::default();
-        let mut data_cache = FrameCache::default();
+        let mut frames: HashMap<(PackId, u64), Arc<Vec<u8>>> = HashMap::new();
         let mut tree = TreeReader::new(entry.root);
         let mut hasher = blake3::Hasher::new();
         let mut written = 0u64;
@@ -89,25 +94,12 @@ impl Repository {
                 break;
             }
             Repository::check_cancel(progress)?;
-            let mut batch_bytes = 0u64;
-            for leaf in leaves {
-                let loc = reader
-                    .get(&leaf.id)?
-                    .ok_or_else(|| Error::MissingChunk(leaf.id.to_hex()))?;
-                let data = self.store.read_chunk(&leaf.id, &loc, &mut data_cache)?;
-                if data.len() as u64 != leaf.len {
-                    return Err(Error::corrupt(
-                        format!("chunk {}", leaf.id.short()),
-                        "length differs from its tree entry",
-                    ));
-                }
-                hasher.update(&data);
-                out.write_all(&data)
-                    .map_err(|e| Error::io("writing", &entry.name, e))?;
-                batch_bytes += data.len() as u64;
-            }
-            written += batch_bytes;
-            progress.advance(batch_bytes);
+            let buf = self.read_batch(&reader, &leaves, &mut frames)?;
+            hasher.update_rayon(&buf);
+            out.write_all(&buf)
+                .map_err(|e| Error::io("writing", &entry.name, e))?;
+            written += buf.len() as u64;
+            progress.advance(buf.len() as u64);
         }
         if written != entry.size || hasher.finalize().as_bytes() != &entry.blake3 {
             return Err(Error::corrupt(
@@ -120,14 +112,89 @@ impl Repository {
         Ok(written)
     }
 
+    /// Reads a batch of leaves into one buffer: frames fetched in order, then
+    /// decoded in parallel; every chunk re-hashed in parallel. `frames` carries the
+    /// last frame over to the next batch (consecutive chunks share frames).
+    fn read_batch(
+        &self,
+        reader: &IndexReader,
+        leaves: &[crate::format::TreeEntry],
+        frames: &mut HashMap<(PackId, u64), Arc<Vec<u8>>>,
+    ) -> Result<Vec<u8>> {
+        let locs = leaves
+            .iter()
+            .map(|l| {
+                reader
+                    .get(&l.id)?
+                    .ok_or_else(|| Error::MissingChunk(l.id.to_hex()))
+            })
+            .collect::<Result<Vec<ChunkLoc>>>()?;
+        let mut wanted: Vec<&ChunkLoc> = Vec::new();
+        let mut seen: HashSet<(PackId, u64)> = HashSet::new();
+        for loc in &locs {
+            let key = (loc.pack, loc.frame_offset);
+            if !frames.contains_key(&key) && seen.insert(key) {
+                wanted.push(loc);
+            }
+        }
+        let stored = wanted
+            .iter()
+            .map(|l| self.store.fetch_frame(l))
+            .collect::<Result<Vec<_>>>()?;
+        let decoded = wanted
+            .par_iter()
+            .zip(stored.par_iter())
+            .map(|(l, s)| {
+                self.store
+                    .decode_frame(l, s)
+                    .map(|raw| ((l.pack, l.frame_offset), Arc::new(raw)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        frames.extend(decoded);
+        let total: usize = leaves.iter().map(|l| l.len as usize).sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut spans = Vec::with_capacity(leaves.len());
+        for (leaf, loc) in leaves.iter().zip(&locs) {
+            let raw = &frames[&(loc.pack, loc.frame_offset)];
+            let data = raw
+                .get(loc.offset as usize..(loc.offset + loc.len) as usize)
+                .ok_or_else(|| {
+                    Error::corrupt(format!("chunk {}", leaf.id.short()), "outside its frame")
+                })?;
+            if data.len() as u64 != leaf.len {
+                return Err(Error::corrupt(
+                    format!("chunk {}", leaf.id.short()),
+                    "length differs from its tree entry",
+                ));
+            }
+            spans.push((buf.len(), data.len()));
+            buf.extend_from_slice(data);
+        }
+        leaves
+            .par_iter()
+            .zip(locs.par_iter())
+            .zip(spans.par_iter())
+            .try_for_each(|((leaf, loc), (at, len))| {
+                self.store.check_chunk(&leaf.id, &buf[*at..at + len], loc)
+            })?;
+        // Keep only the last frame: the next batch most likely starts inside it.
+        if let Some(last) = locs.last() {
+            let key = (last.pack, last.frame_offset);
+            frames.retain(|k, _| *k == key);
+        }
+        Ok(buf)
+    }
+
     /// Writes one file of a snapshot to a verified temp file beside `target`;
-    /// returns the temp path (the caller renames or removes it).
+    /// returns the temp path (the caller renames or removes it). Temp files of an
+    /// earlier restore of the same target that was killed are removed first.
     fn write_verified_temp(
         &self,
         entry: &FileEntry,
         target: &Path,
         progress: &dyn Progress,
     ) -> Result<(PathBuf, u64)> {
+        remove_stale_temps(target);
         let tmp = temp_path_beside(target);
         let result = (|| {
             let file = OpenOptions::new()
@@ -162,6 +229,31 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<RestoreReport> {
         let snap = self.resolve(spec)?;
+        self.restore_snapshot(snap, target, opts, progress)
+    }
+
+    /// Restores the newest snapshot of `db` (or of the repository's only database)
+    /// taken at or before `time_ns` to `target`.
+    pub fn restore_at(
+        &mut self,
+        db: Option<&Path>,
+        time_ns: i64,
+        target: &Path,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+    ) -> Result<RestoreReport> {
+        let snap = self.snapshot_at(db, time_ns)?;
+        self.restore_snapshot(snap, target, opts, progress)
+    }
+
+    /// Restores the database image of `snap` to `target`.
+    pub fn restore_snapshot(
+        &mut self,
+        snap: Snapshot,
+        target: &Path,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+    ) -> Result<RestoreReport> {
         let entry = snap
             .image()
             .ok_or_else(|| {
@@ -174,15 +266,14 @@ impl Repository {
         self.restore_entries(snap, &[entry], target, true, opts, progress)
     }
 
-    /// Restores every file of snapshot `spec` into the folder `dir`.
+    /// Restores every file of `snap` into the folder `dir`.
     pub fn restore_all(
         &mut self,
-        spec: &str,
+        snap: Snapshot,
         dir: &Path,
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreReport> {
-        let snap = self.resolve(spec)?;
         if dir.exists() && !dir.is_dir() {
             return Err(Error::BadInput(format!(
                 "{} is not a folder",
@@ -298,7 +389,7 @@ impl Repository {
                 std::fs::rename(&temps[i], path)
                     .map_err(|e| Error::io("renaming into", path, e))
                     .and_then(|_| {
-                        crate::backend::local::sync_dir(path.parent().unwrap_or(Path::new(".")))
+                        crate::backend::local::sync_dir(crate::backend::local::parent_dir(path))
                     })
             };
             if let Err(e) = installed {
@@ -314,5 +405,26 @@ impl Repository {
             pre_restore,
             integrity_secs,
         })
+    }
+}
+
+/// Removes `.tmp-<name>-<16 hex>` files beside `target`: what a killed restore of
+/// this target left (see `backend::local::temp_path_beside`).
+fn remove_stale_temps(target: &Path) {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!("{}{name}-", crate::backend::local::TEMP_PREFIX);
+    let dir = crate::backend::local::parent_dir(target);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if let Some(rest) = file.strip_prefix(&prefix) {
+            if rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }

@@ -61,6 +61,8 @@ enum Msg {
 /// Runs on the capture thread: cuts pieces into chunks, hashes whole files.
 struct ChunkingSink {
     tx: SyncSender<Msg>,
+    /// BLAKE3 of the last file finished (the image, when exports start).
+    finished: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
     pages: PageChunker,
     bytes: ByteChunker,
     page_size: Option<usize>,
@@ -74,6 +76,7 @@ impl ChunkingSink {
     fn new(tx: SyncSender<Msg>, page: PageParams, byte: ByteParams) -> Self {
         ChunkingSink {
             tx,
+            finished: Default::default(),
             pages: PageChunker::new(page),
             bytes: ByteChunker::new(byte),
             page_size: None,
@@ -143,6 +146,7 @@ impl ChunkingSink {
                 }
                 self.flush()?;
                 let blake3 = *self.hasher.finalize().as_bytes();
+                self.finished.set(Some(blake3));
                 self.send(Msg::End {
                     size: self.size,
                     blake3,
@@ -154,6 +158,8 @@ impl ChunkingSink {
 
 /// What the capture transaction read besides the image.
 struct Extra {
+    /// The image equals the parent's: its exports were reused, not rewritten.
+    reused_exports: bool,
     lumina: bool,
     tables: Vec<(String, u64)>,
     warnings: Vec<String>,
@@ -211,13 +217,34 @@ impl Repository {
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);
         let (page_params, byte_params) = (config.page_chunker, config.byte_chunker);
+        let parent_snap = match parent {
+            Some(id) => self.list()?.into_iter().find(|s| s.id == id),
+            None => None,
+        };
+        let reuse = parent_snap.as_ref().and_then(|p| {
+            let all = Table::all().iter().all(|t| p.file(t.file_name()).is_ok());
+            let image = p.image()?;
+            all.then(|| Reuse {
+                image_blake3: image.blake3,
+                warnings: p.record.warnings.clone(),
+            })
+        });
+        let reuse_ref = reuse.as_ref();
         let (files, info, extra) = std::thread::scope(|s| -> Result<_> {
             let capture_thread = s.spawn(move || {
                 let conn = conn;
                 let mut state = ChunkingSink::new(tx, page_params, byte_params);
+                let finished = state.finished.clone();
                 let mut sink = |piece: Piece| state.accept(piece);
                 capture::capture(&conn, source_ref, img_name_ref, &mut sink, |conn, sink| {
-                    read_extra(conn, sink, timestamp_ref, no_exports)
+                    read_extra(
+                        conn,
+                        sink,
+                        timestamp_ref,
+                        no_exports,
+                        finished.get(),
+                        reuse_ref,
+                    )
                 })
             });
             let files = consume(rx, &mut session, config.tree_fanout, progress);
@@ -246,6 +273,15 @@ impl Repository {
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::BadInput(e.to_string()))?;
         manifest_json.push(b'\n');
         let mut files = files;
+        if extra.reused_exports {
+            if let Some(p) = &parent_snap {
+                files.extend(
+                    Table::all()
+                        .iter()
+                        .filter_map(|t| p.file(t.file_name()).ok().cloned()),
+                );
+            }
+        }
         files.push(put_small_file(
             &mut session,
             "manifest.json",
@@ -284,7 +320,7 @@ impl Repository {
             chunks: added.locations,
             packs: added.packs,
             snapshots: vec![(id, file)],
-            remove_snapshots: vec![],
+            ..Default::default()
         })?;
         progress.done();
         Ok(SnapshotSummary {
@@ -299,15 +335,34 @@ impl Repository {
     }
 }
 
+/// The parent's exports, reusable when the image is unchanged.
+struct Reuse {
+    image_blake3: [u8; 32],
+    warnings: Vec<String>,
+}
+
 fn read_extra(
     conn: &rusqlite::Connection,
     sink: &mut capture::Sink<'_>,
     timestamp: &str,
     no_exports: bool,
+    image_blake3: Option<[u8; 32]>,
+    reuse: Option<&Reuse>,
 ) -> Result<Extra> {
     let lumina = export::is_lumina(conn)?;
     let tables = export::row_counts(conn)?;
     let mut warnings = Vec::new();
+    if let Some(r) = reuse.filter(|r| lumina && !no_exports && image_blake3 == Some(r.image_blake3))
+    {
+        // Same image, same rows: the parent's exports (and findings) are this
+        // state's exports; skip the most expensive part of a snapshot.
+        return Ok(Extra {
+            reused_exports: true,
+            lumina,
+            tables,
+            warnings: r.warnings.clone(),
+        });
+    }
     if lumina && !no_exports {
         // The consistency check rides along the export pass (no extra queries).
         let mut scan = export::ConsistencyScan::new();
@@ -321,6 +376,7 @@ fn read_extra(
         warnings = scan.finish().warnings();
     }
     Ok(Extra {
+        reused_exports: false,
         lumina,
         tables,
         warnings,

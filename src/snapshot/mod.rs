@@ -115,6 +115,87 @@ pub fn resolve<'a>(spec: &str, snapshots: &'a [Snapshot]) -> Result<&'a Snapshot
     }
 }
 
+/// RFC 3339 (UTC) form of a snapshot time.
+pub fn rfc3339(time_ns: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| time_ns.to_string())
+}
+
+/// Which snapshots a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this source database (absolute path as recorded).
+    pub db: Option<String>,
+    /// Only snapshots with this tag.
+    pub tag: Option<String>,
+    /// Only snapshots taken at or after this time (unix ns).
+    pub since_ns: Option<i64>,
+    /// Only snapshots taken at or before this time (unix ns).
+    pub until_ns: Option<i64>,
+}
+
+impl Filter {
+    /// Whether `s` passes.
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        let r = &s.record;
+        self.db.as_ref().is_none_or(|d| &r.source == d)
+            && self.tag.as_ref().is_none_or(|t| r.tags.contains(t))
+            && self.since_ns.is_none_or(|t| r.time_ns >= t)
+            && self.until_ns.is_none_or(|t| r.time_ns <= t)
+    }
+}
+
+/// The newest snapshot of database `db` taken at or before `time_ns`
+/// (`snapshots` oldest first). Without `db` the snapshots must all be of one
+/// database. Before the first snapshot: an error naming the earliest.
+pub fn at<'a>(snapshots: &'a [Snapshot], db: Option<&str>, time_ns: i64) -> Result<&'a Snapshot> {
+    let of_db: Vec<&Snapshot> = snapshots
+        .iter()
+        .filter(|s| db.is_none_or(|d| s.record.source == d))
+        .collect();
+    if db.is_none() {
+        let mut sources: Vec<&str> = of_db.iter().map(|s| s.record.source.as_str()).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        if sources.len() > 1 {
+            return Err(Error::BadInput(format!(
+                "the repository has snapshots of {} databases ({}); say which with --db",
+                sources.len(),
+                sources.join(", ")
+            )));
+        }
+    }
+    let Some(first) = of_db.first() else {
+        return Err(Error::UnknownSnapshot(match db {
+            Some(d) => format!("any snapshot of {d}"),
+            None => "any snapshot (the repository is empty)".into(),
+        }));
+    };
+    of_db
+        .iter()
+        .rev()
+        .find(|s| s.record.time_ns <= time_ns)
+        .copied()
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "no snapshot at or before that time; the earliest is {} taken at {} (unix {} s)",
+                first.id.short(),
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(first.record.time_ns))
+                    .ok()
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
+                    .unwrap_or_default(),
+                first.record.time_ns / 1_000_000_000
+            ))
+        })
+}
+
 /// The `manifest.json` file of a snapshot: facts read in the capture transaction.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
@@ -167,6 +248,40 @@ mod tests {
                 warnings: vec![],
             },
         }
+    }
+
+    #[test]
+    fn at_picks_newest_at_or_before() {
+        let mut list = vec![snap(1, 100), snap(2, 200), snap(3, 300)];
+        for s in &mut list {
+            s.record.source = "/a.db".into();
+        }
+        assert_eq!(at(&list, None, 250).expect("between").record.time_ns, 200);
+        assert_eq!(at(&list, None, 200).expect("exact").record.time_ns, 200);
+        assert_eq!(
+            at(&list, Some("/a.db"), 1000)
+                .expect("after")
+                .record
+                .time_ns,
+            300
+        );
+        let err = at(&list, None, 50).expect_err("before first");
+        assert!(
+            matches!(err, Error::BadInput(ref m) if m.contains(&list[0].id.short())),
+            "{err}"
+        );
+        let mut other = snap(4, 150);
+        other.record.source = "/b.db".into();
+        list.insert(1, other);
+        assert!(matches!(at(&list, None, 250), Err(Error::BadInput(_))));
+        assert_eq!(
+            at(&list, Some("/b.db"), 250).expect("b").record.time_ns,
+            150
+        );
+        assert!(matches!(
+            at(&list, Some("/c.db"), 250),
+            Err(Error::UnknownSnapshot(_))
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::backend::local::sync_dir;
+use crate::backend::local::{parent_dir, sync_dir};
 use crate::error::{Error, Result};
 
 /// Runs `PRAGMA integrity_check` on a closed database file without touching it.
@@ -91,7 +91,7 @@ pub fn install(temp: &Path, target: &Path) -> Result<()> {
     crate::testhook::point("restore-before-rename");
     std::fs::rename(temp, target)
         .map_err(|e| Error::io("renaming restored image onto", target, e))?;
-    sync_dir(target.parent().unwrap_or(Path::new(".")))
+    sync_dir(parent_dir(target))
 }
 
 fn checkpoint(target: &Path) -> Result<()> {

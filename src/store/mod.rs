@@ -83,6 +83,12 @@ impl ChunkStore {
 
     /// Reads and decompresses one frame.
     pub fn read_frame(&self, loc: &ChunkLoc) -> Result<Vec<u8>> {
+        let stored = self.fetch_frame(loc)?;
+        self.decode_frame(loc, &stored)
+    }
+
+    /// Reads a frame's stored bytes (no decoding): the I/O half of [`ChunkStore::read_frame`].
+    pub fn fetch_frame(&self, loc: &ChunkLoc) -> Result<Vec<u8>> {
         let path = pack_path(&loc.pack);
         let stored = self
             .backend
@@ -99,12 +105,18 @@ impl ChunkStore {
                 }
                 other => other,
             })?;
+        Ok(stored)
+    }
+
+    /// Opens and decompresses a frame's stored bytes: the CPU half of
+    /// [`ChunkStore::read_frame`], safe to run in parallel.
+    pub fn decode_frame(&self, loc: &ChunkLoc, stored: &[u8]) -> Result<Vec<u8>> {
         let kind = Compression::from_code(loc.compression).ok_or_else(|| {
             Error::corrupt(format!("pack {}", loc.pack.short()), "unknown compression")
         })?;
         let stored = self
             .cipher
-            .open_frame(loc.frame_raw_len, loc.compression, &stored)
+            .open_frame(loc.frame_raw_len, loc.compression, stored)
             .map_err(|e| {
                 Error::corrupt(
                     format!("pack {} frame at {}", loc.pack.short(), loc.frame_offset),

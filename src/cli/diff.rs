@@ -1,0 +1,109 @@
+//! `diff`: human summary ("metadata: 12 changed, 3 added"), `--verbose` keys and
+//! columns, `--json` as the CLI contract gives.
+
+use std::path::PathBuf;
+
+use lumina_backup::diff::DiffReport;
+use lumina_backup::repo::DiffTarget;
+use lumina_backup::Error;
+
+use super::output::print_json;
+use super::Ctx;
+
+pub(super) fn run(
+    ctx: &Ctx,
+    a: &str,
+    b: Option<&str>,
+    db: Option<PathBuf>,
+    verbose: bool,
+) -> Result<(), Error> {
+    let repo = ctx.open("diff")?;
+    let old = repo.resolve(a)?;
+    let bar = ctx.bar();
+    let (report, label) = match (b, &db) {
+        (Some(_), Some(_)) => {
+            return Err(Error::BadInput(
+                "give a second snapshot or --db, not both".into(),
+            ))
+        }
+        (Some(b), None) => {
+            let new = repo.resolve(b)?;
+            (
+                repo.diff(&old, DiffTarget::Snapshot(&new), &bar)?,
+                new.id.short(),
+            )
+        }
+        (None, Some(path)) => (
+            repo.diff(&old, DiffTarget::Live(path), &bar)?,
+            path.display().to_string(),
+        ),
+        (None, None) => {
+            return Err(Error::BadInput(
+                "give a second snapshot, or --db PATH to compare with the live database".into(),
+            ))
+        }
+    };
+    lumina_backup::Progress::done(&bar);
+    if ctx.global.json {
+        print_json(&json(&report));
+        return Ok(());
+    }
+    ctx.say(format!("{} → {label}", old.id.short()));
+    let mut any = false;
+    for (table, d) in &report.tables {
+        if d.is_empty() {
+            continue;
+        }
+        any = true;
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (d.changed.len(), "changed"),
+            (d.added.len(), "added"),
+            (d.removed.len(), "removed"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        ctx.say(format!("{table}: {}", parts.join(", ")));
+        if verbose {
+            for (k, cols) in d.changed.iter().zip(&d.changed_columns) {
+                ctx.say(format!("  ~ {k}  ({})", cols.join(", ")));
+            }
+            for k in &d.added {
+                ctx.say(format!("  + {k}"));
+            }
+            for k in &d.removed {
+                ctx.say(format!("  - {k}"));
+            }
+        }
+    }
+    if !any {
+        ctx.say("no differences");
+    }
+    Ok(())
+}
+
+fn json(report: &DiffReport) -> serde_json::Value {
+    let mut tables = serde_json::Map::new();
+    for (name, d) in &report.tables {
+        let columns: serde_json::Map<String, serde_json::Value> = d
+            .changed
+            .iter()
+            .zip(&d.changed_columns)
+            .map(|(k, cols)| {
+                (
+                    k.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| k.to_string()),
+                    serde_json::json!(cols),
+                )
+            })
+            .collect();
+        tables.insert(
+            name.clone(),
+            serde_json::json!({"added": d.added, "removed": d.removed, "changed": d.changed, "changed_columns": columns}),
+        );
+    }
+    serde_json::json!({ "tables": tables })
+}

@@ -1,0 +1,382 @@
+//! `forget`, `prune` and `config`: argument shapes, output, and calls into the
+//! library (which holds every decision and every write).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use lumina_backup::repo::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
+use lumina_backup::retention::{self, Decision, Plan, Policy, Span};
+use lumina_backup::{Error, Repository};
+
+use super::output::{bytes, local_time, print_json, rfc3339};
+use super::Ctx;
+
+/// `forget` arguments.
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N most recent hours that have one.
+    #[arg(long, value_name = "N")]
+    keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the N most recent days that have one.
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<u32>,
+    /// Same per ISO week.
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<u32>,
+    /// Same per month.
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<u32>,
+    /// Same per year.
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<u32>,
+    /// Keep every snapshot within DURATION of the newest one (36h, 7d, 2w, 6m, 1y, 1y6m).
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "T")]
+    keep_tags: Vec<String>,
+    /// How long `pre-restore` snapshots are kept (default 7d; 0h turns it off).
+    #[arg(long, value_name = "DURATION")]
+    keep_pre_restore: Option<String>,
+    /// Only snapshots of this database.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Prune afterwards (delete the data only removed snapshots used).
+    #[arg(long)]
+    prune: bool,
+    /// With --prune: repack packs with more than this percentage of dead data.
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_UNUSED)]
+    max_unused: f64,
+    /// Print the plan (kept, removed, and the rule that kept each); change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl ForgetArgs {
+    /// The rules given on the command line, if any.
+    fn policy(&self) -> Result<Option<Policy>, Error> {
+        let any = self.keep_last.is_some()
+            || self.keep_hourly.is_some()
+            || self.keep_daily.is_some()
+            || self.keep_weekly.is_some()
+            || self.keep_monthly.is_some()
+            || self.keep_yearly.is_some()
+            || self.keep_within.is_some()
+            || !self.keep_tags.is_empty();
+        if !any {
+            return Ok(None);
+        }
+        let keep_within = self
+            .keep_within
+            .as_deref()
+            .map(Span::parse)
+            .transpose()
+            .map_err(|e| Error::BadInput(e.to_string()))?;
+        Ok(Some(Policy {
+            keep_last: self.keep_last.unwrap_or(0),
+            keep_hourly: self.keep_hourly.unwrap_or(0),
+            keep_daily: self.keep_daily.unwrap_or(0),
+            keep_weekly: self.keep_weekly.unwrap_or(0),
+            keep_monthly: self.keep_monthly.unwrap_or(0),
+            keep_yearly: self.keep_yearly.unwrap_or(0),
+            keep_within,
+            keep_tags: self.keep_tags.clone(),
+            ..Policy::default()
+        }))
+    }
+}
+
+/// `prune` arguments.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Repack packs with more than this percentage of dead data (0–100).
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_UNUSED)]
+    max_unused: f64,
+    /// Print what would be deleted and repacked; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `config` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Set a retention setting (keep-last, keep-hourly, keep-daily, keep-weekly,
+    /// keep-monthly, keep-yearly, keep-within, keep-tag, keep-pre-restore);
+    /// `none` clears it.
+    Set {
+        /// The setting.
+        key: String,
+        /// Its value (a number, a duration such as 7d, or comma-separated tags).
+        value: String,
+    },
+    /// Print one setting (nothing when unset).
+    Get {
+        /// The setting.
+        key: String,
+    },
+    /// Print every setting and the repository's fixed parameters.
+    Show,
+}
+
+fn now_ns() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn short(d: &Decision) -> String {
+    d.id.short()
+}
+
+pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
+    let mut repo = ctx.open("forget")?;
+    let mut policy = match args.policy()? {
+        Some(p) => p,
+        None => repo.stored_policy()?,
+    };
+    if let Some(s) = &args.keep_pre_restore {
+        policy.pre_restore = Span::parse(s).map_err(|e| Error::BadInput(e.to_string()))?;
+    }
+    let plan = repo.forget_plan(Some(&policy), args.db.as_deref(), now_ns(), ctx.offset)?;
+    if !args.dry_run {
+        repo.forget_apply(&plan)?;
+    }
+    let pruned = if args.prune && !args.dry_run {
+        Some(repo.prune(args.max_unused, &ctx.bar())?)
+    } else {
+        None
+    };
+    if ctx.global.json {
+        print_json(&forget_json(&plan, args.dry_run, pruned.as_ref()));
+        return Ok(());
+    }
+    ctx.say(format!("policy: {}", policy.describe()));
+    let mut groups: Vec<&str> = plan.decisions.iter().map(|d| d.group.as_str()).collect();
+    groups.sort();
+    groups.dedup();
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for g in groups {
+        ctx.say(format!("{g}:"));
+        for d in plan.decisions.iter().filter(|d| d.group == g) {
+            let when = local_time(d.time_ns, ctx.offset);
+            if d.keep {
+                ctx.say(format!(
+                    "  keep    {}  {when}  ({})",
+                    short(d),
+                    d.reasons.join(", ")
+                ));
+            } else {
+                let label = if args.dry_run { "remove" } else { "removed" };
+                ctx.say(format!("  {label:<7} {}  {when}", short(d)));
+            }
+        }
+    }
+    let kept = plan.kept().count();
+    let removed = plan.removed().count();
+    ctx.say(format!("kept {kept} snapshots, {verb} {removed}"));
+    if args.dry_run {
+        ctx.say("dry run: nothing was changed");
+    } else if removed > 0 && pruned.is_none() {
+        ctx.say("run `lumina-backup prune` to reclaim the space they used");
+    }
+    if let Some(r) = &pruned {
+        say_prune(ctx, r);
+    }
+    Ok(())
+}
+
+fn forget_json(plan: &Plan, dry_run: bool, pruned: Option<&PruneReport>) -> Value {
+    let kept: Vec<Value> = plan
+        .kept()
+        .map(|d| {
+            json!({"id": d.id.to_hex(), "time": rfc3339(d.time_ns), "db": d.group, "reasons": d.reasons})
+        })
+        .collect();
+    let removed: Vec<Value> = plan
+        .removed()
+        .map(|d| json!({"id": d.id.to_hex(), "time": rfc3339(d.time_ns), "db": d.group}))
+        .collect();
+    json!({"dry_run": dry_run, "kept": kept, "removed": removed, "pruned": pruned})
+}
+
+fn say_prune(ctx: &Ctx, r: &PruneReport) {
+    let would = if r.dry_run { "would be " } else { "" };
+    ctx.say(format!(
+        "prune: {} snapshots reference {} chunks; {} packs: {} {would}deleted, {} {would}repacked{}",
+        r.snapshots,
+        r.chunks_referenced,
+        r.packs_before,
+        r.packs_deleted,
+        r.packs_repacked,
+        if r.dry_run {
+            String::new()
+        } else {
+            format!(" into {} new", r.packs_written)
+        }
+    ));
+    ctx.say(format!(
+        "{} {}, {} {}; packs now {} (were {})",
+        if r.dry_run { "would free" } else { "freed" },
+        bytes(r.bytes_freed),
+        if r.dry_run {
+            "would rewrite about"
+        } else {
+            "rewrote"
+        },
+        bytes(r.bytes_rewritten),
+        bytes(r.bytes_after),
+        bytes(r.bytes_before),
+    ));
+    if r.dry_run {
+        ctx.say("dry run: nothing was changed");
+    }
+}
+
+pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), Error> {
+    let mut repo = ctx.open("prune")?;
+    let bar = ctx.bar();
+    let plan = repo.prune_plan(args.max_unused, &bar)?;
+    let report = if args.dry_run {
+        plan.estimate()
+    } else {
+        repo.prune_apply(&plan, &bar)?
+    };
+    if ctx.global.json {
+        let mut doc = serde_json::to_value(&report).map_err(|e| Error::BadInput(e.to_string()))?;
+        if args.dry_run {
+            doc["packs"] = json!(changed_packs(&plan)
+                .map(|p| json!({"id": p.id.to_hex(), "size": p.size, "used": p.used, "action": p.action}))
+                .collect::<Vec<_>>());
+        }
+        print_json(&doc);
+        return Ok(());
+    }
+    if args.dry_run {
+        for p in changed_packs(&plan) {
+            let verb = match p.action {
+                PackAction::Delete => "delete",
+                _ => "repack",
+            };
+            ctx.say(format!(
+                "  {verb:<6} pack {}  {:>10}  {:.0}% used",
+                p.id.short(),
+                bytes(p.size),
+                100.0 * p.used as f64 / p.size.max(1) as f64
+            ));
+        }
+    }
+    say_prune(ctx, &report);
+    Ok(())
+}
+
+fn changed_packs(plan: &PrunePlan) -> impl Iterator<Item = &lumina_backup::repo::PackPlan> {
+    plan.packs.iter().filter(|p| p.action != PackAction::Keep)
+}
+
+/// Settings fixed at `init`, shown by `config show` and `config get`.
+fn fixed(repo: &Repository) -> Vec<(&'static str, Value)> {
+    let c = repo.config();
+    vec![
+        ("repo-id", json!(c.repo_id)),
+        (
+            "created",
+            json!(rfc3339(c.created.saturating_mul(1_000_000_000))),
+        ),
+        ("encrypted", json!(repo.encrypted())),
+        ("zstd-level", json!(c.zstd_level)),
+        ("frame-target", json!(c.frame_target)),
+        ("pack-target", json!(c.pack_target)),
+        ("tree-fanout", json!(c.tree_fanout)),
+        (
+            "page-chunker",
+            json!({"avg_pages": c.page_chunker.avg_pages, "max_pages": c.page_chunker.max_pages}),
+        ),
+    ]
+}
+
+fn show_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
+    match what {
+        ConfigCommand::Set { key, value } => {
+            let repo = ctx.open("config set")?;
+            if fixed(&repo).iter().any(|(k, _)| *k == key) {
+                return Err(Error::BadInput(format!(
+                    "`{key}` is fixed when the repository is created; settable: {}",
+                    retention::SETTING_KEYS.join(", ")
+                )));
+            }
+            let mut s = repo.retention_settings()?;
+            retention::set_setting(&mut s, &key, &value)
+                .map_err(|e| Error::BadInput(e.to_string()))?;
+            repo.set_retention_settings(&s)?;
+            let now =
+                retention::get_setting(&s, &key).map_err(|e| Error::BadInput(e.to_string()))?;
+            if ctx.global.json {
+                print_json(&json!({"key": key, "value": now}));
+            } else {
+                match now {
+                    Some(v) => ctx.say(format!("{key} = {v}")),
+                    None => ctx.say(format!("{key} unset")),
+                }
+            }
+        }
+        ConfigCommand::Get { key } => {
+            let repo = ctx.open("config get")?;
+            let value = match fixed(&repo).into_iter().find(|(k, _)| *k == key) {
+                Some((_, v)) => Some(show_value(&v)),
+                None => retention::get_setting(&repo.retention_settings()?, &key)
+                    .map_err(|e| Error::BadInput(e.to_string()))?,
+            };
+            if ctx.global.json {
+                print_json(&json!({"key": key, "value": value}));
+            } else if let Some(v) = value {
+                ctx.say(v);
+            }
+        }
+        ConfigCommand::Show => {
+            let repo = ctx.open("config show")?;
+            let settings = repo.retention_settings()?;
+            let table = retention::settings_table(&settings);
+            let policy =
+                Policy::from_settings(&settings).map_err(|e| Error::BadInput(e.to_string()))?;
+            if ctx.global.json {
+                let retention: serde_json::Map<String, Value> = table
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v)))
+                    .collect();
+                let repository: serde_json::Map<String, Value> = fixed(&repo)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                print_json(&json!({"retention": retention, "repository": repository}));
+            } else {
+                ctx.say("retention (applied by `forget` without rules):");
+                for (k, v) in &table {
+                    ctx.say(format!("  {k:<17} {}", v.as_deref().unwrap_or("-")));
+                }
+                if policy.is_empty() {
+                    ctx.say("  (no rule set: `forget` needs rules on its command line)");
+                }
+                ctx.say("repository (fixed at init):");
+                for (k, v) in fixed(&repo) {
+                    ctx.say(format!("  {k:<17} {}", show_value(&v)));
+                }
+            }
+        }
+    }
+    Ok(())
+}

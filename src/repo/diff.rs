@@ -1,0 +1,210 @@
+//! `diff`: what changed between two snapshots, or between a snapshot and the live
+//! database, row by row.
+//!
+//! Lumina databases are compared through their JSON exports (stored in every
+//! snapshot; for the live side exported afresh), so rows read exactly as the
+//! app's exports show them. Other databases are compared table by table from the
+//! images (the snapshot's image reassembled into a temporary file).
+
+use std::io::{BufReader, Write};
+use std::path::Path;
+
+use super::Repository;
+use crate::backend::local::AtomicFile;
+use crate::diff::{self, DiffReport, JsonExportRows, RowSource, SqliteRows, TableDiff};
+use crate::error::{Error, Result};
+use crate::export::{self, Table};
+use crate::progress::Progress;
+use crate::snapshot::Snapshot;
+use crate::sqlite;
+
+/// The newer side of a diff.
+#[derive(Debug, Clone, Copy)]
+pub enum DiffTarget<'a> {
+    /// Another snapshot.
+    Snapshot(&'a Snapshot),
+    /// The database as it is now.
+    Live(&'a Path),
+}
+
+/// A temporary file (removed on drop) in the system temp folder.
+fn temp_file(hint: &str) -> Result<AtomicFile> {
+    AtomicFile::create(&std::env::temp_dir().join(format!("lumina-backup-{hint}")))
+}
+
+struct Empty;
+impl RowSource for Empty {
+    fn next_row(&mut self) -> Result<Option<diff::Row>> {
+        Ok(None)
+    }
+}
+
+impl Repository {
+    /// Writes one file of a snapshot into a verified temporary file.
+    fn snapshot_file_to_temp(
+        &self,
+        snap: &Snapshot,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<AtomicFile> {
+        let entry = snap.file(name)?;
+        let mut tmp = temp_file(name)?;
+        self.read_file(entry, &mut tmp, progress)?;
+        tmp.flush()
+            .map_err(|e| Error::io("writing", tmp.temp_path(), e))?;
+        Ok(tmp)
+    }
+
+    /// Row-level differences from `old` to `new`.
+    pub fn diff(
+        &self,
+        old: &Snapshot,
+        new: DiffTarget<'_>,
+        progress: &dyn Progress,
+    ) -> Result<DiffReport> {
+        let old_lumina = Table::all().iter().all(|t| old.file(t.file_name()).is_ok());
+        let new_lumina = match new {
+            DiffTarget::Snapshot(s) => Table::all().iter().all(|t| s.file(t.file_name()).is_ok()),
+            DiffTarget::Live(db) => export::is_lumina(&sqlite::capture::open_source(db)?)?,
+        };
+        if old_lumina && new_lumina {
+            self.diff_exports(old, new, progress)
+        } else {
+            self.diff_images(old, new, progress)
+        }
+    }
+
+    fn diff_exports(
+        &self,
+        old: &Snapshot,
+        new: DiffTarget<'_>,
+        progress: &dyn Progress,
+    ) -> Result<DiffReport> {
+        let mut report = DiffReport::default();
+        // The live side is exported once, in one read transaction, like a snapshot.
+        let live_dir = match new {
+            DiffTarget::Live(db) => {
+                let dir = std::env::temp_dir().join(format!(
+                    "lumina-backup-diff-{}-{:08x}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ));
+                let req = super::ExportRequest {
+                    tables: Table::all().to_vec(),
+                    format: super::ExportFormat::Json,
+                    out: dir.clone(),
+                    gzip: false,
+                };
+                super::export_database(db, &req)?;
+                Some(TempDir(dir))
+            }
+            DiffTarget::Snapshot(_) => None,
+        };
+        for table in Table::all() {
+            progress.phase(&format!("comparing {}", table.name()), None);
+            let a = self.snapshot_file_to_temp(old, table.file_name(), progress)?;
+            let a_file = std::fs::File::open(a.temp_path())
+                .map_err(|e| Error::io("opening", a.temp_path(), e))?;
+            let mut a_rows = JsonExportRows::new(
+                BufReader::with_capacity(1 << 20, a_file),
+                table.key_columns(),
+                table.file_name(),
+            );
+            let (b_guard, b_path) = match (&new, &live_dir) {
+                (DiffTarget::Snapshot(s), _) => {
+                    let t = self.snapshot_file_to_temp(s, table.file_name(), progress)?;
+                    let p = t.temp_path().to_path_buf();
+                    (Some(t), p)
+                }
+                (DiffTarget::Live(_), Some(dir)) => (None, dir.0.join(table.file_name())),
+                (DiffTarget::Live(_), None) => unreachable!("live exports were written above"),
+            };
+            let b_file =
+                std::fs::File::open(&b_path).map_err(|e| Error::io("opening", &b_path, e))?;
+            let mut b_rows = JsonExportRows::new(
+                BufReader::with_capacity(1 << 20, b_file),
+                table.key_columns(),
+                table.file_name(),
+            );
+            let d = diff::diff_rows(&mut a_rows, &mut b_rows)?;
+            drop(b_guard);
+            report.tables.insert(table.name().to_string(), d);
+        }
+        Ok(report)
+    }
+
+    fn diff_images(
+        &self,
+        old: &Snapshot,
+        new: DiffTarget<'_>,
+        progress: &dyn Progress,
+    ) -> Result<DiffReport> {
+        let name_of = |s: &Snapshot| {
+            s.image().map(|f| f.name.clone()).ok_or_else(|| {
+                Error::corrupt(
+                    format!("snapshot {}", s.id.short()),
+                    "has no database image",
+                )
+            })
+        };
+        let a = self.snapshot_file_to_temp(old, &name_of(old)?, progress)?;
+        let a_conn = sqlite::restore::open_immutable(a.temp_path())?;
+        let (_b_guard, b_conn) = match new {
+            DiffTarget::Snapshot(s) => {
+                let t = self.snapshot_file_to_temp(s, &name_of(s)?, progress)?;
+                let c = sqlite::restore::open_immutable(t.temp_path())?;
+                (Some(t), c)
+            }
+            DiffTarget::Live(db) => {
+                let c = sqlite::capture::open_source(db)?;
+                c.execute_batch("BEGIN").map_err(|e| Error::sqlite(db, e))?;
+                (None, c)
+            }
+        };
+        let mut names = diff::sqlite_tables(&a_conn)?;
+        names.extend(diff::sqlite_tables(&b_conn)?);
+        names.sort();
+        names.dedup();
+        let mut report = DiffReport::default();
+        for name in names {
+            progress.phase(&format!("comparing {name}"), None);
+            let d = diff_table(&a_conn, &b_conn, &name)?;
+            report.tables.insert(name, d);
+        }
+        Ok(report)
+    }
+}
+
+fn has_table(conn: &rusqlite::Connection, name: &str) -> Result<bool> {
+    Ok(diff::sqlite_tables(conn)?.iter().any(|n| n == name))
+}
+
+fn diff_table(a: &rusqlite::Connection, b: &rusqlite::Connection, name: &str) -> Result<TableDiff> {
+    let mut a_stmt = if has_table(a, name)? {
+        Some(SqliteRows::prepare(a, name)?)
+    } else {
+        None
+    };
+    let mut b_stmt = if has_table(b, name)? {
+        Some(SqliteRows::prepare(b, name)?)
+    } else {
+        None
+    };
+    let mut a_rows: Box<dyn RowSource> = match &mut a_stmt {
+        Some((stmt, keys, _)) => Box::new(SqliteRows::new(stmt, keys)?),
+        None => Box::new(Empty),
+    };
+    let mut b_rows: Box<dyn RowSource> = match &mut b_stmt {
+        Some((stmt, keys, _)) => Box::new(SqliteRows::new(stmt, keys)?),
+        None => Box::new(Empty),
+    };
+    diff::diff_rows(a_rows.as_mut(), b_rows.as_mut())
+}
+
+/// A folder removed on drop.
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,167 @@
+//! `status` (newest snapshot per database, last failure, sizes, deduplication)
+//! and tag/note editing.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Repository;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::{self, Kind, StatusRecord};
+use crate::index::IndexUpdate;
+use crate::snapshot::{self, Snapshot};
+
+/// Name of the status file.
+pub const STATUS_FILE: &str = "status";
+
+/// One database's history in brief.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseStatus {
+    /// Source path.
+    pub db: String,
+    /// Snapshots of it.
+    pub snapshots: usize,
+    /// Newest snapshot id.
+    pub latest_id: String,
+    /// Its time (unix ns).
+    pub latest_time_ns: i64,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Repository path.
+    pub repository: String,
+    /// Whether it is encrypted.
+    pub encrypted: bool,
+    /// Number of snapshots.
+    pub snapshots: usize,
+    /// Per database, newest first by time.
+    pub databases: Vec<DatabaseStatus>,
+    /// The last recorded failure.
+    pub last_failure: Option<StatusRecord>,
+    /// Bytes of pack files.
+    pub stored_bytes: u64,
+    /// Sum of the sizes of every file of every snapshot.
+    pub logical_bytes: u64,
+    /// logical / stored.
+    pub dedup_ratio: f64,
+    /// Chunks indexed.
+    pub chunks: u64,
+    /// Pack files indexed.
+    pub packs: u64,
+}
+
+impl Repository {
+    /// The repository's state in brief.
+    pub fn status(&self) -> Result<Status> {
+        let list = self.list()?;
+        let mut per: BTreeMap<String, DatabaseStatus> = BTreeMap::new();
+        for s in &list {
+            let e = per
+                .entry(s.record.source.clone())
+                .or_insert_with(|| DatabaseStatus {
+                    db: s.record.source.clone(),
+                    snapshots: 0,
+                    latest_id: String::new(),
+                    latest_time_ns: i64::MIN,
+                });
+            e.snapshots += 1;
+            if s.record.time_ns >= e.latest_time_ns {
+                e.latest_time_ns = s.record.time_ns;
+                e.latest_id = s.id.to_hex();
+            }
+        }
+        let mut databases: Vec<_> = per.into_values().collect();
+        databases.sort_by_key(|d| std::cmp::Reverse(d.latest_time_ns));
+        let packs = self.index.packs()?;
+        let stored_bytes: u64 = packs.iter().map(|(_, s)| s).sum();
+        let logical_bytes: u64 = list.iter().map(|s| s.record.total_bytes).sum();
+        Ok(Status {
+            repository: self.root.display().to_string(),
+            encrypted: self.encrypted(),
+            snapshots: list.len(),
+            databases,
+            last_failure: self.last_failure()?,
+            stored_bytes,
+            logical_bytes,
+            dedup_ratio: if stored_bytes == 0 {
+                0.0
+            } else {
+                logical_bytes as f64 / stored_bytes as f64
+            },
+            chunks: self.index.chunk_count()?,
+            packs: packs.len() as u64,
+        })
+    }
+
+    /// The last recorded failure, if any.
+    pub fn last_failure(&self) -> Result<Option<StatusRecord>> {
+        if !self.backend.exists(STATUS_FILE)? {
+            return Ok(None);
+        }
+        let bytes = self.backend.read(STATUS_FILE)?;
+        let body = self
+            .store
+            .cipher()
+            .read_file(Kind::Status, STATUS_FILE, &bytes)
+            .map_err(|e| Error::decode("status", e))?;
+        Ok(Some(
+            format::decode(&body).map_err(|e| Error::decode("status", e))?,
+        ))
+    }
+
+    /// Records a failure for `status` (written atomically; sealed if encrypted).
+    pub fn record_failure(&self, operation: &str, db: &str, message: &str) -> Result<()> {
+        let rec = StatusRecord {
+            time_ns: i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+                .unwrap_or(i64::MAX),
+            operation: operation.to_string(),
+            db: db.to_string(),
+            message: message.to_string(),
+        };
+        let file =
+            self.store
+                .cipher()
+                .write_file(Kind::Status, STATUS_FILE, &format::encode_named(&rec));
+        self.backend.write_atomic(STATUS_FILE, &file)
+    }
+
+    /// Changes the tags and note of a snapshot. Records are content-addressed, so
+    /// this writes a new record (a new id) with the same files and removes the old
+    /// one; no data is rewritten. Returns the new snapshot.
+    pub fn edit_snapshot(
+        &mut self,
+        spec: &str,
+        add: &[String],
+        remove: &[String],
+        note: Option<&str>,
+    ) -> Result<Snapshot> {
+        let old = self.resolve(spec)?;
+        let mut record = old.record.clone();
+        record.tags.retain(|t| !remove.contains(t));
+        for t in add {
+            if !record.tags.contains(t) {
+                record.tags.push(t.clone());
+            }
+        }
+        if let Some(n) = note {
+            record.note = n.to_string();
+        }
+        if record == old.record {
+            return Ok(old);
+        }
+        let (id, file) = snapshot::encode_record(&record, self.store.cipher());
+        self.backend
+            .write_atomic(&snapshot::snapshot_path(&id), &file)?;
+        self.index.apply(&IndexUpdate {
+            snapshots: vec![(id, file)],
+            remove_snapshots: vec![old.id],
+            ..Default::default()
+        })?;
+        self.backend.remove(&snapshot::snapshot_path(&old.id))?;
+        crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
+        Ok(Snapshot { id, record })
+    }
+}
