@@ -315,7 +315,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lumina-backup")));
     let tools: Vec<String> = std::env::var("LUMINA_BENCH_TOOLS")
-        .unwrap_or_else(|_| "lumina,lumina-noexp,restic,borg,misc".into())
+        .unwrap_or_else(|_| "lumina,lumina-noexp,lumina-enc,restic,borg,misc".into())
         .split(',')
         .map(str::to_string)
         .collect();
@@ -427,12 +427,17 @@ fn main() {
     // ---- lumina-backup (CLI, as shipped), and the image-only variant when the CLI has it
     let has_no_exports = sh(&format!("'{lb}' snapshot --help")).contains("--no-exports");
     let mut variants: Vec<(&str, &str)> = Vec::new();
+    // Encrypted repositories read their passphrase from here (plain ones ignore it).
+    std::env::set_var("LUMINA_BACKUP_PASSWORD", "bench passphrase");
     if want("lumina") {
         variants.push(("lumina-backup", ""));
     }
     if want("lumina-noexp") {
         if has_no_exports {
             variants.push(("lumina-backup --no-exports", "--no-exports"));
+            if want("lumina-enc") {
+                variants.push(("lumina-backup --no-exports (encrypted)", "--no-exports"));
+            }
         } else {
             b.warnings
                 .push("the CLI has no --no-exports flag: image-only variant not measured".into());
@@ -442,13 +447,18 @@ fn main() {
         let repo = work.join("lumina-repo");
         let repo_s = repo.display().to_string();
         let flag = flag.to_string();
+        let init_flag = if name.contains("encrypted") {
+            "--encrypt"
+        } else {
+            ""
+        };
         let backup = |_k: usize| {
             format!("'{lb}' --repo '{repo_s}' --quiet --json snapshot {flag} '{live_s}'")
         };
         b.run_backup_tool(
             name,
             &repo,
-            &format!("'{lb}' --repo '{repo_s}' --quiet init"),
+            &format!("'{lb}' --repo '{repo_s}' --quiet init {init_flag}"),
             &backup,
             &format!(
                 "'{lb}' --repo '{repo_s}' --quiet --json restore latest --to '{}'",
@@ -458,6 +468,46 @@ fn main() {
             &states,
             true,
         );
+        if name == "lumina-backup" {
+            // Issue #4: diff of the snapshots of S0 and S1 (1,000 updates + 1,000
+            // inserts), against sqlite3 reading the four tables of both in key order.
+            let list: serde_json::Value =
+                serde_json::from_str(&sh(&format!("'{lb}' --repo '{repo_s}' --json snapshots")))
+                    .unwrap_or_default();
+            let id = |i: usize| list[i]["id"].as_str().unwrap_or("").to_string();
+            b.simple(
+                name,
+                "diff S0 S1",
+                &format!(
+                    "'{lb}' --repo '{repo_s}' --quiet --json diff {} {} >/dev/null",
+                    id(0),
+                    id(1)
+                ),
+                0.0,
+                String::new(),
+            );
+            let q = "SELECT * FROM collections ORDER BY id; SELECT * FROM tags ORDER BY id; SELECT * FROM metadata ORDER BY id; SELECT * FROM item_tags ORDER BY itemId, tagId;";
+            let read =
+                |s: &PathBuf| format!("sqlite3 -readonly '{}' '{q}' >/dev/null", s.display());
+            b.simple(
+                "sqlite3",
+                "read S0+S1 tables in key order",
+                &format!("{} && {}", read(&states[0]), read(&states[1])),
+                0.0,
+                String::new(),
+            );
+        }
+        if name.contains("encrypted") {
+            // Opening an encrypted repository runs Argon2id once; `snapshots` does
+            // little else, so its wall time is the unlock time (plus a listing).
+            b.simple(
+                name,
+                "unlock (Argon2id) + list",
+                &format!("'{lb}' --repo '{repo_s}' --quiet snapshots"),
+                0.0,
+                String::new(),
+            );
+        }
         let _ = fs::remove_dir_all(&repo);
     }
 
@@ -597,6 +647,58 @@ fn main() {
         if b.get(l, "full").is_some() {
             targets(&b, l, d01, d12, &mut ratios);
         }
+    }
+    // Issue #3: encryption costs at most 15% of full-snapshot throughput, and an
+    // unlock (Argon2id with the default parameters) takes 0.2–1 s.
+    let enc = "lumina-backup --no-exports (encrypted)";
+    if let (Some(plain), Some(sealed)) = (
+        b.get("lumina-backup --no-exports", "full"),
+        b.get(enc, "full"),
+    ) {
+        let ratio = sealed.wall / plain.wall.max(0.001);
+        writeln!(
+            ratios,
+            "\n### Targets (issue #3)\n\n| target | measured | result |\n|---|---|---|"
+        )
+        .unwrap();
+        writeln!(
+            ratios,
+            "| encrypted full snapshot within 15% of unencrypted | {:.2} s vs {:.2} s = {:.2}x | {} |",
+            sealed.wall,
+            plain.wall,
+            ratio,
+            if ratio <= 1.15 { "PASS" } else { "MISS" }
+        )
+        .unwrap();
+        if let Some(u) = b.get(enc, "unlock (Argon2id) + list") {
+            let ok = (0.2..=1.0).contains(&u.wall);
+            writeln!(
+                ratios,
+                "| unlock takes 0.2–1 s | {:.2} s (whole command) | {} |",
+                u.wall,
+                if ok { "PASS" } else { "MISS" }
+            )
+            .unwrap();
+        }
+    }
+    if let (Some(d), Some(s)) = (
+        b.get("lumina-backup", "diff S0 S1"),
+        b.get("sqlite3", "read S0+S1 tables in key order"),
+    ) {
+        let ratio = d.wall / s.wall.max(0.001);
+        let rss = d.rss_kib / 1024;
+        writeln!(
+            ratios,
+            "\n### Targets (issue #4)\n\n| target | measured | result |\n|---|---|---|"
+        )
+        .unwrap();
+        writeln!(ratios, "| diff within 2x sqlite3 reading both in key order | {:.2} s vs {:.2} s = {ratio:.2}x | {} |", d.wall, s.wall, if ratio <= 2.0 { "PASS" } else { "MISS" }).unwrap();
+        writeln!(
+            ratios,
+            "| diff peak RSS < 256 MiB | {rss} MiB | {} |",
+            if rss < 256 { "PASS" } else { "MISS" }
+        )
+        .unwrap();
     }
     md.push_str(&ratios);
     if !b.warnings.is_empty() {
