@@ -244,6 +244,7 @@ fn snapshot_killed_at_each_crash_point_leaves_a_recoverable_repository() {
         ("capture-page:30000", false, true),
         ("before-rename:1", false, false),
         ("after-pack:2", false, true),
+        ("before-pack-index-commit:2", false, true),
         ("after-snapshot-file", true, false),
         ("before-index-commit", true, false),
     ];

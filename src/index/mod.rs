@@ -68,7 +68,11 @@ impl Index {
     /// Opens or creates the index file. An index of another layout version, or
     /// one redb cannot open, is reported as `Error::Index`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)
+        // A small page cache: the index is used for point lookups, and its memory
+        // must not grow with the repository (peak RSS target, BENCHMARKS.md).
+        let db = redb::Builder::new()
+            .set_cache_size(16 << 20)
+            .create(path)
             .map_err(|e| Error::Index(format!("cannot open {}: {e}", path.display())))?;
         // Private like every repository file (redb creates it with the umask's mode).
         use std::os::unix::fs::PermissionsExt;
@@ -117,6 +121,11 @@ impl Index {
 
     /// Applies an update in one durable transaction.
     pub fn apply(&self, update: &IndexUpdate) -> Result<()> {
+        self.apply_at(update, "before-index-commit")
+    }
+
+    /// [`Index::apply`] with the crash point named `point` just before the commit.
+    pub fn apply_at(&self, update: &IndexUpdate, point: &str) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
             let mut chunks = txn.open_table(CHUNKS)?;
@@ -141,7 +150,7 @@ impl Index {
                 snaps.remove(id.0)?;
             }
         }
-        crate::testhook::point("before-index-commit");
+        crate::testhook::point(point);
         txn.commit()?;
         Ok(())
     }

@@ -209,9 +209,23 @@ impl Repository {
         let config = self.store.config().clone();
         let img_name = image_name(&source);
 
-        let reader = self.index.reader()?;
-        let mut session = WriteSession::new(&self.store, Box::new(move |id| reader.contains(id)));
-        let (tx, rx) = sync_channel::<Msg>(4);
+        // Each pack's chunks are indexed as soon as the pack is durable (memory stays
+        // bounded by one pack); the snapshot itself is indexed last.
+        let index = &self.index;
+        let reader = std::cell::RefCell::new(index.reader()?);
+        let mut session =
+            WriteSession::new(&self.store, Box::new(|id| reader.borrow().contains(id)))
+                .with_on_pack(Box::new(|pack, size, locs| {
+                    let update = IndexUpdate {
+                        chunks: locs.to_vec(),
+                        packs: vec![(pack, size)],
+                        ..Default::default()
+                    };
+                    index.apply_at(&update, "before-pack-index-commit")?;
+                    *reader.borrow_mut() = index.reader()?;
+                    Ok(())
+                }));
+        let (tx, rx) = sync_channel::<Msg>(2);
         progress.phase(&format!("snapshot {}", source.display()), None);
 
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
@@ -315,7 +329,7 @@ impl Repository {
         let (id, file) = snapshot::encode_record(&record, self.store.cipher());
         self.backend_write(&snapshot::snapshot_path(&id), &file)?;
         crate::testhook::point("after-snapshot-file");
-        let new_chunks = added.locations.len() as u64;
+        let new_chunks = added.chunks_added;
         self.index.apply(&IndexUpdate {
             chunks: added.locations,
             packs: added.packs,

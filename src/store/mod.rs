@@ -187,10 +187,21 @@ pub struct Added {
     pub packs: Vec<(PackId, u64)>,
     /// Bytes written to packs.
     pub stored_bytes: u64,
+    /// Number of new chunks stored.
+    pub chunks_added: u64,
 }
 
 /// Answers "does the repository already hold this chunk?" (the index).
 pub type KnownFn<'a> = Box<dyn Fn(&ChunkId) -> Result<bool> + 'a>;
+
+/// Called after each pack is durable, with its id, size and chunk locations
+/// (the caller commits them to the index).
+pub type OnPackFn<'a> = Box<dyn FnMut(PackId, u64, &[(ChunkId, ChunkLoc)]) -> Result<()> + 'a>;
+
+/// Room for a full pack: the target plus one frame past it, and the trailer.
+fn pack_capacity(config: &Config) -> usize {
+    config.pack_target as usize + 2 * config.frame_target as usize + (64 << 10)
+}
 
 /// Frames compressed together in one parallel step.
 const PARALLEL_FRAMES: usize = 8;
@@ -207,6 +218,7 @@ pub struct WriteSession<'a> {
     ready: Vec<(Vec<ChunkDesc>, Vec<u8>)>,
     pack: pack::PackWriter,
     added: Added,
+    on_pack: Option<OnPackFn<'a>>,
 }
 
 impl<'a> WriteSession<'a> {
@@ -219,9 +231,22 @@ impl<'a> WriteSession<'a> {
             frame: Vec::new(),
             frame_raw: Vec::new(),
             ready: Vec::new(),
-            pack: pack::PackWriter::new(store.cipher.flags()),
+            pack: pack::PackWriter::with_capacity(
+                store.cipher.flags(),
+                pack_capacity(&store.config),
+            ),
             added: Added::default(),
+            on_pack: None,
         }
+    }
+
+    /// Hands each pack's locations to `on_pack` as soon as the pack is durable,
+    /// instead of keeping them until [`WriteSession::finish`]: memory then stays
+    /// bounded by one pack whatever the amount written. `known` must see what
+    /// `on_pack` commits (the chunks are forgotten by the session afterwards).
+    pub fn with_on_pack(mut self, on_pack: OnPackFn<'a>) -> Self {
+        self.on_pack = Some(on_pack);
+        self
     }
 
     /// Stores a batch of chunks (hashed in parallel); returns their tree entries in order.
@@ -254,6 +279,7 @@ impl<'a> WriteSession<'a> {
             return Ok(());
         }
         self.seen.insert(id);
+        self.added.chunks_added += 1;
         let len =
             u32::try_from(data.len()).map_err(|_| Error::BadInput("chunk over 4 GiB".into()))?;
         self.frame.push(ChunkDesc { id, kind, len });
@@ -314,7 +340,10 @@ impl<'a> WriteSession<'a> {
     }
 
     fn write_pack(&mut self) -> Result<()> {
-        let fresh = pack::PackWriter::new(self.store.cipher.flags());
+        let fresh = pack::PackWriter::with_capacity(
+            self.store.cipher.flags(),
+            pack_capacity(&self.store.config),
+        );
         let full = std::mem::replace(&mut self.pack, fresh);
         if full.is_empty() {
             return Ok(());
@@ -323,14 +352,26 @@ impl<'a> WriteSession<'a> {
         self.store.backend.write_atomic(&pack_path(&id), &bytes)?;
         crate::testhook::point("after-pack");
         // Locations added since the last pack are in this one.
-        for (_, loc) in self.added.locations.iter_mut().rev() {
+        let mut first_new = self.added.locations.len();
+        for (i, (_, loc)) in self.added.locations.iter_mut().enumerate().rev() {
             if loc.pack != PackId::default() {
                 break;
             }
             loc.pack = id;
+            first_new = i;
         }
-        self.added.packs.push((id, bytes.len() as u64));
         self.added.stored_bytes += bytes.len() as u64;
+        match self.on_pack.as_mut() {
+            Some(on_pack) => {
+                let locs: Vec<(ChunkId, ChunkLoc)> =
+                    self.added.locations.drain(first_new..).collect();
+                on_pack(id, bytes.len() as u64, &locs)?;
+                for (cid, _) in &locs {
+                    self.seen.remove(cid);
+                }
+            }
+            None => self.added.packs.push((id, bytes.len() as u64)),
+        }
         Ok(())
     }
 

@@ -102,7 +102,13 @@ pub struct PackWriter {
 impl PackWriter {
     /// An empty pack (header only) with the cipher's flags.
     pub fn new(flags: u8) -> Self {
-        let mut buf = Vec::with_capacity(1 << 20);
+        Self::with_capacity(flags, 1 << 20)
+    }
+
+    /// An empty pack whose buffer is sized for `capacity` bytes up front (so it
+    /// does not double past the pack target).
+    pub fn with_capacity(flags: u8, capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity);
         buf.extend_from_slice(&format::encode_header(Kind::Pack, flags, 0));
         PackWriter {
             buf,
