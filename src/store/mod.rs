@@ -42,11 +42,33 @@ impl std::fmt::Debug for ChunkStore {
     }
 }
 
-/// The last frame read, so consecutive chunks of one frame cost one read.
+/// The last few frames read (most recent last), so chunks of one frame cost one
+/// read even when a tree walk alternates between the frames of its levels.
 #[derive(Debug, Default)]
 pub struct FrameCache {
-    key: Option<(PackId, u64)>,
-    raw: Vec<u8>,
+    frames: Vec<((PackId, u64), Vec<u8>)>,
+}
+
+/// Frames a [`FrameCache`] keeps (each at most `frame_target`, 1 MiB by default).
+const FRAME_CACHE_LEN: usize = 8;
+
+impl FrameCache {
+    fn get_or_load(
+        &mut self,
+        key: (PackId, u64),
+        load: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<&[u8]> {
+        if let Some(i) = self.frames.iter().position(|(k, _)| *k == key) {
+            let hit = self.frames.remove(i);
+            self.frames.push(hit);
+        } else {
+            if self.frames.len() >= FRAME_CACHE_LEN {
+                self.frames.remove(0);
+            }
+            self.frames.push((key, load()?));
+        }
+        Ok(&self.frames.last().expect("just pushed").1)
+    }
 }
 
 impl ChunkStore {
@@ -139,14 +161,10 @@ impl ChunkStore {
         cache: &mut FrameCache,
     ) -> Result<Vec<u8>> {
         let key = (loc.pack, loc.frame_offset);
-        if cache.key != Some(key) {
-            cache.raw = self.read_frame(loc)?;
-            cache.key = Some(key);
-        }
+        let raw = cache.get_or_load(key, || self.read_frame(loc))?;
         let start = loc.offset as usize;
         let end = start + loc.len as usize;
-        let data = cache
-            .raw
+        let data = raw
             .get(start..end)
             .ok_or_else(|| Error::corrupt(format!("chunk {}", id.short()), "outside its frame"))?
             .to_vec();
@@ -213,8 +231,10 @@ pub struct WriteSession<'a> {
     store: &'a ChunkStore,
     known: KnownFn<'a>,
     seen: HashSet<ChunkId>,
-    frame: Vec<ChunkDesc>,
-    frame_raw: Vec<u8>,
+    /// Open frames by chunk kind: tree nodes get frames of their own, so reading
+    /// a snapshot's trees (verify, prune, diff of the structure) never decompresses
+    /// file data.
+    open: [(Vec<ChunkDesc>, Vec<u8>); 2],
     ready: Vec<(Vec<ChunkDesc>, Vec<u8>)>,
     pack: pack::PackWriter,
     added: Added,
@@ -228,8 +248,7 @@ impl<'a> WriteSession<'a> {
             store,
             known,
             seen: HashSet::new(),
-            frame: Vec::new(),
-            frame_raw: Vec::new(),
+            open: Default::default(),
             ready: Vec::new(),
             pack: pack::PackWriter::with_capacity(
                 store.cipher.flags(),
@@ -282,20 +301,20 @@ impl<'a> WriteSession<'a> {
         self.added.chunks_added += 1;
         let len =
             u32::try_from(data.len()).map_err(|_| Error::BadInput("chunk over 4 GiB".into()))?;
-        self.frame.push(ChunkDesc { id, kind, len });
-        self.frame_raw.extend_from_slice(&data);
-        if self.frame_raw.len() >= self.store.config.frame_target as usize {
-            self.close_frame();
+        let slot = usize::from(kind == KIND_TREE);
+        let (descs, raw) = &mut self.open[slot];
+        descs.push(ChunkDesc { id, kind, len });
+        raw.extend_from_slice(&data);
+        if raw.len() >= self.store.config.frame_target as usize {
+            self.close_frame(slot);
         }
         Ok(())
     }
 
-    fn close_frame(&mut self) {
-        if !self.frame.is_empty() {
-            self.ready.push((
-                std::mem::take(&mut self.frame),
-                std::mem::take(&mut self.frame_raw),
-            ));
+    fn close_frame(&mut self, slot: usize) {
+        let (descs, raw) = std::mem::take(&mut self.open[slot]);
+        if !descs.is_empty() {
+            self.ready.push((descs, raw));
         }
     }
 
@@ -382,7 +401,8 @@ impl<'a> WriteSession<'a> {
 
     /// Writes everything pending; returns what was added.
     pub fn finish(mut self) -> Result<Added> {
-        self.close_frame();
+        self.close_frame(0);
+        self.close_frame(1);
         self.flush_frames()?;
         self.write_pack()?;
         Ok(self.added)
