@@ -142,16 +142,34 @@ impl AtomicFile {
 
     /// Flushes, fsyncs, renames onto the target, fsyncs the folder.
     pub fn commit(mut self) -> Result<()> {
-        let w = self.file.take().expect("commit is called once");
-        let f = w
-            .into_inner()
-            .map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
-        f.sync_all()
-            .map_err(|e| Error::io("syncing", &self.tmp, e))?;
-        drop(f);
+        self.sync()?;
         fs::rename(&self.tmp, &self.target)
             .map_err(|e| Error::io("renaming into", &self.target, e))?;
         sync_dir(parent_dir(&self.target))
+    }
+}
+
+impl AtomicFile {
+    fn sync(&mut self) -> Result<()> {
+        let w = self.file.take().expect("the file is finished once");
+        let f = w
+            .into_inner()
+            .map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| Error::io("syncing", &self.tmp, e))
+    }
+
+    /// Flushes and fsyncs, then hands the temp file over to the caller, who must
+    /// rename or remove it (restore checks the file before it replaces anything).
+    pub fn keep_temp(mut self) -> Result<PathBuf> {
+        let synced = self.sync();
+        let tmp = std::mem::take(&mut self.tmp);
+        match synced {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -166,6 +184,7 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
+        // Not committed nor handed over: remove the temp file.
         if self.file.is_some() {
             self.file = None;
             let _ = fs::remove_file(&self.tmp);

@@ -1,18 +1,11 @@
 //! Presentation: human text and the JSON documents of the CLI contract.
 
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use lumina_backup::Snapshot;
 
-/// RFC 3339 UTC time of a snapshot.
-pub fn rfc3339(time_ns: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| time_ns.to_string())
-}
+pub use lumina_backup::snapshot::rfc3339;
 
 /// Local time and how long ago, for humans.
 pub fn local_time(time_ns: i64, offset: UtcOffset) -> String {

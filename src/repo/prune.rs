@@ -36,6 +36,9 @@ use crate::store::{pack, ChunkLoc, FrameCache, WriteSession, KIND_TREE};
 /// stored bytes is dead.
 pub const DEFAULT_MAX_UNUSED: f64 = 10.0;
 
+/// Raw bytes of live chunks handed to the write session at once when repacking.
+const REPACK_BATCH: usize = 4 << 20;
+
 /// Frames kept decompressed while walking trees (tree nodes of one snapshot sit
 /// together, interleaved with the data written in the same session).
 const NODE_FRAME_CACHE: usize = 16;
@@ -453,18 +456,44 @@ impl Repository {
         // would be lost with its old pack.
         let mut session = WriteSession::new(&self.store, Box::new(|_| Ok(false)));
         let mut cache = FrameCache::default();
+        // Batches go through `put_batch`, which compresses and writes frames as
+        // they fill, so memory stays at a few frames and one pack whatever the
+        // amount repacked.
+        let mut batch: Vec<(ChunkId, Vec<u8>)> = Vec::new();
+        let mut batch_kind = 0u8;
+        let mut batch_bytes = 0usize;
+        let flush = |session: &mut WriteSession<'_>,
+                     kind: u8,
+                     batch: &mut Vec<(ChunkId, Vec<u8>)>|
+         -> Result<()> {
+            let (ids, chunks): (Vec<ChunkId>, Vec<Vec<u8>>) =
+                std::mem::take(batch).into_iter().unzip();
+            let entries = session.put_batch(kind, chunks)?;
+            for (want, got) in ids.iter().zip(&entries) {
+                if got.id != *want {
+                    return Err(Error::corrupt(
+                        format!("chunk {}", want.short()),
+                        "re-hashed to another id while repacking",
+                    ));
+                }
+            }
+            Ok(())
+        };
         for (id, loc) in &plan.repack_chunks {
             Repository::check_cancel(progress)?;
             let data = self.store.read_chunk(id, loc, &mut cache)?;
-            let len = data.len() as u64;
-            let put = session.put(loc.kind, data)?;
-            if put != *id {
-                return Err(Error::corrupt(
-                    format!("chunk {}", id.short()),
-                    "re-hashed to another id while repacking",
-                ));
+            let len = data.len();
+            if !batch.is_empty() && (loc.kind != batch_kind || batch_bytes >= REPACK_BATCH) {
+                flush(&mut session, batch_kind, &mut batch)?;
+                batch_bytes = 0;
             }
-            progress.advance(len);
+            batch_kind = loc.kind;
+            batch_bytes += len;
+            batch.push((*id, data));
+            progress.advance(len as u64);
+        }
+        if !batch.is_empty() {
+            flush(&mut session, batch_kind, &mut batch)?;
         }
         let added = session.finish()?;
         crate::testhook::point("prune-after-new-packs");

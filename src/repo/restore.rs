@@ -3,20 +3,17 @@
 //! image passes `PRAGMA integrity_check` before it replaces anything.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 
 use super::{Repository, SnapshotOptions};
-use crate::backend::local::temp_path_beside;
+use crate::backend::local::AtomicFile;
 use crate::error::{Error, Result};
 use crate::format::{FileEntry, FileKind, TreeNode};
-use crate::id::ChunkId;
-use crate::id::PackId;
+use crate::id::{ChunkId, PackId};
 use crate::index::IndexReader;
 use crate::progress::Progress;
 use crate::snapshot::Snapshot;
@@ -195,29 +192,10 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<(PathBuf, u64)> {
         remove_stale_temps(target);
-        let tmp = temp_path_beside(target);
-        let result = (|| {
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| Error::io("creating", &tmp, e))?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            let n = self.read_file(entry, &mut w, progress)?;
-            let file = w
-                .into_inner()
-                .map_err(|e| Error::io("writing", &tmp, e.into_error()))?;
-            file.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
-            Ok(n)
-        })();
-        match result {
-            Ok(n) => Ok((tmp, n)),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        // Dropped on error, the AtomicFile removes its temp file.
+        let mut file = AtomicFile::create(target)?;
+        let n = self.read_file(entry, &mut file, progress)?;
+        Ok((file.keep_temp()?, n))
     }
 
     /// Restores the database image of snapshot `spec` to `target` (a file path).

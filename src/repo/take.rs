@@ -270,16 +270,19 @@ impl Repository {
             Ok((files?, info, extra))
         })?;
 
+        let sqlite = SqliteInfo {
+            page_size: info.page_size,
+            page_count: info.page_count,
+            user_version: info.user_version,
+            sqlite_version: info.sqlite_version,
+            journal_mode: info.journal_mode,
+            lumina: extra.lumina,
+        };
         let manifest = Manifest {
             manifest_version: 1,
             source: source_str.clone(),
             time: timestamp.clone(),
-            page_size: info.page_size,
-            page_count: info.page_count,
-            user_version: info.user_version,
-            sqlite_version: info.sqlite_version.clone(),
-            journal_mode: info.journal_mode.clone(),
-            lumina: extra.lumina,
+            sqlite: sqlite.clone(),
             tables: extra.tables.iter().cloned().collect(),
             warnings: extra.warnings.clone(),
         };
@@ -316,14 +319,7 @@ impl Repository {
             total_bytes: files.iter().map(|f| f.size).sum(),
             files,
             new_bytes: added.stored_bytes,
-            sqlite: SqliteInfo {
-                page_size: info.page_size,
-                page_count: info.page_count,
-                user_version: info.user_version,
-                sqlite_version: info.sqlite_version,
-                journal_mode: info.journal_mode,
-                lumina: extra.lumina,
-            },
+            sqlite,
             warnings: extra.warnings,
         };
         let (id, file) = snapshot::encode_record(&record, self.store.cipher());

@@ -185,12 +185,7 @@ pub fn at<'a>(snapshots: &'a [Snapshot], db: Option<&str>, time_ns: i64) -> Resu
             Error::BadInput(format!(
                 "no snapshot at or before that time; the earliest is {} taken at {} (unix {} s)",
                 first.id.short(),
-                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(first.record.time_ns))
-                    .ok()
-                    .and_then(|t| t
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .ok())
-                    .unwrap_or_default(),
+                rfc3339(first.record.time_ns),
                 first.record.time_ns / 1_000_000_000
             ))
         })
@@ -205,18 +200,10 @@ pub struct Manifest {
     pub source: String,
     /// Capture time (RFC 3339, UTC).
     pub time: String,
-    /// Page size.
-    pub page_size: u32,
-    /// Pages.
-    pub page_count: u64,
-    /// `PRAGMA user_version`.
-    pub user_version: i64,
-    /// SQLite version.
-    pub sqlite_version: String,
-    /// Journal mode.
-    pub journal_mode: String,
-    /// Whether Lumina's tables are present (and exported).
-    pub lumina: bool,
+    /// Page size, page count, `user_version`, SQLite version, journal mode, and
+    /// whether Lumina's tables are present (flattened into the JSON object).
+    #[serde(flatten)]
+    pub sqlite: crate::format::SqliteInfo,
     /// Row count per table.
     pub tables: std::collections::BTreeMap<String, u64>,
     /// Consistency warnings.
