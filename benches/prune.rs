@@ -9,7 +9,8 @@
 //! snapshots are taken in-process through the library (with the JSON exports, as
 //! the CLI does), each after 20 `metadata` rows changed. Then the CLI runs, each
 //! under `/usr/bin/time -f '%e %M'` (wall seconds, peak RSS KiB):
-//! `forget --keep-last N/20` (keeps 5%), `prune` (default `--max-unused 10`), and
+//! `forget --keep-last N/20` (keeps 5%), `prune --dry-run`, `prune` (default
+//! `--max-unused 10`), and
 //! `verify --read-data` on the result (a sanity check, also timed). Prints one
 //! Markdown table. `LUMINA_BIN` overrides the binary.
 
@@ -122,6 +123,7 @@ fn main() {
 
     let keep = (snapshots / 20).max(1).to_string();
     let (f_secs, f_rss, _) = timed(&bin, &repo_path, &["forget", "--keep-last", &keep]);
+    let (d_secs, d_rss, _) = timed(&bin, &repo_path, &["prune", "--dry-run"]);
     let (p_secs, p_rss, p_out) = timed(&bin, &repo_path, &["prune"]);
     let report: serde_json::Value = serde_json::from_str(&p_out).expect("prune json");
     let after = du(&packs_dir);
@@ -139,6 +141,10 @@ fn main() {
         "| `forget --keep-last {keep}` | {f_secs:.2} s | {:.1} MiB | {} snapshots removed |",
         f_rss as f64 / 1024.0,
         snapshots - keep.parse::<usize>().expect("n")
+    );
+    println!(
+        "| `prune --dry-run` (mark and plan only) | {d_secs:.2} s | {:.1} MiB | |",
+        d_rss as f64 / 1024.0
     );
     println!(
         "| `prune` | {p_secs:.2} s | {:.1} MiB | packs {} → {} ({} of {} deleted, {} repacked into {}), {} referenced chunks, freed {}, rewrote {} |",
