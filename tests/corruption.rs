@@ -264,3 +264,31 @@ fn garbage_index_is_fixed_by_repair() {
     t.lb().args(["snapshot"]).arg(&db).ok();
     t.lb().args(["verify"]).ok();
 }
+
+/// verify walks each distinct subtree once, but a damaged one must still be
+/// reported for every snapshot that needs it, not only the first.
+#[test]
+fn damage_shared_by_snapshots_is_reported_for_each() {
+    let (t, _db, snaps) = repo_with_snapshots("shared-damage");
+    let biggest = pack_files(&t.repo())
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).expect("meta").len())
+        .expect("a pack");
+    let bytes = std::fs::read(&biggest).expect("read");
+    write_keeping_mode(&biggest, &bytes[..bytes.len() - 100]);
+    let v = t.lb().args(["verify", "--json"]).run();
+    v.expect_code(3);
+    let report = v.json();
+    let problems: Vec<String> = report["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| p.as_str().expect("string").to_string())
+        .collect();
+    for (id, _) in &snaps {
+        assert!(
+            problems.iter().any(|p| p.contains(&id[..12])),
+            "snapshot {id} is not named: {problems:#?}"
+        );
+    }
+}

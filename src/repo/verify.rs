@@ -109,6 +109,10 @@ impl Repository {
         let mut checked: HashSet<ChunkId> = HashSet::new();
         let mut cache = FrameCache::default();
         let mut nodes_total = 0u64;
+        // Subtrees already walked without a problem: snapshots share most of their
+        // trees, so each distinct subtree is walked once. A damaged subtree never
+        // enters this set, so it is reported for every snapshot that needs it.
+        let mut good_nodes: HashSet<ChunkId> = HashSet::new();
         for id in self.snapshot_ids()? {
             r.snapshots_checked += 1;
             let rec = match self
@@ -138,10 +142,23 @@ impl Repository {
                     self.store.read_node(nid, &loc, &mut cache)
                 };
                 let mut size = 0u64;
+                let mut walked: Vec<ChunkId> = Vec::new();
+                let mut skip = |e: &crate::format::TreeEntry| {
+                    let seen = good_nodes.contains(&e.id);
+                    if !seen {
+                        walked.push(e.id);
+                    }
+                    seen
+                };
                 let result = (|| {
-                    while let Some(leaf) = tree.next_leaf(&mut get)? {
+                    while let Some((leaf, is_leaf)) = tree.next(&mut get, &mut skip)? {
                         size += leaf.len;
-                        if checked.insert(leaf.id) {
+                        if !is_leaf {
+                            continue;
+                        }
+                        // Only chunks found intact are remembered, so a damaged one is
+                        // reported for every snapshot that needs it.
+                        if !checked.contains(&leaf.id) {
                             match reader.get(&leaf.id)? {
                                 None => return Err(Error::MissingChunk(leaf.id.to_hex())),
                                 Some(loc) if damaged_packs.contains(&loc.pack) => {
@@ -150,7 +167,9 @@ impl Repository {
                                         format!("is in damaged pack {}", loc.pack.to_hex()),
                                     ))
                                 }
-                                Some(_) => {}
+                                Some(_) => {
+                                    checked.insert(leaf.id);
+                                }
                             }
                         }
                     }
@@ -167,7 +186,7 @@ impl Repository {
                         file.name,
                         file.size
                     )),
-                    Ok(()) => {}
+                    Ok(()) => good_nodes.extend(walked.drain(..)),
                 }
             }
         }

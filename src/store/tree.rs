@@ -109,6 +109,18 @@ impl TreeReader {
 
     /// The next data chunk entry, or `None` at the end.
     pub fn next_leaf(&mut self, get: &mut GetNode<'_>) -> Result<Option<TreeEntry>> {
+        Ok(self.next(get, &mut |_| false)?.map(|(e, _)| e))
+    }
+
+    /// Like [`TreeReader::next_leaf`], but a child node for which `skip` returns
+    /// true is not read: it is returned as `(entry, false)` (a whole subtree of
+    /// `entry.len` bytes) instead of its leaves. Walks over many snapshots use it
+    /// to visit each distinct subtree once. Leaves come as `(entry, true)`.
+    pub fn next(
+        &mut self,
+        get: &mut GetNode<'_>,
+        skip: &mut dyn FnMut(&TreeEntry) -> bool,
+    ) -> Result<Option<(TreeEntry, bool)>> {
         if let Some(root) = self.root.take() {
             let node = get(&root)?;
             self.stack.push((node, 0));
@@ -124,7 +136,10 @@ impl TreeReader {
             let entry = node.entries[*idx];
             *idx += 1;
             if node.level == 0 {
-                return Ok(Some(entry));
+                return Ok(Some((entry, true)));
+            }
+            if skip(&entry) {
+                return Ok(Some((entry, false)));
             }
             let want = node.level - 1;
             let child = get(&entry.id)?;
