@@ -12,7 +12,9 @@
 //! `forget --keep-last N/20` (keeps 5%), `prune --dry-run`, `prune` (default
 //! `--max-unused 10`), and
 //! `verify --read-data` on the result (a sanity check, also timed). Prints one
-//! Markdown table. `LUMINA_BIN` overrides the binary.
+//! Markdown table. `LUMINA_BIN` overrides the binary; `PRUNE_DB=PATH` starts from a
+//! copy of that database instead of a generated one; `PRUNE_NO_EXPORTS=1` takes
+//! image-only snapshots.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,7 +83,14 @@ fn main() {
     let repo_path = work.join("repo");
 
     let t = Instant::now();
-    lumina_backup::sample::create_lumina_db(&db, items, 5).expect("generating the db");
+    // PRUNE_DB=PATH starts from a copy of an existing Lumina database (the 1 GB
+    // benchmark state s0-500000.db) instead of a generated one.
+    match std::env::var_os("PRUNE_DB") {
+        Some(src) => {
+            std::fs::copy(&src, &db).expect("copying PRUNE_DB");
+        }
+        None => lumina_backup::sample::create_lumina_db(&db, items, 5).expect("generating the db"),
+    }
     let db_size = std::fs::metadata(&db).expect("db").len();
     eprintln!(
         "generated {} ({items} items) in {:.1?}",
@@ -109,8 +118,13 @@ fn main() {
                     .expect("update");
                 }
             }
-            repo.snapshot(&db, &SnapshotOptions::default(), &NoProgress)
-                .expect("snapshot");
+            // PRUNE_NO_EXPORTS=1: image-only snapshots (what makes 500 snapshots of
+            // the 1 GB database take minutes rather than hours).
+            let opts = SnapshotOptions {
+                no_exports: std::env::var_os("PRUNE_NO_EXPORTS").is_some(),
+                ..Default::default()
+            };
+            repo.snapshot(&db, &opts, &NoProgress).expect("snapshot");
             if (i + 1) % 50 == 0 {
                 eprintln!("{} snapshots in {:.1?}", i + 1, t.elapsed());
             }

@@ -155,6 +155,14 @@ impl Index {
         Ok(())
     }
 
+    /// Gives the file's free space back after large writes: each transaction
+    /// copies the pages it changes, so many commits (one per pack in a big
+    /// snapshot) leave the file several times larger than its live data.
+    pub fn compact(&mut self) -> Result<()> {
+        while self.db.compact().map_err(|e| Error::Redb(e.to_string()))? {}
+        Ok(())
+    }
+
     /// Removes everything (before a rebuild).
     pub fn clear(&self) -> Result<()> {
         let txn = self.db.begin_write()?;

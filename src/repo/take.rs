@@ -42,6 +42,12 @@ pub struct SnapshotSummary {
     pub new_chunks: u64,
 }
 
+/// A snapshot that added at least this many chunks compacts the index after it.
+/// redb copies the pages a commit changes and grows its file by doubling, so
+/// without compaction the index of a 1 GB database grew to several times its live
+/// size (BENCHMARKS.md); compacting costs little next to the snapshot.
+const COMPACT_AFTER_CHUNKS: u64 = 1;
+
 /// Bytes of chunks sent per batch from the capture thread.
 const BATCH_BYTES: usize = 4 << 20;
 
@@ -332,6 +338,13 @@ impl Repository {
             snapshots: vec![(id, file)],
             ..Default::default()
         })?;
+        drop(reader);
+        if new_chunks >= COMPACT_AFTER_CHUNKS {
+            // The snapshot is committed: compaction only returns space, so a
+            // failure here must not report the snapshot as failed.
+            progress.phase("compacting the index", None);
+            let _ = self.index.compact();
+        }
         progress.done();
         Ok(SnapshotSummary {
             snapshot: Snapshot { id, record },
