@@ -14,6 +14,7 @@ use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
 use crate::error::{Error, Result};
 use crate::export::{self, Table};
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
+use crate::id::ChunkId;
 use crate::index::IndexUpdate;
 use crate::progress::Progress;
 use crate::snapshot::{self, Manifest, Snapshot};
@@ -250,6 +251,16 @@ impl Repository {
             })
         });
         let reuse_ref = reuse.as_ref();
+        let parent_leaves = match parent_snap.as_ref().and_then(|p| p.image()) {
+            Some(img) => Some(ParentLeaves {
+                store: &self.store,
+                reader: self.index.reader()?,
+                tree: crate::store::tree::TreeReader::new(img.root),
+                cache: crate::store::FrameCache::default(),
+                done: false,
+            }),
+            None => None,
+        };
         let (files, info, extra) = std::thread::scope(|s| -> Result<_> {
             let capture_thread = s.spawn(move || {
                 let conn = conn;
@@ -267,7 +278,13 @@ impl Repository {
                     )
                 })
             });
-            let files = consume(rx, &mut session, config.tree_fanout, progress);
+            let files = consume(
+                rx,
+                &mut session,
+                config.tree_fanout,
+                progress,
+                parent_leaves,
+            );
             let captured = capture_thread
                 .join()
                 .map_err(|_| Error::BadInput("capture thread panicked".into()))?;
@@ -406,12 +423,46 @@ fn read_extra(
     })
 }
 
+/// The previous snapshot's image chunk ids, streamed in order: SQLite pages stay
+/// in place, so most new chunks equal the parent's at the same position and need
+/// no index lookup. Any failure to read the parent only ends the hints.
+struct ParentLeaves<'r> {
+    store: &'r crate::store::ChunkStore,
+    reader: crate::index::IndexReader,
+    tree: crate::store::tree::TreeReader,
+    cache: crate::store::FrameCache,
+    done: bool,
+}
+
+impl ParentLeaves<'_> {
+    fn next(&mut self) -> Option<ChunkId> {
+        if self.done {
+            return None;
+        }
+        let (store, reader, cache) = (self.store, &self.reader, &mut self.cache);
+        let mut get = |id: &ChunkId| {
+            let loc = reader
+                .get(id)?
+                .ok_or_else(|| Error::MissingChunk(id.to_hex()))?;
+            store.read_node(id, &loc, cache)
+        };
+        match self.tree.next_leaf(&mut get) {
+            Ok(Some(e)) => Some(e.id),
+            _ => {
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
 /// Main-thread side: stores chunk batches and builds each file's tree.
 fn consume(
     rx: std::sync::mpsc::Receiver<Msg>,
     session: &mut WriteSession<'_>,
     fanout: u32,
     progress: &dyn Progress,
+    mut parent: Option<ParentLeaves<'_>>,
 ) -> Result<Vec<FileEntry>> {
     let mut files = Vec::new();
     let mut current: Option<(String, bool, TreeBuilder)> = None;
@@ -427,10 +478,14 @@ fn consume(
             }
             Msg::Chunks(chunks, bytes) => {
                 Repository::check_cancel(progress)?;
-                let (_, _, tree) = current
+                let (_, image, tree) = current
                     .as_mut()
                     .ok_or_else(|| Error::BadInput("chunks before a file".into()))?;
-                let entries = session.put_batch(KIND_DATA, chunks)?;
+                let entries = match parent.as_mut().filter(|_| *image) {
+                    Some(p) => session
+                        .put_batch_hinted(KIND_DATA, chunks, &mut |id| p.next() == Some(*id))?,
+                    None => session.put_batch(KIND_DATA, chunks)?,
+                };
                 for e in entries {
                     tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
                 }

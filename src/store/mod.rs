@@ -270,6 +270,18 @@ impl<'a> WriteSession<'a> {
 
     /// Stores a batch of chunks (hashed in parallel); returns their tree entries in order.
     pub fn put_batch(&mut self, kind: u8, chunks: Vec<Vec<u8>>) -> Result<Vec<TreeEntry>> {
+        self.put_batch_hinted(kind, chunks, &mut |_| false)
+    }
+
+    /// [`WriteSession::put_batch`], where `already_stored(id)`, called once per
+    /// chunk in order, may vouch that the repository holds a chunk (the previous
+    /// snapshot's chunk at the same position) so no index lookup is needed.
+    pub fn put_batch_hinted(
+        &mut self,
+        kind: u8,
+        chunks: Vec<Vec<u8>>,
+        already_stored: &mut dyn FnMut(&ChunkId) -> bool,
+    ) -> Result<Vec<TreeEntry>> {
         let hasher = self.store.hasher.clone();
         let ids: Vec<ChunkId> = chunks.par_iter().map(|c| hasher.chunk_id(c)).collect();
         let mut entries = Vec::with_capacity(chunks.len());
@@ -278,7 +290,9 @@ impl<'a> WriteSession<'a> {
                 id,
                 len: data.len() as u64,
             });
-            self.add(id, kind, data)?;
+            if !already_stored(&id) {
+                self.add(id, kind, data)?;
+            }
         }
         if self.ready.len() >= PARALLEL_FRAMES {
             self.flush_frames()?;
@@ -392,11 +406,6 @@ impl<'a> WriteSession<'a> {
             None => self.added.packs.push((id, bytes.len() as u64)),
         }
         Ok(())
-    }
-
-    /// Bytes stored so far (packs written plus the pack being filled).
-    pub fn stored_so_far(&self) -> u64 {
-        self.added.stored_bytes + self.pack.len() as u64
     }
 
     /// Writes everything pending; returns what was added.
