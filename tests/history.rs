@@ -362,3 +362,59 @@ fn tag_edits_survive_a_restart() {
     assert_eq!(st["snapshots"], serde_json::json!(1));
     assert!(st["dedup_ratio"].as_f64().expect("ratio") > 0.0);
 }
+
+#[test]
+fn history_shows_changed_rows_against_the_parent_once_known() {
+    let dir = TestDir::new("hist-changes");
+    dir.init();
+    let db = dir.path("lumina.db");
+    create_lumina(&db, 60, 3);
+    let a = id_of(&dir.lb().args(["snapshot"]).arg(&db).json());
+    touch_metadata_rows(&db, 3, 5);
+    let b = id_of(&dir.lb().args(["snapshot"]).arg(&db).json());
+    // Unchanged: known at once (0 rows).
+    let c = id_of(&dir.lb().args(["snapshot"]).arg(&db).json());
+    let list = dir.lb().args(["snapshots"]).json();
+    let by_id = |id: &str| {
+        list.as_array()
+            .expect("array")
+            .iter()
+            .find(|s| id_of(s) == id)
+            .cloned()
+            .expect("listed")
+    };
+    assert!(
+        by_id(&a).get("changed_rows").is_none(),
+        "the first snapshot has no parent"
+    );
+    assert!(
+        by_id(&b).get("changed_rows").is_none(),
+        "not known before a diff"
+    );
+    assert_eq!(by_id(&c)["changed_rows"], serde_json::json!(0));
+    // A diff of b against its parent makes it known.
+    let d = dir.lb().args(["diff", &a, &b]).json();
+    let total: usize = d["tables"]
+        .as_object()
+        .expect("tables")
+        .values()
+        .map(|t| {
+            ["added", "removed", "changed"]
+                .iter()
+                .map(|k| t[*k].as_array().expect("keys").len())
+                .sum::<usize>()
+        })
+        .sum();
+    assert!(total >= 3, "{d}");
+    let list = dir.lb().args(["snapshots"]).json();
+    let b_row = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|s| id_of(s) == b)
+        .cloned()
+        .expect("listed");
+    assert_eq!(b_row["changed_rows"], serde_json::json!(total));
+    let human = dir.lb().args(["snapshots"]).ok().out();
+    assert!(human.contains(&format!("{total} rows changed")), "{human}");
+}

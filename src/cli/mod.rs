@@ -442,8 +442,14 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     repo.list_filtered(&filter)?
                 }
             };
+            let known = repo.known_changes()?;
             if ctx.global.json {
-                print_json(&list.iter().map(ListJson::from).collect::<Vec<_>>());
+                print_json(
+                    &list
+                        .iter()
+                        .map(|s| ListJson::with_changes(s, &known))
+                        .collect::<Vec<_>>(),
+                );
             } else if list.is_empty() {
                 ctx.say("no snapshots");
             } else {
@@ -459,8 +465,12 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     } else {
                         format!(" \"{}\"", r.note)
                     };
+                    let changes = match known.get(&s.id) {
+                        Some(n) => format!("  {n} rows changed"),
+                        None => String::new(),
+                    };
                     ctx.say(format!(
-                        "{}  {}  {:>10}  +{:<10} {}{tags}{note}",
+                        "{}  {}  {:>10}  +{:<10} {}{tags}{note}{changes}",
                         s.id.short(),
                         local_time(r.time_ns, ctx.offset),
                         bytes(r.total_bytes),

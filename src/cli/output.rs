@@ -95,6 +95,9 @@ pub struct ListJson {
     pub note: String,
     pub total_bytes: u64,
     pub new_bytes: u64,
+    /// Rows changed against the parent, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_rows: Option<u64>,
 }
 
 impl ListJson {
@@ -108,6 +111,18 @@ impl ListJson {
             note: r.note.clone(),
             total_bytes: r.total_bytes,
             new_bytes: r.new_bytes,
+            changed_rows: None,
+        }
+    }
+
+    /// With the rows changed against the parent, when known.
+    pub fn with_changes(
+        s: &Snapshot,
+        known: &std::collections::HashMap<lumina_backup::id::SnapshotId, u64>,
+    ) -> Self {
+        ListJson {
+            changed_rows: known.get(&s.id).copied(),
+            ..Self::from(s)
         }
     }
 }

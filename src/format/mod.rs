@@ -50,6 +50,8 @@ pub enum Kind {
     Retention = 5,
     /// The status log (last failure).
     Status = 6,
+    /// Rows changed by a snapshot against its parent (`changes/<id>`).
+    Changes = 7,
 }
 
 impl Kind {
@@ -61,6 +63,7 @@ impl Kind {
             4 => Some(Kind::Key),
             5 => Some(Kind::Retention),
             6 => Some(Kind::Status),
+            7 => Some(Kind::Changes),
             _ => None,
         }
     }

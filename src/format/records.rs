@@ -295,6 +295,17 @@ pub struct RetentionSettings {
     pub keep_pre_restore: Option<String>,
 }
 
+/// How many rows a snapshot changed against its parent (`changes/<snapshot id>`,
+/// kind 7, map), written when it becomes known: at snapshot time when the
+/// database did not change, or by a `diff` of the snapshot against its parent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSummary {
+    /// The parent the counts are against.
+    pub parent: SnapshotId,
+    /// Rows added, removed or changed, over all tables.
+    pub changed_rows: u64,
+}
+
 /// The status file (`status`, kind 6, map): the last failure of an operation, for
 /// `status` (the app's and the daemon's failure log).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

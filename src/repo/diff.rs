@@ -67,11 +67,23 @@ impl Repository {
             DiffTarget::Snapshot(s) => Table::all().iter().all(|t| s.file(t.file_name()).is_ok()),
             DiffTarget::Live(db) => export::is_lumina(&sqlite::capture::open_source(db)?)?,
         };
-        if old_lumina && new_lumina {
-            self.diff_exports(old, new, progress)
+        let report = if old_lumina && new_lumina {
+            self.diff_exports(old, new, progress)?
         } else {
-            self.diff_images(old, new, progress)
+            self.diff_images(old, new, progress)?
+        };
+        if let DiffTarget::Snapshot(s) = new {
+            if s.record.parent == Some(old.id) {
+                // Now known: kept for the history listing (best effort, a cache).
+                let rows = report
+                    .tables
+                    .values()
+                    .map(|d| (d.added.len() + d.removed.len() + d.changed.len()) as u64)
+                    .sum();
+                let _ = self.record_changes(s, rows);
+            }
         }
+        Ok(report)
     }
 
     fn diff_exports(

@@ -143,6 +143,7 @@ impl Repository {
         }
         for id in &removed {
             self.backend.remove(&snapshot::snapshot_path(id))?;
+            self.forget_changes(id)?;
         }
         crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
         crate::testhook::point("forget-after-files");

@@ -165,3 +165,57 @@ impl Repository {
         Ok(Snapshot { id, record })
     }
 }
+
+/// Folder of the change summaries.
+pub const CHANGES_DIR: &str = "changes";
+
+fn changes_path(id: &crate::id::SnapshotId) -> String {
+    format!("{CHANGES_DIR}/{}", id.to_hex())
+}
+
+impl Repository {
+    /// Records how many rows `snap` changed against its parent (a cache for the
+    /// history listing; sealed in an encrypted repository).
+    pub fn record_changes(&self, snap: &Snapshot, changed_rows: u64) -> Result<()> {
+        let Some(parent) = snap.record.parent else {
+            return Ok(());
+        };
+        let rec = crate::format::ChangeSummary {
+            parent,
+            changed_rows,
+        };
+        let name = changes_path(&snap.id);
+        let file =
+            self.store
+                .cipher()
+                .write_file(Kind::Changes, &name, &format::encode_named(&rec));
+        self.backend.write_atomic(&name, &file)
+    }
+
+    /// Rows changed against the parent, for the snapshots where that is known.
+    pub fn known_changes(&self) -> Result<std::collections::HashMap<crate::id::SnapshotId, u64>> {
+        let mut out = std::collections::HashMap::new();
+        for name in self.backend.list(CHANGES_DIR)? {
+            let Some(id) = crate::id::SnapshotId::from_hex(&name) else {
+                continue;
+            };
+            let path = changes_path(&id);
+            let decoded = self
+                .backend
+                .read(&path)
+                .ok()
+                .and_then(|b| self.store.cipher().read_file(Kind::Changes, &path, &b).ok())
+                .and_then(|body| format::decode::<crate::format::ChangeSummary>(&body).ok());
+            // A damaged cache entry is only a missing figure.
+            if let Some(rec) = decoded {
+                out.insert(id, rec.changed_rows);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops the change summary of a removed snapshot.
+    pub(crate) fn forget_changes(&self, id: &crate::id::SnapshotId) -> Result<()> {
+        self.backend.remove(&changes_path(id))
+    }
+}

@@ -362,9 +362,14 @@ impl Repository {
             progress.phase("compacting the index", None);
             let _ = self.index.compact();
         }
+        let snapshot = Snapshot { id, record };
+        if extra.reused_exports {
+            // Same image as the parent: no row changed. (Best effort: a cache.)
+            let _ = self.record_changes(&snapshot, 0);
+        }
         progress.done();
         Ok(SnapshotSummary {
-            snapshot: Snapshot { id, record },
+            snapshot,
             new_chunks,
         })
     }
