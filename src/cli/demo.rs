@@ -61,11 +61,14 @@ pub(super) fn run(dir: Option<&Path>, ctx: &Ctx) -> Result<(), Error> {
         let conn = rusqlite::Connection::open(&db).map_err(|e| Error::sqlite(&db, e))?;
         conn.execute_batch(
             "UPDATE metadata SET manualTags = '[\"favourite\"]', lastModified = lastModified + 1
-               WHERE id IN (SELECT id FROM metadata ORDER BY id LIMIT 12);",
+               WHERE id IN (SELECT id FROM metadata ORDER BY id LIMIT 12);
+             INSERT INTO metadata (id, collectionId, aiDescription, aiTags, aiTagsDetailed, manualTags, isHidden, lastModified, createdAt)
+               VALUES ('/photos/new/IMG_A.jpg', 'col-01', 'new import', '[]', '[]', '[]', 0, 1800000000, 1800000000),
+                      ('/photos/new/IMG_B.jpg', 'col-01', 'new import', '[]', '[]', '[]', 0, 1800000000, 1800000000),
+                      ('/photos/new/IMG_C.jpg', 'col-02', 'new import', '[]', '[]', '[]', 0, 1800000000, 1800000000);",
         )
         .map_err(|e| Error::sqlite(&db, e))?;
     }
-    sample::create_lumina_db(&db, 3, 99)?;
 
     let second = repo.snapshot(
         &db,
@@ -96,6 +99,22 @@ pub(super) fn run(dir: Option<&Path>, ctx: &Ctx) -> Result<(), Error> {
         ));
     }
 
+    let changes = repo.diff(
+        &first.snapshot,
+        lumina_backup::repo::DiffTarget::Snapshot(&second.snapshot),
+        &NoProgress,
+    )?;
+    say("   diff of the two snapshots, row by row:".into());
+    for (table, d) in &changes.tables {
+        if !d.is_empty() {
+            say(format!(
+                "   {table}: {} changed, {} added, {} removed",
+                d.changed.len(),
+                d.added.len(),
+                d.removed.len()
+            ));
+        }
+    }
     let restored = dir.join("restored-first.db");
     let report = repo.restore(
         &first.snapshot.id.to_hex(),
