@@ -81,7 +81,8 @@ impl Default for OpenOptions {
 }
 
 /// The defaults chosen by measurement (`docs/chunking-measurement.md`): one chunk
-/// per page, 1 MiB zstd-3 frames, fan-out 8 chunk-list trees.
+/// per page, 1 MiB zstd-3 frames, fan-out 8 chunk-list trees; 8 MiB packs keep the
+/// snapshot writer under 100 MiB of memory (BENCHMARKS.md).
 pub fn default_config() -> Config {
     Config {
         repo_id: hex::encode(rand::random::<[u8; 16]>()),
@@ -93,7 +94,7 @@ pub fn default_config() -> Config {
         byte_chunker: ByteParams::default(),
         zstd_level: 3,
         frame_target: 1 << 20,
-        pack_target: 16 << 20,
+        pack_target: 8 << 20,
         tree_fanout: 8,
     }
 }
