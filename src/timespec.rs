@@ -1,7 +1,7 @@
 //! Points in time typed by people: RFC 3339 (`2026-11-24T09:30:00Z`) or
 //! `YYYY-MM-DD[ HH:MM[:SS]]` in local time (a date alone means its end, 23:59:59,
-//! so "restore --at 2026-11-24" gives the state at the end of that day). Durations:
-//! `90s`, `15m`, `36h`, `7d`, `2w`, `1y`.
+//! so "restore --at 2026-11-24" gives the state at the end of that day). Retention
+//! durations (`7d`, `1y6m`) are parsed by `retention`, which counts calendar months.
 //!
 //! Pure: the caller passes the local UTC offset.
 
@@ -39,29 +39,6 @@ pub fn parse_time(s: &str, local: UtcOffset) -> Result<i64> {
     i64::try_from(t.unix_timestamp_nanos()).map_err(|_| bad())
 }
 
-/// Parses a duration like `7d` into seconds.
-pub fn parse_duration(s: &str) -> Result<i64> {
-    let s = s.trim();
-    let bad = || {
-        Error::BadInput(format!(
-            "`{s}` is not a duration: use a number and s, m, h, d, w or y (e.g. 15m, 7d)"
-        ))
-    };
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "y" => 365 * 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(bad)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,16 +70,6 @@ mod tests {
                 matches!(parse_time(bad, utc), Err(Error::BadInput(_))),
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s").expect("s"), 90);
-        assert_eq!(parse_duration("7d").expect("d"), 7 * 86_400);
-        assert_eq!(parse_duration("2w").expect("w"), 14 * 86_400);
-        for bad in ["", "d", "7", "7x", "-1d", "0d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 }
