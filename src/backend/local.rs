@@ -85,27 +85,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes `data` to `target` atomically: temp file beside it (mode 0600), fsync,
 /// rename, fsync the folder. Used for repository files and restored databases.
 pub fn write_file_atomic(target: &Path, data: &[u8]) -> Result<()> {
-    let dir = parent_dir(target);
-    let tmp = temp_path_beside(target);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io("creating", &tmp, e))?;
-        f.write_all(data)
-            .map_err(|e| Error::io("writing", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
-        drop(f);
-        crate::testhook::point("before-rename");
-        fs::rename(&tmp, target).map_err(|e| Error::io("renaming into", target, e))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut file = AtomicFile::create(target)?;
+    file.write_all(data)
+        .map_err(|e| Error::io("writing", file.temp_path(), e))?;
+    file.commit()
 }
 
 /// A file written in place of `target` atomically: bytes go to a temp file beside
@@ -116,6 +99,8 @@ pub struct AtomicFile {
     tmp: PathBuf,
     target: PathBuf,
     file: Option<std::io::BufWriter<File>>,
+    /// Whether dropping removes the temp file (until renamed or handed over).
+    owns_temp: bool,
 }
 
 impl AtomicFile {
@@ -132,6 +117,7 @@ impl AtomicFile {
             tmp,
             target: target.to_path_buf(),
             file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            owns_temp: true,
         })
     }
 
@@ -143,8 +129,10 @@ impl AtomicFile {
     /// Flushes, fsyncs, renames onto the target, fsyncs the folder.
     pub fn commit(mut self) -> Result<()> {
         self.sync()?;
+        crate::testhook::point("before-rename");
         fs::rename(&self.tmp, &self.target)
             .map_err(|e| Error::io("renaming into", &self.target, e))?;
+        self.owns_temp = false;
         sync_dir(parent_dir(&self.target))
     }
 }
@@ -161,15 +149,9 @@ impl AtomicFile {
     /// Flushes and fsyncs, then hands the temp file over to the caller, who must
     /// rename or remove it (restore checks the file before it replaces anything).
     pub fn keep_temp(mut self) -> Result<PathBuf> {
-        let synced = self.sync();
-        let tmp = std::mem::take(&mut self.tmp);
-        match synced {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        self.sync()?;
+        self.owns_temp = false;
+        Ok(self.tmp.clone())
     }
 }
 
@@ -184,8 +166,9 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        // Not committed nor handed over: remove the temp file.
-        if self.file.is_some() {
+        // Not renamed nor handed over (also after a failed sync or rename):
+        // remove the temp file.
+        if self.owns_temp {
             self.file = None;
             let _ = fs::remove_file(&self.tmp);
         }
