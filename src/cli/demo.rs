@@ -18,11 +18,22 @@ pub(super) fn run(dir: Option<&Path>, ctx: &Ctx) -> Result<(), Error> {
             rand_suffix()
         )),
     };
-    if dir.join("repo").exists() {
+    // The demo writes `lumina.db`, `repo/` and `restored-first.db`: it only ever
+    // uses a new or empty folder, so no file of the user's can be touched.
+    if dir.exists() && !dir.is_dir() {
         return Err(Error::BadInput(format!(
-            "{} already holds a demo; give another --dir",
+            "{} is not a folder; give a new or empty folder to --dir",
             dir.display()
         )));
+    }
+    if dir.exists() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("reading", &dir, e))?;
+        if entries.count() > 0 {
+            return Err(Error::BadInput(format!(
+                "{} is not empty; the demo needs a new or empty folder (give another --dir)",
+                dir.display()
+            )));
+        }
     }
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
     let db = dir.join("lumina.db");

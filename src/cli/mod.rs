@@ -271,16 +271,37 @@ pub fn main() -> i32 {
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
+            // `--json` asked for one JSON document on stdout, failures included.
+            if code != 0 && std::env::args_os().any(|a| a == "--json") {
+                let first = e.to_string();
+                let first = first.lines().next().unwrap_or("bad usage");
+                print_error_json(first.trim_start_matches("error: "), code);
+            }
             return code;
         }
     };
+    let json = cli.global.json;
     match run(cli, offset) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lumina-backup: {e}");
-            e.exit_code()
+            let code = e.exit_code();
+            if json {
+                print_error_json(&e.to_string(), code);
+            }
+            code
         }
     }
+}
+
+/// The `--json` form of a failure: `{"error": message, "exit_code": code}`.
+fn print_error_json(message: &str, code: i32) {
+    print_json(&serde_json::json!({ "error": message, "exit_code": code }));
+}
+
+/// A warning on stderr (shown even with `--quiet`, which silences progress only).
+fn warn(message: &str) {
+    eprintln!("lumina-backup: warning: {message}");
 }
 
 struct Ctx {
@@ -302,6 +323,12 @@ impl Ctx {
         let passphrase = if Repository::is_encrypted(&path)? {
             Some(self.passphrase(false)?)
         } else {
+            if self.passphrase_given() {
+                warn(&format!(
+                    "repository {} is not encrypted; the passphrase given was ignored",
+                    path.display()
+                ));
+            }
             None
         };
         Ok(OpenOptions {
@@ -311,13 +338,24 @@ impl Ctx {
         })
     }
 
-    fn passphrase(&self, confirm: bool) -> Result<zeroize::Zeroizing<String>, Error> {
+    /// The passphrase of the repository; `creating` for `init --encrypt`.
+    fn passphrase(&self, creating: bool) -> Result<zeroize::Zeroizing<String>, Error> {
+        let repo = self.repo_path();
+        let missing = if creating {
+            format!(
+                "init --encrypt needs a passphrase for the new repository {}: set LUMINA_BACKUP_PASSWORD, use --password-file FILE, or run on a terminal",
+                repo.display()
+            )
+        } else {
+            Error::PassphraseRequired(repo).to_string()
+        };
         let src = secret::Source {
             env: "LUMINA_BACKUP_PASSWORD",
             file: self.global.password_file.as_deref(),
             prompt: "repository passphrase",
+            missing: &missing,
         };
-        secret::read(&src, confirm, &self.repo_path())
+        secret::read(&src, creating)
     }
 
     fn new_passphrase(&self, file: Option<&Path>) -> Result<zeroize::Zeroizing<String>, Error> {
@@ -325,8 +363,14 @@ impl Ctx {
             env: "LUMINA_BACKUP_NEW_PASSWORD",
             file,
             prompt: "new passphrase",
+            missing: "no new passphrase given: set LUMINA_BACKUP_NEW_PASSWORD, use --new-password-file FILE, or run on a terminal",
         };
-        secret::read(&src, true, &self.repo_path())
+        secret::read(&src, true)
+    }
+
+    /// Whether the user gave a passphrase (file or environment).
+    fn passphrase_given(&self) -> bool {
+        self.global.password_file.is_some() || std::env::var_os("LUMINA_BACKUP_PASSWORD").is_some()
     }
 
     fn bar(&self) -> Bar {
@@ -352,6 +396,9 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             let passphrase = if encrypt {
                 Some(ctx.passphrase(true)?)
             } else {
+                if ctx.passphrase_given() {
+                    warn("a passphrase was given but not --encrypt: the new repository is not encrypted and the passphrase was ignored");
+                }
                 None
             };
             let opts = lumina_backup::InitOptions {

@@ -16,22 +16,40 @@ pub struct Source<'a> {
     pub file: Option<&'a Path>,
     /// What to call it in the prompt.
     pub prompt: &'a str,
+    /// The message when no source gives it and there is no terminal: which
+    /// passphrase is missing and where to give it.
+    pub missing: &'a str,
 }
 
 /// Reads the passphrase; `confirm` asks twice on a terminal (new passphrases).
-pub fn read(src: &Source<'_>, confirm: bool, repo: &Path) -> Result<Zeroizing<String>, Error> {
+///
+/// An empty passphrase (an empty file, an empty variable) is refused as empty
+/// here, so that it is never reported as a wrong passphrase.
+pub fn read(src: &Source<'_>, confirm: bool) -> Result<Zeroizing<String>, Error> {
     if let Some(path) = src.file {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             Error::BadInput(format!("cannot read password file {}: {e}", path.display()))
         })?);
         let first = text.lines().next().unwrap_or("");
+        if first.is_empty() {
+            return Err(Error::BadInput(format!(
+                "password file {} is empty (the passphrase is its first line)",
+                path.display()
+            )));
+        }
         return Ok(Zeroizing::new(first.to_string()));
     }
     if let Ok(v) = std::env::var(src.env) {
+        if v.is_empty() {
+            return Err(Error::BadInput(format!(
+                "{} is set but empty; put the passphrase in it or unset it",
+                src.env
+            )));
+        }
         return Ok(Zeroizing::new(v));
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Error::PassphraseRequired(repo.to_path_buf()));
+        return Err(Error::BadInput(src.missing.to_string()));
     }
     let first = Zeroizing::new(
         rpassword::prompt_password(format!("{}: ", src.prompt))

@@ -36,7 +36,26 @@ fn wrap_ad(params: &KdfParams, salt: &[u8]) -> Vec<u8> {
     ad
 }
 
-/// Wraps `master` under `passphrase`; returns (key id, file bytes).
+/// The form of a passphrase that goes into the KDF: Unicode NFC. The same
+/// passphrase typed on macOS (which produces NFD) and elsewhere (NFC) must open
+/// the same key (store-format.md, "Key files").
+fn kdf_input(passphrase: &str) -> Zeroizing<String> {
+    use unicode_normalization::UnicodeNormalization;
+    Zeroizing::new(passphrase.nfc().collect())
+}
+
+/// The passphrase forms `unlock` tries: NFC first, then the bytes as given, for
+/// key files written before passphrases were normalised.
+fn kdf_candidates(passphrase: &str) -> Vec<Zeroizing<String>> {
+    let nfc = kdf_input(passphrase);
+    if nfc.as_str() == passphrase {
+        vec![nfc]
+    } else {
+        vec![nfc, Zeroizing::new(passphrase.to_string())]
+    }
+}
+
+/// Wraps `master` under `passphrase` (normalised to NFC); returns (key id, file bytes).
 pub(crate) fn make_key_file(
     master: &MasterKey,
     passphrase: &str,
@@ -47,7 +66,7 @@ pub(crate) fn make_key_file(
         return Err(Error::BadInput("the passphrase is empty".into()));
     }
     let salt = crypto::random_bytes::<16>();
-    let kek = crypto::derive_key(passphrase.as_bytes(), &salt, params)
+    let kek = crypto::derive_key(kdf_input(passphrase).as_bytes(), &salt, params)
         .map_err(|e| Error::BadInput(e.to_string()))?;
     let wrapped = crypto::seal_with(&kek, &wrap_ad(&params, &salt), master.to_bytes().as_ref());
     let record = KeyFile {
@@ -95,14 +114,16 @@ pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(Master
         let Ok(k) = read_key_file(&id, &bytes) else {
             continue;
         };
-        let Ok(kek) = crypto::derive_key(passphrase.as_bytes(), &k.salt, k.params) else {
-            continue;
-        };
-        if let Ok(plain) = crypto::open_with(&kek, &wrap_ad(&k.params, &k.salt), &k.wrapped) {
-            let plain = Zeroizing::new(plain);
-            let master = MasterKey::from_bytes(&plain)
-                .ok_or_else(|| Error::corrupt(format!("key {id}"), "wrong key length"))?;
-            return Ok((master, id));
+        for candidate in kdf_candidates(passphrase) {
+            let Ok(kek) = crypto::derive_key(candidate.as_bytes(), &k.salt, k.params) else {
+                continue;
+            };
+            if let Ok(plain) = crypto::open_with(&kek, &wrap_ad(&k.params, &k.salt), &k.wrapped) {
+                let plain = Zeroizing::new(plain);
+                let master = MasterKey::from_bytes(&plain)
+                    .ok_or_else(|| Error::corrupt(format!("key {id}"), "wrong key length"))?;
+                return Ok((master, id));
+            }
         }
     }
     Err(Error::WrongPassphrase(backend.root().to_path_buf()))
