@@ -146,6 +146,13 @@ impl Error {
         }
     }
 
+    /// Whether this is a failure of the index file itself (redb error, damaged
+    /// entry, or a redb panic turned into an error): the index is a cache, so
+    /// such a failure is answered by rebuilding it from the files.
+    pub fn is_index_damage(&self) -> bool {
+        matches!(self, Error::Index(_) | Error::Redb(_))
+    }
+
     /// Helper for I/O errors with their path.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

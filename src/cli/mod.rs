@@ -294,7 +294,11 @@ impl Ctx {
     }
 
     fn open(&self, purpose: &str) -> Result<Repository, Error> {
-        Repository::open(&self.repo_path(), &self.open_options(purpose)?)
+        let repo = Repository::open(&self.repo_path(), &self.open_options(purpose)?)?;
+        for n in repo.notices() {
+            eprintln!("lumina-backup: {n}");
+        }
+        Ok(repo)
     }
 
     fn open_options(&self, purpose: &str) -> Result<OpenOptions, Error> {

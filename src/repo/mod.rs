@@ -50,6 +50,10 @@ pub const INDEX_FILE: &str = "index.redb";
 /// Name of the lock file.
 pub const LOCK_FILE: &str = "lock";
 
+/// Said when a damaged index is replaced on open.
+const INDEX_REBUILT_NOTICE: &str = "index.redb could not be read (damaged or of another version); \
+     rebuilt it from the pack and snapshot files (the index is only a cache)";
+
 /// How to open a repository.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -115,6 +119,8 @@ pub struct Repository {
     store: ChunkStore,
     index: Index,
     key_id: Option<String>,
+    /// Things the open did that the user should hear about (an index rebuilt).
+    notices: Vec<String>,
     _lock: RepoLock,
 }
 
@@ -236,22 +242,63 @@ impl Repository {
                 Err(e) => return Err(Error::io("removing", &index_path, e)),
             }
         }
-        let index = Index::open(&index_path)?;
+        // The index is a cache: one that cannot be opened is rebuilt from the files.
+        let mut notices = Vec::new();
+        let index = match Index::open(&index_path) {
+            Ok(index) => index,
+            Err(e) if !discard_index && e.is_index_damage() => {
+                notices.push(INDEX_REBUILT_NOTICE.to_string());
+                Self::fresh_index(&index_path)?
+            }
+            Err(e) => return Err(e),
+        };
         let dynb: Arc<dyn Backend> = backend.clone();
         let store = ChunkStore::new(dynb, config, cipher);
-        let repo = Repository {
+        let mut repo = Repository {
             root: path.to_path_buf(),
             backend,
             store,
             index,
             key_id,
+            notices,
             _lock: lock,
         };
         repo.cleanup_temp_files()?;
         if !discard_index {
-            repo.reconcile()?;
+            match repo.reconcile() {
+                Err(e) if e.is_index_damage() && repo.notices.is_empty() => {
+                    // Damage the open's check did not reach: rebuild once.
+                    let fresh = Self::fresh_index(&index_path)?;
+                    let old = std::mem::replace(&mut repo.index, fresh);
+                    // Closing a damaged redb file may itself trip an assertion.
+                    let _ = crate::index::guard::guarded("closing the index", || {
+                        drop(old);
+                        Ok(())
+                    });
+                    repo.notices.push(INDEX_REBUILT_NOTICE.to_string());
+                    repo.reconcile()?;
+                }
+                other => other?,
+            }
         }
         Ok(repo)
+    }
+
+    /// Deletes the index file and creates an empty one in its place (filled by
+    /// the reconcile that follows).
+    fn fresh_index(index_path: &Path) -> Result<Index> {
+        match std::fs::remove_file(index_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", index_path, e)),
+        }
+        Index::open(index_path)
+    }
+
+    /// What the open did that the user should hear about, one line each (for
+    /// example "the index was damaged and has been rebuilt from the files").
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// The repository folder.
