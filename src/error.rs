@@ -51,7 +51,7 @@ pub enum Error {
         supported: u16,
     },
     /// A chunk the index or a tree names is not in the store.
-    #[error("chunk {0} is missing from the repository; run `lumina-backup verify`, then `lumina-backup repair index`")]
+    #[error("chunk {0} is missing from the repository (its pack was lost); run `lumina-backup verify`, then `lumina-backup repair snapshots`")]
     MissingChunk(String),
     /// The index disagrees with the packs.
     #[error("index problem: {0}; run `lumina-backup repair index`")]

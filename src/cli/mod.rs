@@ -625,9 +625,15 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             }
         }
         Command::Verify { read_data } => {
-            let repo = ctx.open("verify")?;
             let bar = ctx.bar();
-            let report = repo.verify(read_data, &bar)?;
+            // A damaged config or key file is a verify finding (exit 3), not a
+            // failure to run verify.
+            let opts = match ctx.open_options("verify") {
+                Ok(o) => Some(o),
+                Err(Error::Corrupt { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let report = Repository::verify_at(&ctx.repo_path(), opts.as_ref(), read_data, &bar)?;
             if ctx.global.json {
                 print_json(&report);
             } else {
@@ -635,10 +641,11 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     ctx.say(format!("problem: {p}"));
                 }
                 ctx.say(format!(
-                    "{}: {} snapshots, {} chunks, {} packs checked{}",
+                    "{}: {} snapshots, {} chunks referenced ({} chunks stored), {} packs checked{}",
                     if report.ok { "ok" } else { "PROBLEMS FOUND" },
                     report.snapshots_checked,
-                    report.chunks_checked,
+                    report.chunks_referenced,
+                    report.chunks_stored,
                     report.packs_checked,
                     if read_data {
                         format!(", {} read and re-hashed", bytes(report.bytes_read))
@@ -672,9 +679,12 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 for s in &report.skipped {
                     ctx.say(format!("skipped: {s}"));
                 }
+                for f in &report.foreign {
+                    ctx.say(format!("left alone: {f}"));
+                }
                 ctx.say(format!(
-                    "index rebuilt: {} packs, {} chunks, {} snapshots",
-                    report.packs, report.chunks, report.snapshots
+                    "index rebuilt: {} packs, {} chunks stored, {} snapshots",
+                    report.packs, report.chunks_stored, report.snapshots
                 ));
             }
         }
@@ -753,14 +763,30 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     )),
                     None => ctx.say("last failure: none recorded"),
                 }
+                let ratio = match (st.dedup_ratio, st.snapshots) {
+                    (Some(r), _) => format!("deduplication {r:.1}x"),
+                    (None, 0) => "no snapshots yet".to_string(),
+                    (None, _) => "deduplication unknown: run `lumina-backup verify`".to_string(),
+                };
                 ctx.say(format!(
-                    "stored {} for {} of snapshots (deduplication {:.1}x); {} chunks in {} packs",
+                    "stored {} in {} packs for {} of snapshots ({ratio})",
                     bytes(st.stored_bytes),
+                    st.packs,
                     bytes(st.logical_bytes),
-                    st.dedup_ratio,
-                    st.chunks,
-                    st.packs
                 ));
+                let referenced = st
+                    .chunks_referenced
+                    .map_or("unknown".to_string(), |n| n.to_string());
+                ctx.say(format!(
+                    "{} chunks stored, {referenced} chunks referenced by snapshots",
+                    st.chunks_stored
+                ));
+                if let Some(u) = st.unreferenced_bytes.filter(|u| *u > 0) {
+                    ctx.say(format!(
+                        "{} stored that no snapshot references (interrupted snapshots or forgotten ones); `lumina-backup prune` frees it",
+                        bytes(u)
+                    ));
+                }
             }
         }
     }

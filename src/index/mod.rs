@@ -21,6 +21,9 @@ const PACKS: TableDefinition<[u8; 32], u64> = TableDefinition::new("packs");
 const SNAPSHOTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("snapshots");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
+/// Meta key of [`Index::refs_complete`]: `[1]` or absent = complete, `[0]` = not known.
+const REFS_COMPLETE: &str = "refs_complete";
+
 /// Version of the index's own layout; an index of another version is emptied
 /// and refilled from the files. 2: snapshots hold the whole record file.
 pub const INDEX_VERSION: u8 = 2;
@@ -53,6 +56,9 @@ pub struct IndexUpdate {
     pub remove_chunks: Vec<ChunkId>,
     /// Packs to drop (prune: packs deleted or repacked).
     pub remove_packs: Vec<PackId>,
+    /// Sets whether every chunk the snapshots reference is known to be indexed
+    /// (see [`Index::refs_complete`]).
+    pub refs_complete: Option<bool>,
 }
 
 impl IndexUpdate {
@@ -64,6 +70,7 @@ impl IndexUpdate {
             && self.remove_snapshots.is_empty()
             && self.remove_chunks.is_empty()
             && self.remove_packs.is_empty()
+            && self.refs_complete.is_none()
     }
 }
 
@@ -100,6 +107,9 @@ impl Index {
             match version.as_deref() {
                 None => {
                     meta.insert("version", &[INDEX_VERSION][..])?;
+                    // A new index filled from the files may lack chunks of lost
+                    // packs that snapshots still name.
+                    meta.insert(REFS_COMPLETE, &[0][..])?;
                 }
                 Some([INDEX_VERSION]) => {}
                 Some(_) => {
@@ -108,6 +118,7 @@ impl Index {
                     txn.delete_table(PACKS)?;
                     txn.delete_table(SNAPSHOTS)?;
                     meta.insert("version", &[INDEX_VERSION][..])?;
+                    meta.insert(REFS_COMPLETE, &[0][..])?;
                 }
             }
             txn.open_table(CHUNKS)?;
@@ -179,10 +190,30 @@ impl Index {
                 for id in &update.remove_snapshots {
                     snaps.remove(id.0)?;
                 }
+                if let Some(complete) = update.refs_complete {
+                    let mut meta = txn.open_table(META)?;
+                    meta.insert(REFS_COMPLETE, &[u8::from(complete)][..])?;
+                }
             }
             crate::testhook::point(point);
             txn.commit()?;
             Ok(())
+        })
+    }
+
+    /// Whether every chunk that the indexed snapshots reference is known to be
+    /// indexed. True in the normal course (a snapshot names only chunks it stored
+    /// or found indexed; prune keeps referenced chunks); false after the index
+    /// was created anew from the files or dropped the chunks of a lost pack,
+    /// until a check proved it again (verify, prune, `repair snapshots`). Only
+    /// then may a snapshot trust its parent's chunk list without index lookups.
+    /// Index files written before this flag existed count as true.
+    pub fn refs_complete(&self) -> Result<bool> {
+        guarded("reading the index", || {
+            let txn = self.db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let v = meta.get(REFS_COMPLETE)?.map(|v| v.value().to_vec());
+            Ok(v.as_deref() != Some(&[0][..]))
         })
     }
 

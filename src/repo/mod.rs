@@ -7,6 +7,7 @@
 
 mod diff;
 mod exports;
+mod files;
 mod forget;
 mod keys;
 mod prune;
@@ -335,18 +336,61 @@ impl Repository {
     /// chunks the index already moved to a new one (store-format.md, "Prune
     /// protocol"). Such a pack is indexed with no live chunk pointing into it,
     /// and the next prune deletes it.
-    fn reconcile(&self) -> Result<()> {
+    fn reconcile(&mut self) -> Result<()> {
         let mut update = IndexUpdate::default();
+        let present: std::collections::HashMap<_, _> = self.pack_files()?.into_iter().collect();
+        let indexed_packs = self.index.packs()?;
         let known_packs: std::collections::HashSet<_> =
-            self.index.packs()?.into_iter().map(|(id, _)| id).collect();
+            indexed_packs.iter().map(|(id, _)| *id).collect();
+        // Packs the index lists whose file is gone or changed size: their chunks
+        // are not there to read, so they must not count as stored (a snapshot
+        // would dedup against them and reference data it cannot restore).
+        let lost: std::collections::HashSet<_> = indexed_packs
+            .iter()
+            .filter(|(id, size)| present.get(id) != Some(size))
+            .map(|(id, _)| *id)
+            .collect();
+        if !lost.is_empty() {
+            self.index.for_each_chunk(&mut |chunk, loc| {
+                if lost.contains(&loc.pack) {
+                    update.remove_chunks.push(chunk);
+                }
+                Ok(())
+            })?;
+            update.remove_packs = lost.iter().copied().collect();
+            update.refs_complete = Some(false);
+            let mut names: Vec<String> = lost.iter().map(|id| id.short()).collect();
+            names.sort();
+            self.notices.push(format!(
+                "{} pack file(s) listed in the index are missing or changed size ({}); \
+                 their {} chunks count as lost and the next snapshot stores them again; \
+                 run `lumina-backup verify` to see which snapshots are damaged",
+                lost.len(),
+                names.join(", "),
+                update.remove_chunks.len()
+            ));
+        }
         let reader = self.index.reader()?;
         let mut adding = std::collections::HashSet::new();
-        for (id, size) in self.pack_files()? {
-            if !known_packs.contains(&id) {
+        let dropped: std::collections::HashSet<_> = update.remove_chunks.iter().copied().collect();
+        for (id, size) in &present {
+            let (id, size) = (*id, *size);
+            if known_packs.contains(&id) && !lost.contains(&id) && !dropped.is_empty() {
+                // Another copy of a lost chunk (left by an interrupted prune) in
+                // an indexed pack is as good as the lost one.
+                if let Ok(desc) = self.read_pack_description(&id, size) {
+                    for (chunk, loc) in pack::locations(id, &desc) {
+                        if dropped.contains(&chunk) && adding.insert(chunk) {
+                            update.chunks.push((chunk, loc));
+                        }
+                    }
+                }
+            } else if !known_packs.contains(&id) {
                 // A damaged pack is left for verify to report; it is not indexed.
                 if let Ok(desc) = self.read_pack_description(&id, size) {
                     for (chunk, loc) in pack::locations(id, &desc) {
-                        if !reader.contains(&chunk)? && adding.insert(chunk) {
+                        let absent = !reader.contains(&chunk)? || dropped.contains(&chunk);
+                        if absent && adding.insert(chunk) {
                             update.chunks.push((chunk, loc));
                         }
                     }
@@ -374,6 +418,13 @@ impl Repository {
             .collect();
         if !update.is_empty() {
             self.index.apply(&update)?;
+        }
+        if !self.index.refs_complete()? && self.index.snapshots()?.is_empty() {
+            // No snapshot, nothing to reference: trivially complete.
+            self.index.apply(&IndexUpdate {
+                refs_complete: Some(true),
+                ..Default::default()
+            })?;
         }
         Ok(())
     }
