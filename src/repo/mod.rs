@@ -11,6 +11,7 @@ mod files;
 mod forget;
 mod keys;
 mod prune;
+mod repair;
 mod restore;
 mod status;
 mod take;
@@ -21,6 +22,7 @@ pub use exports::{export_database, import_file, ExportFormat, ExportRequest, Exp
 pub use forget::{ForgetReport, RETENTION_FILE};
 pub use keys::KeyInfo;
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
+pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
 pub use status::{DatabaseStatus, Status};
 
 pub use restore::{RestoreOptions, RestoreReport};
