@@ -51,7 +51,7 @@ pub enum Error {
         supported: u16,
     },
     /// A chunk the index or a tree names is not in the store.
-    #[error("chunk {0} is missing from the repository; run `lumina-backup verify`, then `lumina-backup repair index`")]
+    #[error("chunk {0} is missing from the repository (its pack was lost); run `lumina-backup verify`, then `lumina-backup repair snapshots`")]
     MissingChunk(String),
     /// The index disagrees with the packs.
     #[error("index problem: {0}; run `lumina-backup repair index`")]
@@ -144,6 +144,13 @@ impl Error {
             Error::Export(e) if e.is_user_error() => 2,
             _ => 1,
         }
+    }
+
+    /// Whether this is a failure of the index file itself (redb error, damaged
+    /// entry, or a redb panic turned into an error): the index is a cache, so
+    /// such a failure is answered by rebuilding it from the files.
+    pub fn is_index_damage(&self) -> bool {
+        matches!(self, Error::Index(_) | Error::Redb(_))
     }
 
     /// Helper for I/O errors with their path.

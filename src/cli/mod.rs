@@ -246,6 +246,14 @@ enum KeyCommand {
 enum RepairWhat {
     /// Rebuild the index from the pack and snapshot files.
     Index,
+    /// After lost data: remove the snapshots that cannot be restored (keep those
+    /// whose database image is intact, without their lost exports), so that
+    /// verify is clean and prune works again.
+    Snapshots {
+        /// Print what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn home() -> PathBuf {
@@ -315,7 +323,11 @@ impl Ctx {
     }
 
     fn open(&self, purpose: &str) -> Result<Repository, Error> {
-        Repository::open(&self.repo_path(), &self.open_options(purpose)?)
+        let repo = Repository::open(&self.repo_path(), &self.open_options(purpose)?)?;
+        for n in repo.notices() {
+            eprintln!("lumina-backup: {n}");
+        }
+        Ok(repo)
     }
 
     fn open_options(&self, purpose: &str) -> Result<OpenOptions, Error> {
@@ -668,9 +680,15 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             }
         }
         Command::Verify { read_data } => {
-            let repo = ctx.open("verify")?;
             let bar = ctx.bar();
-            let report = repo.verify(read_data, &bar)?;
+            // A damaged config or key file is a verify finding (exit 3), not a
+            // failure to run verify.
+            let opts = match ctx.open_options("verify") {
+                Ok(o) => Some(o),
+                Err(Error::Corrupt { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let report = Repository::verify_at(&ctx.repo_path(), opts.as_ref(), read_data, &bar)?;
             if ctx.global.json {
                 print_json(&report);
             } else {
@@ -678,10 +696,11 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     ctx.say(format!("problem: {p}"));
                 }
                 ctx.say(format!(
-                    "{}: {} snapshots, {} chunks, {} packs checked{}",
+                    "{}: {} snapshots, {} chunks referenced ({} chunks stored), {} packs checked{}",
                     if report.ok { "ok" } else { "PROBLEMS FOUND" },
                     report.snapshots_checked,
-                    report.chunks_checked,
+                    report.chunks_referenced,
+                    report.chunks_stored,
                     report.packs_checked,
                     if read_data {
                         format!(", {} read and re-hashed", bytes(report.bytes_read))
@@ -715,10 +734,76 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 for s in &report.skipped {
                     ctx.say(format!("skipped: {s}"));
                 }
+                for f in &report.foreign {
+                    ctx.say(format!("left alone: {f}"));
+                }
                 ctx.say(format!(
-                    "index rebuilt: {} packs, {} chunks, {} snapshots",
-                    report.packs, report.chunks, report.snapshots
+                    "index rebuilt: {} packs, {} chunks stored, {} snapshots",
+                    report.packs, report.chunks_stored, report.snapshots
                 ));
+            }
+        }
+        Command::Repair {
+            what: RepairWhat::Snapshots { dry_run },
+        } => {
+            let mut repo = ctx.open("repair snapshots")?;
+            let plan = repo.repair_snapshots(dry_run, &ctx.bar())?;
+            if ctx.global.json {
+                let mut doc =
+                    serde_json::to_value(&plan).map_err(|e| Error::BadInput(e.to_string()))?;
+                // `id` as in every other listing, for the removed ones.
+                doc["removed"] = serde_json::json!(plan
+                    .removed
+                    .iter()
+                    .map(|r| serde_json::json!({"id": r.id, "time": output::rfc3339(r.time_ns), "db": r.db, "reason": r.reason}))
+                    .collect::<Vec<_>>());
+                print_json(&doc);
+            } else {
+                let would = if dry_run { "would remove" } else { "removed" };
+                for p in &plan.damaged_packs {
+                    ctx.say(format!("damaged pack (its chunks count as lost): {p}"));
+                }
+                for r in &plan.removed {
+                    ctx.say(format!(
+                        "{would} snapshot {} of {} at {}: {}",
+                        &r.id[..12],
+                        if r.db.is_empty() { "?" } else { &r.db },
+                        local_time(r.time_ns, ctx.offset),
+                        r.reason
+                    ));
+                }
+                for t in &plan.trimmed {
+                    ctx.say(format!(
+                        "{} snapshot {} of {} at {} as {} without its lost files {} (the database image is intact)",
+                        if dry_run { "would keep" } else { "kept" },
+                        &t.old_id[..12],
+                        t.db,
+                        local_time(t.time_ns, ctx.offset),
+                        &t.new_id[..12],
+                        t.dropped_files.join(", ")
+                    ));
+                }
+                for f in &plan.foreign {
+                    ctx.say(format!("left alone: {f}"));
+                }
+                ctx.say(format!(
+                    "{} snapshots checked: {} {would}, {} {}",
+                    plan.snapshots_checked,
+                    plan.removed.len(),
+                    plan.trimmed.len(),
+                    if dry_run {
+                        "would be trimmed"
+                    } else {
+                        "trimmed"
+                    }
+                ));
+                if dry_run {
+                    ctx.say("dry run: nothing was changed");
+                } else if !plan.removed.is_empty() || !plan.trimmed.is_empty() {
+                    ctx.say(
+                        "run `lumina-backup prune` to free the space of the lost snapshots' data",
+                    );
+                }
             }
         }
         Command::Demo { dir } => demo::run(dir.as_deref(), &ctx)?,
@@ -796,14 +881,30 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     )),
                     None => ctx.say("last failure: none recorded"),
                 }
+                let ratio = match (st.dedup_ratio, st.snapshots) {
+                    (Some(r), _) => format!("deduplication {r:.1}x"),
+                    (None, 0) => "no snapshots yet".to_string(),
+                    (None, _) => "deduplication unknown: run `lumina-backup verify`".to_string(),
+                };
                 ctx.say(format!(
-                    "stored {} for {} of snapshots (deduplication {:.1}x); {} chunks in {} packs",
+                    "stored {} in {} packs for {} of snapshots ({ratio})",
                     bytes(st.stored_bytes),
+                    st.packs,
                     bytes(st.logical_bytes),
-                    st.dedup_ratio,
-                    st.chunks,
-                    st.packs
                 ));
+                let referenced = st
+                    .chunks_referenced
+                    .map_or("unknown".to_string(), |n| n.to_string());
+                ctx.say(format!(
+                    "{} chunks stored, {referenced} chunks referenced by snapshots",
+                    st.chunks_stored
+                ));
+                if let Some(u) = st.unreferenced_bytes.filter(|u| *u > 0) {
+                    ctx.say(format!(
+                        "{} stored that no snapshot references (interrupted snapshots or forgotten ones); `lumina-backup prune` frees it",
+                        bytes(u)
+                    ));
+                }
             }
         }
     }

@@ -210,9 +210,10 @@ fn forget_json(plan: &Plan, dry_run: bool, pruned: Option<&PruneReport>) -> Valu
 fn say_prune(ctx: &Ctx, r: &PruneReport) {
     let would = if r.dry_run { "would be " } else { "" };
     ctx.say(format!(
-        "prune: {} snapshots reference {} chunks; {} packs: {} {would}deleted, {} {would}repacked{}",
+        "prune: {} snapshots, {} chunks referenced ({} chunks stored); {} packs: {} {would}deleted, {} {would}repacked{}",
         r.snapshots,
         r.chunks_referenced,
+        r.chunks_stored,
         r.packs_before,
         r.packs_deleted,
         r.packs_repacked,

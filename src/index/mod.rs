@@ -13,10 +13,16 @@ use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::store::ChunkLoc;
 
+pub mod guard;
+use guard::guarded;
+
 const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
 const PACKS: TableDefinition<[u8; 32], u64> = TableDefinition::new("packs");
 const SNAPSHOTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("snapshots");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Meta key of [`Index::refs_complete`]: `[1]` or absent = complete, `[0]` = not known.
+const REFS_COMPLETE: &str = "refs_complete";
 
 /// Version of the index's own layout; an index of another version is emptied
 /// and refilled from the files. 2: snapshots hold the whole record file.
@@ -50,6 +56,9 @@ pub struct IndexUpdate {
     pub remove_chunks: Vec<ChunkId>,
     /// Packs to drop (prune: packs deleted or repacked).
     pub remove_packs: Vec<PackId>,
+    /// Sets whether every chunk the snapshots reference is known to be indexed
+    /// (see [`Index::refs_complete`]).
+    pub refs_complete: Option<bool>,
 }
 
 impl IndexUpdate {
@@ -61,13 +70,22 @@ impl IndexUpdate {
             && self.remove_snapshots.is_empty()
             && self.remove_chunks.is_empty()
             && self.remove_packs.is_empty()
+            && self.refs_complete.is_none()
     }
 }
 
 impl Index {
     /// Opens or creates the index file. An index of another layout version, or
     /// one redb cannot open, is reported as `Error::Index`.
+    ///
+    /// Never panics on a damaged file: redb's assertions are turned into
+    /// `Error::Index` ([`guard::guarded`]), and the tables are read once (see
+    /// [`Index::check`]) so that damage found at open can be answered by a rebuild.
     pub fn open(path: &Path) -> Result<Self> {
+        guarded("opening the index", || Self::open_unguarded(path))
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Self> {
         // A small page cache: the index is used for point lookups, and its memory
         // must not grow with the repository (peak RSS target, BENCHMARKS.md).
         let db = redb::Builder::new()
@@ -89,6 +107,9 @@ impl Index {
             match version.as_deref() {
                 None => {
                     meta.insert("version", &[INDEX_VERSION][..])?;
+                    // A new index filled from the files may lack chunks of lost
+                    // packs that snapshots still name.
+                    meta.insert(REFS_COMPLETE, &[0][..])?;
                 }
                 Some([INDEX_VERSION]) => {}
                 Some(_) => {
@@ -97,6 +118,7 @@ impl Index {
                     txn.delete_table(PACKS)?;
                     txn.delete_table(SNAPSHOTS)?;
                     meta.insert("version", &[INDEX_VERSION][..])?;
+                    meta.insert(REFS_COMPLETE, &[0][..])?;
                 }
             }
             txn.open_table(CHUNKS)?;
@@ -104,7 +126,23 @@ impl Index {
             txn.open_table(SNAPSHOTS)?;
         }
         txn.commit()?;
+        index.check()?;
         Ok(index)
+    }
+
+    /// Reads every table's entry count and walks the pack and snapshot tables:
+    /// a cheap pass over the pages most likely to be damaged (the file's head and
+    /// the small tables).
+    fn check(&self) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        txn.open_table(CHUNKS)?.len()?;
+        for row in txn.open_table(PACKS)?.iter()? {
+            row?;
+        }
+        for row in txn.open_table(SNAPSHOTS)?.iter()? {
+            row?;
+        }
+        Ok(())
     }
 
     /// The file path.
@@ -114,9 +152,11 @@ impl Index {
 
     /// A read view for many lookups.
     pub fn reader(&self) -> Result<IndexReader> {
-        let txn = self.db.begin_read()?;
-        let chunks = txn.open_table(CHUNKS)?;
-        Ok(IndexReader { chunks })
+        guarded("reading the index", || {
+            let txn = self.db.begin_read()?;
+            let chunks = txn.open_table(CHUNKS)?;
+            Ok(IndexReader { chunks })
+        })
     }
 
     /// Applies an update in one durable transaction.
@@ -126,97 +166,131 @@ impl Index {
 
     /// [`Index::apply`] with the crash point named `point` just before the commit.
     pub fn apply_at(&self, update: &IndexUpdate, point: &str) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut chunks = txn.open_table(CHUNKS)?;
-            for id in &update.remove_chunks {
-                chunks.remove(id.0)?;
+        guarded("updating the index", || {
+            let txn = self.db.begin_write()?;
+            {
+                let mut chunks = txn.open_table(CHUNKS)?;
+                for id in &update.remove_chunks {
+                    chunks.remove(id.0)?;
+                }
+                for (id, loc) in &update.chunks {
+                    chunks.insert(id.0, &loc.encode()[..])?;
+                }
+                let mut packs = txn.open_table(PACKS)?;
+                for id in &update.remove_packs {
+                    packs.remove(id.0)?;
+                }
+                for (id, size) in &update.packs {
+                    packs.insert(id.0, *size)?;
+                }
+                let mut snaps = txn.open_table(SNAPSHOTS)?;
+                for (id, rec) in &update.snapshots {
+                    snaps.insert(id.0, rec.as_slice())?;
+                }
+                for id in &update.remove_snapshots {
+                    snaps.remove(id.0)?;
+                }
+                if let Some(complete) = update.refs_complete {
+                    let mut meta = txn.open_table(META)?;
+                    meta.insert(REFS_COMPLETE, &[u8::from(complete)][..])?;
+                }
             }
-            for (id, loc) in &update.chunks {
-                chunks.insert(id.0, &loc.encode()[..])?;
-            }
-            let mut packs = txn.open_table(PACKS)?;
-            for id in &update.remove_packs {
-                packs.remove(id.0)?;
-            }
-            for (id, size) in &update.packs {
-                packs.insert(id.0, *size)?;
-            }
-            let mut snaps = txn.open_table(SNAPSHOTS)?;
-            for (id, rec) in &update.snapshots {
-                snaps.insert(id.0, rec.as_slice())?;
-            }
-            for id in &update.remove_snapshots {
-                snaps.remove(id.0)?;
-            }
-        }
-        crate::testhook::point(point);
-        txn.commit()?;
-        Ok(())
+            crate::testhook::point(point);
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Whether every chunk that the indexed snapshots reference is known to be
+    /// indexed. True in the normal course (a snapshot names only chunks it stored
+    /// or found indexed; prune keeps referenced chunks); false after the index
+    /// was created anew from the files or dropped the chunks of a lost pack,
+    /// until a check proved it again (verify, prune, `repair snapshots`). Only
+    /// then may a snapshot trust its parent's chunk list without index lookups.
+    /// Index files written before this flag existed count as true.
+    pub fn refs_complete(&self) -> Result<bool> {
+        guarded("reading the index", || {
+            let txn = self.db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let v = meta.get(REFS_COMPLETE)?.map(|v| v.value().to_vec());
+            Ok(v.as_deref() != Some(&[0][..]))
+        })
     }
 
     /// Gives the file's free space back after large writes: each transaction
     /// copies the pages it changes, so many commits (one per pack in a big
     /// snapshot) leave the file several times larger than its live data.
     pub fn compact(&mut self) -> Result<()> {
-        while self.db.compact().map_err(|e| Error::Redb(e.to_string()))? {}
-        Ok(())
+        guarded("compacting the index", || {
+            while self.db.compact().map_err(|e| Error::Redb(e.to_string()))? {}
+            Ok(())
+        })
     }
 
     /// Removes everything (before a rebuild).
     pub fn clear(&self) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        txn.delete_table(CHUNKS)?;
-        txn.delete_table(PACKS)?;
-        txn.delete_table(SNAPSHOTS)?;
-        txn.open_table(CHUNKS)?;
-        txn.open_table(PACKS)?;
-        txn.open_table(SNAPSHOTS)?;
-        txn.commit()?;
-        Ok(())
+        guarded("clearing the index", || {
+            let txn = self.db.begin_write()?;
+            txn.delete_table(CHUNKS)?;
+            txn.delete_table(PACKS)?;
+            txn.delete_table(SNAPSHOTS)?;
+            txn.open_table(CHUNKS)?;
+            txn.open_table(PACKS)?;
+            txn.open_table(SNAPSHOTS)?;
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     /// Every snapshot record (id, encoded bytes).
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Vec<u8>)>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(SNAPSHOTS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            out.push((SnapshotId(k.value()), v.value().to_vec()));
-        }
-        Ok(out)
+        guarded("reading the index", || {
+            let txn = self.db.begin_read()?;
+            let t = txn.open_table(SNAPSHOTS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                out.push((SnapshotId(k.value()), v.value().to_vec()));
+            }
+            Ok(out)
+        })
     }
 
     /// Every pack with its size.
     pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(PACKS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            out.push((PackId(k.value()), v.value()));
-        }
-        Ok(out)
+        guarded("reading the index", || {
+            let txn = self.db.begin_read()?;
+            let t = txn.open_table(PACKS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                out.push((PackId(k.value()), v.value()));
+            }
+            Ok(out)
+        })
     }
 
     /// Number of chunks indexed.
     pub fn chunk_count(&self) -> Result<u64> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(CHUNKS)?.len()?)
+        guarded("reading the index", || {
+            let txn = self.db.begin_read()?;
+            Ok(txn.open_table(CHUNKS)?.len()?)
+        })
     }
 
     /// Calls `f` for every chunk location (streaming).
     pub fn for_each_chunk(&self, f: &mut dyn FnMut(ChunkId, ChunkLoc) -> Result<()>) -> Result<()> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(CHUNKS)?;
-        for row in t.iter()? {
-            let (k, v) = row?;
-            let loc =
-                ChunkLoc::decode(v.value()).map_err(|e| Error::Index(format!("bad entry: {e}")))?;
-            f(ChunkId(k.value()), loc)?;
-        }
-        Ok(())
+        guarded("reading the index", || {
+            let txn = self.db.begin_read()?;
+            let t = txn.open_table(CHUNKS)?;
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let loc = ChunkLoc::decode(v.value())
+                    .map_err(|e| Error::Index(format!("bad entry: {e}")))?;
+                f(ChunkId(k.value()), loc)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -228,16 +302,138 @@ pub struct IndexReader {
 impl IndexReader {
     /// Where a chunk is, if indexed.
     pub fn get(&self, id: &ChunkId) -> Result<Option<ChunkLoc>> {
-        match self.chunks.get(id.0)? {
+        guarded("reading the index", || match self.chunks.get(id.0)? {
             None => Ok(None),
             Some(v) => ChunkLoc::decode(v.value())
                 .map(Some)
                 .map_err(|e| Error::Index(format!("entry for chunk {}: {e}", id.short()))),
-        }
+        })
     }
 
     /// Whether a chunk is indexed.
     pub fn contains(&self, id: &ChunkId) -> Result<bool> {
-        Ok(self.chunks.get(id.0)?.is_some())
+        guarded("reading the index", || Ok(self.chunks.get(id.0)?.is_some()))
+    }
+}
+
+/// Opens the index file at `path` and reads everything in it (every table,
+/// every chunk entry, a lookup): the open path of a repository, as a check for
+/// fuzzing and property tests. Returns the number of entries read, or an error;
+/// it must never panic, whatever the file holds.
+#[doc(hidden)]
+pub fn probe(path: &Path) -> Result<u64> {
+    let index = Index::open(path)?;
+    let mut n = index.snapshots()?.len() as u64 + index.packs()?.len() as u64;
+    n += index.chunk_count()?;
+    let mut first = None;
+    index.for_each_chunk(&mut |id, _| {
+        first.get_or_insert(id);
+        Ok(())
+    })?;
+    let reader = index.reader()?;
+    if let Some(id) = first {
+        reader.get(&id)?;
+    }
+    reader.contains(&ChunkId([7; 32]))?;
+    index.apply(&IndexUpdate {
+        packs: vec![(PackId([9; 32]), 1)],
+        ..Default::default()
+    })?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A small valid index file's bytes (built once).
+    fn sample() -> &'static [u8] {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        BYTES.get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("index.redb");
+            let index = Index::open(&path).expect("create");
+            let loc = ChunkLoc {
+                pack: PackId([1; 32]),
+                frame_offset: 16,
+                frame_len: 100,
+                frame_raw_len: 400,
+                compression: 1,
+                offset: 0,
+                len: 400,
+                kind: 0,
+            };
+            index
+                .apply(&IndexUpdate {
+                    chunks: (0..200u8).map(|i| (ChunkId([i; 32]), loc)).collect(),
+                    packs: vec![(PackId([1; 32]), 1000)],
+                    snapshots: vec![(SnapshotId([3; 32]), vec![5; 300])],
+                    ..Default::default()
+                })
+                .expect("fill");
+            drop(index);
+            std::fs::read(&path).expect("read")
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Truncate(usize),
+        Flip(Vec<(usize, u8)>),
+        Garbage(Vec<u8>),
+        Zero(usize, usize),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            any::<usize>().prop_map(Damage::Truncate),
+            proptest::collection::vec((any::<usize>(), 1..=255u8), 1..8).prop_map(Damage::Flip),
+            proptest::collection::vec(any::<u8>(), 0..9000).prop_map(Damage::Garbage),
+            (any::<usize>(), 1..5000usize).prop_map(|(a, n)| Damage::Zero(a, n)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// Issue #8 item 13: a damaged index file gives a value or an error on
+        /// open and on every read, never a panic.
+        #[test]
+        fn damaged_index_never_panics(d in damage()) {
+            let good = sample();
+            let bytes = match &d {
+                Damage::Truncate(n) => good[..n % good.len()].to_vec(),
+                Damage::Flip(flips) => {
+                    let mut b = good.to_vec();
+                    for (at, x) in flips {
+                        let i = at % b.len();
+                        b[i] ^= x;
+                    }
+                    b
+                }
+                Damage::Garbage(g) => g.clone(),
+                Damage::Zero(at, n) => {
+                    let mut b = good.to_vec();
+                    let start = at % b.len();
+                    let end = (start + n).min(b.len());
+                    b[start..end].fill(0);
+                    b
+                }
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("index.redb");
+            std::fs::write(&path, &bytes).expect("write");
+            let outcome = std::panic::catch_unwind(|| probe(&path).map_err(|e| e.to_string()));
+            prop_assert!(outcome.is_ok(), "probe panicked on {:?}", d);
+        }
+    }
+
+    #[test]
+    fn intact_index_probes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.redb");
+        std::fs::write(&path, sample()).expect("write");
+        assert_eq!(probe(&path).expect("ok"), 202);
     }
 }

@@ -109,10 +109,16 @@ pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(Master
             "encrypted, but it has no key files",
         ));
     }
+    let mut damaged: Vec<Error> = Vec::new();
+    let total = ids.len();
     for id in ids {
         let bytes = backend.read(&format!("keys/{id}"))?;
-        let Ok(k) = read_key_file(&id, &bytes) else {
-            continue;
+        let k = match read_key_file(&id, &bytes) {
+            Ok(k) => k,
+            Err(e) => {
+                damaged.push(e);
+                continue;
+            }
         };
         for candidate in kdf_candidates(passphrase) {
             let Ok(kek) = crypto::derive_key(candidate.as_bytes(), &k.salt, k.params) else {
@@ -126,7 +132,23 @@ pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(Master
             }
         }
     }
-    Err(Error::WrongPassphrase(backend.root().to_path_buf()))
+    // A damaged key file may be the one this passphrase opens: say so rather
+    // than "wrong passphrase", which would send the user hunting for another.
+    match damaged.into_iter().next() {
+        Some(Error::Corrupt { object, problem }) => Err(Error::Corrupt {
+            object: object.replacen("key ", "key file keys/", 1),
+            problem: if total > 1 {
+                format!(
+                    "{problem} (the passphrase opens none of the other {} key files)",
+                    total - 1
+                )
+            } else {
+                problem
+            },
+        }),
+        Some(other) => Err(other),
+        None => Err(Error::WrongPassphrase(backend.root().to_path_buf())),
+    }
 }
 
 impl Repository {

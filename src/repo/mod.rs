@@ -7,9 +7,11 @@
 
 mod diff;
 mod exports;
+mod files;
 mod forget;
 mod keys;
 mod prune;
+mod repair;
 mod restore;
 mod status;
 mod take;
@@ -20,6 +22,7 @@ pub use exports::{export_database, import_file, ExportFormat, ExportRequest, Exp
 pub use forget::{ForgetReport, RETENTION_FILE};
 pub use keys::KeyInfo;
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
+pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
 pub use status::{DatabaseStatus, Status};
 
 pub use restore::{RestoreOptions, RestoreReport};
@@ -49,6 +52,10 @@ pub const CONFIG_FILE: &str = "config";
 pub const INDEX_FILE: &str = "index.redb";
 /// Name of the lock file.
 pub const LOCK_FILE: &str = "lock";
+
+/// Said when a damaged index is replaced on open.
+const INDEX_REBUILT_NOTICE: &str = "index.redb could not be read (damaged or of another version); \
+     rebuilt it from the pack and snapshot files (the index is only a cache)";
 
 /// How to open a repository.
 #[derive(Debug, Clone)]
@@ -115,6 +122,8 @@ pub struct Repository {
     store: ChunkStore,
     index: Index,
     key_id: Option<String>,
+    /// Things the open did that the user should hear about (an index rebuilt).
+    notices: Vec<String>,
     _lock: RepoLock,
 }
 
@@ -236,22 +245,63 @@ impl Repository {
                 Err(e) => return Err(Error::io("removing", &index_path, e)),
             }
         }
-        let index = Index::open(&index_path)?;
+        // The index is a cache: one that cannot be opened is rebuilt from the files.
+        let mut notices = Vec::new();
+        let index = match Index::open(&index_path) {
+            Ok(index) => index,
+            Err(e) if !discard_index && e.is_index_damage() => {
+                notices.push(INDEX_REBUILT_NOTICE.to_string());
+                Self::fresh_index(&index_path)?
+            }
+            Err(e) => return Err(e),
+        };
         let dynb: Arc<dyn Backend> = backend.clone();
         let store = ChunkStore::new(dynb, config, cipher);
-        let repo = Repository {
+        let mut repo = Repository {
             root: path.to_path_buf(),
             backend,
             store,
             index,
             key_id,
+            notices,
             _lock: lock,
         };
         repo.cleanup_temp_files()?;
         if !discard_index {
-            repo.reconcile()?;
+            match repo.reconcile() {
+                Err(e) if e.is_index_damage() && repo.notices.is_empty() => {
+                    // Damage the open's check did not reach: rebuild once.
+                    let fresh = Self::fresh_index(&index_path)?;
+                    let old = std::mem::replace(&mut repo.index, fresh);
+                    // Closing a damaged redb file may itself trip an assertion.
+                    let _ = crate::index::guard::guarded("closing the index", || {
+                        drop(old);
+                        Ok(())
+                    });
+                    repo.notices.push(INDEX_REBUILT_NOTICE.to_string());
+                    repo.reconcile()?;
+                }
+                other => other?,
+            }
         }
         Ok(repo)
+    }
+
+    /// Deletes the index file and creates an empty one in its place (filled by
+    /// the reconcile that follows).
+    fn fresh_index(index_path: &Path) -> Result<Index> {
+        match std::fs::remove_file(index_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", index_path, e)),
+        }
+        Index::open(index_path)
+    }
+
+    /// What the open did that the user should hear about, one line each (for
+    /// example "the index was damaged and has been rebuilt from the files").
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// The repository folder.
@@ -288,18 +338,61 @@ impl Repository {
     /// chunks the index already moved to a new one (store-format.md, "Prune
     /// protocol"). Such a pack is indexed with no live chunk pointing into it,
     /// and the next prune deletes it.
-    fn reconcile(&self) -> Result<()> {
+    fn reconcile(&mut self) -> Result<()> {
         let mut update = IndexUpdate::default();
+        let present: std::collections::HashMap<_, _> = self.pack_files()?.into_iter().collect();
+        let indexed_packs = self.index.packs()?;
         let known_packs: std::collections::HashSet<_> =
-            self.index.packs()?.into_iter().map(|(id, _)| id).collect();
+            indexed_packs.iter().map(|(id, _)| *id).collect();
+        // Packs the index lists whose file is gone or changed size: their chunks
+        // are not there to read, so they must not count as stored (a snapshot
+        // would dedup against them and reference data it cannot restore).
+        let lost: std::collections::HashSet<_> = indexed_packs
+            .iter()
+            .filter(|(id, size)| present.get(id) != Some(size))
+            .map(|(id, _)| *id)
+            .collect();
+        if !lost.is_empty() {
+            self.index.for_each_chunk(&mut |chunk, loc| {
+                if lost.contains(&loc.pack) {
+                    update.remove_chunks.push(chunk);
+                }
+                Ok(())
+            })?;
+            update.remove_packs = lost.iter().copied().collect();
+            update.refs_complete = Some(false);
+            let mut names: Vec<String> = lost.iter().map(|id| id.short()).collect();
+            names.sort();
+            self.notices.push(format!(
+                "{} pack file(s) listed in the index are missing or changed size ({}); \
+                 their {} chunks count as lost and the next snapshot stores them again; \
+                 run `lumina-backup verify` to see which snapshots are damaged",
+                lost.len(),
+                names.join(", "),
+                update.remove_chunks.len()
+            ));
+        }
         let reader = self.index.reader()?;
         let mut adding = std::collections::HashSet::new();
-        for (id, size) in self.pack_files()? {
-            if !known_packs.contains(&id) {
+        let dropped: std::collections::HashSet<_> = update.remove_chunks.iter().copied().collect();
+        for (id, size) in &present {
+            let (id, size) = (*id, *size);
+            if known_packs.contains(&id) && !lost.contains(&id) && !dropped.is_empty() {
+                // Another copy of a lost chunk (left by an interrupted prune) in
+                // an indexed pack is as good as the lost one.
+                if let Ok(desc) = self.read_pack_description(&id, size) {
+                    for (chunk, loc) in pack::locations(id, &desc) {
+                        if dropped.contains(&chunk) && adding.insert(chunk) {
+                            update.chunks.push((chunk, loc));
+                        }
+                    }
+                }
+            } else if !known_packs.contains(&id) {
                 // A damaged pack is left for verify to report; it is not indexed.
                 if let Ok(desc) = self.read_pack_description(&id, size) {
                     for (chunk, loc) in pack::locations(id, &desc) {
-                        if !reader.contains(&chunk)? && adding.insert(chunk) {
+                        let absent = !reader.contains(&chunk)? || dropped.contains(&chunk);
+                        if absent && adding.insert(chunk) {
                             update.chunks.push((chunk, loc));
                         }
                     }
@@ -327,6 +420,13 @@ impl Repository {
             .collect();
         if !update.is_empty() {
             self.index.apply(&update)?;
+        }
+        if !self.index.refs_complete()? && self.index.snapshots()?.is_empty() {
+            // No snapshot, nothing to reference: trivially complete.
+            self.index.apply(&IndexUpdate {
+                refs_complete: Some(true),
+                ..Default::default()
+            })?;
         }
         Ok(())
     }

@@ -82,6 +82,8 @@ pub struct PrunePlan {
     pub snapshots: u64,
     /// Distinct chunks (data and tree nodes) the snapshots reference.
     pub chunks_referenced: u64,
+    /// Distinct chunks stored (indexed in pack files present).
+    pub chunks_stored: u64,
     /// Every indexed pack with its decision.
     pub packs: Vec<PackPlan>,
     /// Index entries to drop: dead chunks located in deleted or repacked packs.
@@ -99,8 +101,10 @@ pub struct PruneReport {
     pub dry_run: bool,
     /// Snapshots kept (their trees walked).
     pub snapshots: u64,
-    /// Distinct chunks referenced.
+    /// Distinct chunks (data and tree nodes) the snapshots reference.
     pub chunks_referenced: u64,
+    /// Distinct chunks stored in packs (after the prune; for a dry run, now).
+    pub chunks_stored: u64,
     /// Index entries of dead chunks dropped.
     pub chunks_removed: u64,
     /// Live chunks copied into new packs.
@@ -157,6 +161,7 @@ impl PrunePlan {
             dry_run: true,
             snapshots: self.snapshots,
             chunks_referenced: self.chunks_referenced,
+            chunks_stored: self.chunks_stored,
             chunks_removed: self.remove_chunks.len() as u64,
             chunks_repacked: self.repack_chunks.len() as u64,
             packs_before: self.packs.len() as u64,
@@ -388,10 +393,18 @@ impl Repository {
         let live = marker.live;
         drop(marker.walked);
 
+        // Every referenced chunk is indexed: snapshots may trust their parent's
+        // chunk list again (a cache flag; best effort on a read-only repository).
+        let _ = self.index.apply(&IndexUpdate {
+            refs_complete: Some(true),
+            ..Default::default()
+        });
         let packs = self.index.packs()?;
         let mut tally = PackTally::default();
+        let mut chunks_stored = 0u64;
         self.index.for_each_chunk(&mut |id, loc| {
             tally.add(&loc, live.contains(&id));
+            chunks_stored += 1;
             Ok(())
         })?;
         let decisions = tally.decide(&packs, max_unused);
@@ -417,6 +430,7 @@ impl Repository {
             max_unused_percent: max_unused,
             snapshots: snaps.len() as u64,
             chunks_referenced: live.len() as u64,
+            chunks_stored,
             packs: decisions,
             remove_chunks,
             repack_chunks,
@@ -535,6 +549,7 @@ impl Repository {
         // The index lost many entries: give the space back (best effort; the
         // prune itself is complete).
         let _ = self.index.compact();
+        report.chunks_stored = self.index.chunk_count()?;
         let freed: u64 = doomed.iter().map(|(_, s)| s).sum();
         report.bytes_after = report.bytes_before + written - freed;
         report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);

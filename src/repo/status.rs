@@ -45,16 +45,30 @@ pub struct Status {
     pub stored_bytes: u64,
     /// Sum of the sizes of every file of every snapshot.
     pub logical_bytes: u64,
-    /// logical / stored.
-    pub dedup_ratio: f64,
-    /// Chunks indexed.
+    /// Deduplication: `logical_bytes` over the stored bytes the snapshots use
+    /// (`stored_bytes - unreferenced_bytes`). `None` without snapshots, or when
+    /// the snapshots could not be walked (damage: run `verify`).
+    pub dedup_ratio: Option<f64>,
+    /// Stored bytes of chunks no snapshot references (left by an interrupted
+    /// snapshot, or by `forget`): what `prune` can free at most. `None` when the
+    /// snapshots could not be walked.
+    pub unreferenced_bytes: Option<u64>,
+    /// Chunks stored: distinct chunk ids indexed in pack files present (as
+    /// `verify`, `prune` and `repair index` count them).
+    pub chunks_stored: u64,
+    /// Chunks referenced: distinct chunk ids (data and tree nodes) the snapshots
+    /// name (as `verify` and `prune` count them). `None` when the snapshots
+    /// could not be walked.
+    pub chunks_referenced: Option<u64>,
+    /// Same as `chunks_stored` (the name before both counts were shown).
     pub chunks: u64,
     /// Pack files indexed.
     pub packs: u64,
 }
 
 impl Repository {
-    /// The repository's state in brief.
+    /// The repository's state in brief. Walks the snapshots' chunk trees (as
+    /// `prune --dry-run` does) to tell referenced from unreferenced data.
     pub fn status(&self) -> Result<Status> {
         let list = self.list()?;
         let mut per: BTreeMap<String, DatabaseStatus> = BTreeMap::new();
@@ -78,6 +92,25 @@ impl Repository {
         let packs = self.index.packs()?;
         let stored_bytes: u64 = packs.iter().map(|(_, s)| s).sum();
         let logical_bytes: u64 = list.iter().map(|s| s.record.total_bytes).sum();
+        let plan = self
+            .prune_plan(super::DEFAULT_MAX_UNUSED, &crate::progress::NoProgress)
+            .ok();
+        let unreferenced_bytes = plan.as_ref().map(|p| {
+            p.packs
+                .iter()
+                .map(|k| match k.action {
+                    super::PackAction::Delete => k.size,
+                    _ => k.unused,
+                })
+                .sum::<u64>()
+        });
+        let chunks_stored = self.index.chunk_count()?;
+        let dedup_ratio = match unreferenced_bytes {
+            Some(unref) if !list.is_empty() && stored_bytes > unref => {
+                Some(logical_bytes as f64 / (stored_bytes - unref) as f64)
+            }
+            _ => None,
+        };
         Ok(Status {
             repository: self.root.display().to_string(),
             encrypted: self.encrypted(),
@@ -86,12 +119,11 @@ impl Repository {
             last_failure: self.last_failure()?,
             stored_bytes,
             logical_bytes,
-            dedup_ratio: if stored_bytes == 0 {
-                0.0
-            } else {
-                logical_bytes as f64 / stored_bytes as f64
-            },
-            chunks: self.index.chunk_count()?,
+            dedup_ratio,
+            unreferenced_bytes,
+            chunks_stored,
+            chunks_referenced: plan.as_ref().map(|p| p.chunks_referenced),
+            chunks: chunks_stored,
             packs: packs.len() as u64,
         })
     }

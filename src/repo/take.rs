@@ -242,6 +242,12 @@ impl Repository {
             Some(id) => self.list()?.into_iter().find(|s| s.id == id),
             None => None,
         };
+        // The parent's chunk list (for exports reuse and dedup hints) is trusted
+        // only while the index is known to hold every chunk snapshots reference:
+        // after a lost pack the parent may name chunks that are gone, and a new
+        // snapshot must never reference a chunk it has not confirmed present.
+        let trust_parent = self.index.refs_complete()?;
+        let parent_snap = parent_snap.filter(|_| trust_parent);
         let reuse = parent_snap.as_ref().and_then(|p| {
             let all = Table::all().iter().all(|t| p.file(t.file_name()).is_ok());
             let image = p.image()?;

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::Repository;
+use super::{files, OpenOptions, Repository};
 use crate::backend::Backend;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
@@ -28,8 +28,15 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// Snapshots whose structure was walked.
     pub snapshots_checked: u64,
-    /// Chunks checked (referenced; with read-data, also re-hashed).
+    /// Chunks checked: the referenced chunks whose presence was checked, or
+    /// with read-data the chunks re-hashed if those are more.
     pub chunks_checked: u64,
+    /// Chunks referenced: distinct chunk ids (data and tree nodes) that the
+    /// snapshots name, as `prune` and `status` count them.
+    pub chunks_referenced: u64,
+    /// Chunks stored: distinct chunk ids indexed in pack files present, as
+    /// `prune`, `status` and `repair index` count them.
+    pub chunks_stored: u64,
     /// Packs checked.
     pub packs_checked: u64,
     /// Bytes read and re-hashed (read-data).
@@ -41,12 +48,17 @@ pub struct VerifyReport {
 pub struct RebuildReport {
     /// Packs indexed.
     pub packs: u64,
-    /// Chunks indexed.
+    /// Chunks stored: distinct chunk ids indexed (a chunk found in several
+    /// packs counts once).
     pub chunks: u64,
+    /// The same count under the name `verify`, `prune` and `status` use.
+    pub chunks_stored: u64,
     /// Snapshots indexed.
     pub snapshots: u64,
     /// Files that could not be read, with why (left out of the index).
     pub skipped: Vec<String>,
+    /// Foreign files and folders in the repository folder (left alone).
+    pub foreign: Vec<String>,
 }
 
 impl Repository {
@@ -58,6 +70,13 @@ impl Repository {
     pub fn verify(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut r = VerifyReport::default();
         let mut damaged_packs: HashSet<PackId> = HashSet::new();
+        r.problems.extend(files::foreign_entries(&self.root));
+        r.problems.extend(files::small_file_problems(
+            &self.root,
+            Some(self.store.cipher()),
+        ));
+        let mut referenced: HashSet<ChunkId> = HashSet::new();
+        let mut nodes_seen: HashSet<ChunkId> = HashSet::new();
 
         // Packs: present, right size, description readable (or fully re-hashed).
         let present: HashMap<PackId, u64> = self.pack_files()?.into_iter().collect();
@@ -139,6 +158,7 @@ impl Repository {
                         ));
                     }
                     nodes_total += 1;
+                    nodes_seen.insert(*nid);
                     self.store.read_node(nid, &loc, &mut cache)
                 };
                 let mut size = 0u64;
@@ -158,6 +178,7 @@ impl Repository {
                         }
                         // Only chunks found intact are remembered, so a damaged one is
                         // reported for every snapshot that needs it.
+                        referenced.insert(leaf.id);
                         if !checked.contains(&leaf.id) {
                             match reader.get(&leaf.id)? {
                                 None => return Err(Error::MissingChunk(leaf.id.to_hex())),
@@ -176,6 +197,13 @@ impl Repository {
                     Ok(())
                 })();
                 match result {
+                    Err(Error::MissingChunk(c)) => r.problems.push(format!(
+                        "snapshot {} file {}: chunk {} is missing (its pack was lost); \
+                         `lumina-backup repair snapshots` removes the snapshots that cannot be restored",
+                        id.short(),
+                        file.name,
+                        &c[..c.len().min(12)]
+                    )),
                     Err(e) => {
                         r.problems
                             .push(format!("snapshot {} file {}: {e}", id.short(), file.name))
@@ -190,8 +218,21 @@ impl Repository {
                 }
             }
         }
-        r.chunks_checked = r.chunks_checked.max(checked.len() as u64 + nodes_total);
+        let _ = nodes_total;
+        referenced.extend(nodes_seen);
+        r.chunks_referenced = referenced.len() as u64;
+        r.chunks_stored = self.index.chunk_count()?;
+        r.chunks_checked = r.chunks_checked.max(r.chunks_referenced);
         r.ok = r.problems.is_empty();
+        if r.ok {
+            // Every referenced chunk is indexed: snapshots may trust their
+            // parent's chunk list again (best effort; a read-only repository
+            // simply keeps checking).
+            let _ = self.index.apply(&IndexUpdate {
+                refs_complete: Some(true),
+                ..Default::default()
+            });
+        }
         progress.done();
         Ok(r)
     }
@@ -276,9 +317,48 @@ impl Repository {
                 Err(e) => report.skipped.push(e.to_string()),
             }
         }
+        report.foreign = files::foreign_entries(&self.root);
         self.index.clear()?;
         self.index.apply(&update)?;
+        report.chunks = self.index.chunk_count()?;
+        report.chunks_stored = report.chunks;
         progress.done();
         Ok(report)
+    }
+}
+
+impl Repository {
+    /// `verify` of the repository at `path`, also when it cannot be opened: a
+    /// damaged config or key file is then reported as a problem (with the
+    /// other small files and foreign files that can be checked without the
+    /// key), not returned as an error. `opts` is `None` when the open options
+    /// could not be made (the config's header is unreadable). Errors that are
+    /// not damage (locked, wrong passphrase, no repository) are returned.
+    pub fn verify_at(
+        path: &std::path::Path,
+        opts: Option<&OpenOptions>,
+        read_data: bool,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport> {
+        let opened = match opts {
+            Some(o) => Repository::open(path, o),
+            None => Err(Error::corrupt("config", "its header cannot be read")),
+        };
+        match opened {
+            Ok(repo) => repo.verify(read_data, progress),
+            Err(e @ Error::Corrupt { .. }) => {
+                if !path.join(super::CONFIG_FILE).exists() {
+                    return Err(e);
+                }
+                let mut r = VerifyReport::default();
+                r.problems.extend(files::foreign_entries(path));
+                r.problems.extend(files::small_file_problems(path, None));
+                r.problems.push(format!(
+                    "the repository cannot be opened ({e}); nothing else was checked"
+                ));
+                Ok(r)
+            }
+            Err(e) => Err(e),
+        }
     }
 }

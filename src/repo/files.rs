@@ -1,0 +1,236 @@
+//! Checking the repository folder file by file, for `verify` and the repairs:
+//! foreign files (anything lumina-backup does not write there) and the small
+//! files (config, key files, `retention`, `status`, change summaries).
+//!
+//! These checks read the folder directly and need no index and no open
+//! repository, so `verify` can name a damaged config or key file even when the
+//! repository cannot be opened. With the repository's cipher they also open and
+//! decode each small file; without it (the repository could not be unlocked)
+//! they check what the envelope allows: header, length and checksum.
+
+use std::path::Path;
+
+use crate::format::{self, Cipher, Kind};
+
+/// Entries of the repository root that lumina-backup writes, with whether each
+/// is a folder.
+const ROOT_ENTRIES: &[(&str, bool)] = &[
+    ("config", false),
+    ("retention", false),
+    ("status", false),
+    ("lock", false),
+    ("index.redb", false),
+    ("packs", true),
+    ("snapshots", true),
+    ("keys", true),
+    ("changes", true),
+];
+
+fn is_hex(name: &str, len: usize) -> bool {
+    name.len() == len
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn is_temp(name: &str) -> bool {
+    name.starts_with(crate::backend::local::TEMP_PREFIX)
+}
+
+/// Lists `dir` as (name, is a folder); a folder that does not exist is empty.
+fn entries(dir: &Path) -> std::io::Result<Vec<(String, bool)>> {
+    let mut out = Vec::new();
+    let read = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for e in read {
+        let e = e?;
+        let is_dir = e.file_type()?.is_dir();
+        out.push((e.file_name().to_string_lossy().into_owned(), is_dir));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn foreign(path: &str, is_dir: bool) -> String {
+    let what = if is_dir { "folder" } else { "file" };
+    format!(
+        "foreign {what} {path} in the repository folder (not written by lumina-backup; \
+         move it elsewhere)"
+    )
+}
+
+/// Files and folders in the repository folder that lumina-backup did not write
+/// there, one line each (paths relative to the repository). Temp files of an
+/// interrupted write are not foreign (the next open removes them).
+pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut listing =
+        |rel: &str, f: &mut dyn FnMut(&str, bool) -> bool| match entries(&root.join(rel)) {
+            Ok(list) => {
+                for (name, is_dir) in list {
+                    if !is_temp(&name) && !f(&name, is_dir) {
+                        let path = if rel.is_empty() {
+                            name
+                        } else {
+                            format!("{rel}/{name}")
+                        };
+                        out.push(foreign(&path, is_dir));
+                    }
+                }
+            }
+            Err(e) => out.push(format!("cannot list {rel:?} in the repository folder: {e}")),
+        };
+    let mut pack_dirs = Vec::new();
+    listing("", &mut |name, is_dir| {
+        ROOT_ENTRIES.contains(&(name, is_dir))
+    });
+    listing("packs", &mut |name, is_dir| {
+        let ok = is_dir && is_hex(name, 2);
+        if ok {
+            pack_dirs.push(name.to_string());
+        }
+        ok
+    });
+    for dir in pack_dirs {
+        listing(&format!("packs/{dir}"), &mut |name, is_dir| {
+            !is_dir && is_hex(name, 64) && name.starts_with(&dir)
+        });
+    }
+    listing("snapshots", &mut |name, is_dir| !is_dir && is_hex(name, 64));
+    listing("keys", &mut |name, is_dir| !is_dir && is_hex(name, 32));
+    listing("changes", &mut |name, is_dir| !is_dir && is_hex(name, 64));
+    out
+}
+
+/// Problems of the small files: the config, every key file, `retention`,
+/// `status` and every change summary. With `cipher` (an opened repository)
+/// each is opened and decoded; without it, only the envelope is checked
+/// (and key files, which are never sealed, are decoded in full).
+pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<String> {
+    let mut out = Vec::new();
+    let read = |rel: &str| std::fs::read(root.join(rel));
+    // config: must exist.
+    match read(super::CONFIG_FILE) {
+        Ok(bytes) => {
+            if let Err(e) = check_small(&bytes, Kind::Config, super::CONFIG_FILE, cipher, |b| {
+                let c: format::Config = format::decode(b)?;
+                c.validate()
+            }) {
+                out.push(format!("config is damaged: {e}"));
+            }
+        }
+        Err(e) => out.push(format!("config cannot be read: {e}")),
+    }
+    for (name, is_dir) in entries(&root.join("keys")).unwrap_or_default() {
+        if is_dir || is_temp(&name) || !is_hex(&name, 32) {
+            continue;
+        }
+        let rel = format!("keys/{name}");
+        match read(&rel) {
+            Ok(bytes) => {
+                if let Err(e) = super::keys::read_key_file(&name, &bytes) {
+                    out.push(format!("key file {rel}: {e}"));
+                }
+            }
+            Err(e) => out.push(format!("key file {rel} cannot be read: {e}")),
+        }
+    }
+    let optional: [(&str, Kind, &str); 2] = [
+        (
+            super::RETENTION_FILE,
+            Kind::Retention,
+            "set the rules again with `lumina-backup config set`",
+        ),
+        (
+            super::status::STATUS_FILE,
+            Kind::Status,
+            "it only records the last failure: delete it",
+        ),
+    ];
+    for (name, kind, fix) in optional {
+        let bytes = match read(name) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.push(format!("{name} cannot be read: {e}"));
+                continue;
+            }
+        };
+        let decoded = check_small(&bytes, kind, name, cipher, |b| match kind {
+            Kind::Retention => format::decode::<format::RetentionSettings>(b).map(|_| ()),
+            _ => format::decode::<format::StatusRecord>(b).map(|_| ()),
+        });
+        if let Err(e) = decoded {
+            out.push(format!("{name} is damaged: {e}; {fix}"));
+        }
+    }
+    for (name, is_dir) in entries(&root.join(super::status::CHANGES_DIR)).unwrap_or_default() {
+        if is_dir || is_temp(&name) || !is_hex(&name, 64) {
+            continue;
+        }
+        let rel = format!("{}/{name}", super::status::CHANGES_DIR);
+        let result = read(&rel).map_err(|e| e.to_string()).and_then(|bytes| {
+            check_small(&bytes, Kind::Changes, &rel, cipher, |b| {
+                format::decode::<format::ChangeSummary>(b).map(|_| ())
+            })
+            .map_err(|e| e.to_string())
+        });
+        if let Err(e) = result {
+            out.push(format!(
+                "change summary {rel} is damaged: {e}; it is a cache: delete it"
+            ));
+        }
+    }
+    out
+}
+
+/// Checks one small file: the envelope always, then (with a cipher) opens and
+/// decodes the body with `decode`.
+fn check_small(
+    bytes: &[u8],
+    kind: Kind,
+    name: &str,
+    cipher: Option<&Cipher>,
+    decode: impl FnOnce(&[u8]) -> Result<(), format::DecodeError>,
+) -> Result<(), format::DecodeError> {
+    match cipher {
+        Some(c) => {
+            let body = c.read_file(kind, name, bytes)?;
+            decode(&body)
+        }
+        None => {
+            let (header, body) = format::unframe_file(bytes, kind)?;
+            if header.flags & format::FLAG_SEALED == 0 {
+                decode(body)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_entries_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for d in ["packs/ab", "snapshots", "keys", "junk"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        std::fs::write(root.join("config"), b"x").expect("w");
+        std::fs::write(root.join("packs/ab").join("ab".repeat(32)), b"x").expect("w");
+        std::fs::write(root.join("packs/ab").join("cd".repeat(32)), b"x").expect("w");
+        std::fs::write(root.join("packs/x.db"), b"x").expect("w");
+        std::fs::write(root.join("snapshots/.tmp-1"), b"x").expect("w");
+        let found = foreign_entries(root);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].contains("folder junk"), "{found:?}");
+        assert!(found[1].contains("file packs/x.db"), "{found:?}");
+        assert!(found[2].contains(&format!("packs/ab/{}", "cd".repeat(32))));
+    }
+}

@@ -1,0 +1,282 @@
+//! `repair snapshots`: the way out after data was lost (a pack deleted,
+//! truncated or damaged). Finds the snapshots that need a chunk the repository
+//! no longer has, and removes them, or, when only their exports or manifest are
+//! lost and the database image is intact, rewrites them without the lost files.
+//! Afterwards every snapshot restores, `verify` is clean (of snapshot damage)
+//! and `prune` works again.
+//!
+//! A pure plan ([`SnapshotRepairPlan`], what `--dry-run` prints) and an apply
+//! step. Apply writes the trimmed records first, then deletes the removed ones,
+//! then updates the index; a crash in between leaves both an old and a trimmed
+//! record, and running the repair again finishes the job (the trimmed record is
+//! the same bytes, so the same id).
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::{files, Repository};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::{FileKind, SnapshotRecord};
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::index::IndexUpdate;
+use crate::progress::Progress;
+use crate::snapshot;
+use crate::store::tree::TreeReader;
+use crate::store::{FrameCache, KIND_TREE};
+
+/// A snapshot `repair snapshots` removes.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemovedSnapshot {
+    /// Its id (hex).
+    pub id: String,
+    /// Capture time, unix nanoseconds (0 when the record itself is unreadable).
+    pub time_ns: i64,
+    /// Source database ("" when unreadable).
+    pub db: String,
+    /// Why it cannot be kept.
+    pub reason: String,
+}
+
+/// A snapshot kept without its lost files (a new record, so a new id).
+#[derive(Debug, Clone, Serialize)]
+pub struct TrimmedSnapshot {
+    /// The damaged record's id.
+    pub old_id: String,
+    /// The id of the record without the lost files.
+    pub new_id: String,
+    /// Names of the files dropped.
+    pub dropped_files: Vec<String>,
+    /// Source database.
+    pub db: String,
+    /// Capture time, unix nanoseconds.
+    pub time_ns: i64,
+}
+
+/// What `repair snapshots` does (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SnapshotRepairPlan {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Snapshots checked.
+    pub snapshots_checked: u64,
+    /// Snapshots removed: their database image (or record) cannot be read.
+    pub removed: Vec<RemovedSnapshot>,
+    /// Snapshots kept with their intact image, without lost exports or manifest.
+    pub trimmed: Vec<TrimmedSnapshot>,
+    /// Packs whose description cannot be read (their chunks count as lost).
+    pub damaged_packs: Vec<String>,
+    /// Foreign files and folders in the repository folder (left alone).
+    pub foreign: Vec<String>,
+    #[serde(skip)]
+    new_records: Vec<(SnapshotId, Vec<u8>)>,
+    #[serde(skip)]
+    drop_chunks: Vec<ChunkId>,
+    #[serde(skip)]
+    drop_packs: Vec<PackId>,
+}
+
+impl Repository {
+    /// Plans `repair snapshots`: walks every snapshot file's trees and finds the
+    /// files that need a chunk that is not indexed in a readable pack. Changes
+    /// nothing.
+    pub fn repair_snapshots_plan(&self, progress: &dyn Progress) -> Result<SnapshotRepairPlan> {
+        let mut plan = SnapshotRepairPlan {
+            foreign: files::foreign_entries(&self.root),
+            ..Default::default()
+        };
+        // Packs present and indexed but unreadable: their chunks are lost too.
+        let mut damaged: HashSet<PackId> = HashSet::new();
+        for (id, size) in self.index.packs()? {
+            if let Err(e) = self.read_pack_description(&id, size) {
+                plan.damaged_packs.push(e.to_string());
+                damaged.insert(id);
+            }
+        }
+        if !damaged.is_empty() {
+            self.index.for_each_chunk(&mut |chunk, loc| {
+                if damaged.contains(&loc.pack) {
+                    plan.drop_chunks.push(chunk);
+                }
+                Ok(())
+            })?;
+            plan.drop_packs = damaged.iter().copied().collect();
+        }
+        let dropped: HashSet<ChunkId> = plan.drop_chunks.iter().copied().collect();
+
+        let ids = self.snapshot_ids()?;
+        progress.phase("checking snapshots", Some(ids.len() as u64));
+        let reader = self.index.reader()?;
+        let mut cache = FrameCache::default();
+        // Subtrees found complete (content addressing: same id, same subtree).
+        let mut good: HashSet<ChunkId> = HashSet::new();
+        for id in ids {
+            Repository::check_cancel(progress)?;
+            plan.snapshots_checked += 1;
+            progress.advance(1);
+            let record = match self
+                .backend
+                .read(&snapshot::snapshot_path(&id))
+                .and_then(|b| snapshot::decode_record_file(&id, &b, self.store.cipher()))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    plan.removed.push(RemovedSnapshot {
+                        id: id.to_hex(),
+                        time_ns: 0,
+                        db: String::new(),
+                        reason: format!("its record cannot be read: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let mut lost: Vec<(String, FileKind, String)> = Vec::new();
+            for file in &record.files {
+                let mut tree = TreeReader::new(file.root);
+                let mut walked = Vec::new();
+                let mut get = |nid: &ChunkId| {
+                    if dropped.contains(nid) {
+                        return Err(Error::MissingChunk(nid.to_hex()));
+                    }
+                    let loc = reader
+                        .get(nid)?
+                        .ok_or_else(|| Error::MissingChunk(nid.to_hex()))?;
+                    if loc.kind != KIND_TREE {
+                        return Err(Error::corrupt(
+                            format!("tree node {}", nid.short()),
+                            "indexed as data",
+                        ));
+                    }
+                    self.store.read_node(nid, &loc, &mut cache)
+                };
+                let mut skip = |e: &crate::format::TreeEntry| {
+                    let seen = good.contains(&e.id);
+                    if !seen {
+                        walked.push(e.id);
+                    }
+                    seen
+                };
+                let mut size = 0u64;
+                let result = (|| {
+                    while let Some((leaf, is_leaf)) = tree.next(&mut get, &mut skip)? {
+                        size += leaf.len;
+                        if is_leaf && (dropped.contains(&leaf.id) || !reader.contains(&leaf.id)?) {
+                            return Err(Error::MissingChunk(leaf.id.to_hex()));
+                        }
+                    }
+                    if size != file.size {
+                        return Err(Error::corrupt(
+                            format!("file {}", file.name),
+                            format!("chunks add up to {size} bytes, record says {}", file.size),
+                        ));
+                    }
+                    Ok(())
+                })();
+                match result {
+                    Ok(()) => good.extend(walked),
+                    // Only a missing chunk or a damaged node is data loss; an
+                    // index or I/O failure must stop the repair, not remove snapshots.
+                    Err(Error::MissingChunk(c)) => lost.push((
+                        file.name.clone(),
+                        file.kind,
+                        format!("chunk {} is missing", &c[..c.len().min(12)]),
+                    )),
+                    Err(e @ Error::Corrupt { .. }) => {
+                        lost.push((file.name.clone(), file.kind, e.to_string()))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if lost.is_empty() {
+                continue;
+            }
+            let image_lost = lost.iter().any(|(_, k, _)| *k == FileKind::Image)
+                || !record.files.iter().any(|f| f.kind == FileKind::Image);
+            if image_lost || lost.len() == record.files.len() {
+                let (name, _, why) = &lost[0];
+                plan.removed.push(RemovedSnapshot {
+                    id: id.to_hex(),
+                    time_ns: record.time_ns,
+                    db: record.source.clone(),
+                    reason: format!("its file {name} cannot be restored: {why}"),
+                });
+            } else {
+                let names: Vec<String> = lost.iter().map(|(n, _, _)| n.clone()).collect();
+                let trimmed = trim(&record, &names);
+                let (new_id, bytes) = snapshot::encode_record(&trimmed, self.store.cipher());
+                plan.trimmed.push(TrimmedSnapshot {
+                    old_id: id.to_hex(),
+                    new_id: new_id.to_hex(),
+                    dropped_files: names,
+                    db: record.source.clone(),
+                    time_ns: record.time_ns,
+                });
+                plan.new_records.push((new_id, bytes));
+            }
+        }
+        progress.done();
+        Ok(plan)
+    }
+
+    /// Carries out a plan of [`Repository::repair_snapshots_plan`] (made on this
+    /// open repository, whose lock is held throughout).
+    pub fn repair_snapshots_apply(&mut self, plan: &SnapshotRepairPlan) -> Result<()> {
+        for (id, bytes) in &plan.new_records {
+            self.backend
+                .write_atomic(&snapshot::snapshot_path(id), bytes)?;
+        }
+        let mut remove: Vec<SnapshotId> = Vec::new();
+        for hex in plan
+            .removed
+            .iter()
+            .map(|r| &r.id)
+            .chain(plan.trimmed.iter().map(|t| &t.old_id))
+        {
+            let id = SnapshotId::from_hex(hex).expect("ids in the plan are hex");
+            self.backend.remove(&snapshot::snapshot_path(&id))?;
+            // The change summary is a cache of the removed record.
+            let _ = self.forget_changes(&id);
+            remove.push(id);
+        }
+        crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
+        self.index.apply(&IndexUpdate {
+            snapshots: plan.new_records.clone(),
+            remove_snapshots: remove,
+            remove_chunks: plan.drop_chunks.clone(),
+            remove_packs: plan.drop_packs.clone(),
+            // Every snapshot left names only indexed chunks.
+            refs_complete: Some(true),
+            ..Default::default()
+        })?;
+        Ok(())
+    }
+
+    /// Plans and (unless `dry_run`) applies `repair snapshots`.
+    pub fn repair_snapshots(
+        &mut self,
+        dry_run: bool,
+        progress: &dyn Progress,
+    ) -> Result<SnapshotRepairPlan> {
+        let mut plan = self.repair_snapshots_plan(progress)?;
+        plan.dry_run = dry_run;
+        if !dry_run {
+            self.repair_snapshots_apply(&plan)?;
+        }
+        Ok(plan)
+    }
+}
+
+/// The record without the files named in `lost`, its note saying so.
+fn trim(record: &SnapshotRecord, lost: &[String]) -> SnapshotRecord {
+    let mut r = record.clone();
+    r.files.retain(|f| !lost.contains(&f.name));
+    r.total_bytes = r.files.iter().map(|f| f.size).sum();
+    let line = format!("[repair snapshots: lost {}]", lost.join(", "));
+    r.note = if r.note.is_empty() {
+        line
+    } else {
+        format!("{} {line}", r.note)
+    };
+    r
+}
