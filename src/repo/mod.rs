@@ -11,6 +11,7 @@ mod forget;
 mod keys;
 mod prune;
 mod restore;
+mod restore_guard;
 mod status;
 mod take;
 mod verify;
@@ -22,7 +23,7 @@ pub use keys::KeyInfo;
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 pub use status::{DatabaseStatus, Status};
 
-pub use restore::{RestoreOptions, RestoreReport};
+pub use restore::{Check, RestoreOptions, RestoreReport};
 pub use take::{SnapshotOptions, SnapshotSummary};
 pub use verify::{RebuildReport, VerifyReport};
 
