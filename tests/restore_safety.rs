@@ -136,8 +136,25 @@ fn journal_beside_a_new_target_is_set_aside_not_replayed() {
     assert_eq!(std::fs::read(&aside[0]).expect("aside"), journal_bytes);
 }
 
+/// The `pre-restore` snapshot whose note starts with "raw bytes", restored
+/// (without SQLite's check) to a new file; its bytes.
+fn raw_pre_restore_bytes(t: &TestDir, name: &str) -> Vec<u8> {
+    let raw: Vec<serde_json::Value> = pre_restore(t)
+        .into_iter()
+        .filter(|s| s["note"].as_str().is_some_and(|n| n.starts_with("raw bytes")))
+        .collect();
+    assert_eq!(raw.len(), 1, "one raw pre-restore snapshot: {raw:?}");
+    let out = t.path(name);
+    t.lb()
+        .args(["restore", &id_of(&raw[0]), "--no-check", "--to"])
+        .arg(&out)
+        .ok();
+    std::fs::read(&out).expect("raw copy")
+}
+
 /// Issue #8 item 1: the target's own hot journal (a killed writer) is rolled back
-/// by SQLite before the pre-restore save, and never replayed over the image.
+/// by SQLite before the pre-restore save, and never replayed over the image; the
+/// bytes found and the journal are kept too.
 #[test]
 fn own_hot_journal_is_rolled_back_then_the_image_installed() {
     let t = TestDir::new("journal-own");
@@ -147,7 +164,8 @@ fn own_hot_journal_is_rolled_back_then_the_image_installed() {
     kv_db(&live, 900, "delete");
     let committed = dump(&live);
     let target = t.path("target.db");
-    crashed_copy(&live, &target);
+    let journal = std::fs::read(crashed_copy(&live, &target)).expect("journal");
+    let found = std::fs::read(&target).expect("crashed db");
 
     let report = t
         .lb()
@@ -160,6 +178,35 @@ fn own_hot_journal_is_rolled_back_then_the_image_installed() {
     let pre = report["pre_restore"].as_str().expect("pre-restore id");
     t.lb().args(["restore", pre, "--to"]).arg(&saved).ok();
     assert_eq!(dump(&saved), committed, "pre-restore is the committed state");
+    assert_eq!(raw_pre_restore_bytes(&t, "raw.db"), found);
+    let aside = named_like(t.root(), "target.db-journal.");
+    assert_eq!(aside.len(), 1, "the journal is kept aside: {aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).expect("aside"), journal);
+}
+
+/// Issue #8 item 1: a journal of another database with the same page size looks
+/// like the target's own and SQLite rolls it in; the bytes the target had are
+/// kept (raw pre-restore snapshot), so nothing is lost.
+#[test]
+fn same_page_size_foreign_journal_loses_nothing() {
+    let t = TestDir::new("journal-alien");
+    t.init();
+    let (id, expected) = kv_snapshot(&t, "src.db", 400);
+    let other = t.path("other.db");
+    kv_db(&other, 600, "delete");
+    let journal = std::fs::read(crashed_copy(&other, &t.path("scratch.db"))).expect("j");
+    let target = t.path("target.db");
+    kv_db(&target, 300, "delete");
+    let original = std::fs::read(&target).expect("target");
+    std::fs::write(sidecar(&target, "-journal"), &journal).expect("journal");
+
+    t.lb()
+        .args(["restore", &id, "--force", "--to"])
+        .arg(&target)
+        .ok();
+    assert_eq!(dump(&target), expected);
+    assert!(!sidecar(&target, "-journal").exists());
+    assert_eq!(raw_pre_restore_bytes(&t, "raw.db"), original);
 }
 
 /// Issue #8 item 1: a journal that cannot be the target's (another page size)
@@ -422,6 +469,7 @@ fn restore_keeps_owner_and_mode_and_new_files_follow_the_umask() {
         .args(["--quiet", "restore", &id, "--to"])
         .arg(&fresh)
         .env("HOME", t.root())
+        .stdout(Stdio::null())
         .status()
         .expect("running");
     assert!(st.success());

@@ -384,7 +384,9 @@ impl Repository {
             if entry.kind == FileKind::Image && path.exists() {
                 let saved = (|| {
                     if !opts.live {
-                        set_aside.extend(target::settle_journal(path)?);
+                        set_aside.extend(target::settle_journal(path, || {
+                            self.save_before_rollback(shown, path, &snap, progress)
+                        })?);
                     }
                     self.save_pre_restore(shown, path, &snap, progress)
                 })();

@@ -77,6 +77,28 @@ fn unreadable(e: &Error) -> bool {
 }
 
 impl Repository {
+    /// Saves the bytes of `real` as they are, before SQLite rolls back the hot
+    /// journal beside it (which may not be its own), as a `pre-restore` snapshot.
+    pub(super) fn save_before_rollback(
+        &mut self,
+        shown: &Path,
+        real: &Path,
+        snap: &Snapshot,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let opts = SnapshotOptions {
+            tags: vec!["pre-restore".into()],
+            note: format!(
+                "raw bytes of {} before restoring {}, as found with a hot journal beside it (before SQLite rolled the journal back)",
+                shown.display(),
+                snap.id.short()
+            ),
+            no_exports: true,
+        };
+        let warning = "raw copy of the file's bytes before SQLite rolled back the journal beside it; not a consistent capture; restore it with --no-check".to_string();
+        self.snapshot_raw(real, &opts, warning, progress).map(|_| ())
+    }
+
     /// Saves the current state of the database at `real` (shown to the user as
     /// `shown`) as a `pre-restore` snapshot before `snap` replaces it. A database
     /// SQLite cannot read is saved as its raw bytes (the second value is then

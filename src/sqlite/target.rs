@@ -92,8 +92,8 @@ pub fn move_aside(path: &Path) -> Result<PathBuf> {
     move_aside_as(path, "stale")
 }
 
-/// Renames `path` to a fresh `PATH.LABEL-PID[-N]` beside it; returns the new name.
-pub fn move_aside_as(path: &Path, label: &str) -> Result<PathBuf> {
+/// A name `PATH.LABEL-PID[-N]` beside `path` that nothing uses yet.
+fn fresh_name(path: &Path, label: &str) -> PathBuf {
     let base = format!("{}.{label}-{}", path.display(), std::process::id());
     let mut aside = PathBuf::from(&base);
     let mut n = 1;
@@ -101,6 +101,12 @@ pub fn move_aside_as(path: &Path, label: &str) -> Result<PathBuf> {
         aside = PathBuf::from(format!("{base}-{n}"));
         n += 1;
     }
+    aside
+}
+
+/// Renames `path` to a fresh `PATH.LABEL-PID[-N]` beside it; returns the new name.
+pub fn move_aside_as(path: &Path, label: &str) -> Result<PathBuf> {
+    let aside = fresh_name(path, label);
     std::fs::rename(path, &aside).map_err(|e| Error::io("moving aside", path, e))?;
     crate::backend::local::sync_dir(parent_dir(path))?;
     Ok(aside)
@@ -161,12 +167,24 @@ fn classify(db: &Path) -> Result<Journal> {
 /// Before anything opens an existing `db` through SQLite: a journal that is not
 /// its own is set aside (so SQLite cannot roll it into the database), and its own
 /// hot journal is rolled back by SQLite (open and read), as the next open by the
-/// application would do. Returns where a journal was set aside.
-pub fn settle_journal(db: &Path) -> Result<Option<PathBuf>> {
+/// application would do. Whether a journal with the right page size truly is the
+/// database's cannot be known, so before the rollback `before_rollback` runs (the
+/// caller saves the database's bytes as they are) and a copy of the journal is
+/// kept beside it: nothing is lost whichever it was. Returns the files kept aside.
+pub fn settle_journal(
+    db: &Path,
+    before_rollback: impl FnOnce() -> Result<()>,
+) -> Result<Option<PathBuf>> {
     match classify(db)? {
         Journal::Absent | Journal::Inert => Ok(None),
         Journal::Foreign => move_aside(&journal_path(db)).map(Some),
         Journal::Own => {
+            before_rollback()?;
+            let j = journal_path(db);
+            let copy = fresh_name(&j, "stale");
+            std::fs::copy(&j, &copy)
+                .and_then(|_| std::fs::File::open(&copy)?.sync_all())
+                .map_err(|e| Error::io("copying aside", &j, e))?;
             let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)
                 .map_err(|e| Error::sqlite(db, e))?;
             conn.busy_timeout(Duration::from_secs(5))
@@ -176,7 +194,7 @@ pub fn settle_journal(db: &Path) -> Result<Option<PathBuf>> {
             let _ = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
                 r.get::<_, i64>(0)
             });
-            Ok(None)
+            Ok(Some(copy))
         }
     }
 }
