@@ -121,10 +121,7 @@ fn journal_beside_a_new_target_is_set_aside_not_replayed() {
     let journal_bytes = std::fs::read(crashed_copy(&other, &t.path("scratch.db"))).expect("j");
     std::fs::write(sidecar(&target, "-journal"), &journal_bytes).expect("stale journal");
 
-    t.lb()
-        .args(["restore", &id, "--to"])
-        .arg(&target)
-        .ok();
+    t.lb().args(["restore", &id, "--to"]).arg(&target).ok();
     assert!(
         !sidecar(&target, "-journal").exists(),
         "the stale journal is still beside the target"
@@ -141,7 +138,11 @@ fn journal_beside_a_new_target_is_set_aside_not_replayed() {
 fn raw_pre_restore_bytes(t: &TestDir, name: &str) -> Vec<u8> {
     let raw: Vec<serde_json::Value> = pre_restore(t)
         .into_iter()
-        .filter(|s| s["note"].as_str().is_some_and(|n| n.starts_with("raw bytes")))
+        .filter(|s| {
+            s["note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("raw bytes"))
+        })
         .collect();
     assert_eq!(raw.len(), 1, "one raw pre-restore snapshot: {raw:?}");
     let out = t.path(name);
@@ -177,7 +178,11 @@ fn own_hot_journal_is_rolled_back_then_the_image_installed() {
     let saved = t.path("saved.db");
     let pre = report["pre_restore"].as_str().expect("pre-restore id");
     t.lb().args(["restore", pre, "--to"]).arg(&saved).ok();
-    assert_eq!(dump(&saved), committed, "pre-restore is the committed state");
+    assert_eq!(
+        dump(&saved),
+        committed,
+        "pre-restore is the committed state"
+    );
     assert_eq!(raw_pre_restore_bytes(&t, "raw.db"), found);
     let aside = named_like(t.root(), "target.db-journal.");
     assert_eq!(aside.len(), 1, "the journal is kept aside: {aside:?}");
@@ -242,7 +247,11 @@ fn foreign_journal_beside_an_existing_target_is_set_aside() {
     let saved = t.path("saved.db");
     let pre = report["pre_restore"].as_str().expect("pre-restore id");
     t.lb().args(["restore", pre, "--to"]).arg(&saved).ok();
-    assert_eq!(dump(&saved), previous, "the foreign journal was rolled back");
+    assert_eq!(
+        dump(&saved),
+        previous,
+        "the foreign journal was rolled back"
+    );
     let aside = named_like(t.root(), "target.db-journal.");
     assert_eq!(aside.len(), 1, "the journal is kept aside: {aside:?}");
     assert_eq!(std::fs::read(&aside[0]).expect("aside"), journal_bytes);
@@ -326,7 +335,11 @@ fn refuses_while_open(mode: &str) {
         "stderr should name the target, pid {pid} and --live: {}",
         r.stderr
     );
-    assert_eq!(std::fs::read(&target).expect("read"), before, "target changed");
+    assert_eq!(
+        std::fs::read(&target).expect("read"),
+        before,
+        "target changed"
+    );
     assert!(pre_restore(&t).is_empty(), "nothing is saved when refused");
 
     // --live restores through SQLite: the app's connection sees the snapshot.
@@ -339,7 +352,10 @@ fn refuses_while_open(mode: &str) {
     assert_eq!(holder.query("select count(*) from kv"), "50");
     assert_eq!(holder.query("select count(*) from kv where id >= 50"), "0");
     // And the app keeps writing to the file everyone sees.
-    assert_eq!(holder.query("insert into kv values (9999, 1, null) returning id"), "9999");
+    assert_eq!(
+        holder.query("insert into kv values (9999, 1, null) returning id"),
+        "9999"
+    );
     drop(holder);
     assert_eq!(count_kv(&target), 51);
     let c = open(&target);
@@ -348,8 +364,16 @@ fn refuses_while_open(mode: &str) {
     // Only the row inserted afterwards differs.
     for (name, rows) in want.iter_mut() {
         if name == "kv" {
-            rows.push(got.iter().find(|(n, _)| n == "kv").expect("kv").1
-                .iter().find(|r| r.starts_with("i9999|")).expect("new row").clone());
+            rows.push(
+                got.iter()
+                    .find(|(n, _)| n == "kv")
+                    .expect("kv")
+                    .1
+                    .iter()
+                    .find(|r| r.starts_with("i9999|"))
+                    .expect("new row")
+                    .clone(),
+            );
             rows.sort();
         }
     }
@@ -386,8 +410,17 @@ fn restore_all_force_keeps_the_files_it_replaces() {
     std::fs::write(out.join("metadata.json"), b"my own edits").expect("edit");
     std::fs::write(out.join("notes.txt"), b"mine").expect("notes");
 
-    let r = t.lb().args(["restore", &b, "--all", "--to"]).arg(&out).run();
+    let r = t
+        .lb()
+        .args(["restore", &b, "--all", "--to"])
+        .arg(&out)
+        .run();
     r.expect_code(2).expect_one_stderr_line();
+    assert!(
+        r.stderr.contains("NAME.pre-restore-"),
+        "stderr: {}",
+        r.stderr
+    );
     t.lb()
         .args(["restore", &b, "--all", "--force", "--to"])
         .arg(&out)
@@ -397,7 +430,10 @@ fn restore_all_force_keeps_the_files_it_replaces() {
         .filter(|p| std::fs::read(p).is_ok_and(|b| b == b"my own edits"))
         .collect();
     assert_eq!(kept.len(), 1, "the replaced file's bytes were not kept");
-    assert_eq!(std::fs::read(out.join("notes.txt")).expect("notes"), b"mine");
+    assert_eq!(
+        std::fs::read(out.join("notes.txt")).expect("notes"),
+        b"mine"
+    );
     let want = t.path("want.json");
     let bytes = t.lb().args(["cat", &b, "metadata.json"]).ok().stdout;
     std::fs::write(&want, &bytes).expect("w");
@@ -422,14 +458,20 @@ fn restore_onto_a_symlink_keeps_the_link() {
         .ok();
     let meta = std::fs::symlink_metadata(&link).expect("link");
     assert!(meta.file_type().is_symlink(), "the link was replaced");
-    assert_eq!(std::fs::read_link(&link).expect("readlink"), Path::new("real/app.db"));
+    assert_eq!(
+        std::fs::read_link(&link).expect("readlink"),
+        Path::new("real/app.db")
+    );
     assert_eq!(dump(&real), expected, "the link's target was not restored");
     assert!(integrity_ok(&real));
 
     // A dangling link: the file it names is created.
     std::fs::remove_file(&real).expect("rm");
     t.lb().args(["restore", &id, "--to"]).arg(&link).ok();
-    assert!(std::fs::symlink_metadata(&link).expect("l").file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("l")
+        .file_type()
+        .is_symlink());
     assert_eq!(dump(&real), expected);
 }
 
@@ -473,7 +515,11 @@ fn restore_keeps_owner_and_mode_and_new_files_follow_the_umask() {
         .status()
         .expect("running");
     assert!(st.success());
-    let mode = std::fs::metadata(&fresh).expect("meta").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&fresh)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o640, "a new file follows the umask");
 }
 
@@ -610,7 +656,10 @@ fn restore_of_an_image_failing_integrity_check_offers_quick_and_no_check() {
 /// opens it and then reports "database disk image is malformed".
 fn damage(db: &Path, at: u64) {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(db).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(db)
+        .expect("open");
     f.write_all_at(&[0xAB; 700], at).expect("damage");
 }
 
@@ -631,14 +680,21 @@ fn corrupted_restore(t: &TestDir, at: u64) {
     assert_eq!(pre.len(), 1, "one pre-restore snapshot");
     assert_eq!(pre[0]["id"], report["pre_restore"]);
     let note = pre[0]["note"].as_str().expect("note");
-    assert!(note.contains("raw"), "the note says it is a raw copy: {note}");
+    assert!(
+        note.contains("raw"),
+        "the note says it is a raw copy: {note}"
+    );
     let pid = id_of(&pre[0]);
     let saved = t.path("saved.db");
     t.lb()
         .args(["restore", &pid, "--no-check", "--to"])
         .arg(&saved)
         .ok();
-    assert_eq!(std::fs::read(&saved).expect("saved"), damaged, "bytes differ");
+    assert_eq!(
+        std::fs::read(&saved).expect("saved"),
+        damaged,
+        "bytes differ"
+    );
     t.lb().args(["verify", "--read-data"]).ok();
 }
 

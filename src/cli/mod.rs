@@ -664,10 +664,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     if live { ", through SQLite into the open database" } else { "" }
                 ));
                 if check != Check::None {
-                    ctx.say(format!(
-                        "{check_name} took {:.2} s",
-                        report.integrity_secs
-                    ));
+                    ctx.say(format!("{check_name} took {:.2} s", report.integrity_secs));
                 }
             }
         }

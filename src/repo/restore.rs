@@ -325,13 +325,15 @@ impl Repository {
                 )));
             }
             if p.exists() && !opts.force {
-                let saved = if entry.kind == FileKind::Image {
-                    "its current state is saved first as a `pre-restore` snapshot"
-                } else {
-                    "if its content differs, the file is first renamed aside to NAME.pre-restore-PID"
-                };
+                if !single {
+                    return Err(Error::BadInput(format!(
+                        "{} exists; pass --force to replace the snapshot's files in {} (the database is first saved as a `pre-restore` snapshot; any other file whose content differs is renamed to NAME.pre-restore-PID)",
+                        shown.display(),
+                        target.display()
+                    )));
+                }
                 return Err(Error::BadInput(format!(
-                    "{} exists; pass --force to replace it ({saved})",
+                    "{} exists; pass --force to replace it (its current state is saved first as a `pre-restore` snapshot)",
                     shown.display()
                 )));
             }
@@ -410,8 +412,7 @@ impl Repository {
                         let _ = std::fs::remove_file(&temps[i]);
                     })
                 } else {
-                    sqlite::restore::install(&temps[i], path)
-                        .map(|aside| set_aside.extend(aside))
+                    sqlite::restore::install(&temps[i], path).map(|aside| set_aside.extend(aside))
                 }
             } else {
                 install_file(&temps[i], path, entry).map(|aside| set_aside.extend(aside))

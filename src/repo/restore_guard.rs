@@ -96,7 +96,8 @@ impl Repository {
             no_exports: true,
         };
         let warning = "raw copy of the file's bytes before SQLite rolled back the journal beside it; not a consistent capture; restore it with --no-check".to_string();
-        self.snapshot_raw(real, &opts, warning, progress).map(|_| ())
+        self.snapshot_raw(real, &opts, warning, progress)
+            .map(|_| ())
     }
 
     /// Saves the current state of the database at `real` (shown to the user as

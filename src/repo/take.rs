@@ -306,7 +306,8 @@ impl Repository {
                 let finished = state.finished.clone();
                 let mut sink = |piece: Piece| state.accept(piece);
                 let Some(conn) = conn else {
-                    let info = crate::sqlite::raw::capture_raw(source_ref, img_name_ref, &mut sink)?;
+                    let info =
+                        crate::sqlite::raw::capture_raw(source_ref, img_name_ref, &mut sink)?;
                     return Ok((info, Extra::raw(raw)));
                 };
                 capture::capture(&conn, source_ref, img_name_ref, &mut sink, |conn, sink| {
