@@ -125,6 +125,15 @@ pub enum Error {
     /// The operation was cancelled through the progress callback.
     #[error("cancelled; the repository is unchanged")]
     Cancelled,
+    /// A restore target is open in other processes (replacing the file would
+    /// leave them writing to the old one).
+    #[error("{path} is open in {holders}; close the app's connections (or pass --live to restore through SQLite into the open database); nothing was changed")]
+    InUse {
+        /// The target.
+        path: PathBuf,
+        /// Who has it open ("pid 412 (python3)").
+        holders: String,
+    },
 }
 
 impl Error {
@@ -142,6 +151,7 @@ impl Error {
             | Error::WrongPassphrase(_)
             | Error::BadInput(_) => 2,
             Error::Export(e) if e.is_user_error() => 2,
+            Error::InUse { .. } => 2,
             _ => 1,
         }
     }

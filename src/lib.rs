@@ -46,7 +46,7 @@ pub mod timespec;
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};
 pub use repo::{
-    InitOptions, OpenOptions, Repository, RestoreOptions, RestoreReport, SnapshotOptions,
+    Check, InitOptions, OpenOptions, Repository, RestoreOptions, RestoreReport, SnapshotOptions,
     SnapshotSummary, VerifyReport,
 };
 pub use snapshot::Snapshot;

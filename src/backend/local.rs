@@ -106,11 +106,18 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Starts writing a replacement for `target` (mode 0600).
     pub fn create(target: &Path) -> Result<Self> {
+        Self::create_with_mode(target, 0o600)
+    }
+
+    /// Starts writing a replacement for `target` created with `mode`, which the
+    /// umask then restricts (restore gives the user's new files 0666: the user's
+    /// umask decides, as for any file the user creates).
+    pub fn create_with_mode(target: &Path, mode: u32) -> Result<Self> {
         let tmp = temp_path_beside(target);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)
             .map_err(|e| Error::io("creating", &tmp, e))?;
         Ok(AtomicFile {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use time::UtcOffset;
 
-use lumina_backup::{Error, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
+use lumina_backup::{Check, Error, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
 use output::{bytes, local_time, print_json, ListJson, SnapshotJson};
 use progress::Bar;
 
@@ -50,6 +50,15 @@ struct Global {
     /// Seconds to wait for another lumina-backup process using the repository.
     #[arg(long, global = true, default_value_t = 10, value_name = "SECONDS")]
     lock_wait: u64,
+}
+
+/// `restore --check` levels.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CheckArg {
+    /// `PRAGMA quick_check`.
+    Quick,
+    /// `PRAGMA integrity_check`.
+    Full,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +139,17 @@ enum Command {
         /// Write every file of the snapshot into the folder given by --to.
         #[arg(long)]
         all: bool,
+        /// SQLite's check of the restored image: `full` (integrity_check, the
+        /// default) or `quick` (quick_check: indexes not compared with tables).
+        #[arg(long, value_enum, value_name = "LEVEL", conflicts_with = "no_check")]
+        check: Option<CheckArg>,
+        /// Skip SQLite's check (every chunk and the whole file are still verified by checksum).
+        #[arg(long)]
+        no_check: bool,
+        /// Restore through SQLite into the open database (for an app that keeps it
+        /// open; it sees the restored content at its next transaction).
+        #[arg(long)]
+        live: bool,
     },
     /// Check the repository; exit 3 if any problem is found.
     Verify {
@@ -634,6 +654,9 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             to,
             force,
             all,
+            check,
+            no_check,
+            live,
         } => {
             let mut repo = ctx.open("restore")?;
             let chosen = match at {
@@ -644,7 +667,17 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 None => repo.resolve(snap.as_deref().unwrap_or("latest"))?,
             };
             let bar = ctx.bar();
-            let opts = RestoreOptions { force };
+            let check = match (no_check, check) {
+                (true, _) => Check::None,
+                (false, Some(CheckArg::Quick)) => Check::Quick,
+                (false, _) => Check::Full,
+            };
+            let opts = RestoreOptions { force, check, live };
+            let check_name = match check {
+                Check::Full => "integrity_check",
+                Check::Quick => "quick_check",
+                _ => "none",
+            };
             let report = if all {
                 repo.restore_all(chosen, &to, &opts, &bar)?
             } else {
@@ -657,26 +690,41 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     "files": report.written,
                     "bytes": report.bytes,
                     "pre_restore": report.pre_restore.as_ref().map(|p| p.id.to_hex()),
+                    "pre_restore_raw": report.pre_restore_raw,
+                    "set_aside": report.set_aside,
+                    "check": check_name,
                     "integrity_check_secs": report.integrity_secs,
                 }));
             } else {
                 if let Some(p) = &report.pre_restore {
+                    let raw = if report.pre_restore_raw {
+                        ": SQLite could not read it, so its raw bytes were saved (restore them with --no-check)"
+                    } else {
+                        ""
+                    };
                     ctx.say(format!(
-                        "saved the previous state of {} as snapshot {} (tag pre-restore)",
+                        "saved the previous state of {} as snapshot {} (tag pre-restore){raw}",
                         to.display(),
                         p.id.short()
                     ));
                 }
+                for f in &report.set_aside {
+                    ctx.say(format!("kept {} (set aside, not replayed)", f.display()));
+                }
+                let checked = match check {
+                    Check::None => "no SQLite check (--no-check)".to_string(),
+                    _ => format!("{check_name} ok"),
+                };
                 ctx.say(format!(
-                    "restored snapshot {} to {} ({}, every chunk and the whole file verified, integrity_check ok)",
+                    "restored snapshot {} to {} ({}, every chunk and the whole file verified, {checked}{})",
                     report.snapshot.id.short(),
                     to.display(),
-                    bytes(report.bytes)
+                    bytes(report.bytes),
+                    if live { ", through SQLite into the open database" } else { "" }
                 ));
-                ctx.say(format!(
-                    "integrity_check took {:.2} s",
-                    report.integrity_secs
-                ));
+                if check != Check::None {
+                    ctx.say(format!("{check_name} took {:.2} s", report.integrity_secs));
+                }
             }
         }
         Command::Verify { read_data } => {

@@ -13,6 +13,7 @@ mod keys;
 mod prune;
 mod repair;
 mod restore;
+mod restore_guard;
 mod status;
 mod take;
 mod verify;
@@ -25,7 +26,7 @@ pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED
 pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
 pub use status::{DatabaseStatus, Status};
 
-pub use restore::{RestoreOptions, RestoreReport};
+pub use restore::{Check, RestoreOptions, RestoreReport};
 pub use take::{SnapshotOptions, SnapshotSummary};
 pub use verify::{RebuildReport, VerifyReport};
 

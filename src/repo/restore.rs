@@ -1,6 +1,7 @@
 //! Reading files back: `cat` and `restore`. Every chunk is re-hashed, the whole
 //! file's BLAKE3 and size are compared with the snapshot record, and a database
-//! image passes `PRAGMA integrity_check` before it replaces anything.
+//! image passes `PRAGMA integrity_check` (or the check chosen) before it replaces
+//! anything; `restore_guard` holds what is checked and saved before that.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{Repository, SnapshotOptions};
+use super::{restore_guard, Repository};
 use crate::backend::local::AtomicFile;
 use crate::error::{Error, Result};
 use crate::format::{FileEntry, FileKind, TreeNode};
@@ -18,6 +19,7 @@ use crate::index::IndexReader;
 use crate::progress::Progress;
 use crate::snapshot::Snapshot;
 use crate::sqlite;
+use crate::sqlite::target::{self, Ownership};
 use crate::store::tree::TreeReader;
 use crate::store::{ChunkLoc, FrameCache};
 
@@ -26,20 +28,36 @@ use crate::store::{ChunkLoc, FrameCache};
 pub struct RestoreOptions {
     /// Replace an existing target (after saving it as a `pre-restore` snapshot).
     pub force: bool,
+    /// SQLite's check of the restored image before it is installed (the
+    /// checksums are always verified).
+    pub check: Check,
+    /// Restore into the existing database through SQLite (backup API) instead of
+    /// replacing the file, so that applications holding connections see the
+    /// restored content. Without it, a target another process has open is
+    /// refused ([`Error::InUse`]): the application must close its connections
+    /// first, then call [`Repository::restore_snapshot`].
+    pub live: bool,
 }
+
+pub use crate::sqlite::restore::Check;
 
 /// What a restore did.
 #[derive(Debug, Clone)]
 pub struct RestoreReport {
     /// The snapshot restored.
     pub snapshot: Snapshot,
-    /// Files written.
+    /// Files written (symbolic links followed: the files that hold the bytes).
     pub written: Vec<PathBuf>,
     /// Bytes written.
     pub bytes: u64,
     /// The safety snapshot of the previous target, if one was taken.
     pub pre_restore: Option<Snapshot>,
-    /// Seconds spent in `integrity_check`.
+    /// The safety snapshot is a raw copy of a database SQLite could not read.
+    pub pre_restore_raw: bool,
+    /// Files kept by renaming them aside (replaced non-database files, stale
+    /// journals), with their new names.
+    pub set_aside: Vec<PathBuf>,
+    /// Seconds spent in SQLite's check.
     pub integrity_secs: f64,
 }
 
@@ -184,7 +202,9 @@ impl Repository {
 
     /// Writes one file of a snapshot to a verified temp file beside `target`;
     /// returns the temp path (the caller renames or removes it). Temp files of an
-    /// earlier restore of the same target that was killed are removed first.
+    /// earlier restore of the same target that was killed are removed first. The
+    /// temp file gets the owner, group and mode of an existing `target`, or for a
+    /// new one 0666 less the umask (the user's file, not a repository file).
     fn write_verified_temp(
         &self,
         entry: &FileEntry,
@@ -192,10 +212,19 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<(PathBuf, u64)> {
         remove_stale_temps(target);
+        let keep = Ownership::of(target);
+        let mode = if keep.is_some() { 0o600 } else { 0o666 };
         // Dropped on error, the AtomicFile removes its temp file.
-        let mut file = AtomicFile::create(target)?;
+        let mut file = AtomicFile::create_with_mode(target, mode)?;
         let n = self.read_file(entry, &mut file, progress)?;
-        Ok((file.keep_temp()?, n))
+        let tmp = file.keep_temp()?;
+        if let Some(k) = keep {
+            if let Err(e) = k.apply(&tmp, target) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+        Ok((tmp, n))
     }
 
     /// Restores the database image of snapshot `spec` to `target` (a file path).
@@ -258,6 +287,7 @@ impl Repository {
                 dir.display()
             )));
         }
+        restore_guard::refuse_inside_repository(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating folder", dir, e))?;
         let entries = snap.record.files.clone();
         self.restore_entries(snap, &entries, dir, false, opts, progress)
@@ -272,7 +302,7 @@ impl Repository {
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreReport> {
-        let paths: Vec<PathBuf> = entries
+        let shown: Vec<PathBuf> = entries
             .iter()
             .map(|e| {
                 if single {
@@ -282,17 +312,29 @@ impl Repository {
                 }
             })
             .collect();
-        for p in &paths {
+        // Symbolic links are kept: the file they name is restored.
+        let paths = shown
+            .iter()
+            .map(|p| target::resolve_links(p))
+            .collect::<Result<Vec<_>>>()?;
+        for ((entry, p), shown) in entries.iter().zip(&paths).zip(&shown) {
             if p.is_dir() {
                 return Err(Error::BadInput(format!(
                     "{} is a folder; give a file path",
-                    p.display()
+                    shown.display()
                 )));
             }
             if p.exists() && !opts.force {
+                if !single {
+                    return Err(Error::BadInput(format!(
+                        "{} exists; pass --force to replace the snapshot's files in {} (the database is first saved as a `pre-restore` snapshot; any other file whose content differs is renamed to NAME.pre-restore-PID)",
+                        shown.display(),
+                        target.display()
+                    )));
+                }
                 return Err(Error::BadInput(format!(
                     "{} exists; pass --force to replace it (its current state is saved first as a `pre-restore` snapshot)",
-                    p.display()
+                    shown.display()
                 )));
             }
             if let Some(parent) = p.parent() {
@@ -303,20 +345,24 @@ impl Repository {
                     )));
                 }
             }
+            restore_guard::refuse_inside_repository(p)?;
+            if entry.kind == FileKind::Image && p.exists() && !opts.live {
+                restore_guard::refuse_in_use(shown, p)?;
+            }
         }
         // 1. Every file reassembled and verified into temp files; nothing replaced yet.
         let mut temps = Vec::new();
         let mut bytes = 0;
         let mut integrity_secs = 0.0;
         let result = (|| {
-            for (entry, path) in entries.iter().zip(&paths) {
+            for ((entry, path), shown) in entries.iter().zip(&paths).zip(&shown) {
                 let (tmp, n) = self.write_verified_temp(entry, path, progress)?;
                 temps.push(tmp.clone());
                 bytes += n;
                 if entry.kind == FileKind::Image {
                     progress.phase("integrity_check", None);
                     let t = std::time::Instant::now();
-                    sqlite::restore::integrity_check(&tmp)?;
+                    sqlite::restore::check_image(&tmp, shown, opts.check)?;
                     integrity_secs += t.elapsed().as_secs_f64();
                 }
             }
@@ -331,30 +377,29 @@ impl Repository {
             cleanup(&temps);
             return Err(e);
         }
-        // 2. The existing database is saved before it is replaced.
+        // 2. The existing database is saved before it is replaced; a journal that
+        // is not its own is set aside first, so SQLite never rolls it into it.
         let mut pre_restore = None;
-        for (entry, path) in entries.iter().zip(&paths) {
+        let mut pre_restore_raw = false;
+        let mut set_aside = Vec::new();
+        for ((entry, path), shown) in entries.iter().zip(&paths).zip(&shown) {
             if entry.kind == FileKind::Image && path.exists() {
-                let opts = SnapshotOptions {
-                    tags: vec!["pre-restore".into()],
-                    note: format!(
-                        "state of {} before restoring {}",
-                        path.display(),
-                        snap.id.short()
-                    ),
-                    no_exports: false,
-                };
-                match self.snapshot(path, &opts, progress) {
-                    Ok(s) => pre_restore = Some(s.snapshot),
+                let saved = (|| {
+                    if !opts.live {
+                        set_aside.extend(target::settle_journal(path, || {
+                            self.save_before_rollback(shown, path, &snap, progress)
+                        })?);
+                    }
+                    self.save_pre_restore(shown, path, &snap, progress)
+                })();
+                match saved {
+                    Ok((s, raw)) => {
+                        pre_restore = Some(s);
+                        pre_restore_raw = raw;
+                    }
                     Err(e) => {
                         cleanup(&temps);
-                        return Err(match e {
-                            Error::NotSqlite { path, why } => Error::BadInput(format!(
-                                "{} exists but is not a SQLite database ({why}); move it away first",
-                                path.display()
-                            )),
-                            other => other,
-                        });
+                        return Err(e);
                     }
                 }
             }
@@ -362,13 +407,15 @@ impl Repository {
         // 3. Swap in.
         for (i, (entry, path)) in entries.iter().zip(&paths).enumerate() {
             let installed = if entry.kind == FileKind::Image {
-                sqlite::restore::install(&temps[i], path)
-            } else {
-                std::fs::rename(&temps[i], path)
-                    .map_err(|e| Error::io("renaming into", path, e))
-                    .and_then(|_| {
-                        crate::backend::local::sync_dir(crate::backend::local::parent_dir(path))
+                if opts.live && path.exists() {
+                    sqlite::restore::install_live(&temps[i], path).map(|()| {
+                        let _ = std::fs::remove_file(&temps[i]);
                     })
+                } else {
+                    sqlite::restore::install(&temps[i], path).map(|aside| set_aside.extend(aside))
+                }
+            } else {
+                install_file(&temps[i], path, entry).map(|aside| set_aside.extend(aside))
             };
             if let Err(e) = installed {
                 cleanup(&temps[i..]);
@@ -381,9 +428,29 @@ impl Repository {
             written: paths,
             bytes,
             pre_restore,
+            pre_restore_raw,
+            set_aside,
             integrity_secs,
         })
     }
+}
+
+/// Renames the verified `temp` onto `path` (a file of the snapshot that is not
+/// its database). An existing `path` whose bytes differ is first renamed aside,
+/// so nothing the user had is lost; returns that name.
+fn install_file(temp: &Path, path: &Path, entry: &FileEntry) -> Result<Option<PathBuf>> {
+    let mut aside = None;
+    if path.exists() {
+        let same = std::fs::read(path)
+            .map(|b| b.len() as u64 == entry.size && blake3::hash(&b).as_bytes() == &entry.blake3)
+            .unwrap_or(false);
+        if !same {
+            aside = Some(target::move_aside_as(path, "pre-restore")?);
+        }
+    }
+    std::fs::rename(temp, path).map_err(|e| Error::io("renaming into", path, e))?;
+    crate::backend::local::sync_dir(crate::backend::local::parent_dir(path))?;
+    Ok(aside)
 }
 
 /// Removes `.tmp-<name>-<16 hex>` files beside `target`: what a killed restore of

@@ -172,6 +172,18 @@ struct Extra {
     warnings: Vec<String>,
 }
 
+impl Extra {
+    /// A raw capture: nothing read through SQLite; the one warning says so.
+    fn raw(warning: Option<String>) -> Extra {
+        Extra {
+            reused_exports: false,
+            lumina: false,
+            tables: Vec::new(),
+            warnings: warning.into_iter().collect(),
+        }
+    }
+}
+
 /// The name the image gets inside the snapshot: the source's file name, unless
 /// that would collide with an export or the manifest.
 fn image_name(source: &Path) -> String {
@@ -195,13 +207,39 @@ impl Repository {
         opts: &SnapshotOptions,
         progress: &dyn Progress,
     ) -> Result<SnapshotSummary> {
+        self.snapshot_from(db, opts, progress, None)
+    }
+
+    /// A snapshot of the bytes of the file at `db` as they are, without SQLite
+    /// (a damaged database before a restore replaces it); `warning` is recorded in
+    /// its manifest. Nobody may write the file meanwhile.
+    pub(crate) fn snapshot_raw(
+        &mut self,
+        db: &Path,
+        opts: &SnapshotOptions,
+        warning: String,
+        progress: &dyn Progress,
+    ) -> Result<SnapshotSummary> {
+        self.snapshot_from(db, opts, progress, Some(warning))
+    }
+
+    fn snapshot_from(
+        &mut self,
+        db: &Path,
+        opts: &SnapshotOptions,
+        progress: &dyn Progress,
+        raw: Option<String>,
+    ) -> Result<SnapshotSummary> {
         let source: PathBuf = std::fs::canonicalize(db).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::BadInput(format!("database {} does not exist", db.display()))
             }
             _ => Error::io("resolving", db, e),
         })?;
-        let conn = capture::open_source(&source)?;
+        let conn = match raw {
+            None => Some(capture::open_source(&source)?),
+            Some(_) => None,
+        };
         let source_str = source.to_string_lossy().into_owned();
         let parent = self
             .list()?
@@ -273,6 +311,11 @@ impl Repository {
                 let mut state = ChunkingSink::new(tx, page_params, byte_params);
                 let finished = state.finished.clone();
                 let mut sink = |piece: Piece| state.accept(piece);
+                let Some(conn) = conn else {
+                    let info =
+                        crate::sqlite::raw::capture_raw(source_ref, img_name_ref, &mut sink)?;
+                    return Ok((info, Extra::raw(raw)));
+                };
                 capture::capture(&conn, source_ref, img_name_ref, &mut sink, |conn, sink| {
                     read_extra(
                         conn,

@@ -5,7 +5,10 @@
 //! restore works on files.
 
 pub mod capture;
+pub mod inuse;
+pub mod raw;
 pub mod restore;
+pub mod target;
 
 use std::fs::File;
 use std::io::Read;

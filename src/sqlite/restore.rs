@@ -5,34 +5,81 @@
 //! (opened immutable, so no `-wal`/`-shm` is read or created); [`install`] folds
 //! the old target's WAL into it (so nothing of the old state is lost if we stop
 //! here), moves stale `-wal`/`-shm` files out of the way so they can never be
-//! replayed over the new image, then renames the temp file over the target and
-//! fsyncs the folder.
+//! replayed over the new image, and likewise a `-journal` (see [`super::target`]),
+//! then renames the temp file over the target and fsyncs the folder.
+//! [`install_live`] instead copies the image into the open database through
+//! SQLite's backup API, for a database an application keeps open.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use crate::backend::local::{parent_dir, sync_dir};
 use crate::error::{Error, Result};
 
+/// Which of SQLite's checks a restored image must pass before it is installed
+/// (the checksums of every chunk and of the whole file are verified regardless).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Check {
+    /// `PRAGMA integrity_check` (the default).
+    #[default]
+    Full,
+    /// `PRAGMA quick_check`: no comparison of index contents with their tables.
+    Quick,
+    /// No SQLite check.
+    None,
+}
+
 /// Runs `PRAGMA integrity_check` on a closed database file without touching it.
 pub fn integrity_check(path: &Path) -> Result<()> {
-    let conn = open_immutable(path)?;
-    let mut stmt = conn
-        .prepare("PRAGMA integrity_check(20)")
-        .map_err(|e| Error::sqlite(path, e))?;
-    let lines: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| Error::RestoreCheck(format!("SQLite cannot check the restored image: {e}")))?;
+    check_image(path, path, Check::Full)
+}
+
+/// Runs the chosen SQLite check on the image at `image` (a temp file, opened
+/// immutable), which is to become `target`: errors name `target` and say whether
+/// the check could not run or failed, and what the user can do.
+pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<()> {
+    let pragma = match level {
+        Check::Full => "integrity_check",
+        Check::Quick => "quick_check",
+        Check::None => return Ok(()),
+    };
+    let cannot = |e: &dyn std::fmt::Display| {
+        let msg = e.to_string();
+        let why = if msg.contains("no such collation") || msg.contains("no such function") {
+            " (the database uses a collation or function that its application defines and this tool's SQLite lacks)"
+        } else {
+            ""
+        };
+        Error::RestoreCheck(format!(
+            "SQLite cannot run {pragma} on the image for {}: {msg}{why}; its checksums were verified, pass --no-check to restore it without SQLite's check",
+            target.display()
+        ))
+    };
+    let conn = open_immutable(image).map_err(|e| match e {
+        Error::Sqlite { source, .. } => cannot(&source),
+        other => other,
+    })?;
+    let lines: Vec<String> = conn
+        .prepare(&format!("PRAGMA {pragma}(20)"))
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(|e| cannot(&e))?;
     if lines.len() == 1 && lines[0] == "ok" {
-        Ok(())
-    } else {
-        Err(Error::RestoreCheck(format!(
-            "integrity_check failed: {}",
-            lines.join("; ")
-        )))
+        return Ok(());
     }
+    let way_out = match level {
+        Check::Full => "pass --check quick (which does not compare indexes with their tables) or --no-check to restore it anyway",
+        _ => "pass --no-check to restore it anyway",
+    };
+    Err(Error::RestoreCheck(format!(
+        "{pragma} of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured: {way_out}",
+        target.display(),
+        lines.join("; ")
+    )))
 }
 
 /// Opens a database file read-only and immutable (no locks, no WAL, no `-shm`).
@@ -70,16 +117,17 @@ pub fn sidecars(path: &Path) -> [PathBuf; 2] {
 /// If `target` exists its WAL is checkpointed into it first (a normal SQLite
 /// operation that loses nothing), so removing `-wal`/`-shm` afterwards drops no
 /// committed data. A `-wal` with no database beside it is renamed aside, not
-/// deleted. Fails with "in use" if another connection blocks the checkpoint.
-pub fn install(temp: &Path, target: &Path) -> Result<()> {
+/// deleted; so is a `-journal` that holds data. Fails with "in use" if another
+/// connection blocks the checkpoint. Returns the files set aside.
+pub fn install(temp: &Path, target: &Path) -> Result<Vec<PathBuf>> {
     let [wal, shm] = sidecars(target);
+    let mut aside = Vec::new();
     if target.exists() {
         if wal.exists() {
             checkpoint(target)?;
         }
     } else if wal.exists() {
-        let aside = PathBuf::from(format!("{}.stale-{}", wal.display(), std::process::id()));
-        std::fs::rename(&wal, &aside).map_err(|e| Error::io("moving aside stale", &wal, e))?;
+        aside.push(super::target::move_aside(&wal)?);
     }
     for f in [&wal, &shm] {
         match std::fs::remove_file(f) {
@@ -88,10 +136,12 @@ pub fn install(temp: &Path, target: &Path) -> Result<()> {
             Err(e) => return Err(Error::io("removing", f, e)),
         }
     }
+    aside.extend(super::target::clear_journal(target)?);
     crate::testhook::point("restore-before-rename");
     std::fs::rename(temp, target)
         .map_err(|e| Error::io("renaming restored image onto", target, e))?;
-    sync_dir(parent_dir(target))
+    sync_dir(parent_dir(target))?;
+    Ok(aside)
 }
 
 fn checkpoint(target: &Path) -> Result<()> {
@@ -107,6 +157,53 @@ fn checkpoint(target: &Path) -> Result<()> {
             "{} is in use by another program (its WAL cannot be checkpointed); close it and retry",
             target.display()
         )));
+    }
+    Ok(())
+}
+
+/// How long a live restore waits for the application's transactions.
+const LIVE_WAIT: Duration = Duration::from_secs(10);
+
+/// Copies the verified image at `temp` into the existing database `target`
+/// through SQLite's backup API, in one write transaction of `target`: the
+/// connections applications hold see the restored content at their next
+/// transaction, and a crash leaves the old or the new state (SQLite's journal or
+/// WAL). The file is not replaced: owner, mode and links stay as they are.
+pub fn install_live(temp: &Path, target: &Path) -> Result<()> {
+    use rusqlite::backup::{Backup, StepResult};
+    let src = open_immutable(temp)?;
+    let mut dst = Connection::open_with_flags(target, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(|e| Error::sqlite(target, e))?;
+    dst.busy_timeout(LIVE_WAIT)
+        .map_err(|e| Error::sqlite(target, e))?;
+    let live_err = |e: rusqlite::Error| {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
+            Error::BadInput(format!(
+                "{} cannot take the image through SQLite (a WAL database cannot change its page size while open: {e}); close the app's connections and restore without --live",
+                target.display()
+            ))
+        } else {
+            Error::sqlite(target, e)
+        }
+    };
+    let backup = Backup::new(&src, &mut dst).map_err(live_err)?;
+    let started = std::time::Instant::now();
+    loop {
+        match backup.step(-1).map_err(live_err)? {
+            StepResult::Done => break,
+            StepResult::More => {}
+            StepResult::Busy | StepResult::Locked => {
+                if started.elapsed() > LIVE_WAIT {
+                    return Err(Error::BadInput(format!(
+                        "{} stayed busy for {} s (an application holds a transaction); retry when it is idle",
+                        target.display(),
+                        LIVE_WAIT.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

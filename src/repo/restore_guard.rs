@@ -1,0 +1,161 @@
+//! What a restore must check and save before it replaces anything: the target
+//! is not inside a repository folder, no other process has it open, and its
+//! current state is kept — a `pre-restore` snapshot for a database (its raw
+//! bytes when SQLite cannot read it), the file renamed aside for anything else.
+
+use std::path::{Path, PathBuf};
+
+use super::{Repository, SnapshotOptions};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::snapshot::Snapshot;
+use crate::sqlite;
+
+/// The repository folder (a folder whose `config` starts with the repository
+/// magic) that holds `path`, looking from `path` up to the root.
+pub(super) fn repository_holding(path: &Path) -> Option<PathBuf> {
+    // The deepest folder that exists, made absolute (`..` and links resolved).
+    let mut probe = path.to_path_buf();
+    let start = loop {
+        if let Ok(p) = std::fs::canonicalize(&probe) {
+            break p;
+        }
+        if !probe.pop() || probe.as_os_str().is_empty() {
+            break std::env::current_dir().ok()?;
+        }
+    };
+    start.ancestors().find_map(|dir| {
+        let config = dir.join(super::CONFIG_FILE);
+        let mut head = [0u8; 8];
+        let f = std::fs::File::open(&config).ok()?;
+        use std::os::unix::fs::FileExt;
+        f.read_exact_at(&mut head, 0).ok()?;
+        (head == crate::format::MAGIC).then(|| dir.to_path_buf())
+    })
+}
+
+/// Refuses a target inside a repository folder: writing there breaks it.
+pub(super) fn refuse_inside_repository(target: &Path) -> Result<()> {
+    match repository_holding(target) {
+        Some(repo) => Err(Error::BadInput(format!(
+            "{} is inside the lumina-backup repository {}; restore to a path outside it",
+            target.display(),
+            repo.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses to replace `real` (an existing database) while another process has
+/// it open: the application would go on writing to the replaced file.
+pub(super) fn refuse_in_use(shown: &Path, real: &Path) -> Result<()> {
+    let holders = sqlite::inuse::holders(real);
+    if holders.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InUse {
+        path: shown.to_path_buf(),
+        holders: sqlite::inuse::describe(&holders),
+    })
+}
+
+/// Whether a snapshot failure means SQLite could not read the database (damage),
+/// as opposed to a busy database or a repository problem.
+fn unreadable(e: &Error) -> bool {
+    let damaged = |source: &rusqlite::Error| {
+        matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
+    };
+    match e {
+        Error::Sqlite { source, .. } => damaged(source),
+        Error::Export(crate::export::Error::Sqlite(source)) => damaged(source),
+        Error::Corrupt { object, .. } => object == "database" || object.starts_with("page "),
+        _ => false,
+    }
+}
+
+impl Repository {
+    /// Saves the bytes of `real` as they are, before SQLite rolls back the hot
+    /// journal beside it (which may not be its own), as a `pre-restore` snapshot.
+    pub(super) fn save_before_rollback(
+        &mut self,
+        shown: &Path,
+        real: &Path,
+        snap: &Snapshot,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let opts = SnapshotOptions {
+            tags: vec!["pre-restore".into()],
+            note: format!(
+                "raw bytes of {} before restoring {}, as found with a hot journal beside it (before SQLite rolled the journal back)",
+                shown.display(),
+                snap.id.short()
+            ),
+            no_exports: true,
+        };
+        let warning = "raw copy of the file's bytes before SQLite rolled back the journal beside it; not a consistent capture; restore it with --no-check".to_string();
+        self.snapshot_raw(real, &opts, warning, progress)
+            .map(|_| ())
+    }
+
+    /// Saves the current state of the database at `real` (shown to the user as
+    /// `shown`) as a `pre-restore` snapshot before `snap` replaces it. A database
+    /// SQLite cannot read is saved as its raw bytes (the second value is then
+    /// true); a file that is not a SQLite database at all is refused.
+    pub(super) fn save_pre_restore(
+        &mut self,
+        shown: &Path,
+        real: &Path,
+        snap: &Snapshot,
+        progress: &dyn Progress,
+    ) -> Result<(Snapshot, bool)> {
+        let opts = SnapshotOptions {
+            tags: vec!["pre-restore".into()],
+            note: format!(
+                "state of {} before restoring {}",
+                shown.display(),
+                snap.id.short()
+            ),
+            no_exports: false,
+        };
+        let e = match self.snapshot(real, &opts, progress) {
+            Ok(s) => return Ok((s.snapshot, false)),
+            Err(e) => e,
+        };
+        if let Error::NotSqlite { path, why } = e {
+            return Err(Error::BadInput(format!(
+                "{} exists but is not a SQLite database ({why}); move it away first",
+                path.display()
+            )));
+        }
+        if !unreadable(&e) {
+            return Err(e);
+        }
+        let why = match &e {
+            Error::Sqlite { source, .. } | Error::Export(crate::export::Error::Sqlite(source)) => {
+                source.to_string()
+            }
+            other => other.to_string(),
+        };
+        let warning = format!(
+            "raw copy of the file's bytes: SQLite could not read it ({why}); not a consistent capture; restore it with --no-check"
+        );
+        let opts = SnapshotOptions {
+            note: format!(
+                "raw copy of damaged {} before restoring {} (SQLite: {why})",
+                shown.display(),
+                snap.id.short()
+            ),
+            ..opts
+        };
+        match self.snapshot_raw(real, &opts, warning, progress) {
+            Ok(s) => Ok((s.snapshot, true)),
+            Err(raw_err) => Err(Error::BadInput(format!(
+                "{} is damaged ({why}) and its bytes could not be saved ({raw_err}); nothing was replaced: move it away (or copy it) and restore again",
+                shown.display()
+            ))),
+        }
+    }
+}

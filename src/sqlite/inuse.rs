@@ -1,0 +1,141 @@
+//! Who else has a database open: the check before a restore replaces the file.
+//!
+//! Replacing a database file (rename over it) under an application that holds a
+//! connection leaves the application writing to the unlinked old file, and every
+//! later write is lost. Two cheap probes, neither of which takes or changes a lock:
+//! - on Linux, `/proc/*/fd`: any descriptor of another process on the file's
+//!   (device, inode), or on its `-wal`/`-shm`. This sees idle connections in
+//!   rollback-journal mode, which hold no SQLite lock at all;
+//! - everywhere, `fcntl(F_GETLK)` on the byte ranges SQLite locks: the
+//!   pending/reserved/shared bytes of the database file, and every lock byte of the
+//!   `-shm` file (each WAL connection holds a shared lock on its "DMS" byte while
+//!   it is open). `F_GETLK` names the holder's pid.
+//!
+//! Knows nothing of repositories; a race with an application that opens the file
+//! after the probe cannot be excluded (the documentation says to close the app).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+/// One process holding the database open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its process id.
+    pub pid: u32,
+    /// Its program name (`/proc/PID/comm`), when known.
+    pub program: Option<String>,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.program {
+            Some(p) => write!(f, "pid {} ({p})", self.pid),
+            None => write!(f, "pid {}", self.pid),
+        }
+    }
+}
+
+/// SQLite's lock bytes in the database file (`os_unix.c`: PENDING_BYTE,
+/// RESERVED_BYTE, then SHARED_SIZE bytes of the shared range).
+const PENDING_BYTE: i64 = 0x4000_0000;
+const DB_LOCK_LEN: i64 = 2 + 510;
+/// Lock bytes of the `-shm` file: 8 WAL locks from 120, then the DMS byte at 128.
+const SHM_LOCK_START: i64 = 120;
+const SHM_LOCK_LEN: i64 = 9;
+
+/// Other processes that have `db` (or its `-wal`/`-shm`) open, or hold SQLite
+/// locks on it. Empty when none is found (or `db` does not exist).
+pub fn holders(db: &Path) -> Vec<Holder> {
+    let me = std::process::id();
+    let mut found: BTreeMap<u32, Holder> = BTreeMap::new();
+    let [wal, shm] = super::restore::sidecars(db);
+    let ids: Vec<(u64, u64)> = [db, wal.as_path(), shm.as_path()]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    for pid in proc_fd_holders(&ids) {
+        found.insert(pid, holder(pid));
+    }
+    for (file, start, len) in [
+        (db, PENDING_BYTE, DB_LOCK_LEN),
+        (shm.as_path(), SHM_LOCK_START, SHM_LOCK_LEN),
+    ] {
+        if let Some(pid) = lock_holder(file, start, len) {
+            found.entry(pid).or_insert_with(|| holder(pid));
+        }
+    }
+    found.remove(&me);
+    found.into_values().collect()
+}
+
+fn holder(pid: u32) -> Holder {
+    let program = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    Holder { pid, program }
+}
+
+/// Pids with a descriptor on one of the files `ids` (device, inode).
+fn proc_fd_holders(ids: &[(u64, u64)]) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Processes we may not inspect are skipped; the lock probe still runs.
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let hit = fds.flatten().any(|fd| {
+            // stat() follows the magic link to the open file, deleted or not.
+            std::fs::metadata(fd.path())
+                .map(|m| ids.contains(&(m.dev(), m.ino())))
+                .unwrap_or(false)
+        });
+        if hit {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The pid of a process holding a POSIX lock that overlaps `start..start+len`
+/// of `file`, if any (`F_GETLK` only asks; it takes nothing).
+fn lock_holder(file: &Path, start: i64, len: i64) -> Option<u32> {
+    let f = std::fs::File::open(file).ok()?;
+    // SAFETY: a zeroed `flock` is a valid value; fcntl only reads and writes it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start as _;
+    fl.l_len = len as _;
+    // SAFETY: a valid descriptor and a pointer to a live `flock`.
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) };
+    if rc != 0 || fl.l_type == libc::F_UNLCK as libc::c_short || fl.l_pid <= 0 {
+        return None;
+    }
+    u32::try_from(fl.l_pid).ok()
+}
+
+/// "pid 412 (python3), pid 977 (lumina)".
+pub fn describe(holders: &[Holder]) -> String {
+    holders
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
