@@ -213,13 +213,13 @@ impl Repository {
         let (parent, parent_time, seq) = {
             // `list` is in history order: the last of this database is the newest.
             let list = self.list()?;
-            let of_db = list.iter().filter(|s| s.record.source == source_str);
+            let mut of_db = list.iter().filter(|s| s.record.source == source_str);
             let seq = 1 + of_db
                 .clone()
                 .filter_map(|s| s.record.seq)
                 .max()
                 .unwrap_or(0);
-            let last = of_db.last();
+            let last = of_db.next_back();
             (last.map(|s| s.id), last.map(|s| s.record.time_ns), seq)
         };
         let now: OffsetDateTime = crate::testhook::now();
