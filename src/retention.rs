@@ -1,8 +1,12 @@
 //! Retention policy: which snapshots `forget` keeps, and why. Pure (no I/O, no
-//! clock: the caller passes `now` and the local UTC offset).
+//! clock: the caller passes `now` and the local time zone; each snapshot falls
+//! in the local hour/day/week/month/year of its own instant, with the UTC offset
+//! in force then, so DST moves no snapshot into another day).
 //!
 //! Semantics follow restic's `forget`:
-//! - `keep-last N` keeps the N newest snapshots;
+//! - `keep-last N` keeps the N newest snapshots (newest in the database's
+//!   history, which a clock that went back does not reorder: see
+//!   [`crate::snapshot::order`]);
 //! - `keep-hourly/daily/weekly/monthly/yearly N` keep, for each of the N most
 //!   recent hours/days/ISO weeks/months/years (local time) that *have* snapshots,
 //!   the newest snapshot in it (gaps do not use up the count);
@@ -16,17 +20,21 @@
 //! A snapshot is kept if any rule keeps it (the union), and the rules apply to
 //! each database (the record's `source`) separately. A policy with no rule at all
 //! is refused ([`PolicyError::Empty`]): forget must never delete everything
-//! because a setting was missing. Invariant: the plan lists every input snapshot
-//! exactly once, and a kept snapshot has at least one reason.
+//! because a setting was missing. A plan that keeps none of a database's
+//! snapshots, or removes its newest, lists why in [`Plan::dangers`]; `forget`
+//! refuses it unless told explicitly. Invariant: the plan lists every input
+//! snapshot exactly once, and a kept snapshot has at least one reason.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
 use serde::{Deserialize, Serialize};
-use time::{Date, Month, OffsetDateTime, UtcOffset};
 
 use crate::format::RetentionSettings;
 use crate::id::SnapshotId;
+use crate::timespec::zoned;
 
 /// The tag of the safety snapshots `restore --force` takes.
 pub const PRE_RESTORE_TAG: &str = "pre-restore";
@@ -121,27 +129,19 @@ impl Span {
         *self == Span::default()
     }
 
-    /// `t` minus this span (calendar years and months, the day clamped to the
-    /// target month's length; then days and hours as fixed durations).
-    pub fn before(&self, t: OffsetDateTime) -> OffsetDateTime {
-        let total_months = i64::from(t.year()) * 12 + i64::from(u8::from(t.month()) - 1)
-            - i64::from(self.years) * 12
-            - i64::from(self.months);
-        let year = i32::try_from(total_months.div_euclid(12)).unwrap_or(i32::MIN);
-        let month0 = u8::try_from(total_months.rem_euclid(12)).expect("0..12");
-        let month = Month::try_from(month0 + 1).expect("1..=12 is a month");
+    /// `t` minus this span, on the calendar of `t`'s time zone: years, months
+    /// and days are calendar steps (the day clamped to the target month's
+    /// length; a day is 23 or 25 hours across a DST change), hours are exact.
+    pub fn before(&self, t: &Zoned) -> Timestamp {
+        let span = jiff::Span::new()
+            .try_years(i64::from(self.years))
+            .and_then(|s| s.try_months(i64::from(self.months)))
+            .and_then(|s| s.try_days(i64::from(self.days)))
+            .and_then(|s| s.try_hours(i64::from(self.hours)));
         // Out of the calendar's range: earlier than any snapshot can be.
-        let floor = Date::MIN.midnight().assume_offset(t.offset());
-        Date::from_calendar_date(year, month, 1)
-            .ok()
-            .and_then(|first| {
-                let day = t.day().min(month.length(year));
-                first.replace_day(day).ok()
-            })
-            .map(|d| t.replace_date(d))
-            .and_then(|s| s.checked_sub(time::Duration::days(i64::from(self.days))))
-            .and_then(|s| s.checked_sub(time::Duration::hours(i64::from(self.hours))))
-            .unwrap_or(floor)
+        span.and_then(|span| t.checked_sub(span))
+            .map(|z| z.timestamp())
+            .unwrap_or(Timestamp::MIN)
     }
 }
 
@@ -283,27 +283,45 @@ pub const SETTING_KEYS: [&str; 9] = [
 ];
 
 /// Sets one setting from text; `none` (or an empty value) clears it. `keep-tag`
-/// takes a comma-separated list.
+/// takes a comma-separated list. A count of 0 or a zero `keep-within` is
+/// refused: it would be stored as a rule that keeps nothing (clear it with
+/// `none` instead).
 pub fn set_setting(s: &mut RetentionSettings, key: &str, value: &str) -> Result<(), PolicyError> {
     let v = value.trim();
     let clear = v.is_empty() || v.eq_ignore_ascii_case("none");
     let count = |slot: &mut Option<u32>| -> Result<(), PolicyError> {
-        *slot = if clear {
-            None
-        } else {
-            Some(v.parse().map_err(|_| PolicyError::BadValue {
-                key: key.to_string(),
-                value: value.to_string(),
-                why: "expected a whole number (or `none`)".into(),
-            })?)
+        let bad = |why: &str| PolicyError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            why: why.into(),
         };
+        *slot =
+            if clear {
+                None
+            } else {
+                match v.parse::<u32>() {
+                    Ok(0) => return Err(bad(
+                        "0 would keep nothing by this rule; give at least 1, or `none` to clear it",
+                    )),
+                    Ok(n) => Some(n),
+                    Err(_) => return Err(bad("expected a whole number of at least 1 (or `none`)")),
+                }
+            };
         Ok(())
     };
-    let span = |slot: &mut Option<String>| -> Result<(), PolicyError> {
+    let span = |slot: &mut Option<String>, zero_ok: bool| -> Result<(), PolicyError> {
         *slot = if clear {
             None
         } else {
-            Some(Span::parse(v)?.to_string())
+            let span = Span::parse(v)?;
+            if span.is_zero() && !zero_ok {
+                return Err(PolicyError::BadValue {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    why: "a zero span would keep nothing by this rule; give e.g. 7d, or `none` to clear it".into(),
+                });
+            }
+            Some(span.to_string())
         };
         Ok(())
     };
@@ -314,16 +332,26 @@ pub fn set_setting(s: &mut RetentionSettings, key: &str, value: &str) -> Result<
         "keep-weekly" => count(&mut s.keep_weekly),
         "keep-monthly" => count(&mut s.keep_monthly),
         "keep-yearly" => count(&mut s.keep_yearly),
-        "keep-within" => span(&mut s.keep_within),
-        "keep-pre-restore" => span(&mut s.keep_pre_restore),
+        "keep-within" => span(&mut s.keep_within, false),
+        // 0h is meaningful here: pre-restore snapshots get no special grace.
+        "keep-pre-restore" => span(&mut s.keep_pre_restore, true),
         "keep-tag" => {
             s.keep_tags = if clear {
                 Vec::new()
             } else {
-                v.split(',')
+                let tags: Vec<String> = v
+                    .split(',')
                     .map(|t| t.trim().to_string())
                     .filter(|t| !t.is_empty())
-                    .collect()
+                    .collect();
+                if let Some(t) = tags.iter().find(|t| t.chars().any(char::is_control)) {
+                    return Err(PolicyError::BadValue {
+                        key: key.to_string(),
+                        value: value.to_string(),
+                        why: format!("tag {t:?} contains a control character"),
+                    });
+                }
+                tags
             };
             Ok(())
         }
@@ -370,6 +398,9 @@ pub struct Item {
     pub group: String,
     /// Its tags.
     pub tags: Vec<String>,
+    /// Its place in history (higher is newer): the position in
+    /// [`crate::Repository::list`], which orders each database by its history.
+    pub order: u64,
 }
 
 /// The decision for one snapshot.
@@ -387,11 +418,16 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
-/// A forget plan: one decision per snapshot, oldest first.
+/// A forget plan: one decision per snapshot, oldest first (in history order).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Every snapshot considered.
     pub decisions: Vec<Decision>,
+    /// What makes the plan dangerous, one line per database: it keeps none of
+    /// the database's snapshots, or removes its newest. `forget` refuses such
+    /// a plan unless told explicitly (`--allow-empty`).
+    #[serde(default)]
+    pub dangers: Vec<String>,
 }
 
 impl Plan {
@@ -428,36 +464,36 @@ impl Bucket {
         }
     }
 
-    /// The bucket of a local time; `nr` (position, newest first) for `Last`.
-    fn key(self, t: OffsetDateTime, nr: usize) -> i64 {
-        let (y, ord) = (i64::from(t.year()), i64::from(t.ordinal()));
+    /// The bucket of a local time (in its own instant's offset); `nr`
+    /// (position, newest first) for `Last`.
+    fn key(self, t: &Zoned, nr: usize) -> i64 {
+        let (y, ord) = (i64::from(t.year()), i64::from(t.day_of_year()));
         match self {
             Bucket::Last => nr as i64,
-            Bucket::Hourly => (y * 1000 + ord) * 100 + i64::from(t.hour()),
+            Bucket::Hourly => {
+                // The offset tells apart the two 01:00 hours of the night the
+                // clocks go back.
+                let off = i64::from(t.offset().seconds());
+                ((y * 1000 + ord) * 100 + i64::from(t.hour())) * 200_000 + off + 100_000
+            }
             Bucket::Daily => y * 1000 + ord,
             Bucket::Weekly => {
-                let (iy, w, _) = t.to_iso_week_date();
-                i64::from(iy) * 100 + i64::from(w)
+                let w = t.date().iso_week_date();
+                i64::from(w.year()) * 100 + i64::from(w.week())
             }
-            Bucket::Monthly => y * 100 + i64::from(u8::from(t.month())),
+            Bucket::Monthly => y * 100 + i64::from(t.month()),
             Bucket::Yearly => y,
         }
     }
 }
 
-fn local(time_ns: i64, offset: UtcOffset) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(offset)
-}
-
 /// Decides, per group, which snapshots the policy keeps. `now_ns` is the current
-/// time (for the pre-restore grace), `offset` the local offset for buckets.
+/// time (for the pre-restore grace), `tz` the local time zone for buckets.
 pub fn plan(
     items: &[Item],
     policy: &Policy,
     now_ns: i64,
-    offset: UtcOffset,
+    tz: &TimeZone,
 ) -> Result<Plan, PolicyError> {
     if policy.is_empty() {
         return Err(PolicyError::Empty);
@@ -466,15 +502,14 @@ pub fn plan(
     for it in items {
         groups.entry(it.group.as_str()).or_default().push(it);
     }
-    let now = local(now_ns, offset);
-    let pre_restore_cutoff = policy.pre_restore.before(now);
+    let pre_restore_cutoff = policy.pre_restore.before(&zoned(now_ns, tz));
     let mut decisions = Vec::with_capacity(items.len());
     for (_, mut list) in groups {
-        // Newest first; equal times in a stable order (by id).
-        list.sort_by(|a, b| b.time_ns.cmp(&a.time_ns).then(b.id.cmp(&a.id)));
+        // Newest first in history; equal places in a stable order (by id).
+        list.sort_by(|a, b| b.order.cmp(&a.order).then(b.id.cmp(&a.id)));
         let within_cutoff = match (policy.keep_within, list.first()) {
             (Some(span), Some(newest)) if !span.is_zero() => {
-                Some(span.before(local(newest.time_ns, offset)))
+                Some(span.before(&zoned(newest.time_ns, tz)))
             }
             _ => None,
         };
@@ -491,10 +526,11 @@ pub fn plan(
         .map(|(b, n)| (b, n, None))
         .collect();
         for (nr, it) in list.iter().enumerate() {
-            let t = local(it.time_ns, offset);
+            let local = zoned(it.time_ns, tz);
+            let t = local.timestamp();
             let mut reasons = Vec::new();
             for (bucket, left, last) in buckets.iter_mut() {
-                let key = bucket.key(t, nr);
+                let key = bucket.key(&local, nr);
                 if *left > 0 && *last != Some(key) {
                     *left -= 1;
                     *last = Some(key);
@@ -520,28 +556,112 @@ pub fn plan(
             {
                 reasons.push(format!("pre-restore younger than {}", policy.pre_restore));
             }
-            decisions.push(Decision {
-                id: it.id,
-                time_ns: it.time_ns,
-                group: it.group.clone(),
-                keep: !reasons.is_empty(),
-                reasons,
-            });
+            decisions.push((
+                it.order,
+                Decision {
+                    id: it.id,
+                    time_ns: it.time_ns,
+                    group: it.group.clone(),
+                    keep: !reasons.is_empty(),
+                    reasons,
+                },
+            ));
         }
     }
-    decisions.sort_by(|a, b| a.time_ns.cmp(&b.time_ns).then(a.id.cmp(&b.id)));
-    Ok(Plan { decisions })
+    Ok(finish(decisions, true))
+}
+
+/// A plan that removes exactly the `named` snapshots: every snapshot of the
+/// databases they belong to is decided (the others kept, reason `not named`).
+/// Removing a database's newest snapshot by name is explicit and allowed;
+/// removing all of a database's snapshots is listed in [`Plan::dangers`].
+pub fn plan_named(items: &[Item], named: &[SnapshotId]) -> Plan {
+    let groups: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter(|it| named.contains(&it.id))
+        .map(|it| it.group.as_str())
+        .collect();
+    let decisions = items
+        .iter()
+        .filter(|it| groups.contains(it.group.as_str()))
+        .map(|it| {
+            let keep = !named.contains(&it.id);
+            (
+                it.order,
+                Decision {
+                    id: it.id,
+                    time_ns: it.time_ns,
+                    group: it.group.clone(),
+                    keep,
+                    reasons: if keep {
+                        vec!["not named".into()]
+                    } else {
+                        vec![]
+                    },
+                },
+            )
+        })
+        .collect();
+    finish(decisions, false)
+}
+
+/// Sorts decisions oldest first (by place in history) and lists the dangers:
+/// a database left with no snapshot, or (`newest_matters`) one whose newest
+/// snapshot is removed.
+fn finish(mut decisions: Vec<(u64, Decision)>, newest_matters: bool) -> Plan {
+    decisions.sort_by(|(a, da), (b, db)| a.cmp(b).then(da.id.cmp(&db.id)));
+    let decisions: Vec<Decision> = decisions.into_iter().map(|(_, d)| d).collect();
+    let mut groups: Vec<&str> = decisions.iter().map(|d| d.group.as_str()).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let mut dangers = Vec::new();
+    for g in groups {
+        let of: Vec<&Decision> = decisions.iter().filter(|d| d.group == g).collect();
+        let removed = of.iter().filter(|d| !d.keep).count();
+        if removed == of.len() {
+            dangers.push(format!(
+                "it would remove all {removed} snapshots of {g}, keeping none"
+            ));
+        } else if let Some(newest) = of.last().filter(|d| newest_matters && !d.keep) {
+            dangers.push(format!(
+                "it would remove the newest snapshot of {g} ({}, taken {})",
+                newest.id.short(),
+                crate::snapshot::rfc3339(newest.time_ns)
+            ));
+        }
+    }
+    Plan { decisions, dangers }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::{datetime, offset};
+    use time::macros::datetime;
+    use time::OffsetDateTime;
 
-    const UTC: UtcOffset = UtcOffset::UTC;
+    const UTC: &TimeZone = &TimeZone::UTC;
 
     fn ns(t: OffsetDateTime) -> i64 {
         i64::try_from(t.unix_timestamp_nanos()).expect("in range")
+    }
+
+    fn ts(t: OffsetDateTime) -> Timestamp {
+        Timestamp::from_nanosecond(t.unix_timestamp_nanos()).expect("in range")
+    }
+
+    fn z(t: OffsetDateTime) -> Zoned {
+        ts(t).to_zoned(TimeZone::UTC)
+    }
+
+    /// Places in history by time (then id), as a repository without clock
+    /// jumps has them.
+    fn ranked(items: &[Item]) -> Vec<Item> {
+        let mut v = items.to_vec();
+        v.sort_by_key(|it| (it.time_ns, it.id));
+        for (i, it) in v.iter_mut().enumerate() {
+            it.order = i as u64;
+        }
+        v
     }
 
     fn item(n: u8, t: OffsetDateTime, tags: &[&str]) -> Item {
@@ -554,6 +674,7 @@ mod tests {
             time_ns: ns(t),
             group: group.to_string(),
             tags: tags.iter().map(|s| s.to_string()).collect(),
+            order: 0,
         }
     }
 
@@ -574,7 +695,7 @@ mod tests {
     }
 
     fn run(items: &[Item], policy: &Policy, now: OffsetDateTime) -> Plan {
-        let p = plan(items, policy, ns(now), UTC).expect("plan");
+        let p = plan(&ranked(items), policy, ns(now), UTC).expect("plan");
         assert_eq!(
             p.decisions.len(),
             items.len(),
@@ -754,9 +875,10 @@ mod tests {
             keep_daily: 10,
             ..Policy::default()
         };
-        let utc = plan(&its, &d, ns(NOW), UTC).expect("plan");
+        let utc = plan(&ranked(&its), &d, ns(NOW), UTC).expect("plan");
         assert_eq!(kept(&utc), vec![2], "same UTC day");
-        let plus2 = plan(&its, &d, ns(NOW), offset!(+2)).expect("plan");
+        let plus2 = TimeZone::fixed(jiff::tz::offset(2));
+        let plus2 = plan(&ranked(&its), &d, ns(NOW), &plus2).expect("plan");
         assert_eq!(kept(&plus2), vec![1, 2], "two local days");
     }
 
@@ -905,27 +1027,34 @@ mod tests {
             assert!(Span::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(Span::parse("2w").expect("w").to_string(), "14d");
-        let t = datetime!(2024-03-31 10:00 UTC);
+        let t = z(datetime!(2024-03-31 10:00 UTC));
         assert_eq!(
-            Span::parse("1m").expect("m").before(t),
-            datetime!(2024-02-29 10:00 UTC),
+            Span::parse("1m").expect("m").before(&t),
+            ts(datetime!(2024-02-29 10:00 UTC)),
             "clamped to the month's last day"
         );
         assert_eq!(
             Span::parse("1y")
                 .expect("y")
-                .before(datetime!(2024-02-29 0:00 UTC)),
-            datetime!(2023-02-28 0:00 UTC)
+                .before(&z(datetime!(2024-02-29 0:00 UTC))),
+            ts(datetime!(2023-02-28 0:00 UTC))
         );
         assert_eq!(
             Span::parse("13m")
                 .expect("m")
-                .before(datetime!(2024-01-15 0:00 UTC)),
-            datetime!(2022-12-15 0:00 UTC)
+                .before(&z(datetime!(2024-01-15 0:00 UTC))),
+            ts(datetime!(2022-12-15 0:00 UTC))
         );
         assert_eq!(
-            Span::parse("1d12h").expect("dh").before(t),
-            datetime!(2024-03-29 22:00 UTC)
+            Span::parse("1d12h").expect("dh").before(&t),
+            ts(datetime!(2024-03-29 22:00 UTC))
+        );
+        // A calendar day across the DST change in New York is 23 hours.
+        let ny = TimeZone::get("America/New_York").expect("zone");
+        let after = ts(datetime!(2026-03-08 12:00 UTC)).to_zoned(ny);
+        assert_eq!(
+            Span::days(1).before(&after),
+            ts(datetime!(2026-03-07 13:00 UTC))
         );
     }
 
@@ -960,5 +1089,155 @@ mod tests {
             Err(PolicyError::BadSpan(_))
         ));
         assert_eq!(settings_table(&s).len(), SETTING_KEYS.len());
+    }
+
+    fn ny() -> TimeZone {
+        TimeZone::get("America/New_York").expect("zone")
+    }
+
+    /// Issue #8 item 26: a 00:30 EDT snapshot belongs to its own local day even
+    /// when `forget` runs in winter (EST): it is that day's last snapshot.
+    #[test]
+    fn daily_buckets_use_the_offset_of_each_snapshot() {
+        let its = ranked(&[
+            // 14 July 23:00 EDT (03:00Z on the 15th)
+            item(1, datetime!(2026-07-15 03:00 UTC), &[]),
+            // 15 July 00:30 EDT (04:30Z): the only snapshot of 15 July
+            item(2, datetime!(2026-07-15 04:30 UTC), &[]),
+            // 16 July 10:00 EDT
+            item(3, datetime!(2026-07-16 14:00 UTC), &[]),
+        ]);
+        let d = Policy {
+            keep_daily: 3,
+            ..Policy::default()
+        };
+        let now = ns(datetime!(2026-11-20 12:00 UTC));
+        let p = plan(&its, &d, now, &ny()).expect("plan");
+        assert_eq!(kept(&p), vec![1, 2, 3], "three local days");
+        // With today's (EST, -05:00) offset for all, 00:30 EDT would be 23:30
+        // on 14 July and push out snapshot 1: the bug this guards against.
+        let est = TimeZone::fixed(jiff::tz::offset(-5));
+        assert_eq!(kept(&plan(&its, &d, now, &est).expect("plan")), vec![2, 3]);
+    }
+
+    /// Issue #8 item 26: the two 01:xx hours of the night the clocks go back
+    /// are two hours; Paris and Kolkata days are local days.
+    #[test]
+    fn hourly_across_the_fold_and_other_zones() {
+        let its = ranked(&[
+            item(1, datetime!(2026-11-01 05:10 UTC), &[]), // 01:10 EDT
+            item(2, datetime!(2026-11-01 05:50 UTC), &[]), // 01:50 EDT
+            item(3, datetime!(2026-11-01 06:20 UTC), &[]), // 01:20 EST
+        ]);
+        let h = Policy {
+            keep_hourly: 5,
+            ..Policy::default()
+        };
+        assert_eq!(kept(&plan(&its, &h, 0, &ny()).expect("plan")), vec![2, 3]);
+        let d = Policy {
+            keep_daily: 5,
+            ..Policy::default()
+        };
+        // 22:30Z and 23:30Z on 1 July: one day in UTC, two in Paris (+02:00);
+        // 18:00Z and 19:00Z: two days in Kolkata (+05:30).
+        let its = ranked(&[
+            item(1, datetime!(2026-07-01 21:30 UTC), &[]),
+            item(2, datetime!(2026-07-01 22:30 UTC), &[]),
+        ]);
+        let paris = TimeZone::get("Europe/Paris").expect("zone");
+        assert_eq!(kept(&plan(&its, &d, 0, &paris).expect("p")), vec![1, 2]);
+        assert_eq!(kept(&plan(&its, &d, 0, UTC).expect("p")), vec![2]);
+        let its = ranked(&[
+            item(1, datetime!(2026-07-01 18:00 UTC), &[]),
+            item(2, datetime!(2026-07-01 19:00 UTC), &[]),
+        ]);
+        let kolkata = TimeZone::get("Asia/Kolkata").expect("zone");
+        assert_eq!(kept(&plan(&its, &d, 0, &kolkata).expect("p")), vec![1, 2]);
+    }
+
+    /// Issue #8 item 27: keep-last keeps the newest in history even when its
+    /// time is earlier than its parent's.
+    #[test]
+    fn keep_last_follows_history_not_time() {
+        let mut a = item(1, datetime!(2026-05-01 12:00 UTC), &[]);
+        a.order = 0;
+        let mut b = item(2, datetime!(2026-05-01 10:00 UTC), &[]); // clock went back
+        b.order = 1;
+        let p = plan(&[a, b], &Policy::keep_last(1), 0, UTC).expect("plan");
+        assert_eq!(kept(&p), vec![2]);
+        assert_eq!(p.decisions.last().expect("two").id.0[0], 2, "newest last");
+        assert!(p.dangers.is_empty());
+    }
+
+    /// Issue #8 item 28: a plan that keeps nothing of a database, or removes
+    /// its newest snapshot, says so.
+    #[test]
+    fn dangers_are_listed() {
+        let its = ranked(&[
+            item_in("/a", 1, datetime!(2026-01-01 0:00 UTC), &["keep"]),
+            item_in("/a", 2, datetime!(2026-01-02 0:00 UTC), &[]),
+            item_in("/b", 3, datetime!(2026-01-01 0:00 UTC), &[]),
+        ]);
+        let p = Policy {
+            keep_tags: vec!["keep".into()],
+            ..Policy::default()
+        };
+        let plan = plan(&its, &p, 0, UTC).expect("plan");
+        assert_eq!(plan.dangers.len(), 2, "{:?}", plan.dangers);
+        assert!(
+            plan.dangers[0].contains("newest snapshot of /a"),
+            "{:?}",
+            plan.dangers
+        );
+        assert!(
+            plan.dangers[1].contains("all 1 snapshots of /b"),
+            "{:?}",
+            plan.dangers
+        );
+        let safe = super::plan(&its, &Policy::keep_last(1), 0, UTC).expect("plan");
+        assert!(safe.dangers.is_empty(), "{:?}", safe.dangers);
+    }
+
+    /// Issue #8 item 17: forget by name removes exactly those.
+    #[test]
+    fn named_plan() {
+        let its = ranked(&[
+            item_in("/a", 1, datetime!(2026-01-01 0:00 UTC), &[]),
+            item_in("/a", 2, datetime!(2026-01-02 0:00 UTC), &[]),
+            item_in("/b", 3, datetime!(2026-01-01 0:00 UTC), &[]),
+        ]);
+        let p = plan_named(&its, &[SnapshotId([2; 32])]);
+        assert_eq!(kept(&p), vec![1]);
+        assert_eq!(p.decisions.len(), 2, "only /a is considered");
+        assert!(p.dangers.is_empty(), "naming the newest is explicit");
+        let all = plan_named(&its, &[SnapshotId([3; 32])]);
+        assert_eq!(all.dangers.len(), 1);
+    }
+
+    /// Issue #8 item 32: a count of 0 is refused at `config set`.
+    #[test]
+    fn zero_counts_are_refused() {
+        let mut s = RetentionSettings::default();
+        for key in [
+            "keep-last",
+            "keep-hourly",
+            "keep-daily",
+            "keep-weekly",
+            "keep-monthly",
+            "keep-yearly",
+        ] {
+            let e = set_setting(&mut s, key, "0").expect_err(key);
+            assert!(matches!(e, PolicyError::BadValue { .. }), "{key}");
+            assert!(e.to_string().contains("none"), "{e}");
+        }
+        assert!(set_setting(&mut s, "keep-within", "0d").is_err());
+        set_setting(&mut s, "keep-pre-restore", "0h").expect("0h turns the grace off");
+        assert_eq!(
+            s,
+            RetentionSettings {
+                keep_pre_restore: Some("0h".into()),
+                ..RetentionSettings::default()
+            }
+        );
     }
 }

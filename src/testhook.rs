@@ -1,4 +1,4 @@
-//! Crash points for the crash tests, in the real code paths.
+//! Test hooks in the real code paths: crash points, and a settable clock.
 //!
 //! When the environment variable `LUMINA_BACKUP_CRASH_AT` is `NAME` or `NAME:N`,
 //! the process sends itself SIGKILL the first (or N-th) time it reaches the point
@@ -31,4 +31,19 @@ pub fn point(name: &str) {
             }
         }
     }
+}
+
+/// The current time: the clock, or for tests the time in the environment
+/// variable `LUMINA_BACKUP_TEST_NOW` (RFC 3339, e.g. `2026-07-15T04:30:00Z`),
+/// so that tests can take snapshots at chosen instants (time zones, DST, a clock
+/// that went back). Unset (always, outside tests) it is the system clock; a
+/// value that does not parse is ignored.
+pub fn now() -> time::OffsetDateTime {
+    std::env::var("LUMINA_BACKUP_TEST_NOW")
+        .ok()
+        .and_then(|v| {
+            time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(time::OffsetDateTime::now_utc)
 }

@@ -74,7 +74,13 @@ impl History {
         let out = self
             .t
             .lb()
-            .args(["forget", "--keep-tag", "no-such-tag", "--db"])
+            .args([
+                "forget",
+                "--keep-tag",
+                "no-such-tag",
+                "--allow-empty",
+                "--db",
+            ])
             .arg(&other)
             .json();
         assert_eq!(

@@ -18,25 +18,45 @@ pub(super) fn run(
     verbose: bool,
 ) -> Result<(), Error> {
     let repo = ctx.open("diff")?;
-    let old = repo.resolve(a)?;
     let bar = ctx.bar();
-    let (report, label) = match (b, &db) {
+    let (report, label, old) = match (b, &db) {
         (Some(_), Some(_)) => {
             return Err(Error::BadInput(
                 "give a second snapshot or --db, not both".into(),
             ))
         }
         (Some(b), None) => {
-            let new = repo.resolve(b)?;
+            // `latest` beside a named snapshot is the newest of that snapshot's
+            // database, not of whichever database was snapshotted last.
+            let (old, new) = match (a.trim() == "latest", b.trim() == "latest") {
+                (true, false) => {
+                    let new = repo.resolve(b)?;
+                    let db = PathBuf::from(&new.record.source);
+                    (repo.resolve_in(a, Some(&db))?, new)
+                }
+                (false, true) => {
+                    let old = repo.resolve(a)?;
+                    let db = PathBuf::from(&old.record.source);
+                    let new = repo.resolve_in(b, Some(&db))?;
+                    (old, new)
+                }
+                _ => (repo.resolve(a)?, repo.resolve(b)?),
+            };
             (
                 repo.diff(&old, DiffTarget::Snapshot(&new), &bar)?,
                 new.id.short(),
+                old,
             )
         }
-        (None, Some(path)) => (
-            repo.diff(&old, DiffTarget::Live(path), &bar)?,
-            path.display().to_string(),
-        ),
+        (None, Some(path)) => {
+            // `latest` is the newest snapshot of the database compared with.
+            let old = repo.resolve_in(a, Some(path))?;
+            (
+                repo.diff(&old, DiffTarget::Live(path), &bar)?,
+                path.display().to_string(),
+                old,
+            )
+        }
         (None, None) => {
             return Err(Error::BadInput(
                 "give a second snapshot, or --db PATH to compare with the live database".into(),

@@ -17,6 +17,7 @@ pub(super) fn export(
     format: &str,
     out: PathBuf,
     gzip: bool,
+    db: Option<&Path>,
 ) -> Result<(), Error> {
     let tables = if table == "all" {
         Table::all().to_vec()
@@ -46,7 +47,7 @@ pub(super) fn export(
         repo::export_database(Path::new(source), &req)?
     } else {
         let repo = ctx.open("export")?;
-        let snap = repo.resolve(source)?;
+        let snap = repo.resolve_in(source, db)?;
         repo.export_snapshot(&snap, &req, &ctx.bar())?
     };
     if ctx.global.json {

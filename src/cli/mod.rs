@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use time::UtcOffset;
 
+use lumina_backup::timespec::{parse_time, Edge, TimeZone};
 use lumina_backup::{Check, Error, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
-use output::{bytes, local_time, print_json, ListJson, SnapshotJson};
+use output::{bytes, clean, clean_tags, local_time, print_json, ListJson, SnapshotJson};
 use progress::Bar;
 
 /// Exit code when `verify` found problems.
@@ -111,6 +111,9 @@ enum Command {
     Show {
         /// Snapshot id, unique prefix (6+ hex), or `latest`.
         snap: String,
+        /// With `latest`: which database's newest (needed when the repository has several).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
     },
     /// Write one file of a snapshot to stdout (`lumina.db`, `metadata.json`, `manifest.json`, ...).
     Cat {
@@ -118,6 +121,9 @@ enum Command {
         snap: String,
         /// File name inside the snapshot (`image` for the database image).
         file: String,
+        /// With `latest`: which database's newest (needed when the repository has several).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
     },
     /// Restore a snapshot's database (verified, then swapped in atomically).
     Restore {
@@ -127,7 +133,8 @@ enum Command {
         /// `YYYY-MM-DD[ HH:MM[:SS]]` local time).
         #[arg(long, value_name = "TIME", conflicts_with = "snap")]
         at: Option<String>,
-        /// With --at: which database's history (needed when the repository has several).
+        /// With `latest` or --at: which database's history (default: the target
+        /// when the repository has snapshots of it; needed when it has several).
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
         /// Target database path (or folder with --all).
@@ -170,6 +177,9 @@ enum Command {
         /// New note.
         #[arg(long)]
         note: Option<String>,
+        /// With `latest`: which database's newest (needed when the repository has several).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
     },
     /// Newest snapshot per database, last failure, repository size and deduplication.
     Status,
@@ -202,6 +212,9 @@ enum Command {
         /// gzip the output (the app's old `.json.gz` format).
         #[arg(long)]
         gzip: bool,
+        /// With SOURCE `latest`: which database's newest (needed when the repository has several).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
     },
     /// Import an export file (.json or .json.gz) into a database, in one transaction.
     Import {
@@ -219,7 +232,8 @@ enum Command {
         #[command(subcommand)]
         what: RepairWhat,
     },
-    /// Remove snapshots by retention policy (per database; the union of the rules).
+    /// Remove snapshots by retention policy (per database; the union of the
+    /// rules), or the snapshots named.
     Forget(retention::ForgetArgs),
     /// Delete data no snapshot references; repack mostly-dead packs.
     Prune(retention::PruneArgs),
@@ -292,8 +306,8 @@ fn default_db() -> PathBuf {
 
 /// Runs the CLI; returns the exit code.
 pub fn main() -> i32 {
-    // The local offset must be read before any thread starts (time's soundness rule).
-    let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
+    // TZ, else the system zone; each instant gets the offset in force then.
+    let tz = lumina_backup::timespec::local_zone();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -309,7 +323,7 @@ pub fn main() -> i32 {
         }
     };
     let json = cli.global.json;
-    match run(cli, offset) {
+    match run(cli, tz) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lumina-backup: {e}");
@@ -334,7 +348,8 @@ fn warn(message: &str) {
 
 struct Ctx {
     global: Global,
-    offset: UtcOffset,
+    /// The local time zone (for typed and shown local times).
+    tz: TimeZone,
 }
 
 impl Ctx {
@@ -417,10 +432,10 @@ impl Ctx {
     }
 }
 
-fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
+fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
     let ctx = Ctx {
         global: cli.global,
-        offset,
+        tz,
     };
     match cli.command {
         Command::Init { encrypt } => {
@@ -480,8 +495,18 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 }
             };
             let snap = &s.snapshot;
+            let clock = s.clock_went_back.map(|parent_ns| {
+                format!(
+                    "this snapshot's time ({}) is earlier than its parent's ({}): the clock went back; it is still the newest snapshot of {}",
+                    lumina_backup::snapshot::rfc3339(snap.record.time_ns),
+                    lumina_backup::snapshot::rfc3339(parent_ns),
+                    clean(&snap.record.source)
+                )
+            });
             if ctx.global.json {
-                print_json(&SnapshotJson::from(snap));
+                let mut doc = SnapshotJson::from(snap);
+                doc.warnings.extend(clock);
+                print_json(&doc);
             } else {
                 let r = &snap.record;
                 ctx.say(format!(
@@ -492,7 +517,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     r.files.len(),
                     bytes(r.new_bytes)
                 ));
-                for w in &r.warnings {
+                for w in r.warnings.iter().chain(&clock) {
                     ctx.say(format!("  warning: {w}"));
                 }
             }
@@ -505,28 +530,30 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             at,
         } => {
             let repo = ctx.open("snapshots")?;
-            let parse = |t: Option<String>| {
-                t.map(|t| lumina_backup::timespec::parse_time(&t, ctx.offset))
-                    .transpose()
-            };
-            let list: Vec<_> = match parse(at)? {
+            let parse =
+                |t: Option<String>, edge| t.map(|t| parse_time(&t, &ctx.tz, edge)).transpose();
+            let list: Vec<_> = match parse(at, Edge::End)? {
                 Some(t) => vec![repo.snapshot_at(db.as_deref(), t)?],
                 None => {
                     let filter = lumina_backup::snapshot::Filter {
                         db: db.as_deref().map(lumina_backup::repo::source_key),
                         tag,
-                        since_ns: parse(since)?,
-                        until_ns: parse(until)?,
+                        since_ns: parse(since, Edge::Start)?,
+                        until_ns: parse(until, Edge::End)?,
                     };
                     repo.list_filtered(&filter)?
                 }
             };
             let known = repo.known_changes()?;
+            let went_back = lumina_backup::snapshot::order::clock_went_back(&repo.list()?);
             if ctx.global.json {
                 print_json(
                     &list
                         .iter()
-                        .map(|s| ListJson::with_changes(s, &known))
+                        .map(|s| ListJson {
+                            clock_went_back: went_back.contains(&s.id),
+                            ..ListJson::with_changes(s, &known)
+                        })
                         .collect::<Vec<_>>(),
                 );
             } else if list.is_empty() {
@@ -537,31 +564,36 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     let tags = if r.tags.is_empty() {
                         String::new()
                     } else {
-                        format!(" [{}]", r.tags.join(", "))
+                        format!(" [{}]", clean_tags(&r.tags))
                     };
                     let note = if r.note.is_empty() {
                         String::new()
                     } else {
-                        format!(" \"{}\"", r.note)
+                        format!(" \"{}\"", clean(&r.note))
                     };
                     let changes = match known.get(&s.id) {
                         Some(n) => format!("  {n} rows changed"),
                         None => String::new(),
                     };
+                    let clock = if went_back.contains(&s.id) {
+                        "  (warning: taken at an earlier time than the snapshot before it; the clock went back)"
+                    } else {
+                        ""
+                    };
                     ctx.say(format!(
-                        "{}  {}  {:>10}  +{:<10} {}{tags}{note}{changes}",
+                        "{}  {}  {:>10}  +{:<10} {}{tags}{note}{changes}{clock}",
                         s.id.short(),
-                        local_time(r.time_ns, ctx.offset),
+                        local_time(r.time_ns, &ctx.tz),
                         bytes(r.total_bytes),
                         bytes(r.new_bytes),
-                        r.source
+                        clean(&r.source)
                     ));
                 }
             }
         }
-        Command::Show { snap } => {
+        Command::Show { snap, db } => {
             let repo = ctx.open("show")?;
-            let s = repo.resolve(&snap)?;
+            let s = repo.resolve_in(&snap, db.as_deref())?;
             let mut manifest = Vec::new();
             let tables = match s.file("manifest.json") {
                 Ok(entry) => {
@@ -595,16 +627,20 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     "unencrypted"
                 };
                 ctx.say(format!("  repository {kind}"));
-                ctx.say(format!("  time      {}", local_time(r.time_ns, ctx.offset)));
-                ctx.say(format!("  database  {} (host {})", r.source, r.hostname));
+                ctx.say(format!("  time      {}", local_time(r.time_ns, &ctx.tz)));
+                ctx.say(format!(
+                    "  database  {} (host {})",
+                    clean(&r.source),
+                    clean(&r.hostname)
+                ));
                 if let Some(p) = r.parent {
                     ctx.say(format!("  parent    {}", p.short()));
                 }
                 if !r.tags.is_empty() {
-                    ctx.say(format!("  tags      {}", r.tags.join(", ")));
+                    ctx.say(format!("  tags      {}", clean_tags(&r.tags)));
                 }
                 if !r.note.is_empty() {
-                    ctx.say(format!("  note      {}", r.note));
+                    ctx.say(format!("  note      {}", clean(&r.note)));
                 }
                 ctx.say(format!(
                     "  sqlite    {} pages of {} bytes, user_version {}, {} mode",
@@ -638,9 +674,9 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 }
             }
         }
-        Command::Cat { snap, file } => {
+        Command::Cat { snap, file, db } => {
             let repo = ctx.open("cat")?;
-            let s = repo.resolve(&snap)?;
+            let s = repo.resolve_in(&snap, db.as_deref())?;
             let entry = s.file(&file)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -659,12 +695,16 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             live,
         } => {
             let mut repo = ctx.open("restore")?;
+            // `latest` and --at choose in one database's history: --db, else
+            // the target when it is a database the repository has snapshots of.
+            let db = match db {
+                Some(d) => Some(d),
+                None if !all && repo.is_source(&to)? => Some(to.clone()),
+                None => None,
+            };
             let chosen = match at {
-                Some(t) => repo.snapshot_at(
-                    db.as_deref(),
-                    lumina_backup::timespec::parse_time(&t, ctx.offset)?,
-                )?,
-                None => repo.resolve(snap.as_deref().unwrap_or("latest"))?,
+                Some(t) => repo.snapshot_at(db.as_deref(), parse_time(&t, &ctx.tz, Edge::End)?)?,
+                None => repo.resolve_in(snap.as_deref().unwrap_or("latest"), db.as_deref())?,
             };
             let bar = ctx.bar();
             let check = match (no_check, check) {
@@ -816,7 +856,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                         "{would} snapshot {} of {} at {}: {}",
                         &r.id[..12],
                         if r.db.is_empty() { "?" } else { &r.db },
-                        local_time(r.time_ns, ctx.offset),
+                        local_time(r.time_ns, &ctx.tz),
                         r.reason
                     ));
                 }
@@ -826,7 +866,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                         if dry_run { "would keep" } else { "kept" },
                         &t.old_id[..12],
                         t.db,
-                        local_time(t.time_ns, ctx.offset),
+                        local_time(t.time_ns, &ctx.tz),
                         &t.new_id[..12],
                         t.dropped_files.join(", ")
                     ));
@@ -864,7 +904,8 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             format,
             out,
             gzip,
-        } => exports::export(&ctx, &source, &table, &format, out, gzip)?,
+            db,
+        } => exports::export(&ctx, &source, &table, &format, out, gzip, db.as_deref())?,
         Command::Import { db, from, strict } => exports::import(&ctx, &db, &from, strict)?,
         Command::Diff {
             snap_a,
@@ -877,21 +918,23 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             add,
             remove,
             note,
+            db,
         } => {
             let mut repo = ctx.open("tag")?;
-            let s = repo.edit_snapshot(&snap, &add, &remove, note.as_deref())?;
+            let id = repo.resolve_in(&snap, db.as_deref())?.id.to_hex();
+            let s = repo.edit_snapshot(&id, &add, &remove, note.as_deref())?;
             if ctx.global.json {
                 print_json(&ListJson::from(&s));
             } else {
                 let tags = if s.record.tags.is_empty() {
                     "no tags".to_string()
                 } else {
-                    s.record.tags.join(", ")
+                    clean_tags(&s.record.tags)
                 };
                 ctx.say(format!(
                     "snapshot {} now: {tags}; note \"{}\"",
                     s.id.short(),
-                    s.record.note
+                    clean(&s.record.note)
                 ));
             }
         }
@@ -914,17 +957,17 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                     let id = d.latest_id.get(..12).unwrap_or(&d.latest_id);
                     ctx.say(format!(
                         "  {}: {} snapshots, newest {id} at {}",
-                        d.db,
+                        clean(&d.db),
                         d.snapshots,
-                        local_time(d.latest_time_ns, ctx.offset)
+                        local_time(d.latest_time_ns, &ctx.tz)
                     ));
                 }
                 match &st.last_failure {
                     Some(f) => ctx.say(format!(
                         "last failure: {} {} at {}: {}",
                         f.operation,
-                        f.db,
-                        local_time(f.time_ns, ctx.offset),
+                        clean(&f.db),
+                        local_time(f.time_ns, &ctx.tz),
                         f.message
                     )),
                     None => ctx.say("last failure: none recorded"),

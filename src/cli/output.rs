@@ -1,22 +1,44 @@
 //! Presentation: human text and the JSON documents of the CLI contract.
 
 use serde::Serialize;
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
+use lumina_backup::timespec::{format_local, TimeZone};
 use lumina_backup::Snapshot;
 
 pub use lumina_backup::snapshot::rfc3339;
 
-/// Local time and how long ago, for humans.
-pub fn local_time(time_ns: i64, offset: UtcOffset) -> String {
+/// Local time (with the offset in force at that instant) and how long ago,
+/// for humans.
+pub fn local_time(time_ns: i64, tz: &TimeZone) -> String {
     let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns)) else {
         return time_ns.to_string();
     };
-    let local = t.to_offset(offset);
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    let shown = local.format(&fmt).unwrap_or_default();
     let ago = (OffsetDateTime::now_utc() - t).whole_seconds();
-    format!("{shown} ({})", relative(ago))
+    format!("{} ({})", format_local(time_ns, tz), relative(ago))
+}
+
+/// Text from a record (tags, notes, paths) made safe for a terminal: control
+/// characters (newlines, escape sequences) are shown escaped (`\n`, `\u{1b}`),
+/// so a note cannot forge lines or colours in a listing.
+pub fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Tags for a terminal: escaped, comma-separated.
+pub fn clean_tags(tags: &[String]) -> String {
+    tags.iter().map(|t| clean(t)).collect::<Vec<_>>().join(", ")
 }
 
 fn relative(secs: i64) -> String {
@@ -98,6 +120,10 @@ pub struct ListJson {
     /// Rows changed against the parent, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed_rows: Option<u64>,
+    /// Present (true) when its time is earlier than the previous snapshot's in
+    /// its database's history: the clock went back.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub clock_went_back: bool,
 }
 
 impl ListJson {
@@ -112,6 +138,7 @@ impl ListJson {
             total_bytes: r.total_bytes,
             new_bytes: r.new_bytes,
             changed_rows: None,
+            clock_went_back: false,
         }
     }
 

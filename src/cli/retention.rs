@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use lumina_backup::repo::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 use lumina_backup::retention::{self, Decision, Plan, Policy, Span};
@@ -17,23 +16,27 @@ use super::Ctx;
 /// `forget` arguments.
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
+    /// Forget these snapshots (ids, unique prefixes, or `latest` with --db)
+    /// instead of applying rules.
+    #[arg(value_name = "SNAP")]
+    snaps: Vec<String>,
     /// Keep the N newest snapshots.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_last: Option<u32>,
     /// Keep the newest snapshot of each of the N most recent hours that have one.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_hourly: Option<u32>,
     /// Keep the newest snapshot of each of the N most recent days that have one.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_daily: Option<u32>,
     /// Same per ISO week.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_weekly: Option<u32>,
     /// Same per month.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_monthly: Option<u32>,
     /// Same per year.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     keep_yearly: Option<u32>,
     /// Keep every snapshot within DURATION of the newest one (36h, 7d, 2w, 6m, 1y, 1y6m).
     #[arg(long, value_name = "DURATION")]
@@ -56,6 +59,10 @@ pub struct ForgetArgs {
     /// Print the plan (kept, removed, and the rule that kept each); change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Carry out a plan that keeps no snapshot of a database, or (by rules)
+    /// removes its newest snapshot; refused without this flag.
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 impl ForgetArgs {
@@ -125,7 +132,7 @@ pub enum ConfigCommand {
 }
 
 fn now_ns() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    i64::try_from(lumina_backup::testhook::now().unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
 fn short(d: &Decision) -> String {
@@ -134,15 +141,32 @@ fn short(d: &Decision) -> String {
 
 pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
     let mut repo = ctx.open("forget")?;
-    let mut policy = match args.policy()? {
-        Some(p) => p,
-        None => repo.stored_policy()?,
+    let given = args.policy()?;
+    let (plan, policy) = if args.snaps.is_empty() {
+        let mut policy = match given {
+            Some(p) => p,
+            None => repo.stored_policy()?,
+        };
+        if let Some(s) = &args.keep_pre_restore {
+            policy.pre_restore = Span::parse(s).map_err(|e| Error::BadInput(e.to_string()))?;
+        }
+        let plan = repo.forget_plan(Some(&policy), args.db.as_deref(), now_ns(), &ctx.tz)?;
+        (plan, Some(policy))
+    } else {
+        if given.is_some() || args.keep_pre_restore.is_some() {
+            return Err(Error::BadInput(
+                "give snapshots to forget or retention rules, not both".into(),
+            ));
+        }
+        (
+            repo.forget_named_plan(&args.snaps, args.db.as_deref())?,
+            None,
+        )
     };
-    if let Some(s) = &args.keep_pre_restore {
-        policy.pre_restore = Span::parse(s).map_err(|e| Error::BadInput(e.to_string()))?;
-    }
-    let plan = repo.forget_plan(Some(&policy), args.db.as_deref(), now_ns(), ctx.offset)?;
     if !args.dry_run {
+        if !args.allow_empty {
+            lumina_backup::repo::refuse_dangers(&plan)?;
+        }
         repo.forget_apply(&plan)?;
     }
     let pruned = if args.prune && !args.dry_run {
@@ -154,7 +178,13 @@ pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
         print_json(&forget_json(&plan, args.dry_run, pruned.as_ref()));
         return Ok(());
     }
-    ctx.say(format!("policy: {}", policy.describe()));
+    match &policy {
+        Some(p) => ctx.say(format!("policy: {}", p.describe())),
+        None => ctx.say(format!(
+            "forget the {} snapshots named",
+            plan.removed().count()
+        )),
+    }
     let mut groups: Vec<&str> = plan.decisions.iter().map(|d| d.group.as_str()).collect();
     groups.sort();
     groups.dedup();
@@ -164,9 +194,9 @@ pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
         "removed"
     };
     for g in groups {
-        ctx.say(format!("{g}:"));
+        ctx.say(format!("{}:", super::output::clean(g)));
         for d in plan.decisions.iter().filter(|d| d.group == g) {
-            let when = local_time(d.time_ns, ctx.offset);
+            let when = local_time(d.time_ns, &ctx.tz);
             if d.keep {
                 ctx.say(format!(
                     "  keep    {}  {when}  ({})",
@@ -182,6 +212,14 @@ pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
     let kept = plan.kept().count();
     let removed = plan.removed().count();
     ctx.say(format!("kept {kept} snapshots, {verb} {removed}"));
+    for danger in &plan.dangers {
+        let how = if args.dry_run && !args.allow_empty {
+            "would be refused without --allow-empty"
+        } else {
+            "allowed by --allow-empty"
+        };
+        ctx.say(format!("warning: {danger} ({how})"));
+    }
     if args.dry_run {
         ctx.say("dry run: nothing was changed");
     } else if removed > 0 && pruned.is_none() {
@@ -204,7 +242,7 @@ fn forget_json(plan: &Plan, dry_run: bool, pruned: Option<&PruneReport>) -> Valu
         .removed()
         .map(|d| json!({"id": d.id.to_hex(), "time": rfc3339(d.time_ns), "db": d.group}))
         .collect();
-    json!({"dry_run": dry_run, "kept": kept, "removed": removed, "pruned": pruned})
+    json!({"dry_run": dry_run, "kept": kept, "removed": removed, "pruned": pruned, "dangers": plan.dangers})
 }
 
 fn say_prune(ctx: &Ctx, r: &PruneReport) {

@@ -125,6 +125,11 @@ pub struct SnapshotRecord {
     /// Consistency findings (warnings, never a reason to refuse a snapshot).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Position in its database's history: one more than the highest `seq` of
+    /// that database's snapshots when it was taken (absent in older records,
+    /// which count as 0). Orders the history when the clock went back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 impl SnapshotRecord {
@@ -376,7 +381,28 @@ mod tests {
                 ..Default::default()
             },
             warnings: vec![],
+            seq: None,
         }
+    }
+
+    /// Issue #8 item 27: `seq` is optional: records without it (older writers)
+    /// decode, and a record without it encodes as before (same id).
+    #[test]
+    fn seq_is_an_optional_field() {
+        let old = sample_snapshot();
+        let bytes = encode_named(&old);
+        assert!(
+            !bytes.windows(3).any(|w| w == b"seq"),
+            "no seq key when absent"
+        );
+        let newer = SnapshotRecord {
+            seq: Some(7),
+            ..sample_snapshot()
+        };
+        let back: SnapshotRecord = decode(&encode_named(&newer)).expect("decode");
+        assert_eq!(back.seq, Some(7));
+        let read_old: SnapshotRecord = decode(&bytes).expect("decode old");
+        assert_eq!(read_old.seq, None);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
+use jiff::tz::TimeZone;
 use serde::Serialize;
-use time::UtcOffset;
 
 use super::Repository;
 use crate::backend::Backend;
@@ -70,13 +70,15 @@ impl Repository {
 
     /// Plans a forget: `policy` (or the stored one when `None`) applied to each
     /// database, or only to `db` if given. Changes nothing. An empty policy is
-    /// refused (exit 2, "no retention rule given").
+    /// refused (exit 2, "no retention rule given"). Local-time buckets are in
+    /// `tz`. A plan that keeps none of a database's snapshots or removes its
+    /// newest lists it in [`Plan::dangers`] (see [`refuse_dangers`]).
     pub fn forget_plan(
         &self,
         policy: Option<&Policy>,
         db: Option<&Path>,
         now_ns: i64,
-        offset: UtcOffset,
+        tz: &TimeZone,
     ) -> Result<Plan> {
         let stored;
         let policy = match policy {
@@ -88,34 +90,59 @@ impl Repository {
         };
         let db = db.map(super::source_key);
         let items: Vec<Item> = self
+            .items()?
+            .into_iter()
+            .filter(|it| db.as_ref().is_none_or(|d| &it.group == d))
+            .collect();
+        retention::plan(&items, policy, now_ns, tz).map_err(|e| Error::BadInput(e.to_string()))
+    }
+
+    /// Every snapshot as the retention policy sees it, with its place in history.
+    fn items(&self) -> Result<Vec<Item>> {
+        Ok(self
             .list()?
             .into_iter()
-            .filter(|s| db.as_ref().is_none_or(|d| &s.record.source == d))
-            .map(|s| Item {
+            .enumerate()
+            .map(|(i, s)| Item {
                 id: s.id,
                 time_ns: s.record.time_ns,
                 group: s.record.source,
                 tags: s.record.tags,
+                order: i as u64,
             })
-            .collect();
-        retention::plan(&items, policy, now_ns, offset).map_err(|e| Error::BadInput(e.to_string()))
+            .collect())
+    }
+
+    /// Plans forgetting the snapshots `specs` name (ids, unique prefixes, or
+    /// `latest` of `db`); every other snapshot of their databases is kept.
+    /// Reads no data, so it works when the snapshots reference missing chunks.
+    pub fn forget_named_plan(&self, specs: &[String], db: Option<&Path>) -> Result<Plan> {
+        let mut named = Vec::new();
+        for spec in specs {
+            let id = self.resolve_in(spec, db)?.id;
+            if !named.contains(&id) {
+                named.push(id);
+            }
+        }
+        Ok(retention::plan_named(&self.items()?, &named))
     }
 
     /// Plans and (unless `dry_run`) applies a forget, then prunes with
     /// `prune_max_unused` percent if given — what the app calls after a backup
-    /// with `Policy::keep_last(BackupConfig.retention)`.
+    /// with `Policy::keep_last(BackupConfig.retention)`. A dangerous plan is
+    /// refused (exit 2); apply one deliberately with [`Self::forget_apply`].
     pub fn forget(
         &mut self,
         policy: Option<&Policy>,
         db: Option<&Path>,
         dry_run: bool,
         prune_max_unused: Option<f64>,
-        offset: UtcOffset,
+        tz: &TimeZone,
         progress: &dyn crate::progress::Progress,
     ) -> Result<ForgetReport> {
-        let now = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+        let now = i64::try_from(crate::testhook::now().unix_timestamp_nanos())
             .map_err(|_| Error::BadInput("clock out of range".into()))?;
-        let plan = self.forget_plan(policy, db, now, offset)?;
+        let plan = self.forget_plan(policy, db, now, tz)?;
         if dry_run {
             return Ok(ForgetReport {
                 plan,
@@ -123,6 +150,7 @@ impl Repository {
                 pruned: None,
             });
         }
+        refuse_dangers(&plan)?;
         self.forget_apply(&plan)?;
         let pruned = match prune_max_unused {
             Some(max) => Some(self.prune(max, progress)?),
@@ -152,4 +180,17 @@ impl Repository {
             ..Default::default()
         })
     }
+}
+
+/// Refuses (exit 2, saying what the plan would do) a plan that keeps none of a
+/// database's snapshots or removes its newest; the CLI skips this check only
+/// with `--allow-empty`.
+pub fn refuse_dangers(plan: &Plan) -> Result<()> {
+    if plan.dangers.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BadInput(format!(
+        "forget refused: {}; check the rules with --dry-run, or pass --allow-empty if that is what you want",
+        plan.dangers.join("; ")
+    )))
 }

@@ -20,7 +20,7 @@ mod verify;
 
 pub use diff::DiffTarget;
 pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
-pub use forget::{ForgetReport, RETENTION_FILE};
+pub use forget::{refuse_dangers, ForgetReport, RETENTION_FILE};
 pub use keys::KeyInfo;
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
@@ -483,15 +483,16 @@ impl Repository {
             .map_err(|e| Error::decode(&object, e))
     }
 
-    /// All snapshots, oldest first.
+    /// All snapshots, oldest first: by time, and each database's in the order
+    /// of its history (after a clock went back, a snapshot still comes after
+    /// its parent; see [`snapshot::order`]).
     pub fn list(&self) -> Result<Vec<Snapshot>> {
         let mut out = Vec::new();
         for (id, file) in self.index.snapshots()? {
             let record = snapshot::decode_record_file(&id, &file, self.store.cipher())?;
             out.push(Snapshot { id, record });
         }
-        out.sort_by_key(|s| (s.record.time_ns, s.id));
-        Ok(out)
+        Ok(snapshot::order::order(out))
     }
 
     /// Snapshots passing `filter`, oldest first.
@@ -511,10 +512,26 @@ impl Repository {
         snapshot::at(&all, db.as_deref(), time_ns).cloned()
     }
 
-    /// The snapshot `spec` names (`latest`, an id, or a unique prefix).
+    /// The snapshot `spec` names (`latest`, an id, or a unique prefix);
+    /// `latest` needs a repository of one database (see [`Self::resolve_in`]).
     pub fn resolve(&self, spec: &str) -> Result<Snapshot> {
+        self.resolve_in(spec, None)
+    }
+
+    /// The snapshot `spec` names; `latest` is the newest snapshot of `db` (any
+    /// path to the database), or without `db` of the repository's only
+    /// database (several: exit 2 naming them).
+    pub fn resolve_in(&self, spec: &str, db: Option<&Path>) -> Result<Snapshot> {
         let all = self.list()?;
-        snapshot::resolve(spec, &all).cloned()
+        let db = db.map(source_key);
+        snapshot::resolve(spec, &all, db.as_deref()).cloned()
+    }
+
+    /// Whether the repository has snapshots of the database at `path` (any
+    /// path to it).
+    pub fn is_source(&self, path: &Path) -> Result<bool> {
+        let key = source_key(path);
+        Ok(self.list()?.iter().any(|s| s.record.source == key))
     }
 
     /// Stored size of the repository (packs, snapshots, config, index).

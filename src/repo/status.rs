@@ -82,10 +82,10 @@ impl Repository {
                     latest_time_ns: i64::MIN,
                 });
             e.snapshots += 1;
-            if s.record.time_ns >= e.latest_time_ns {
-                e.latest_time_ns = s.record.time_ns;
-                e.latest_id = s.id.to_hex();
-            }
+            // `list` is in history order: the last one seen is the newest,
+            // even when the clock went back.
+            e.latest_time_ns = s.record.time_ns;
+            e.latest_id = s.id.to_hex();
         }
         let mut databases: Vec<_> = per.into_values().collect();
         databases.sort_by_key(|d| std::cmp::Reverse(d.latest_time_ns));
@@ -171,6 +171,9 @@ impl Repository {
         note: Option<&str>,
     ) -> Result<Snapshot> {
         let old = self.resolve(spec)?;
+        for t in add {
+            snapshot::check_tag(t)?;
+        }
         let mut record = old.record.clone();
         record.tags.retain(|t| !remove.contains(t));
         for t in add {

@@ -41,6 +41,10 @@ pub struct SnapshotSummary {
     pub snapshot: Snapshot,
     /// Chunks that were new.
     pub new_chunks: u64,
+    /// The parent's time when it is later than this snapshot's: the clock went
+    /// back since the parent was taken (the history still orders this snapshot
+    /// after its parent; the caller should say so).
+    pub clock_went_back: Option<i64>,
 }
 
 /// A snapshot that added at least this many chunks compacts the index after it.
@@ -236,18 +240,27 @@ impl Repository {
             }
             _ => Error::io("resolving", db, e),
         })?;
+        for t in &opts.tags {
+            snapshot::check_tag(t)?;
+        }
         let conn = match raw {
             None => Some(capture::open_source(&source)?),
             Some(_) => None,
         };
         let source_str = source.to_string_lossy().into_owned();
-        let parent = self
-            .list()?
-            .iter()
-            .rev()
-            .find(|s| s.record.source == source_str)
-            .map(|s| s.id);
-        let now = OffsetDateTime::now_utc();
+        let (parent, parent_time, seq) = {
+            // `list` is in history order: the last of this database is the newest.
+            let list = self.list()?;
+            let mut of_db = list.iter().filter(|s| s.record.source == source_str);
+            let seq = 1 + of_db
+                .clone()
+                .filter_map(|s| s.record.seq)
+                .max()
+                .unwrap_or(0);
+            let last = of_db.next_back();
+            (last.map(|s| s.id), last.map(|s| s.record.time_ns), seq)
+        };
+        let now: OffsetDateTime = crate::testhook::now();
         let timestamp = now
             .format(&Rfc3339)
             .map_err(|e| Error::BadInput(format!("clock: {e}")))?;
@@ -393,6 +406,7 @@ impl Repository {
             new_bytes: added.stored_bytes,
             sqlite,
             warnings: extra.warnings,
+            seq: Some(seq),
         };
         let (id, file) = snapshot::encode_record(&record, self.store.cipher());
         self.backend_write(&snapshot::snapshot_path(&id), &file)?;
@@ -417,9 +431,11 @@ impl Repository {
             let _ = self.record_changes(&snapshot, 0);
         }
         progress.done();
+        let clock_went_back = parent_time.filter(|t| *t > snapshot.record.time_ns);
         Ok(SnapshotSummary {
             snapshot,
             new_chunks,
+            clock_went_back,
         })
     }
 

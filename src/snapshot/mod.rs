@@ -2,6 +2,9 @@
 //! user typed (`latest`, a full id, a unique prefix) to one snapshot.
 //!
 //! Knows nothing of presentation or storage; works on decoded records.
+//! `latest` and `--at` choose within one database's history ([`order`]).
+
+pub mod order;
 
 use serde::Serialize;
 
@@ -86,12 +89,23 @@ pub fn decode_record_body(id: &SnapshotId, body: &[u8]) -> Result<SnapshotRecord
 }
 
 /// Finds the one snapshot `spec` names: `latest`, a full id, or a unique prefix
-/// of at least [`MIN_PREFIX`] hex characters. `snapshots` is oldest first.
-pub fn resolve<'a>(spec: &str, snapshots: &'a [Snapshot]) -> Result<&'a Snapshot> {
+/// of at least [`MIN_PREFIX`] hex characters. `snapshots` is oldest first (in
+/// history order, as [`order::order`] gives it). `latest` is the newest snapshot
+/// of database `db` (the source as recorded); without `db` the repository must
+/// hold one database only (else exit 2 naming them).
+pub fn resolve<'a>(
+    spec: &str,
+    snapshots: &'a [Snapshot],
+    db: Option<&str>,
+) -> Result<&'a Snapshot> {
     let spec = spec.trim();
     if spec == "latest" {
-        return snapshots.last().ok_or_else(|| {
-            Error::UnknownSnapshot("latest (the repository has no snapshots)".into())
+        let of_db = of_database(snapshots, db)?;
+        return of_db.last().copied().ok_or_else(|| {
+            Error::UnknownSnapshot(match db {
+                Some(d) => format!("latest (no snapshot of {d})"),
+                None => "latest (the repository has no snapshots)".into(),
+            })
         });
     }
     let lower = spec.to_ascii_lowercase();
@@ -113,6 +127,52 @@ pub fn resolve<'a>(spec: &str, snapshots: &'a [Snapshot]) -> Result<&'a Snapshot
             count,
         }),
     }
+}
+
+/// The databases (recorded sources) of `snapshots`, sorted, each once.
+pub fn databases(snapshots: &[Snapshot]) -> Vec<&str> {
+    let mut sources: Vec<&str> = snapshots.iter().map(|s| s.record.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    sources
+}
+
+/// The snapshots of database `db`, in their order; without `db`, all of them,
+/// provided they are of one database (else exit 2 naming the databases).
+pub fn of_database<'a>(snapshots: &'a [Snapshot], db: Option<&str>) -> Result<Vec<&'a Snapshot>> {
+    if db.is_none() {
+        let sources = databases(snapshots);
+        if sources.len() > 1 {
+            return Err(Error::BadInput(format!(
+                "the repository has snapshots of {} databases ({}); say which with --db",
+                sources.len(),
+                sources.join(", ")
+            )));
+        }
+    }
+    Ok(snapshots
+        .iter()
+        .filter(|s| db.is_none_or(|d| s.record.source == d))
+        .collect())
+}
+
+/// Checks a tag given by the user: not empty, no comma (tags are listed and
+/// stored in settings comma-separated), no newline or other control character
+/// (they would forge lines in listings). Exit 2 naming the tag otherwise.
+pub fn check_tag(tag: &str) -> Result<()> {
+    let why = if tag.trim().is_empty() {
+        "is empty"
+    } else if tag.contains(',') {
+        "contains a comma"
+    } else if tag.chars().any(char::is_control) {
+        "contains a newline or another control character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::BadInput(format!(
+        "tag {:?} {why}: tags are single words or phrases without commas or control characters",
+        tag
+    )))
 }
 
 /// RFC 3339 (UTC) form of a snapshot time.
@@ -151,25 +211,11 @@ impl Filter {
 }
 
 /// The newest snapshot of database `db` taken at or before `time_ns`
-/// (`snapshots` oldest first). Without `db` the snapshots must all be of one
+/// (`snapshots` oldest first, in history order: after a clock went back, the
+/// newest in the history whose time is at or before `time_ns`). Without `db` the snapshots must all be of one
 /// database. Before the first snapshot: an error naming the earliest.
 pub fn at<'a>(snapshots: &'a [Snapshot], db: Option<&str>, time_ns: i64) -> Result<&'a Snapshot> {
-    let of_db: Vec<&Snapshot> = snapshots
-        .iter()
-        .filter(|s| db.is_none_or(|d| s.record.source == d))
-        .collect();
-    if db.is_none() {
-        let mut sources: Vec<&str> = of_db.iter().map(|s| s.record.source.as_str()).collect();
-        sources.sort_unstable();
-        sources.dedup();
-        if sources.len() > 1 {
-            return Err(Error::BadInput(format!(
-                "the repository has snapshots of {} databases ({}); say which with --db",
-                sources.len(),
-                sources.join(", ")
-            )));
-        }
-    }
+    let of_db = of_database(snapshots, db)?;
     let Some(first) = of_db.first() else {
         return Err(Error::UnknownSnapshot(match db {
             Some(d) => format!("any snapshot of {d}"),
@@ -233,6 +279,7 @@ mod tests {
                 new_bytes: 0,
                 sqlite: SqliteInfo::default(),
                 warnings: vec![],
+                seq: None,
             },
         }
     }
@@ -271,32 +318,93 @@ mod tests {
         ));
     }
 
+    /// Issue #8 item 6: `latest` is the newest snapshot of the database in question.
+    #[test]
+    fn latest_is_per_database() {
+        let mut a = snap(1, 100);
+        a.record.source = "/a.db".into();
+        let mut b = snap(2, 200);
+        b.record.source = "/b.db".into();
+        let list = vec![a, b];
+        let got = resolve("latest", &list, Some("/a.db")).expect("a");
+        assert_eq!(got.id, list[0].id);
+        let e = resolve("latest", &list, None).expect_err("ambiguous");
+        assert!(
+            matches!(&e, Error::BadInput(m) if m.contains("/a.db") && m.contains("/b.db")),
+            "{e}"
+        );
+        assert!(matches!(
+            resolve("latest", &list, Some("/c.db")),
+            Err(Error::UnknownSnapshot(_))
+        ));
+        // An id names its snapshot whatever the database.
+        assert!(resolve(&list[1].id.to_hex(), &list, Some("/a.db")).is_ok());
+    }
+
+    /// Issue #8 item 22: tags that would break listings are refused.
+    #[test]
+    fn tags_are_checked() {
+        for ok in ["manual", "pre-restore", "été 2026", "a b"] {
+            check_tag(ok).expect(ok);
+        }
+        for bad in [
+            "",
+            "  ",
+            "a,b",
+            "a\nb",
+            "a\rb",
+            "\u{1b}[31mred",
+            "tab\there",
+            "x\u{7f}",
+        ] {
+            assert!(matches!(check_tag(bad), Err(Error::BadInput(_))), "{bad:?}");
+        }
+    }
+
     #[test]
     fn resolve_rules() {
         let list = vec![snap(0xab, 1), snap(0xab, 2), snap(0xcd, 3)];
-        assert_eq!(resolve("latest", &list).expect("latest").record.time_ns, 3);
-        assert_eq!(resolve("cd0300", &list).expect("prefix").record.time_ns, 3);
         assert_eq!(
-            resolve(&list[0].id.to_hex(), &list)
+            resolve("latest", &list, None)
+                .expect("latest")
+                .record
+                .time_ns,
+            3
+        );
+        assert_eq!(
+            resolve("cd0300", &list, None)
+                .expect("prefix")
+                .record
+                .time_ns,
+            3
+        );
+        assert_eq!(
+            resolve(&list[0].id.to_hex(), &list, None)
                 .expect("full")
                 .record
                 .time_ns,
             1
         );
-        assert!(matches!(resolve("ab0", &list), Err(Error::BadInput(_))));
-        assert!(resolve("ab0100", &list).is_ok());
         assert!(matches!(
-            resolve("ab0000", &list),
+            resolve("ab0", &list, None),
+            Err(Error::BadInput(_))
+        ));
+        assert!(resolve("ab0100", &list, None).is_ok());
+        assert!(matches!(
+            resolve("ab0000", &list, None),
             Err(Error::UnknownSnapshot(_))
         ));
         let amb = vec![snap(0xab, 1), snap(0xab, 1)];
         assert!(matches!(
-            resolve("ab0100", &amb),
+            resolve("ab0100", &amb, None),
             Err(Error::AmbiguousSnapshot { count: 2, .. })
         ));
-        assert!(matches!(resolve("zzzzzz", &list), Err(Error::BadInput(_))));
         assert!(matches!(
-            resolve("latest", &[]),
+            resolve("zzzzzz", &list, None),
+            Err(Error::BadInput(_))
+        ));
+        assert!(matches!(
+            resolve("latest", &[], None),
             Err(Error::UnknownSnapshot(_))
         ));
     }
