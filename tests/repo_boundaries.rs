@@ -156,9 +156,9 @@ fn read_only_repository_serves_every_read_command() {
     let Some(_m) = read_only_bind(&t.repo(), &ro) else {
         return;
     };
-    let before = tree_bytes(&t.repo());
     let lb = || Lb::new(&ro, t.root());
     for round in ["with its index", "without its index"] {
+        let before = tree_bytes(&t.repo());
         let list = lb().arg("snapshots").json();
         assert_eq!(list.as_array().map(|a| a.len()), Some(2), "{round}");
         lb().args(["show", &b]).ok();

@@ -59,6 +59,9 @@ enum Command {
         /// Encrypt it (XChaCha20-Poly1305; key from the passphrase with Argon2id).
         #[arg(long)]
         encrypt: bool,
+        /// Create it in a folder that already holds other files.
+        #[arg(long)]
+        force: bool,
     },
     /// Manage the passphrases of an encrypted repository.
     Key {
@@ -297,6 +300,12 @@ impl Ctx {
         Repository::open(&self.repo_path(), &self.open_options(purpose)?)
     }
 
+    /// Opens for a command that only reads: writes nothing to the repository
+    /// (works on a read-only mount or a full disk; shares the lock with readers).
+    fn open_read(&self, purpose: &str) -> Result<Repository, Error> {
+        Repository::open_read_only(&self.repo_path(), &self.open_options(purpose)?)
+    }
+
     fn open_options(&self, purpose: &str) -> Result<OpenOptions, Error> {
         let path = self.repo_path();
         let passphrase = if Repository::is_encrypted(&path)? {
@@ -347,7 +356,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
         offset,
     };
     match cli.command {
-        Command::Init { encrypt } => {
+        Command::Init { encrypt, force } => {
             let path = ctx.repo_path();
             let passphrase = if encrypt {
                 Some(ctx.passphrase(true)?)
@@ -356,9 +365,11 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             };
             let opts = lumina_backup::InitOptions {
                 passphrase,
+                force,
                 ..Default::default()
             };
             let config = Repository::init_with(&path, &opts)?;
+            warn_if_not_private(&path);
             if ctx.global.json {
                 print_json(
                     &serde_json::json!({"repo": path, "repo_id": config.repo_id, "encrypted": encrypt}),
@@ -425,7 +436,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             until,
             at,
         } => {
-            let repo = ctx.open("snapshots")?;
+            let repo = ctx.open_read("snapshots")?;
             let parse = |t: Option<String>| {
                 t.map(|t| lumina_backup::timespec::parse_time(&t, ctx.offset))
                     .transpose()
@@ -481,7 +492,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             }
         }
         Command::Show { snap } => {
-            let repo = ctx.open("show")?;
+            let repo = ctx.open_read("show")?;
             let s = repo.resolve(&snap)?;
             let mut manifest = Vec::new();
             let tables = match s.file("manifest.json") {
@@ -560,7 +571,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             }
         }
         Command::Cat { snap, file } => {
-            let repo = ctx.open("cat")?;
+            let repo = ctx.open_read("cat")?;
             let s = repo.resolve(&snap)?;
             let entry = s.file(&file)?;
             let stdout = std::io::stdout();
@@ -576,7 +587,12 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             force,
             all,
         } => {
-            let mut repo = ctx.open("restore")?;
+            // Only replacing an existing target writes (its pre-restore snapshot).
+            let mut repo = if force && to.exists() {
+                ctx.open("restore")?
+            } else {
+                ctx.open_read("restore")?
+            };
             let chosen = match at {
                 Some(t) => repo.snapshot_at(
                     db.as_deref(),
@@ -621,7 +637,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             }
         }
         Command::Verify { read_data } => {
-            let repo = ctx.open("verify")?;
+            let repo = ctx.open_read("verify")?;
             let bar = ctx.bar();
             let report = repo.verify(read_data, &bar)?;
             if ctx.global.json {
@@ -716,7 +732,7 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
             }
         }
         Command::Status => {
-            let repo = ctx.open("status")?;
+            let repo = ctx.open_read("status")?;
             let st = repo.status()?;
             if ctx.global.json {
                 print_json(&st);
@@ -767,7 +783,7 @@ fn key_command(ctx: &Ctx, what: KeyCommand) -> Result<(), Error> {
     let kdf = lumina_backup::crypto::KdfParams::default();
     match what {
         KeyCommand::List => {
-            let repo = ctx.open("key list")?;
+            let repo = ctx.open_read("key list")?;
             let keys = repo.key_list()?;
             if ctx.global.json {
                 print_json(&keys);
@@ -813,6 +829,21 @@ fn key_command(ctx: &Ctx, what: KeyCommand) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `init` makes the repository folder 0700; say so when the file system kept
+/// another mode (no Unix modes, or a folder owned by someone else).
+fn warn_if_not_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "lumina-backup: note: {} keeps mode {mode:o} (this file system or its owner did not allow 0700); other users may list the repository's files",
+                path.display()
+            );
+        }
+    }
 }
 
 /// Used by the demo to print paths.

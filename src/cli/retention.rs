@@ -335,7 +335,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             }
         }
         ConfigCommand::Get { key } => {
-            let repo = ctx.open("config get")?;
+            let repo = ctx.open_read("config get")?;
             let value = match fixed(&repo).into_iter().find(|(k, _)| *k == key) {
                 Some((_, v)) => Some(show_value(&v)),
                 None => retention::get_setting(&repo.retention_settings()?, &key)
@@ -348,7 +348,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             }
         }
         ConfigCommand::Show => {
-            let repo = ctx.open("config show")?;
+            let repo = ctx.open_read("config show")?;
             let settings = repo.retention_settings()?;
             let table = retention::settings_table(&settings);
             let policy =

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::store::ChunkLoc;
 
+pub mod overlay;
+
 const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
 const PACKS: TableDefinition<[u8; 32], u64> = TableDefinition::new("packs");
 const SNAPSHOTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("snapshots");
@@ -78,6 +80,37 @@ impl Index {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io("setting permissions of", path, e))?;
+        Self::prepare(db, path)
+    }
+
+    /// Opens the index file at `path` without ever writing to it (a read-only
+    /// repository): every write, including the ones opening needs, stays in
+    /// memory ([`overlay`]). Without an index file, or with one redb cannot
+    /// open, the index starts empty in memory and opening the repository fills it
+    /// from the files.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let base = match std::fs::File::open(path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("opening", path, e)),
+        };
+        let build = |base| -> Result<Database> {
+            let backend = overlay::Overlay::new(base)
+                .map_err(|e| Error::io("reading the size of", path, e))?;
+            redb::Builder::new()
+                .set_cache_size(16 << 20)
+                .create_with_backend(backend)
+                .map_err(|e| Error::Index(format!("cannot open {}: {e}", path.display())))
+        };
+        let db = match build(base) {
+            Ok(db) => db,
+            Err(_) => build(None)?,
+        };
+        Self::prepare(db, path)
+    }
+
+    /// Checks the layout version (emptying an index of another one).
+    fn prepare(db: Database, path: &Path) -> Result<Self> {
         let index = Index {
             db,
             path: path.to_path_buf(),
