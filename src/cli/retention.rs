@@ -238,6 +238,9 @@ fn say_prune(ctx: &Ctx, r: &PruneReport) {
     if r.dry_run {
         ctx.say("dry run: nothing was changed");
     }
+    if let Some(note) = &r.note {
+        ctx.say(format!("note: {note}"));
+    }
 }
 
 pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), Error> {

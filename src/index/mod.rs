@@ -28,6 +28,20 @@ pub const INDEX_VERSION: u8 = 2;
 pub struct Index {
     db: Database,
     path: PathBuf,
+    /// Declared after `db`, so it runs once redb has closed the file (redb grows
+    /// it, sparsely, when it closes).
+    _fill: FillHolesOnDrop,
+}
+
+/// Allocates the index file's holes when dropped (writable opens only).
+struct FillHolesOnDrop(Option<PathBuf>);
+
+impl Drop for FillHolesOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            preallocate(p);
+        }
+    }
 }
 
 impl std::fmt::Debug for Index {
@@ -80,7 +94,8 @@ impl Index {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io("setting permissions of", path, e))?;
-        Self::prepare(db, path)
+        preallocate(path);
+        Self::prepare(db, path, true)
     }
 
     /// Opens the index file at `path` without ever writing to it (a read-only
@@ -106,15 +121,21 @@ impl Index {
             Ok(db) => db,
             Err(_) => build(None)?,
         };
-        Self::prepare(db, path)
+        Self::prepare(db, path, false)
     }
 
-    /// Checks the layout version (emptying an index of another one).
-    fn prepare(db: Database, path: &Path) -> Result<Self> {
+    /// Checks the layout version (emptying an index of another one). An index
+    /// of this version with its tables is not written to, so opening needs no
+    /// free space.
+    fn prepare(db: Database, path: &Path, writable: bool) -> Result<Self> {
         let index = Index {
             db,
             path: path.to_path_buf(),
+            _fill: FillHolesOnDrop(writable.then(|| path.to_path_buf())),
         };
+        if index.is_current().unwrap_or(false) {
+            return Ok(index);
+        }
         let txn = index.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -138,6 +159,21 @@ impl Index {
         }
         txn.commit()?;
         Ok(index)
+    }
+
+    /// Whether the index has this layout version and all its tables.
+    fn is_current(&self) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let current = meta.get("version")?.map(|v| v.value().to_vec()) == Some(vec![INDEX_VERSION]);
+        Ok(current
+            && txn.open_table(CHUNKS).is_ok()
+            && txn.open_table(PACKS).is_ok()
+            && txn.open_table(SNAPSHOTS).is_ok())
     }
 
     /// The file path.
@@ -185,6 +221,7 @@ impl Index {
         }
         crate::testhook::point(point);
         txn.commit()?;
+        preallocate(&self.path);
         Ok(())
     }
 
@@ -193,6 +230,7 @@ impl Index {
     /// snapshot) leave the file several times larger than its live data.
     pub fn compact(&mut self) -> Result<()> {
         while self.db.compact().map_err(|e| Error::Redb(e.to_string()))? {}
+        preallocate(&self.path);
         Ok(())
     }
 
@@ -250,6 +288,26 @@ impl Index {
             f(ChunkId(k.value()), loc)?;
         }
         Ok(())
+    }
+}
+
+/// Allocates the holes of the index file (redb grows it sparsely), best effort:
+/// a transaction that fits in the file's free pages then needs no new disk
+/// blocks, so `forget` and `prune` can commit on a full disk.
+fn preallocate(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else {
+        return;
+    };
+    let Ok(len) = f.metadata().map(|m| m.len()) else {
+        return;
+    };
+    if let Ok(len) = libc::off_t::try_from(len) {
+        // SAFETY: fallocate(2) on a descriptor we own, within its length; no
+        // memory is passed. Failure (ENOSPC, EOPNOTSUPP) only leaves the holes.
+        unsafe {
+            libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len);
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod diff;
 mod exports;
 mod forget;
 mod init;
+mod partial;
 mod keys;
 mod prune;
 mod restore;
