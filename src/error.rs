@@ -230,7 +230,9 @@ impl std::fmt::Display for PartialData {
         let mib = |n: u64| format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64);
         match self {
             PartialData::None => write!(f, "no partial data was left"),
-            PartialData::Removed(n) => write!(f, "the {} of partial data it wrote were removed", mib(*n)),
+            PartialData::Removed(n) => {
+                write!(f, "the partial data it wrote ({}) was removed", mib(*n))
+            }
             PartialData::Left(n) => write!(
                 f,
                 "{} of partial data will be removed by `lumina-backup prune`",

@@ -28,7 +28,10 @@ pub struct RepoLock {
 
 /// Whether an I/O error means "this file system cannot be written here".
 pub fn is_read_only_error(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EROFS | libc::EACCES | libc::EPERM))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EROFS | libc::EACCES | libc::EPERM)
+    )
 }
 
 impl RepoLock {
@@ -152,7 +155,10 @@ mod tests {
             "{msg}"
         );
         let err = RepoLock::acquire_shared(&p, Duration::ZERO).expect_err("busy for readers");
-        assert!(msg.contains("running") || err.to_string().contains("pid"), "{err}");
+        assert!(
+            msg.contains("running") || err.to_string().contains("pid"),
+            "{err}"
+        );
         drop(first);
         let r1 = RepoLock::acquire_shared(&p, Duration::ZERO).expect("reader");
         let r2 = RepoLock::acquire_shared(&p, Duration::ZERO).expect("readers share");

@@ -53,7 +53,9 @@ fn mount(args: &[&str], at: &Path) -> Result<(), String> {
 fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
     std::fs::create_dir_all(at).expect("mkdir");
     match mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"], at) {
-        Ok(()) => Some(Mount { at: at.to_path_buf() }),
+        Ok(()) => Some(Mount {
+            at: at.to_path_buf(),
+        }),
         Err(e) => {
             eprintln!("skipping: cannot mount a tmpfs here ({e})");
             None
@@ -68,7 +70,9 @@ fn read_only_bind(src: &Path, at: &Path) -> Option<Mount> {
         eprintln!("skipping: cannot bind-mount here ({e})");
         return None;
     }
-    let m = Mount { at: at.to_path_buf() };
+    let m = Mount {
+        at: at.to_path_buf(),
+    };
     if let Err(e) = mount(&["-o", "remount,bind,ro"], at) {
         eprintln!("skipping: cannot remount read-only here ({e})");
         return None;
@@ -184,7 +188,10 @@ fn read_only_repository_serves_every_read_command() {
         let r = lb().arg("snapshot").arg(&db).run();
         r.expect_code(1).expect_one_stderr_line();
         assert!(r.stderr.contains("read-only"), "{round}: {}", r.stderr);
-        assert!(before == tree_bytes(&t.repo()), "{round}: the repository changed");
+        assert!(
+            before == tree_bytes(&t.repo()),
+            "{round}: the repository changed"
+        );
         // Second round: the index is gone (rebuilt in memory, not on disk).
         let _ = std::fs::remove_file(t.repo().join("index.redb"));
     }
@@ -212,7 +219,10 @@ fn full_disk_still_lists_restores_forgets_and_prunes() {
     let second = id_of(&lb().arg("snapshot").arg(&db).json());
     fill(&disk);
 
-    assert_eq!(lb().arg("snapshots").json().as_array().map(|a| a.len()), Some(2));
+    assert_eq!(
+        lb().arg("snapshots").json().as_array().map(|a| a.len()),
+        Some(2)
+    );
     lb().arg("status").ok();
     let out = t.path("restored.db");
     lb().args(["restore", &first, "--to"]).arg(&out).ok();
@@ -226,7 +236,9 @@ fn full_disk_still_lists_restores_forgets_and_prunes() {
         "prune freed too little: {pruned}"
     );
     lb().args(["verify", "--read-data"]).ok();
-    lb().args(["restore", &second, "--to"]).arg(t.path("second.db")).ok();
+    lb().args(["restore", &second, "--to"])
+        .arg(t.path("second.db"))
+        .ok();
 }
 
 fn list_ids_of(lb: &dyn Fn() -> Lb) -> Vec<String> {
@@ -253,16 +265,27 @@ fn init_refuses_a_file_and_a_non_empty_folder_and_makes_the_root_private() {
     let r = Lb::new(&full, t.root()).arg("init").run();
     r.expect_code(2).expect_one_stderr_line();
     assert!(r.stderr.contains("--force"), "{}", r.stderr);
-    assert_eq!(std::fs::read_dir(&full).expect("ls").count(), 1, "refused init wrote");
+    assert_eq!(
+        std::fs::read_dir(&full).expect("ls").count(),
+        1,
+        "refused init wrote"
+    );
     Lb::new(&full, t.root()).args(["init", "--force"]).ok();
-    assert_eq!(std::fs::read(full.join("photo.jpg")).expect("kept"), b"jpeg");
+    assert_eq!(
+        std::fs::read(full.join("photo.jpg")).expect("kept"),
+        b"jpeg"
+    );
     Lb::new(&full, t.root()).arg("snapshots").ok();
 
     let empty = t.path("empty");
     std::fs::create_dir(&empty).expect("mkdir");
     std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     Lb::new(&empty, t.root()).arg("init").ok();
-    let mode = std::fs::metadata(&empty).expect("meta").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&empty)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o700, "the root folder keeps mode {mode:o}");
     assert!(empty.join("lock").exists(), "init creates the lock file");
 }
@@ -308,14 +331,20 @@ fn foreign_files_in_the_repository_do_not_break_commands() {
     assert_eq!(list_ids(&t), vec![a.clone()]);
     touch_metadata_rows(&db, 10, 3);
     t.lb().arg("snapshot").arg(&db).ok();
-    t.lb().args(["restore", &a, "--to"]).arg(t.path("r.db")).ok();
+    t.lb()
+        .args(["restore", &a, "--to"])
+        .arg(t.path("r.db"))
+        .ok();
     t.lb().arg("status").ok();
     t.lb().arg("prune").ok();
     t.lb().args(["repair", "index"]).ok();
     let r = t.lb().arg("verify").run();
     assert_ne!(r.code, Some(1), "verify failed: {}", r.stderr);
     assert!(!r.stderr.contains("Not a directory"), "{}", r.stderr);
-    assert!(repo.join("packs/x.db").exists(), "a foreign file was removed");
+    assert!(
+        repo.join("packs/x.db").exists(),
+        "a foreign file was removed"
+    );
 }
 
 /// A repository in a tmpfs of `size`, and a database of `mib` random MiB.
@@ -330,13 +359,18 @@ fn interrupted_setup(t: &TestDir, mib: u64) -> PathBuf {
 /// after writing its first pack.
 fn spawn_stopping_snapshot(t: &TestDir, db: &Path) -> Child {
     let mut cmd = Command::new(BIN);
-    cmd.arg("--repo").arg(t.repo()).arg("--quiet").arg("snapshot").arg(db);
+    cmd.arg("--repo")
+        .arg(t.repo())
+        .arg("--quiet")
+        .arg("snapshot")
+        .arg(db);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("LUMINA_BACKUP_") {
             cmd.env_remove(k);
         }
     }
-    cmd.env("HOME", t.root()).env("LUMINA_BACKUP_STOP_AT", "after-pack");
+    cmd.env("HOME", t.root())
+        .env("LUMINA_BACKUP_STOP_AT", "after-pack");
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -353,8 +387,14 @@ fn assert_nothing_left(t: &TestDir, what: &str) {
     );
     t.lb().args(["verify", "--read-data"]).ok();
     let st = t.lb().arg("status").json();
-    let failure = st["last_failure"]["message"].as_str().unwrap_or_default().to_string();
-    assert!(failure.contains("nothing was recorded"), "{what}: status: {st}");
+    let failure = st["last_failure"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        failure.contains("nothing was recorded"),
+        "{what}: status: {st}"
+    );
 }
 
 /// Issue #8 item 25: SIGINT or SIGTERM mid-snapshot prints one line
@@ -401,12 +441,23 @@ fn full_disk_mid_snapshot_says_no_space_and_removes_partial_packs() {
     assert!(r.stderr.contains("no space left"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was recorded"), "{}", r.stderr);
     assert!(!r.stderr.contains("cancelled"), "{}", r.stderr);
-    assert!(pack_files(&repo).is_empty(), "partial packs stayed: {:?}", pack_files(&repo));
-    assert!(lb().arg("snapshots").json().as_array().is_some_and(|a| a.is_empty()));
+    assert!(
+        pack_files(&repo).is_empty(),
+        "partial packs stayed: {:?}",
+        pack_files(&repo)
+    );
+    assert!(lb()
+        .arg("snapshots")
+        .json()
+        .as_array()
+        .is_some_and(|a| a.is_empty()));
     lb().args(["verify", "--read-data"]).ok();
     let st = lb().arg("status").json();
     assert!(
-        st["last_failure"]["message"].as_str().unwrap_or_default().contains("no space left"),
+        st["last_failure"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no space left"),
         "{st}"
     );
     let small = t.path("small.db");
@@ -428,11 +479,19 @@ fn lock_held_by_a_stopped_process_names_it_and_says_how_to_resume() {
         r.expect_code(1).expect_one_stderr_line();
         assert!(r.stderr.contains(&format!("pid {pid}")), "{}", r.stderr);
         assert!(r.stderr.contains("stopped"), "{}", r.stderr);
-        assert!(r.stderr.contains(&format!("kill -CONT {pid}")), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("kill -CONT {pid}")),
+            "{}",
+            r.stderr
+        );
         assert!(!r.stderr.contains("when it finishes"), "{}", r.stderr);
     }
     signal(&child, libc::SIGCONT);
     let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(list_ids(&t).len(), 1);
 }

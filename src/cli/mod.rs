@@ -8,6 +8,7 @@ mod output;
 mod progress;
 mod retention;
 mod secret;
+mod signals;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -401,14 +402,30 @@ fn run(cli: Cli, offset: UtcOffset) -> Result<i32, Error> {
                 note,
                 no_exports,
             };
+            signals::install();
             let s = match repo.snapshot(&db, &opts, &bar) {
                 Ok(s) => s,
                 Err(e) => {
+                    let (message, code) = match (&e, signals::received()) {
+                        (Error::SnapshotNotRecorded { partial, .. }, Some(sig)) => (
+                            format!(
+                                "interrupted by {}; nothing was recorded; {partial}",
+                                signals::name(sig)
+                            ),
+                            Some(128 + sig),
+                        ),
+                        _ => (e.to_string(), None),
+                    };
                     // Failures are kept for `status` (and the app); a failure to
                     // record one must not hide the original error.
-                    let _ =
-                        repo.record_failure("snapshot", &db.display().to_string(), &e.to_string());
-                    return Err(e);
+                    let _ = repo.record_failure("snapshot", &db.display().to_string(), &message);
+                    return match code {
+                        Some(code) => {
+                            eprintln!("lumina-backup: {message}");
+                            Ok(code)
+                        }
+                        None => Err(e),
+                    };
                 }
             };
             let snap = &s.snapshot;

@@ -103,7 +103,7 @@ impl redb::StorageBackend for Overlay {
             // What lies past the new end must read as zeros if it grows again.
             st.blocks.retain(|n, _| *n * BLOCK < len);
             let last = len / BLOCK;
-            if len % BLOCK != 0 {
+            if !len.is_multiple_of(BLOCK) {
                 let mut b = match st.blocks.remove(&last) {
                     Some(b) => b,
                     None => self.base_block(&st, last)?,

@@ -9,8 +9,8 @@ mod diff;
 mod exports;
 mod forget;
 mod init;
-mod partial;
 mod keys;
+mod partial;
 mod prune;
 mod restore;
 mod status;
@@ -279,7 +279,7 @@ impl Repository {
                 .passphrase
                 .as_ref()
                 .ok_or_else(|| Error::PassphraseRequired(path.to_path_buf()))?;
-            let (master, id) = keys::unlock(&backend, pw)?;
+            let (master, id) = keys::unlock(backend, pw)?;
             (Cipher::Sealed(Arc::new(master)), Some(id))
         } else {
             if !backend.list("keys")?.is_empty() {

@@ -447,7 +447,11 @@ impl Repository {
         plan: &PrunePlan,
         progress: &dyn Progress,
     ) -> Result<PruneReport> {
-        let before: HashSet<PackId> = self.unindexed_packs()?.into_iter().map(|(id, _)| id).collect();
+        let before: HashSet<PackId> = self
+            .unindexed_packs()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         let err = match self.prune_apply_once(plan, progress) {
             Ok(report) => return Ok(report),
             Err(e) => e,
