@@ -57,14 +57,14 @@ pub enum Error {
     #[error("index problem: {0}; run `lumina-backup repair index`")]
     Index(String),
     /// Another process holds the repository lock.
-    #[error(
-        "the repository is locked by {holder}; waited {waited_secs} s. Try again when it finishes"
-    )]
+    #[error("the repository is locked by {holder}; waited {waited_secs} s. {advice}")]
     Locked {
-        /// Who holds it (pid, host, command).
+        /// Who holds it (pid, host, command, and its state).
         holder: String,
         /// How long we waited.
         waited_secs: u64,
+        /// What to do ("Try again when it finishes", or how to resume a stopped holder).
+        advice: String,
     },
     /// A snapshot id matched nothing.
     #[error("no snapshot matches `{0}`; list them with `lumina-backup snapshots`")]
@@ -134,6 +134,26 @@ pub enum Error {
         /// Who has it open ("pid 412 (python3)").
         holders: String,
     },
+    /// The repository cannot be written (read-only mount or permissions) and the
+    /// command writes to it.
+    #[error("repository {path} is read-only ({reason}): `{what}` writes to it; the commands that only read (snapshots, show, cat, diff, restore to a new file, verify, export, status) work")]
+    ReadOnlyRepository {
+        /// The repository folder.
+        path: PathBuf,
+        /// The command.
+        what: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// A snapshot stopped (cancelled, or its disk filled up) before it was
+    /// recorded; `partial` says what became of the data it had written.
+    #[error("{}", .cause.message(.partial))]
+    SnapshotNotRecorded {
+        /// Why it stopped.
+        cause: StopCause,
+        /// The packs it had written.
+        partial: PartialData,
+    },
 }
 
 impl Error {
@@ -197,6 +217,57 @@ impl Error {
         Error::Sqlite {
             path: path.into(),
             source,
+        }
+    }
+}
+
+/// Why a snapshot stopped before it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopCause {
+    /// The caller cancelled it (the CLI: SIGINT or SIGTERM).
+    Cancelled,
+    /// A write failed for lack of space; the file being written.
+    NoSpace(PathBuf),
+}
+
+/// What became of the packs a snapshot wrote before it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartialData {
+    /// It had written none.
+    None,
+    /// They were removed (bytes).
+    Removed(u64),
+    /// They are still there (bytes); `prune` removes them.
+    Left(u64),
+}
+
+impl std::fmt::Display for PartialData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |n: u64| format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64);
+        match self {
+            PartialData::None => write!(f, "no partial data was left"),
+            PartialData::Removed(n) => {
+                write!(f, "the partial data it wrote ({}) was removed", mib(*n))
+            }
+            PartialData::Left(n) => write!(
+                f,
+                "{} of partial data will be removed by `lumina-backup prune`",
+                mib(*n)
+            ),
+        }
+    }
+}
+
+impl StopCause {
+    /// The message of [`Error::SnapshotNotRecorded`].
+    pub fn message(&self, partial: &PartialData) -> String {
+        match self {
+            StopCause::Cancelled => format!("cancelled; nothing was recorded; {partial}"),
+            StopCause::NoSpace(path) => format!(
+                "no space left on device writing {}; nothing was recorded; {partial}; free some space and try again",
+                path.display()
+            ),
         }
     }
 }

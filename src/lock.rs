@@ -1,11 +1,18 @@
-//! One writer at a time: an exclusive `flock` on the repository's `lock` file.
+//! One writer at a time: an exclusive `flock` on the repository's `lock` file;
+//! readers share it (`flock` shared), so a reader never sees a prune half done.
 //!
 //! The kernel drops the lock when its holder dies (even by SIGKILL), so a lock is
-//! never stale. The holder writes its pid, host and command into the file so a
-//! waiting process can say who it waits for.
+//! never stale. The file is created by `init` and never needs new bytes to be
+//! locked, so a repository on a full disk can still be locked (and `forget` and
+//! `prune` can free space). The holder writes its pid, host and command into the
+//! file only as a courtesy (best effort: on a full disk the write is skipped); a
+//! waiting process finds the holder's pid in `/proc/locks` anyway, and its state
+//! in `/proc/PID/stat` ([`holder`]).
+
+mod holder;
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,36 +23,89 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct RepoLock {
     file: File,
+    exclusive: bool,
+}
+
+/// Whether an I/O error means "this file system cannot be written here".
+pub fn is_read_only_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EROFS | libc::EACCES | libc::EPERM)
+    )
 }
 
 impl RepoLock {
-    /// Takes the lock at `path`, waiting up to `wait` for another holder.
+    /// Creates the (empty) lock file of a new repository.
+    pub fn create_file(path: &Path) -> Result<()> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map(drop)
+            .map_err(|e| Error::io("creating lock file", path, e))
+    }
+
+    /// Takes the lock at `path` exclusively (a writer), waiting up to `wait` for
+    /// another holder. The file is created if an older repository lacks it.
     pub fn acquire(path: &Path, what: &str, wait: Duration) -> Result<Self> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
             .open(path)
-            .map_err(|e| Error::io("opening lock file", path, e))?;
+            .map_err(|e| {
+                if is_read_only_error(&e) {
+                    Error::ReadOnlyRepository {
+                        path: holder::parent(path),
+                        what: what.to_string(),
+                        reason: e.to_string(),
+                    }
+                } else {
+                    Error::io("opening lock file", path, e)
+                }
+            })?;
+        let mut lock = Self::wait_for(file, path, true, wait)?;
+        lock.write_holder(what);
+        Ok(lock)
+    }
+
+    /// Takes the lock at `path` shared (a reader that writes nothing), waiting up
+    /// to `wait` for a writer. Opens the file read-only; `None` when it does not
+    /// exist and cannot be created (a read-only repository of an old version:
+    /// no writer can run there either).
+    pub fn acquire_shared(path: &Path, wait: Duration) -> Result<Option<Self>> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => match Self::create_file(path) {
+                Ok(()) => File::open(path).map_err(|e| Error::io("opening lock file", path, e))?,
+                Err(_) => return Ok(None),
+            },
+            Err(e) => return Err(Error::io("opening lock file", path, e)),
+        };
+        Self::wait_for(file, path, false, wait).map(Some)
+    }
+
+    fn wait_for(file: File, path: &Path, exclusive: bool, wait: Duration) -> Result<Self> {
         let start = Instant::now();
         loop {
-            match file.try_lock() {
-                Ok(()) => break,
+            let attempt = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(RepoLock { file, exclusive }),
                 Err(TryLockError::WouldBlock) => {
                     if start.elapsed() >= wait {
-                        let mut holder = String::new();
-                        let _ = file.read_to_string(&mut holder);
-                        let holder = holder.trim();
-                        let holder = if holder.is_empty() {
-                            "another process".to_string()
-                        } else {
-                            holder.to_string()
-                        };
+                        let h = holder::find(&file, path);
                         return Err(Error::Locked {
-                            holder,
+                            holder: h.describe(),
                             waited_secs: wait.as_secs(),
+                            advice: h.advice(),
                         });
                     }
                     std::thread::sleep(Duration::from_millis(100));
@@ -53,20 +113,28 @@ impl RepoLock {
                 Err(TryLockError::Error(e)) => return Err(Error::io("locking", path, e)),
             }
         }
+    }
+
+    /// Best effort: on a full disk the note is skipped, the lock holds anyway.
+    fn write_holder(&mut self, what: &str) {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let info = format!("pid {} on {host} ({what})\n", std::process::id());
-        let write = file
+        let written = self
+            .file
             .set_len(0)
-            .and_then(|_| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| file.write_all(info.as_bytes()));
-        write.map_err(|e| Error::io("writing lock file", path, e))?;
-        Ok(RepoLock { file })
+            .and_then(|_| self.file.seek(SeekFrom::Start(0)))
+            .and_then(|_| self.file.write_all(info.as_bytes()));
+        if written.is_err() {
+            let _ = self.file.set_len(0);
+        }
     }
 }
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
+        if self.exclusive {
+            let _ = self.file.set_len(0);
+        }
         let _ = self.file.unlock();
     }
 }
@@ -86,7 +154,16 @@ mod tests {
             msg.contains(&format!("pid {}", std::process::id())) && msg.contains("snapshot"),
             "{msg}"
         );
+        let err = RepoLock::acquire_shared(&p, Duration::ZERO).expect_err("busy for readers");
+        assert!(
+            msg.contains("running") || err.to_string().contains("pid"),
+            "{err}"
+        );
         drop(first);
+        let r1 = RepoLock::acquire_shared(&p, Duration::ZERO).expect("reader");
+        let r2 = RepoLock::acquire_shared(&p, Duration::ZERO).expect("readers share");
+        RepoLock::acquire(&p, "prune", Duration::ZERO).expect_err("readers exclude a writer");
+        drop((r1, r2));
         RepoLock::acquire(&p, "prune", Duration::ZERO).expect("free again");
     }
 }

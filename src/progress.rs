@@ -9,7 +9,8 @@ pub trait Progress: Send + Sync {
     /// `bytes` more of the current phase are done.
     fn advance(&self, bytes: u64);
     /// Whether the caller asked to stop; the operation then fails with
-    /// `Error::Cancelled` and leaves the repository unchanged.
+    /// `Error::Cancelled` (a snapshot: `Error::SnapshotNotRecorded`, after
+    /// removing the data it wrote) and leaves the repository unchanged.
     fn cancelled(&self) -> bool {
         false
     }

@@ -21,8 +21,21 @@ fn target() -> &'static Option<(String, u64)> {
     })
 }
 
+static STOP: OnceLock<Option<String>> = OnceLock::new();
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Marks a crash point; kills the process here if the environment asks for it.
+/// With `LUMINA_BACKUP_STOP_AT=NAME` the process instead stops itself (SIGSTOP)
+/// the first time it reaches `NAME`, for tests that act while it is held there
+/// (signals, a held lock).
 pub fn point(name: &str) {
+    let stop = STOP.get_or_init(|| std::env::var("LUMINA_BACKUP_STOP_AT").ok());
+    if stop.as_deref() == Some(name) && !STOPPED.swap(true, Ordering::SeqCst) {
+        // SAFETY: raise(3) has no memory-safety preconditions.
+        unsafe {
+            libc::raise(libc::SIGSTOP);
+        }
+    }
     if let Some((want, n)) = target() {
         if want == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
             // SAFETY: kill(2) on our own pid has no memory-safety preconditions.

@@ -155,6 +155,9 @@ impl World {
             v.out(),
             v.stderr
         );
+        // Read commands (verify) write nothing; the next writing command clears
+        // temp files (prune --dry-run opens for writing and changes nothing else).
+        self.lb(repo).args(["prune", "--dry-run"]).ok();
         let tmp_left: Vec<_> = files_under(repo)
             .into_iter()
             .filter(|p| {
@@ -164,7 +167,7 @@ impl World {
             .collect();
         assert!(
             tmp_left.is_empty(),
-            "{what}: temp files survive an open: {tmp_left:?}"
+            "{what}: temp files survive a writing open: {tmp_left:?}"
         );
 
         let list = self.lb(repo).args(["snapshots"]).json();

@@ -20,12 +20,37 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     root: PathBuf,
+    /// Refuse every write and removal (a repository opened for reading only).
+    read_only: bool,
 }
 
 impl LocalBackend {
     /// A backend rooted at `root` (which need not exist yet).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into() }
+        LocalBackend {
+            root: root.into(),
+            read_only: false,
+        }
+    }
+
+    /// A backend that only reads: writes and removals fail without touching
+    /// anything (a repository opened with `Repository::open_read_only`).
+    pub fn new_read_only(root: impl Into<PathBuf>) -> Self {
+        LocalBackend {
+            root: root.into(),
+            read_only: true,
+        }
+    }
+
+    fn check_writable(&self, path: &str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnlyRepository {
+                path: self.root.clone(),
+                what: format!("this command (writing {path})"),
+                reason: "opened for reading only".into(),
+            });
+        }
+        Ok(())
     }
 
     /// The root folder.
@@ -48,10 +73,14 @@ impl LocalBackend {
 
     /// Deletes leftover `.tmp-*` files in `dir` (from a write that was interrupted).
     pub fn remove_temp_files(&self, dir: &str) -> Result<usize> {
+        self.check_writable(dir)?;
         let full = self.full(dir);
         let entries = match fs::read_dir(&full) {
             Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            // Absent, or a foreign file where a folder is expected: nothing to clear.
+            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
+                return Ok(0)
+            }
             Err(e) => return Err(Error::io("listing", full, e)),
         };
         let mut n = 0;
@@ -220,6 +249,7 @@ impl Backend for LocalBackend {
     }
 
     fn write_atomic(&self, path: &str, data: &[u8]) -> Result<()> {
+        self.check_writable(path)?;
         let full = self.full(path);
         if let Some(parent) = full.parent() {
             if !parent.exists() {
@@ -236,7 +266,11 @@ impl Backend for LocalBackend {
         let full = self.full(dir);
         let entries = match fs::read_dir(&full) {
             Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            // A foreign file where a folder is expected (e.g. a database restored
+            // into `packs/`) holds no repository files: skip it, don't fail.
+            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
+                return Ok(Vec::new())
+            }
             Err(e) => return Err(Error::io("listing", full, e)),
         };
         let mut out = Vec::new();
@@ -252,6 +286,7 @@ impl Backend for LocalBackend {
     }
 
     fn remove(&self, path: &str) -> Result<()> {
+        self.check_writable(path)?;
         let full = self.full(path);
         match fs::remove_file(&full) {
             Ok(()) => Ok(()),

@@ -22,7 +22,8 @@ pub trait Backend: Send + Sync {
     fn size(&self, path: &str) -> Result<u64>;
     /// Writes a file atomically and durably (temp beside it, fsync, rename, fsync folder).
     fn write_atomic(&self, path: &str, data: &[u8]) -> Result<()>;
-    /// Names of the files directly in `dir` (not starting with `.`); empty if `dir` is absent.
+    /// Names of the files directly in `dir` (not starting with `.`); empty if `dir`
+    /// is absent or not a folder.
     fn list(&self, dir: &str) -> Result<Vec<String>>;
     /// Removes a file; absent is fine.
     fn remove(&self, path: &str) -> Result<()>;

@@ -17,7 +17,12 @@ pub(super) fn run(
     db: Option<PathBuf>,
     verbose: bool,
 ) -> Result<(), Error> {
-    let repo = ctx.open("diff")?;
+    // Writable when it can be (a diff of a snapshot and its parent records the
+    // changed-row count for the history listing); read-only otherwise.
+    let repo = match ctx.open("diff") {
+        Err(Error::ReadOnlyRepository { .. }) => ctx.open_read("diff")?,
+        other => other?,
+    };
     let bar = ctx.bar();
     let (report, label, old) = match (b, &db) {
         (Some(_), Some(_)) => {

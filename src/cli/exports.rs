@@ -46,7 +46,7 @@ pub(super) fn export(
     let files = if Path::new(source).is_file() {
         repo::export_database(Path::new(source), &req)?
     } else {
-        let repo = ctx.open("export")?;
+        let repo = ctx.open_read("export")?;
         let snap = repo.resolve_in(source, db)?;
         repo.export_snapshot(&snap, &req, &ctx.bar())?
     };

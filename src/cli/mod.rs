@@ -8,6 +8,7 @@ mod output;
 mod progress;
 mod retention;
 mod secret;
+mod signals;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,9 @@ enum Command {
         /// Encrypt it (XChaCha20-Poly1305; key from the passphrase with Argon2id).
         #[arg(long)]
         encrypt: bool,
+        /// Create it in a folder that already holds other files.
+        #[arg(long)]
+        force: bool,
     },
     /// Manage the passphrases of an encrypted repository.
     Key {
@@ -365,6 +369,16 @@ impl Ctx {
         Ok(repo)
     }
 
+    /// Opens for a command that only reads: writes nothing to the repository
+    /// (works on a read-only mount or a full disk; shares the lock with readers).
+    fn open_read(&self, purpose: &str) -> Result<Repository, Error> {
+        let repo = Repository::open_read_only(&self.repo_path(), &self.open_options(purpose)?)?;
+        for n in repo.notices() {
+            eprintln!("lumina-backup: {n}");
+        }
+        Ok(repo)
+    }
+
     fn open_options(&self, purpose: &str) -> Result<OpenOptions, Error> {
         let path = self.repo_path();
         let passphrase = if Repository::is_encrypted(&path)? {
@@ -438,7 +452,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
         tz,
     };
     match cli.command {
-        Command::Init { encrypt } => {
+        Command::Init { encrypt, force } => {
             let path = ctx.repo_path();
             let passphrase = if encrypt {
                 Some(ctx.passphrase(true)?)
@@ -450,9 +464,11 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             };
             let opts = lumina_backup::InitOptions {
                 passphrase,
+                force,
                 ..Default::default()
             };
             let config = Repository::init_with(&path, &opts)?;
+            warn_if_not_private(&path);
             if ctx.global.json {
                 print_json(
                     &serde_json::json!({"repo": path, "repo_id": config.repo_id, "encrypted": encrypt}),
@@ -484,14 +500,30 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
                 note,
                 no_exports,
             };
+            signals::install();
             let s = match repo.snapshot(&db, &opts, &bar) {
                 Ok(s) => s,
                 Err(e) => {
+                    let (message, code) = match (&e, signals::received()) {
+                        (Error::SnapshotNotRecorded { partial, .. }, Some(sig)) => (
+                            format!(
+                                "interrupted by {}; nothing was recorded; {partial}",
+                                signals::name(sig)
+                            ),
+                            Some(128 + sig),
+                        ),
+                        _ => (e.to_string(), None),
+                    };
                     // Failures are kept for `status` (and the app); a failure to
                     // record one must not hide the original error.
-                    let _ =
-                        repo.record_failure("snapshot", &db.display().to_string(), &e.to_string());
-                    return Err(e);
+                    let _ = repo.record_failure("snapshot", &db.display().to_string(), &message);
+                    return match code {
+                        Some(code) => {
+                            eprintln!("lumina-backup: {message}");
+                            Ok(code)
+                        }
+                        None => Err(e),
+                    };
                 }
             };
             let snap = &s.snapshot;
@@ -529,7 +561,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             until,
             at,
         } => {
-            let repo = ctx.open("snapshots")?;
+            let repo = ctx.open_read("snapshots")?;
             let parse =
                 |t: Option<String>, edge| t.map(|t| parse_time(&t, &ctx.tz, edge)).transpose();
             let list: Vec<_> = match parse(at, Edge::End)? {
@@ -592,7 +624,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             }
         }
         Command::Show { snap, db } => {
-            let repo = ctx.open("show")?;
+            let repo = ctx.open_read("show")?;
             let s = repo.resolve_in(&snap, db.as_deref())?;
             let mut manifest = Vec::new();
             let tables = match s.file("manifest.json") {
@@ -675,7 +707,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             }
         }
         Command::Cat { snap, file, db } => {
-            let repo = ctx.open("cat")?;
+            let repo = ctx.open_read("cat")?;
             let s = repo.resolve_in(&snap, db.as_deref())?;
             let entry = s.file(&file)?;
             let stdout = std::io::stdout();
@@ -694,7 +726,12 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             no_check,
             live,
         } => {
-            let mut repo = ctx.open("restore")?;
+            // Only replacing an existing target writes (its pre-restore snapshot).
+            let mut repo = if force && to.exists() {
+                ctx.open("restore")?
+            } else {
+                ctx.open_read("restore")?
+            };
             // `latest` and --at choose in one database's history: --db, else
             // the target when it is a database the repository has snapshots of.
             let db = match db {
@@ -939,7 +976,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             }
         }
         Command::Status => {
-            let repo = ctx.open("status")?;
+            let repo = ctx.open_read("status")?;
             let st = repo.status()?;
             if ctx.global.json {
                 print_json(&st);
@@ -1006,7 +1043,7 @@ fn key_command(ctx: &Ctx, what: KeyCommand) -> Result<(), Error> {
     let kdf = lumina_backup::crypto::KdfParams::default();
     match what {
         KeyCommand::List => {
-            let repo = ctx.open("key list")?;
+            let repo = ctx.open_read("key list")?;
             let keys = repo.key_list()?;
             if ctx.global.json {
                 print_json(&keys);
@@ -1052,6 +1089,21 @@ fn key_command(ctx: &Ctx, what: KeyCommand) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `init` makes the repository folder 0700; say so when the file system kept
+/// another mode (no Unix modes, or a folder owned by someone else).
+fn warn_if_not_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "lumina-backup: note: {} keeps mode {mode:o} (this file system or its owner did not allow 0700); other users may list the repository's files",
+                path.display()
+            );
+        }
+    }
 }
 
 /// Used by the demo to print paths.

@@ -43,6 +43,10 @@ impl Progress for Bar {
         }
     }
 
+    fn cancelled(&self) -> bool {
+        super::signals::received().is_some()
+    }
+
     fn done(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

@@ -277,6 +277,9 @@ fn say_prune(ctx: &Ctx, r: &PruneReport) {
     if r.dry_run {
         ctx.say("dry run: nothing was changed");
     }
+    if let Some(note) = &r.note {
+        ctx.say(format!("note: {note}"));
+    }
 }
 
 pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), Error> {
@@ -374,7 +377,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             }
         }
         ConfigCommand::Get { key } => {
-            let repo = ctx.open("config get")?;
+            let repo = ctx.open_read("config get")?;
             let value = match fixed(&repo).into_iter().find(|(k, _)| *k == key) {
                 Some((_, v)) => Some(show_value(&v)),
                 None => retention::get_setting(&repo.retention_settings()?, &key)
@@ -387,7 +390,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             }
         }
         ConfigCommand::Show => {
-            let repo = ctx.open("config show")?;
+            let repo = ctx.open_read("config show")?;
             let settings = repo.retention_settings()?;
             let table = retention::settings_table(&settings);
             let policy =

@@ -14,6 +14,7 @@ use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::store::ChunkLoc;
 
 pub mod guard;
+pub mod overlay;
 use guard::guarded;
 
 const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
@@ -32,6 +33,20 @@ pub const INDEX_VERSION: u8 = 2;
 pub struct Index {
     db: Database,
     path: PathBuf,
+    /// Declared after `db`, so it runs once redb has closed the file (redb grows
+    /// it, sparsely, when it closes).
+    _fill: FillHolesOnDrop,
+}
+
+/// Allocates the index file's holes when dropped (writable opens only).
+struct FillHolesOnDrop(Option<PathBuf>);
+
+impl Drop for FillHolesOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            preallocate(p);
+        }
+    }
 }
 
 impl std::fmt::Debug for Index {
@@ -96,10 +111,53 @@ impl Index {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io("setting permissions of", path, e))?;
+        preallocate(path);
+        Self::prepare(db, path, true)
+    }
+
+    /// Opens the index file at `path` without ever writing to it (a read-only
+    /// repository): every write, including the ones opening needs, stays in
+    /// memory ([`overlay`]). Without an index file, or with one redb cannot
+    /// open, the index starts empty in memory and opening the repository fills it
+    /// from the files.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        guarded("opening the index", || Self::open_read_only_unguarded(path))
+    }
+
+    fn open_read_only_unguarded(path: &Path) -> Result<Self> {
+        let base = match std::fs::File::open(path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("opening", path, e)),
+        };
+        let build = |base| -> Result<Database> {
+            let backend = overlay::Overlay::new(base)
+                .map_err(|e| Error::io("reading the size of", path, e))?;
+            redb::Builder::new()
+                .set_cache_size(16 << 20)
+                .create_with_backend(backend)
+                .map_err(|e| Error::Index(format!("cannot open {}: {e}", path.display())))
+        };
+        let db = match build(base) {
+            Ok(db) => db,
+            Err(_) => build(None)?,
+        };
+        Self::prepare(db, path, false)
+    }
+
+    /// Checks the layout version (emptying an index of another one). An index
+    /// of this version with its tables is not written to, so opening needs no
+    /// free space.
+    fn prepare(db: Database, path: &Path, writable: bool) -> Result<Self> {
         let index = Index {
             db,
             path: path.to_path_buf(),
+            _fill: FillHolesOnDrop(writable.then(|| path.to_path_buf())),
         };
+        if index.is_current().unwrap_or(false) {
+            index.check()?;
+            return Ok(index);
+        }
         let txn = index.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -143,6 +201,21 @@ impl Index {
             row?;
         }
         Ok(())
+    }
+
+    /// Whether the index has this layout version and all its tables.
+    fn is_current(&self) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let current = meta.get("version")?.map(|v| v.value().to_vec()) == Some(vec![INDEX_VERSION]);
+        Ok(current
+            && txn.open_table(CHUNKS).is_ok()
+            && txn.open_table(PACKS).is_ok()
+            && txn.open_table(SNAPSHOTS).is_ok())
     }
 
     /// The file path.
@@ -197,6 +270,7 @@ impl Index {
             }
             crate::testhook::point(point);
             txn.commit()?;
+            preallocate(&self.path);
             Ok(())
         })
     }
@@ -223,6 +297,7 @@ impl Index {
     pub fn compact(&mut self) -> Result<()> {
         guarded("compacting the index", || {
             while self.db.compact().map_err(|e| Error::Redb(e.to_string()))? {}
+            preallocate(&self.path);
             Ok(())
         })
     }
@@ -291,6 +366,26 @@ impl Index {
             }
             Ok(())
         })
+    }
+}
+
+/// Allocates the holes of the index file (redb grows it sparsely), best effort:
+/// a transaction that fits in the file's free pages then needs no new disk
+/// blocks, so `forget` and `prune` can commit on a full disk.
+fn preallocate(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else {
+        return;
+    };
+    let Ok(len) = f.metadata().map(|m| m.len()) else {
+        return;
+    };
+    if let Ok(len) = libc::off_t::try_from(len) {
+        // SAFETY: fallocate(2) on a descriptor we own, within its length; no
+        // memory is passed. Failure (ENOSPC, EOPNOTSUPP) only leaves the holes.
+        unsafe {
+            libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len);
+        }
     }
 }
 

@@ -9,7 +9,9 @@ mod diff;
 mod exports;
 mod files;
 mod forget;
+mod init;
 mod keys;
+mod partial;
 mod prune;
 mod repair;
 mod restore;
@@ -76,6 +78,8 @@ pub struct InitOptions {
     pub passphrase: Option<zeroize::Zeroizing<String>>,
     /// Argon2id parameters for the key file.
     pub kdf: KdfParams,
+    /// Create the repository in a folder that already holds other files.
+    pub force: bool,
 }
 
 impl Default for OpenOptions {
@@ -116,7 +120,8 @@ pub fn source_key(db: &Path) -> String {
         .into_owned()
 }
 
-/// An open repository (holding its lock).
+/// An open repository (holding its lock: exclusive, or shared when opened
+/// read-only).
 pub struct Repository {
     root: PathBuf,
     backend: Arc<LocalBackend>,
@@ -125,7 +130,8 @@ pub struct Repository {
     key_id: Option<String>,
     /// Things the open did that the user should hear about (an index rebuilt).
     notices: Vec<String>,
-    _lock: RepoLock,
+    /// None only for a read-only open of a repository without a lock file.
+    _lock: Option<RepoLock>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -145,19 +151,22 @@ impl Repository {
     /// Creates a repository at `path`, encrypted if a passphrase is given.
     pub fn init_with(path: &Path, opts: &InitOptions) -> Result<Config> {
         let backend = LocalBackend::new(path);
+        init::check_target(path)?;
         if backend.exists(CONFIG_FILE)? {
             return Err(Error::RepositoryExists(path.to_path_buf()));
         }
-        if path.exists() && !path.is_dir() {
-            return Err(Error::BadInput(format!(
-                "{} exists and is not a folder",
-                path.display()
-            )));
-        }
+        init::check_not_inside_a_repository(path)?;
+        init::check_empty(path, opts.force)?;
+        let existed = path.is_dir();
         backend.create_dir(path)?;
+        if existed {
+            init::make_private(path);
+        }
         for dir in ["packs", "snapshots", "keys"] {
             backend.create_dir(&path.join(dir))?;
         }
+        // Created once here, so locking never needs new bytes (a full disk).
+        RepoLock::create_file(&path.join(LOCK_FILE))?;
         let config = default_config();
         config
             .validate()
@@ -196,6 +205,33 @@ impl Repository {
         Self::open_inner(path, opts, false)
     }
 
+    /// Opens the repository at `path` for reading only: nothing in it is created,
+    /// written or removed, so it works on a read-only mount or a full disk. The
+    /// lock is taken shared (readers run together; writers wait), or not at all
+    /// when the repository has no lock file and cannot get one. Temp files of
+    /// an interrupted write are left alone, and an index that lags behind the
+    /// files (or is missing) is brought up to date in memory only
+    /// ([`crate::index::Index::open_read_only`]). Every write method fails with
+    /// [`Error::ReadOnlyRepository`].
+    pub fn open_read_only(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        let backend = Arc::new(LocalBackend::new_read_only(path));
+        let (cipher, key_id, config) = Self::read_config(path, &backend, opts)?;
+        let lock = RepoLock::acquire_shared(&path.join(LOCK_FILE), opts.lock_wait)?;
+        let index = Index::open_read_only(&path.join(INDEX_FILE))?;
+        let dynb: Arc<dyn Backend> = backend.clone();
+        let mut repo = Repository {
+            root: path.to_path_buf(),
+            backend,
+            store: ChunkStore::new(dynb, config, cipher),
+            index,
+            key_id,
+            notices: Vec::new(),
+            _lock: lock,
+        };
+        repo.reconcile()?;
+        Ok(repo)
+    }
+
     /// Opens the repository with a new, empty index file (the old one is
     /// deleted, whatever state it is in) and rebuilds it from the files.
     pub fn open_and_rebuild_index(
@@ -210,33 +246,7 @@ impl Repository {
 
     fn open_inner(path: &Path, opts: &OpenOptions, discard_index: bool) -> Result<Self> {
         let backend = Arc::new(LocalBackend::new(path));
-        if !backend.exists(CONFIG_FILE)? {
-            return Err(Error::NoRepository(path.to_path_buf()));
-        }
-        // Keys are checked before anything is locked or opened: a wrong passphrase
-        // touches no file.
-        let (cipher, key_id) = if Self::is_encrypted(path)? {
-            let pw = opts
-                .passphrase
-                .as_ref()
-                .ok_or_else(|| Error::PassphraseRequired(path.to_path_buf()))?;
-            let (master, id) = keys::unlock(&backend, pw)?;
-            (Cipher::Sealed(Arc::new(master)), Some(id))
-        } else {
-            if !backend.list("keys")?.is_empty() {
-                return Err(Error::corrupt(
-                    "config",
-                    "stored in plaintext but the repository has key files (tampered?)",
-                ));
-            }
-            (Cipher::Plain, None)
-        };
-        let bytes = backend.read(CONFIG_FILE)?;
-        let body = cipher
-            .read_file(Kind::Config, CONFIG_FILE, &bytes)
-            .map_err(|e| Error::decode("config", e))?;
-        let config: Config = format::decode(&body).map_err(|e| Error::decode("config", e))?;
-        config.validate().map_err(|e| Error::decode("config", e))?;
+        let (cipher, key_id, config) = Self::read_config(path, &backend, opts)?;
         let lock = RepoLock::acquire(&path.join(LOCK_FILE), &opts.purpose, opts.lock_wait)?;
         let index_path = path.join(INDEX_FILE);
         if discard_index {
@@ -265,7 +275,7 @@ impl Repository {
             index,
             key_id,
             notices,
-            _lock: lock,
+            _lock: Some(lock),
         };
         repo.cleanup_temp_files()?;
         if !discard_index {
@@ -303,6 +313,42 @@ impl Repository {
     /// example "the index was damaged and has been rebuilt from the files").
     pub fn notices(&self) -> &[String] {
         &self.notices
+    }
+
+    /// Unlocks (if encrypted) and decodes the config; touches no file.
+    fn read_config(
+        path: &Path,
+        backend: &Arc<LocalBackend>,
+        opts: &OpenOptions,
+    ) -> Result<(Cipher, Option<String>, Config)> {
+        if !backend.exists(CONFIG_FILE)? {
+            return Err(Error::NoRepository(path.to_path_buf()));
+        }
+        // Keys are checked before anything is locked or opened: a wrong passphrase
+        // touches no file.
+        let (cipher, key_id) = if Self::is_encrypted(path)? {
+            let pw = opts
+                .passphrase
+                .as_ref()
+                .ok_or_else(|| Error::PassphraseRequired(path.to_path_buf()))?;
+            let (master, id) = keys::unlock(backend, pw)?;
+            (Cipher::Sealed(Arc::new(master)), Some(id))
+        } else {
+            if !backend.list("keys")?.is_empty() {
+                return Err(Error::corrupt(
+                    "config",
+                    "stored in plaintext but the repository has key files (tampered?)",
+                ));
+            }
+            (Cipher::Plain, None)
+        };
+        let bytes = backend.read(CONFIG_FILE)?;
+        let body = cipher
+            .read_file(Kind::Config, CONFIG_FILE, &bytes)
+            .map_err(|e| Error::decode("config", e))?;
+        let config: Config = format::decode(&body).map_err(|e| Error::decode("config", e))?;
+        config.validate().map_err(|e| Error::decode("config", e))?;
+        Ok((cipher, key_id, config))
     }
 
     /// The repository folder.
@@ -435,8 +481,16 @@ impl Repository {
     /// Every pack file present, with its size.
     pub(crate) fn pack_files(&self) -> Result<Vec<(crate::id::PackId, u64)>> {
         let mut out = Vec::new();
+        // Only `packs/<2 hex>/<64 hex>` names are packs; anything else there is a
+        // foreign file, skipped (verify names them).
         for dir in self.backend.list("packs")? {
+            if dir.len() != 2 || !dir.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
             for name in self.backend.list(&format!("packs/{dir}"))? {
+                if !name.starts_with(&dir) {
+                    continue;
+                }
                 if let Some(id) = crate::id::PackId::from_hex(&name) {
                     let size = self.backend.size(&format!("packs/{dir}/{name}"))?;
                     out.push((id, size));

@@ -125,6 +125,10 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Bytes written to new packs.
     pub bytes_rewritten: u64,
+    /// Set when the repacking was skipped for lack of space (only packs with no
+    /// live data were deleted): says so and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl PrunePlan {
@@ -172,6 +176,7 @@ impl PrunePlan {
             bytes_after: after,
             bytes_freed: before.saturating_sub(after),
             bytes_rewritten: rewritten,
+            note: None,
         }
     }
 }
@@ -446,7 +451,76 @@ impl Repository {
     /// locations and packs and drops dead chunks and old packs
     /// (`prune-after-index`); only then are old pack files deleted
     /// (`prune-delete-pack`, once per pack).
+    ///
+    /// When repacking fails for lack of space (a full disk), the new packs it
+    /// wrote are removed and the plan is applied without repacking: packs with
+    /// no live data are still deleted, which needs no new bytes
+    /// ([`PruneReport::note`] says so).
     pub fn prune_apply(
+        &mut self,
+        plan: &PrunePlan,
+        progress: &dyn Progress,
+    ) -> Result<PruneReport> {
+        let before: HashSet<PackId> = self
+            .unindexed_packs()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let err = match self.prune_apply_once(plan, progress) {
+            Ok(report) => return Ok(report),
+            Err(e) => e,
+        };
+        let repacked: Vec<PackId> = plan
+            .packs
+            .iter()
+            .filter(|p| p.action == PackAction::Repack)
+            .map(|p| p.id)
+            .collect();
+        if repacked.is_empty() || super::partial::no_space(&err, self.index.path()).is_none() {
+            return Err(err);
+        }
+        // The index transaction did not happen if the repacked packs are still
+        // indexed; only then are the new packs unreferenced.
+        let indexed: HashSet<PackId> = self.index.packs()?.into_iter().map(|(id, _)| id).collect();
+        if !repacked.iter().all(|id| indexed.contains(id)) {
+            return Err(err);
+        }
+        let new: Vec<(PackId, u64)> = self
+            .unindexed_packs()?
+            .into_iter()
+            .filter(|(id, _)| !before.contains(id))
+            .collect();
+        self.discard_packs(&new)?;
+        let mut only_delete = plan.clone();
+        for p in &mut only_delete.packs {
+            if p.action == PackAction::Repack {
+                p.action = PackAction::Keep;
+            }
+        }
+        only_delete.repack_chunks.clear();
+        let deleted: HashSet<PackId> = only_delete
+            .packs
+            .iter()
+            .filter(|p| p.action == PackAction::Delete)
+            .map(|p| p.id)
+            .collect();
+        let reader = self.index.reader()?;
+        let mut keep = Vec::new();
+        for id in &only_delete.remove_chunks {
+            if reader.get(id)?.is_some_and(|l| deleted.contains(&l.pack)) {
+                keep.push(*id);
+            }
+        }
+        drop(reader);
+        only_delete.remove_chunks = keep;
+        let mut report = self.prune_apply_once(&only_delete, progress)?;
+        report.note = Some(format!(
+            "no space left on device to repack ({err}); only packs with no live data were deleted; run `lumina-backup prune` again once there is room"
+        ));
+        Ok(report)
+    }
+
+    fn prune_apply_once(
         &mut self,
         plan: &PrunePlan,
         progress: &dyn Progress,

@@ -3,6 +3,7 @@
 //! hashes and compresses them in parallel. Commit order: packs, then the snapshot
 //! file, then the index (see `store-format.md`, "Write order and recovery").
 
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
@@ -10,11 +11,12 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::Repository;
+use crate::backend::Backend;
 use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
-use crate::error::{Error, Result};
+use crate::error::{Error, PartialData, Result, StopCause};
 use crate::export::{self, Table};
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
-use crate::id::ChunkId;
+use crate::id::{ChunkId, PackId};
 use crate::index::IndexUpdate;
 use crate::progress::Progress;
 use crate::snapshot::{self, Manifest, Snapshot};
@@ -205,6 +207,11 @@ fn image_name(source: &Path) -> String {
 
 impl Repository {
     /// Takes a snapshot of the SQLite database at `db` (which may be in use).
+    ///
+    /// A snapshot that fails before its record is written leaves nothing: the
+    /// packs it wrote are dropped from the index and deleted (`repo::partial`).
+    /// Cancelled (through `progress`) or out of space, it fails with
+    /// [`Error::SnapshotNotRecorded`], which says what became of that data.
     pub fn snapshot(
         &mut self,
         db: &Path,
@@ -227,12 +234,63 @@ impl Repository {
         self.snapshot_from(db, opts, progress, Some(warning))
     }
 
+    /// Takes the snapshot; when it stops before its record is written
+    /// (cancelled, disk full), removes the packs it wrote and says so.
     fn snapshot_from(
         &mut self,
         db: &Path,
         opts: &SnapshotOptions,
         progress: &dyn Progress,
         raw: Option<String>,
+    ) -> Result<SnapshotSummary> {
+        let written = RefCell::new(Vec::new());
+        let record = Cell::new(None);
+        let err = match self.snapshot_inner(db, opts, progress, raw, &written, &record) {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        progress.done();
+        // Its record was written (the commit point): the snapshot stands, and
+        // its packs with it, whatever failed after.
+        if let Some(id) = record.get() {
+            if self
+                .backend
+                .exists(&snapshot::snapshot_path(&id))
+                .unwrap_or(true)
+            {
+                return Err(err);
+            }
+        }
+        let packs = written.into_inner();
+        let total: u64 = packs.iter().map(|(_, s)| s).sum();
+        let removed = if packs.is_empty() {
+            0
+        } else {
+            self.discard_packs(&packs).unwrap_or(0)
+        };
+        let partial = match (total, total - removed.min(total)) {
+            (0, _) => PartialData::None,
+            (t, 0) => PartialData::Removed(t),
+            (_, left) => PartialData::Left(left),
+        };
+        let cause = match &err {
+            Error::Cancelled => Some(StopCause::Cancelled),
+            e => super::partial::no_space(e, self.index.path()).map(StopCause::NoSpace),
+        };
+        match cause {
+            Some(cause) => Err(Error::SnapshotNotRecorded { cause, partial }),
+            None => Err(err),
+        }
+    }
+
+    fn snapshot_inner(
+        &mut self,
+        db: &Path,
+        opts: &SnapshotOptions,
+        progress: &dyn Progress,
+        raw: Option<String>,
+        written: &RefCell<Vec<(PackId, u64)>>,
+        record_id: &Cell<Option<crate::id::SnapshotId>>,
     ) -> Result<SnapshotSummary> {
         let source: PathBuf = std::fs::canonicalize(db).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
@@ -274,6 +332,9 @@ impl Repository {
         let mut session =
             WriteSession::new(&self.store, Box::new(|id| reader.borrow().contains(id)))
                 .with_on_pack(Box::new(|pack, size, locs| {
+                    // Known before its index commit, so a failure there still
+                    // lets the caller remove it.
+                    written.borrow_mut().push((pack, size));
                     let update = IndexUpdate {
                         chunks: locs.to_vec(),
                         packs: vec![(pack, size)],
@@ -350,9 +411,14 @@ impl Repository {
             let captured = capture_thread
                 .join()
                 .map_err(|_| Error::BadInput("capture thread panicked".into()))?;
-            // A capture error explains a consumer error (closed channel), so it wins.
-            let (info, extra) = captured?;
-            Ok((files?, info, extra))
+            // A capture error explains a consumer that stopped early, so it wins;
+            // but the capture's "cancelled" (the consumer hung up) only echoes
+            // the consumer's own error (no space, cancelled), which then wins.
+            match (captured, files) {
+                (Err(Error::Cancelled), Err(e)) => Err(e),
+                (Err(e), _) => Err(e),
+                (Ok((info, extra)), files) => Ok((files?, info, extra)),
+            }
         })?;
 
         let sqlite = SqliteInfo {
@@ -409,6 +475,7 @@ impl Repository {
             seq: Some(seq),
         };
         let (id, file) = snapshot::encode_record(&record, self.store.cipher());
+        record_id.set(Some(id));
         self.backend_write(&snapshot::snapshot_path(&id), &file)?;
         crate::testhook::point("after-snapshot-file");
         let new_chunks = added.chunks_added;

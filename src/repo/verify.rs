@@ -341,7 +341,12 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<VerifyReport> {
         let opened = match opts {
-            Some(o) => Repository::open(path, o),
+            // Writable when it can be (a clean verify records that the index
+            // holds every referenced chunk); read-only on a read-only mount.
+            Some(o) => match Repository::open(path, o) {
+                Err(Error::ReadOnlyRepository { .. }) => Repository::open_read_only(path, o),
+                other => other,
+            },
             None => Err(Error::corrupt("config", "its header cannot be read")),
         };
         match opened {
