@@ -9,6 +9,10 @@
 //!
 //! Output goes to a [`Sink`] as [`Piece`]s; memory stays bounded whatever the
 //! database size.
+//!
+//! A database another process keeps locked is given up after [`BUSY_WAIT`], and
+//! the failures a user can fix (a lock, a hot journal or a WAL database on a
+//! read-only mount) are explained by [`source_error`].
 
 use std::io::Write;
 use std::path::Path;
@@ -57,6 +61,12 @@ pub struct ImageInfo {
 /// Pages sent per [`Piece::Data`].
 const PAGES_PER_PIECE: usize = 256;
 
+/// How long opening or starting to read a source waits for another process's
+/// lock. An application's commit holds its exclusive lock for milliseconds (the
+/// app's own busy timeout is about 5 s); a lock held longer is a long write or a
+/// program in exclusive locking mode, which waiting will not fix.
+pub const BUSY_WAIT: Duration = Duration::from_secs(5);
+
 /// Opens a source database for capture (does not write to it).
 pub fn open_source(path: &Path) -> Result<Connection> {
     super::check_database_file(path)?;
@@ -66,8 +76,8 @@ pub fn open_source(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
     )
-    .map_err(|e| Error::sqlite(path, e))?;
-    conn.busy_timeout(Duration::from_secs(30))
+    .map_err(|e| source_error(path, e))?;
+    conn.busy_timeout(BUSY_WAIT)
         .map_err(|e| Error::sqlite(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1;")
         .map_err(|e| Error::sqlite(path, e))?;
@@ -82,14 +92,79 @@ pub fn open_source(path: &Path) -> Result<Connection> {
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
     })
-    .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => Error::NotSqlite {
+    .map_err(|e| source_error(path, e))?;
+    Ok(conn)
+}
+
+/// Maps an error opening or starting to read the source database to one that says
+/// why it cannot be read and what to do, where SQLite's own words do not.
+pub fn source_error(path: &Path, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    let unavailable = |why: String| Error::SourceUnavailable {
+        path: path.into(),
+        why,
+    };
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => Error::NotSqlite {
             path: path.into(),
             why: "SQLite cannot read it".into(),
         },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => unavailable(format!(
+            "another process has kept it locked for more than {} s (a long write, or a \
+             program holding it in exclusive locking mode); close that program or let it \
+             finish, then try again",
+            BUSY_WAIT.as_secs()
+        )),
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+            let side =
+                |suffix: &str| std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            let journal = side("-journal");
+            let hot = std::fs::metadata(&journal)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false);
+            let folder = path.parent().unwrap_or(Path::new("."));
+            if hot && !writable(path) {
+                return unavailable(format!(
+                    "it has a hot journal ({}, left by an interrupted write) that SQLite must \
+                     roll back before the database can be read, and the database is read-only \
+                     (a read-only mount or file); make it writable and open it once with the \
+                     app or sqlite3, or copy the database together with its -journal to a \
+                     writable folder and snapshot the copy",
+                    journal.display()
+                ));
+            }
+            if is_wal(path) && !side("-shm").exists() && !writable(folder) {
+                return unavailable(format!(
+                    "it is in WAL mode and has no {}, which SQLite must create to read it, \
+                     but its folder is read-only; make the folder writable, or copy the \
+                     database (with its -wal file) to a writable folder and snapshot the copy",
+                    side("-shm").display()
+                ));
+            }
+            Error::sqlite(path, e)
+        }
         _ => Error::sqlite(path, e),
-    })?;
-    Ok(conn)
+    }
+}
+
+/// Whether this process may write `path` (`access(2)`: no file is opened, so no
+/// lock SQLite holds on it can be dropped by a close).
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Whether the database header says WAL mode (read and write versions 2).
+fn is_wal(path: &Path) -> bool {
+    let mut head = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .map(|()| head[18] == 2 && head[19] == 2)
+        .unwrap_or(false)
 }
 
 /// Runs `body` inside one read transaction on `conn`, after sending the page
@@ -108,7 +183,7 @@ pub fn capture<T>(
         // The first read starts the transaction: everything below sees one state.
         let page_count: i64 = conn
             .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .map_err(sq)?;
+            .map_err(|e| source_error(path, e))?;
         let page_size: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .map_err(sq)?;
@@ -134,8 +209,13 @@ pub fn capture<T>(
         let extra = body(conn, sink)?;
         Ok((info, extra))
     })();
-    // A read transaction changes nothing; end it whatever happened.
-    let end = conn.execute_batch("COMMIT").map_err(sq);
+    // A read transaction changes nothing; end it whatever happened (unless SQLite
+    // already ended it, e.g. after an interrupted statement).
+    let end = if conn.is_autocommit() {
+        Ok(())
+    } else {
+        conn.execute_batch("COMMIT").map_err(sq)
+    };
     let out = result?;
     end?;
     Ok(out)
