@@ -170,6 +170,8 @@ struct Extra {
     lumina: bool,
     tables: Vec<(String, u64)>,
     warnings: Vec<String>,
+    /// The quick check's verdict for the manifest (`sqlite::check`).
+    quick_check: String,
 }
 
 /// The name the image gets inside the snapshot: the source's file name, unless
@@ -308,6 +310,7 @@ impl Repository {
             sqlite: sqlite.clone(),
             tables: extra.tables.iter().cloned().collect(),
             warnings: extra.warnings.clone(),
+            quick_check: Some(extra.quick_check.clone()),
         };
         let mut manifest_json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::BadInput(e.to_string()))?;
@@ -405,7 +408,9 @@ fn read_extra(
             reused_exports: true,
             lumina,
             tables,
+            // The parent's warnings include its checks of this same image.
             warnings: r.warnings.clone(),
+            quick_check: "not checked again: same image as the parent snapshot".into(),
         });
     }
     if lumina && !no_exports {
@@ -420,11 +425,16 @@ fn read_extra(
         }
         warnings = scan.finish().warnings();
     }
+    // Last in the capture transaction, bounded in time (see `sqlite::check`).
+    let check =
+        crate::sqlite::check::check_captured(conn, crate::sqlite::check::QUICK_CHECK_BUDGET);
+    warnings.extend(check.warnings);
     Ok(Extra {
         reused_exports: false,
         lumina,
         tables,
         warnings,
+        quick_check: check.quick_check,
     })
 }
 

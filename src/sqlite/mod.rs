@@ -5,6 +5,7 @@
 //! restore works on files.
 
 pub mod capture;
+pub mod check;
 pub mod restore;
 
 use std::fs::File;
