@@ -292,7 +292,7 @@ fn proj_db_round_trips_and_diffs() {
     {
         let c = open(&db);
         c.execute_batch(
-            "UPDATE usage SET scope_code = 999999 WHERE rowid = (SELECT max(rowid) FROM usage WHERE auth_name IS NULL);",
+            "UPDATE usage SET object_code = 'changed-' || object_code WHERE rowid = (SELECT max(rowid) FROM usage WHERE auth_name IS NULL);",
         )
         .expect("edit");
     }
