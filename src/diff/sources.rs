@@ -62,9 +62,12 @@ impl<R: BufRead> RowSource for JsonExportRows<R> {
             if !text.starts_with('{') {
                 continue; // the closing `]}`
             }
-            let columns: Map<String, Value> = serde_json::from_str(text).map_err(|e| {
-                Error::corrupt(self.name.clone(), format!("row does not parse: {e}"))
-            })?;
+            let columns: Map<String, Value> = match serde_json::from_str(text) {
+                Ok(c) => c,
+                Err(_) => lenient_row(text).map_err(|e| {
+                    Error::corrupt(self.name.clone(), format!("row does not parse: {e}"))
+                })?,
+            };
             let key: Vec<Value> = self
                 .key_columns
                 .iter()
@@ -84,6 +87,33 @@ impl<R: BufRead> RowSource for JsonExportRows<R> {
             return Ok(Some(Row { key, tie, columns }));
         }
     }
+}
+
+/// A row holding values `serde_json::Value` cannot (`1e999`, how exports write
+/// infinity, or such numbers inside a JSON column): those values are kept as
+/// tagged raw text, equal only to the same text.
+fn lenient_row(text: &str) -> serde_json::Result<Map<String, Value>> {
+    type Raw = Box<serde_json::value::RawValue>;
+    let cells: std::collections::BTreeMap<String, Raw> = serde_json::from_str(text)?;
+    let mut out = Map::new();
+    for (k, v) in cells {
+        let t = v.get();
+        let value = match serde_json::from_str::<Value>(t) {
+            Ok(v) => v,
+            Err(_) if t == "1e999" => real_tag("inf"),
+            Err(_) if t == "-1e999" => real_tag("-inf"),
+            Err(_) => Value::Array(vec![Value::String("json".into()), Value::String(t.into())]),
+        };
+        out.insert(k, value);
+    }
+    Ok(out)
+}
+
+fn real_tag(which: &str) -> Value {
+    Value::Array(vec![
+        Value::String("real".into()),
+        Value::String(which.into()),
+    ])
 }
 
 /// Names of the ordinary tables of a database, sorted.
@@ -109,10 +139,7 @@ fn to_json(v: ValueRef<'_>) -> Value {
         ValueRef::Real(f) => match serde_json::Number::from_f64(f) {
             Some(n) => Value::Number(n),
             // Infinities (SQLite has no NaN): tagged so they equal nothing else.
-            None => Value::Array(vec![
-                Value::String("real".into()),
-                Value::String(if f > 0.0 { "inf" } else { "-inf" }.into()),
-            ]),
+            None => real_tag(if f > 0.0 { "inf" } else { "-inf" }),
         },
         ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Array(vec![
