@@ -169,7 +169,7 @@ impl Repository {
             }
             DiffTarget::Live(db) => {
                 let c = sqlite::capture::open_source(db)?;
-                c.execute_batch("BEGIN").map_err(|e| Error::sqlite(db, e))?;
+                sqlite::capture::begin_read(&c, db)?;
                 (None, c)
             }
         };

@@ -10,13 +10,15 @@
 //! Output goes to a [`Sink`] as [`Piece`]s; memory stays bounded whatever the
 //! database size.
 //!
-//! A database another process keeps locked is given up after [`BUSY_WAIT`], and
-//! the failures a user can fix (a lock, a hot journal or a WAL database on a
+//! A lock another process holds is waited for while the database keeps changing
+//! (a writer committing), at most [`BUSY_MAX`]; a lock on a database that does not
+//! change for [`BUSY_IDLE`] (exclusive locking mode, a stuck write) is given up.
+//! The failures a user can fix (a lock, a hot journal or a WAL database on a
 //! read-only mount) are explained by [`source_error`].
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -61,11 +63,16 @@ pub struct ImageInfo {
 /// Pages sent per [`Piece::Data`].
 const PAGES_PER_PIECE: usize = 256;
 
-/// How long opening or starting to read a source waits for another process's
-/// lock. An application's commit holds its exclusive lock for milliseconds (the
-/// app's own busy timeout is about 5 s); a lock held longer is a long write or a
-/// program in exclusive locking mode, which waiting will not fix.
-pub const BUSY_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait for another process's lock while the database keeps changing
+/// (a writer that commits in a tight loop can hold readers off for seconds).
+pub const BUSY_MAX: Duration = Duration::from_secs(30);
+
+/// A lock on a database whose files have not changed for this long is not a
+/// writer making progress (exclusive locking mode, a stuck write): give up.
+pub const BUSY_IDLE: Duration = Duration::from_secs(5);
+
+/// SQLite's own wait per attempt; between attempts the files are looked at.
+const BUSY_STEP: Duration = Duration::from_millis(500);
 
 /// Opens a source database for capture (does not write to it).
 pub fn open_source(path: &Path) -> Result<Connection> {
@@ -77,7 +84,7 @@ pub fn open_source(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(|e| source_error(path, e))?;
-    conn.busy_timeout(BUSY_WAIT)
+    conn.busy_timeout(BUSY_STEP)
         .map_err(|e| Error::sqlite(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1;")
         .map_err(|e| Error::sqlite(path, e))?;
@@ -89,11 +96,72 @@ pub fn open_source(path: &Path) -> Result<Connection> {
     )
     .map_err(|e| Error::sqlite(path, e))?;
     // Touch the schema now so "file is not a database" surfaces as bad input.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-        r.get::<_, i64>(0)
+    retry_busy(path, || {
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
     })
     .map_err(|e| source_error(path, e))?;
     Ok(conn)
+}
+
+/// Starts a read transaction on a connection from [`open_source`] and takes its
+/// read lock (waiting for a lock as the module docs say).
+pub fn begin_read(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("BEGIN DEFERRED")
+        .map_err(|e| Error::sqlite(path, e))?;
+    retry_busy(path, || {
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    })
+    .map(|_| ())
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        source_error(path, e)
+    })
+}
+
+/// Runs `op` again while it fails with SQLITE_BUSY and the database's files keep
+/// changing, up to [`BUSY_MAX`]; gives up after [`BUSY_IDLE`] without a change.
+fn retry_busy<T>(path: &Path, mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let start = Instant::now();
+    let mut seen = fingerprint(path);
+    let mut changed = start;
+    loop {
+        match op() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) =>
+            {
+                let now = Instant::now();
+                let fp = fingerprint(path);
+                if fp != seen {
+                    seen = fp;
+                    changed = now;
+                }
+                if now - changed >= BUSY_IDLE || now - start >= BUSY_MAX {
+                    return Err(e);
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Sizes and modification times of the database and its journal files (`stat`
+/// only: opening the file would drop SQLite's POSIX locks on close).
+fn fingerprint(path: &Path) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    ["", "-journal", "-wal"]
+        .iter()
+        .map(|suffix| {
+            std::fs::metadata(format!("{}{suffix}", path.display()))
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
 }
 
 /// Maps an error opening or starting to read the source database to one that says
@@ -110,10 +178,11 @@ pub fn source_error(path: &Path, e: rusqlite::Error) -> Error {
             why: "SQLite cannot read it".into(),
         },
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => unavailable(format!(
-            "another process has kept it locked for more than {} s (a long write, or a \
-             program holding it in exclusive locking mode); close that program or let it \
-             finish, then try again",
-            BUSY_WAIT.as_secs()
+            "another process keeps it locked (it did not change for {} s, or stayed \
+             locked for {} s): a program holding it in exclusive locking mode, or a long \
+             write; close that program or let it finish, then try again",
+            BUSY_IDLE.as_secs(),
+            BUSY_MAX.as_secs()
         )),
         Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
             let side =
@@ -178,12 +247,12 @@ pub fn capture<T>(
     body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     let sq = |e| Error::sqlite(path, e);
-    conn.execute_batch("BEGIN DEFERRED").map_err(sq)?;
+    begin_read(conn, path)?;
     let result = (|| -> Result<(ImageInfo, T)> {
-        // The first read starts the transaction: everything below sees one state.
+        // The read lock is held: everything below sees one state.
         let page_count: i64 = conn
             .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .map_err(|e| source_error(path, e))?;
+            .map_err(sq)?;
         let page_size: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .map_err(sq)?;
