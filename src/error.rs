@@ -154,6 +154,15 @@ pub enum Error {
         /// The packs it had written.
         partial: PartialData,
     },
+    /// A source database cannot be read (locked, hot journal or WAL on a read-only
+    /// mount); `why` says why and what to do.
+    #[error("cannot read database {path}: {why}")]
+    SourceUnavailable {
+        /// The database.
+        path: PathBuf,
+        /// Why, and what to do.
+        why: String,
+    },
 }
 
 impl Error {

@@ -71,8 +71,9 @@ pub(super) fn import(ctx: &Ctx, db: &Path, from: &Path, strict: bool) -> Result<
         }));
     } else {
         ctx.say(format!(
-            "imported {} rows into {} of {}",
+            "imported {} {} into {} of {}",
             report.rows,
+            if report.rows == 1 { "row" } else { "rows" },
             report.table.name(),
             db.display()
         ));

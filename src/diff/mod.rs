@@ -6,12 +6,16 @@
 //! the table size. Sources: the JSON exports stored in Lumina snapshots
 //! ([`JsonExportRows`]), or any SQLite table ([`SqliteRows`]).
 //!
-//! Keys compare as SQLite orders them with the BINARY collation: NULL, then
-//! numbers, then text (bytewise), then blobs.
+//! Keys compare exactly as SQLite orders them ([`order`]): NULL, then numbers,
+//! then text under the key columns' collation, then blobs. A declared key need
+//! not be unique in SQLite (NULLs in a non-integer primary key are legal): rows
+//! whose key holds a NULL are told apart by their rowid ([`Tie`]).
 
+pub mod order;
 mod sources;
 
-pub use sources::{sqlite_tables, JsonExportRows, SqliteRows};
+pub use order::{Collation, Encoding, KeyOrder};
+pub use sources::{key_info, sqlite_tables, JsonExportRows, KeyInfo, SqliteRows};
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -26,8 +30,20 @@ use crate::error::Result;
 pub struct Row {
     /// Key values in key-column order.
     pub key: Vec<Value>,
+    /// What tells apart rows whose key holds a NULL (`None` for the others).
+    pub tie: Option<Tie>,
     /// All columns by name.
     pub columns: Map<String, Value>,
+}
+
+/// The identity of a row whose declared key holds a NULL (such keys need not be
+/// unique). Rows without a tie sort before rows with one, for the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tie {
+    /// The rowid (SQLite tables).
+    Rowid(i64),
+    /// Position among the rows with the same key (export files, which hold no rowid).
+    Nth(u64),
 }
 
 /// A stream of rows in ascending key order.
@@ -64,70 +80,56 @@ pub struct DiffReport {
     pub tables: BTreeMap<String, TableDiff>,
 }
 
-fn type_rank(v: &Value) -> u8 {
-    match v {
-        Value::Null => 0,
-        Value::Bool(_) | Value::Number(_) => 1,
-        Value::String(_) => 2,
-        _ => 3,
-    }
-}
-
-/// Orders one key value as SQLite's BINARY collation would.
-pub fn cmp_value(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(i), Some(j)) => i.cmp(&j),
-            _ => x
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&y.as_f64().unwrap_or(0.0)),
-        },
-        (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
-        _ => type_rank(a)
-            .cmp(&type_rank(b))
-            .then_with(|| a.to_string().cmp(&b.to_string())),
-    }
-}
-
-/// Orders keys column by column.
-pub fn cmp_key(a: &[Value], b: &[Value]) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        match cmp_value(x, y) {
-            Ordering::Equal => continue,
-            o => return o,
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-fn key_json(key: &[Value]) -> Value {
-    if key.len() == 1 {
+fn key_json(key: &[Value], tie: Option<Tie>) -> Value {
+    let k = if key.len() == 1 {
         key[0].clone()
     } else {
         Value::Array(key.to_vec())
+    };
+    match tie {
+        None => k,
+        Some(Tie::Rowid(r)) => serde_json::json!({"key": k, "rowid": r}),
+        Some(Tie::Nth(n)) => serde_json::json!({"key": k, "nth": n}),
     }
 }
 
-/// Diffs two key-ordered streams (`old` → `new`). Fails if a stream is not in
-/// ascending key order (a diff on a wrong order would be silently wrong).
+fn cmp_row(order: &KeyOrder, a: &Row, b: &Row) -> Ordering {
+    order.cmp_key(&a.key, &b.key).then(a.tie.cmp(&b.tie))
+}
+
+/// Diffs two streams in BINARY key order (`old` → `new`); see [`diff_rows_ordered`].
 pub fn diff_rows(old: &mut dyn RowSource, new: &mut dyn RowSource) -> Result<TableDiff> {
+    diff_rows_ordered(old, new, &KeyOrder::binary())
+}
+
+/// Diffs two streams in `order` (`old` → `new`). Fails if a stream is not in
+/// strictly ascending (key, tie) order (a diff on a wrong order would be silently
+/// wrong).
+pub fn diff_rows_ordered(
+    old: &mut dyn RowSource,
+    new: &mut dyn RowSource,
+    order: &KeyOrder,
+) -> Result<TableDiff> {
     let mut d = TableDiff::default();
     let mut a = old.next_row()?;
     let mut b = new.next_row()?;
-    let mut last_a: Option<Vec<Value>> = None;
-    let mut last_b: Option<Vec<Value>> = None;
-    let check = |last: &mut Option<Vec<Value>>, row: &Option<Row>| -> Result<()> {
+    let mut last_a: Option<Row> = None;
+    let mut last_b: Option<Row> = None;
+    let check = |last: &mut Option<Row>, row: &Option<Row>| -> Result<()> {
         if let Some(r) = row {
             if let Some(prev) = last.as_ref() {
-                if cmp_key(prev, &r.key) != Ordering::Less {
+                if cmp_row(order, prev, r) != Ordering::Less {
                     return Err(crate::error::Error::BadInput(format!(
                         "rows are not in ascending key order at key {}",
-                        key_json(&r.key)
+                        key_json(&r.key, r.tie)
                     )));
                 }
             }
-            *last = Some(r.key.clone());
+            *last = Some(Row {
+                key: r.key.clone(),
+                tie: r.tie,
+                columns: Map::new(),
+            });
         }
         Ok(())
     };
@@ -137,23 +139,23 @@ pub fn diff_rows(old: &mut dyn RowSource, new: &mut dyn RowSource) -> Result<Tab
         match (&a, &b) {
             (None, None) => break,
             (Some(x), None) => {
-                d.removed.push(key_json(&x.key));
+                d.removed.push(key_json(&x.key, x.tie));
                 a = old.next_row()?;
                 check(&mut last_a, &a)?;
             }
             (None, Some(y)) => {
-                d.added.push(key_json(&y.key));
+                d.added.push(key_json(&y.key, y.tie));
                 b = new.next_row()?;
                 check(&mut last_b, &b)?;
             }
-            (Some(x), Some(y)) => match cmp_key(&x.key, &y.key) {
+            (Some(x), Some(y)) => match cmp_row(order, x, y) {
                 Ordering::Less => {
-                    d.removed.push(key_json(&x.key));
+                    d.removed.push(key_json(&x.key, x.tie));
                     a = old.next_row()?;
                     check(&mut last_a, &a)?;
                 }
                 Ordering::Greater => {
-                    d.added.push(key_json(&y.key));
+                    d.added.push(key_json(&y.key, y.tie));
                     b = new.next_row()?;
                     check(&mut last_b, &b)?;
                 }
@@ -171,7 +173,7 @@ pub fn diff_rows(old: &mut dyn RowSource, new: &mut dyn RowSource) -> Result<Tab
                                 .filter(|k| !x.columns.contains_key(*k))
                                 .cloned(),
                         );
-                        d.changed.push(key_json(&x.key));
+                        d.changed.push(key_json(&x.key, x.tie));
                         d.changed_columns.push(cols);
                     }
                     a = old.next_row()?;
@@ -203,6 +205,7 @@ mod tests {
         columns.insert("tag".into(), json!(tag));
         Row {
             key: vec![id],
+            tie: None,
             columns,
         }
     }
@@ -238,28 +241,29 @@ mod tests {
     }
 
     #[test]
-    fn key_order_matches_sqlite() {
-        let mut v = vec![
-            json!("b"),
-            json!(null),
-            json!(10),
-            json!("B"),
-            json!(2),
-            json!(1.5),
-            json!("é"),
+    fn null_keys_are_told_apart_by_their_tie() {
+        let with_tie = |tie: i64, tag: &str| Row {
+            tie: Some(Tie::Rowid(tie)),
+            ..row(json!(null), tag)
+        };
+        let old = vec![with_tie(1, "x"), with_tie(2, "x"), row(json!("a"), "x")];
+        let new = vec![
+            with_tie(1, "x"),
+            with_tie(2, "y"),
+            with_tie(3, "x"),
+            row(json!("a"), "x"),
         ];
-        v.sort_by(cmp_value);
-        assert_eq!(
-            v,
-            vec![
-                json!(null),
-                json!(1.5),
-                json!(2),
-                json!(10),
-                json!("B"),
-                json!("b"),
-                json!("é")
-            ]
-        );
+        let d =
+            diff_rows(&mut VecRows(old.into_iter()), &mut VecRows(new.into_iter())).expect("diff");
+        assert_eq!(d.changed, vec![json!({"key": null, "rowid": 2})]);
+        assert_eq!(d.added, vec![json!({"key": null, "rowid": 3})]);
+        assert!(d.removed.is_empty());
+        // The same key twice without a tie is still an ordering error.
+        let dup = vec![row(json!(null), "x"), row(json!(null), "y")];
+        assert!(diff_rows(
+            &mut VecRows(dup.into_iter()),
+            &mut VecRows(Vec::new().into_iter())
+        )
+        .is_err());
     }
 }

@@ -12,16 +12,18 @@
 //!   file. A wrong `version` seen after some rows still rolls them back.
 //! - Never panics on any input bytes (a property test feeds it garbage).
 //!
-//! Value mapping: `null` → `NULL`, `true`/`false` → 1/0, integers → `INTEGER`
-//! (beyond i64: error), other numbers → `REAL`, strings → `TEXT`. In JSON columns
-//! ([`Table::json_columns`]) an array, object, number or boolean is stored as its
-//! compact JSON text (key order kept; whitespace dropped, so text written with other
-//! spacing comes back equal as JSON but not byte for byte), and a string is stored as
-//! its raw text (how [`write_json`](super::write_json) writes text that is not an
-//! embeddable JSON value). Arrays or objects in other columns are errors, and so is a
-//! row the table's own constraints refuse (e.g. a collection without `name`).
-//! `INSERT OR REPLACE` resolves key conflicts the SQLite way: a row whose key, or a
-//! `UNIQUE` column such as `tags.normalizedName`, matches an existing row replaces it.
+//! Value mapping: see [`cells`](super::cells) (numbers are read from their digits:
+//! INTEGER within 64 bits, REAL when written with a fraction or exponent, `1e999`
+//! for infinity; JSON columns keep the exact JSON text the file holds).
+//!
+//! Rows are applied as an UPSERT on the primary key: an existing row gets the
+//! columns the file holds and keeps the others (a newer app's columns the export
+//! does not know); a new row is inserted. A row whose value in another UNIQUE
+//! column (such as `tags.normalizedName`) matches an existing row replaces that
+//! row, as `INSERT OR REPLACE` does. The report counts the rows written: rows of
+//! the file with the same key count once. A target table of another shape (a
+//! Lumina column missing, another primary key) is refused before anything is
+//! written.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -30,9 +32,9 @@ use std::io::{self, BufReader, Cursor, Read};
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::ser::{CompactFormatter, Formatter};
+use serde_json::value::RawValue;
 
-use super::{quote_ident, table_exists, Error, Table, FORMAT_VERSION};
+use super::{cells, quote_ident, table_exists, Error, Table, FORMAT_VERSION};
 
 /// How many distinct unknown row keys are named in warnings.
 const MAX_UNKNOWN_KEYS: usize = 20;
@@ -42,7 +44,8 @@ const MAX_UNKNOWN_KEYS: usize = 20;
 pub struct ImportReport {
     /// The table the file held.
     pub table: Table,
-    /// Rows inserted or replaced.
+    /// Rows written (inserted or updated; rows of the file with the same key
+    /// count once).
     pub rows: u64,
     /// Problems that did not stop the import (dangling references, ignored keys).
     pub warnings: Vec<String>,
@@ -191,9 +194,17 @@ impl State<'_, '_> {
                 t.orphans
             ));
         }
+        let written = t.written(self.tx)?;
+        if written != t.rows {
+            self.warnings.push(format!(
+                "the file holds {} rows and {written} were written: rows with the same key \
+                 (or the same value in a UNIQUE column) replace each other",
+                t.rows
+            ));
+        }
         Ok(ImportReport {
             table: t.table,
-            rows: t.rows,
+            rows: written,
             warnings: self.warnings,
         })
     }
@@ -221,6 +232,8 @@ struct TableImport {
     /// Which columns the cached `insert_sql` names.
     insert_cols: Vec<bool>,
     insert_sql: String,
+    /// Other UNIQUE indexes (column indexes), for replacing rows they conflict with.
+    other_unique: Vec<Vec<usize>>,
     rows: u64,
     orphans: u64,
     first_orphan: Option<String>,
@@ -230,6 +243,9 @@ struct TableImport {
 impl TableImport {
     /// Creates the table if missing and reads its columns.
     fn begin(tx: &Transaction<'_>, table: Table) -> Result<Self, Error> {
+        if table_exists(tx, table.name())? {
+            super::shape::check_shape(tx, table)?;
+        }
         tx.execute_batch(table.create_sql())?;
         let columns: Vec<String> = tx
             .prepare(&format!("PRAGMA table_info({})", quote_ident(table.name())))?
@@ -242,6 +258,18 @@ impl TableImport {
                 missing: format!("{}.{key}", table.name()),
             })?);
         }
+        let other_unique = super::shape::other_unique_indexes(tx, table, &columns)?;
+        // The keys of the rows written, to count them at the end.
+        let keys = table
+            .key_columns()
+            .iter()
+            .map(|k| quote_ident(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tx.execute_batch(&format!(
+            "DROP TABLE IF EXISTS temp.lumina_import_written;
+             CREATE TEMP TABLE lumina_import_written({keys}, PRIMARY KEY({keys}));"
+        ))?;
         let is_json = columns
             .iter()
             .map(|c| {
@@ -279,6 +307,7 @@ impl TableImport {
             values: vec![None; n],
             insert_cols: Vec::new(),
             insert_sql: String::new(),
+            other_unique,
             rows: 0,
             orphans: 0,
             first_orphan: None,
@@ -318,46 +347,172 @@ impl TableImport {
         // one file normally all carry every column).
         let present: Vec<bool> = self.values.iter().map(Option::is_some).collect();
         if present != self.insert_cols {
-            let cols: Vec<String> = self
-                .columns
-                .iter()
-                .zip(&present)
-                .filter(|(_, p)| **p)
-                .map(|(c, _)| quote_ident(c))
-                .collect();
-            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-            self.insert_sql = format!(
-                "INSERT OR REPLACE INTO {} ({}) VALUES ({})",
-                quote_ident(self.table.name()),
-                cols.join(", "),
-                marks.join(", ")
-            );
+            self.insert_sql = self.upsert_sql(&present);
             self.insert_cols = present;
         }
-        tx.prepare_cached(&self.insert_sql)?
-            .execute(rusqlite::params_from_iter(self.values.iter().flatten()))
-            .map_err(|e| match e {
-                // The row breaks the table's own rules (NOT NULL, types): bad input.
-                rusqlite::Error::SqliteFailure(f, msg)
-                    if matches!(
-                        f.code,
-                        rusqlite::ErrorCode::ConstraintViolation
-                            | rusqlite::ErrorCode::TypeMismatch
-                    ) =>
-                {
-                    malformed(format!(
-                        "{} row {row_no} was refused by the table: {}",
-                        self.table.array_key(),
-                        msg.unwrap_or_else(|| f.to_string())
-                    ))
-                }
-                other => Error::Sqlite(other),
-            })?;
+        let refused = |e: rusqlite::Error, table: Table| match e {
+            // The row breaks the table's own rules (NOT NULL, types): bad input.
+            rusqlite::Error::SqliteFailure(f, msg)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TypeMismatch
+                ) =>
+            {
+                malformed(format!(
+                    "{} row {row_no} was refused by the table: {}",
+                    table.array_key(),
+                    msg.unwrap_or_else(|| f.to_string())
+                ))
+            }
+            other => Error::Sqlite(other),
+        };
+        let key = match self.upsert(tx) {
+            Ok(key) => key,
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    && !self.other_unique.is_empty() =>
+            {
+                // The update of an existing row collides with a third row on
+                // another UNIQUE column: that row is replaced, as a REPLACE would.
+                self.delete_unique_conflicts(tx)?;
+                self.upsert(tx).map_err(|e| refused(e, self.table))?
+            }
+            Err(e) => return Err(refused(e, self.table)),
+        };
+        if let Some(key) = key {
+            let marks: Vec<String> = (1..=key.len()).map(|i| format!("?{i}")).collect();
+            tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO temp.lumina_import_written VALUES ({})",
+                marks.join(", ")
+            ))?
+            .execute(rusqlite::params_from_iter(key.iter()))?;
+        }
         for v in &mut self.values {
             *v = None;
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// `INSERT OR REPLACE … ON CONFLICT(key) DO UPDATE SET` the columns present,
+    /// `RETURNING` the key as stored.
+    fn upsert_sql(&self, present: &[bool]) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| **p)
+            .map(|(c, _)| quote_ident(c))
+            .collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let keys: Vec<String> = self
+            .key_idx
+            .iter()
+            .map(|&k| quote_ident(&self.columns[k]))
+            .collect();
+        let mut set: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| present[*i] && !self.key_idx.contains(i))
+            .map(|(_, c)| format!("{0} = excluded.{0}", quote_ident(c)))
+            .collect();
+        if set.is_empty() {
+            // Nothing but the key: a no-op update, so the row still counts.
+            set.push(format!("{0} = excluded.{0}", keys[0]));
+        }
+        format!(
+            "INSERT OR REPLACE INTO {} ({}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {} RETURNING {}",
+            quote_ident(self.table.name()),
+            cols.join(", "),
+            marks.join(", "),
+            keys.join(", "),
+            set.join(", "),
+            keys.join(", ")
+        )
+    }
+
+    /// Runs the cached upsert; returns the key of the row written.
+    fn upsert(&self, tx: &Transaction<'_>) -> rusqlite::Result<Option<Vec<Value>>> {
+        let mut stmt = tx.prepare_cached(&self.insert_sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(self.values.iter().flatten()))?;
+        let key = match rows.next()? {
+            Some(r) => Some(
+                (0..self.key_idx.len())
+                    .map(|i| r.get::<_, Value>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        // Step to the end so the statement completes.
+        while rows.next()?.is_some() {}
+        Ok(key)
+    }
+
+    /// Deletes rows that hold this row's values in another UNIQUE index but have
+    /// another key.
+    fn delete_unique_conflicts(&self, tx: &Transaction<'_>) -> Result<(), Error> {
+        for index in &self.other_unique {
+            let vals: Option<Vec<&Value>> = index
+                .iter()
+                .map(|&c| self.values[c].as_ref().filter(|v| **v != Value::Null))
+                .collect();
+            let Some(vals) = vals else { continue };
+            let mut params: Vec<&Value> = vals;
+            let mut cond: Vec<String> = index
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| format!("{} = ?{}", quote_ident(&self.columns[c]), i + 1))
+                .collect();
+            let not_key: Vec<String> = self
+                .key_idx
+                .iter()
+                .enumerate()
+                .map(|(j, &k)| {
+                    format!(
+                        "{} IS ?{}",
+                        quote_ident(&self.columns[k]),
+                        index.len() + j + 1
+                    )
+                })
+                .collect();
+            cond.push(format!("NOT ({})", not_key.join(" AND ")));
+            for &k in &self.key_idx {
+                params.push(self.values[k].as_ref().unwrap_or(&Value::Null));
+            }
+            tx.execute(
+                &format!(
+                    "DELETE FROM {} WHERE {}",
+                    quote_ident(self.table.name()),
+                    cond.join(" AND ")
+                ),
+                rusqlite::params_from_iter(params),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Rows of the table that this import wrote and that are still there.
+    fn written(&self, tx: &Transaction<'_>) -> Result<u64, Error> {
+        let on: Vec<String> = self
+            .key_idx
+            .iter()
+            .map(|&k| {
+                let c = quote_ident(&self.columns[k]);
+                format!("t.{c} = w.{c}")
+            })
+            .collect();
+        let n: i64 = tx.query_row(
+            &format!(
+                "SELECT count(*) FROM temp.lumina_import_written AS w JOIN main.{} AS t ON {}",
+                quote_ident(self.table.name()),
+                on.join(" AND ")
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute_batch("DROP TABLE temp.lumina_import_written")?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 
@@ -477,9 +632,19 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_, '_> {
                             ti.rows + 1
                         )));
                     }
-                    ti.values[i] = Some(map.next_value_seed(ValueSeed {
-                        json: ti.is_json[i],
-                    })?);
+                    let raw: Box<RawValue> = map.next_value()?;
+                    match cells::cell_value(raw.get(), ti.is_json[i]) {
+                        Ok(v) => ti.values[i] = Some(v),
+                        Err(reason) => {
+                            let e = malformed(format!(
+                                "{} row {}: `{}` holds {reason}",
+                                ti.table.array_key(),
+                                ti.rows + 1,
+                                ti.columns[i]
+                            ));
+                            return Err(st.abort(e));
+                        }
+                    }
                 }
                 Key::Unknown(name) => {
                     map.next_value::<IgnoredAny>()?;
@@ -529,192 +694,6 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
                 None => Key::Unknown(s.to_owned()),
             },
         })
-    }
-}
-
-/// One cell; `json` for columns holding JSON text.
-struct ValueSeed {
-    json: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed {
-    type Value = Value;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.json {
-            "a JSON value"
-        } else {
-            "null, a boolean, a number or a string"
-        })
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(if self.json {
-            Value::Text(v.to_string())
-        } else {
-            Value::Integer(i64::from(v))
-        })
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(if self.json {
-            Value::Text(v.to_string())
-        } else {
-            Value::Integer(v)
-        })
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        if self.json {
-            return Ok(Value::Text(v.to_string()));
-        }
-        i64::try_from(v)
-            .map(Value::Integer)
-            .map_err(|_| E::custom(format_args!("integer {v} does not fit in SQLite's INTEGER")))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        if self.json {
-            let mut buf = Vec::new();
-            write_f64(&mut buf, v).map_err(E::custom)?;
-            return String::from_utf8(buf).map(Value::Text).map_err(E::custom);
-        }
-        Ok(Value::Real(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Text(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Text(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        if !self.json {
-            return Err(de::Error::invalid_type(de::Unexpected::Seq, &self));
-        }
-        let mut buf = Vec::new();
-        Transcode(&mut buf).visit_seq(seq)?;
-        String::from_utf8(buf)
-            .map(Value::Text)
-            .map_err(de::Error::custom)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        if !self.json {
-            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
-        }
-        let mut buf = Vec::new();
-        Transcode(&mut buf).visit_map(map)?;
-        String::from_utf8(buf)
-            .map(Value::Text)
-            .map_err(de::Error::custom)
-    }
-}
-
-/// A float as compact JSON (`null` if not finite, which the parser never yields).
-fn write_f64(buf: &mut Vec<u8>, v: f64) -> io::Result<()> {
-    if v.is_finite() {
-        CompactFormatter.write_f64(buf, v)
-    } else {
-        buf.extend_from_slice(b"null");
-        Ok(())
-    }
-}
-
-/// Re-writes any JSON value compactly into a buffer, keeping object key order.
-struct Transcode<'b>(&'b mut Vec<u8>);
-
-impl<'de> DeserializeSeed<'de> for Transcode<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Transcode<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.0.extend_from_slice(b"null");
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.0.extend_from_slice(if v { b"true" } else { b"false" });
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        CompactFormatter.write_i64(self.0, v).map_err(E::custom)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        CompactFormatter.write_u64(self.0, v).map_err(E::custom)
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        write_f64(self.0, v).map_err(E::custom)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        serde_json::to_writer(&mut *self.0, v).map_err(E::custom)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.0.push(b'[');
-        let mut first = true;
-        loop {
-            let mark = self.0.len();
-            if !first {
-                self.0.push(b',');
-            }
-            if seq.next_element_seed(Transcode(&mut *self.0))?.is_none() {
-                self.0.truncate(mark);
-                break;
-            }
-            first = false;
-        }
-        self.0.push(b']');
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.0.push(b'{');
-        let mut first = true;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if !first {
-                self.0.push(b',');
-            }
-            first = false;
-            serde_json::to_writer(&mut *self.0, &*key).map_err(de::Error::custom)?;
-            self.0.push(b':');
-            map.next_value_seed(Transcode(&mut *self.0))?;
-        }
-        self.0.push(b'}');
-        Ok(())
     }
 }
 
@@ -1012,8 +991,10 @@ mod tests {
           "timestamp": "2025-01-01T00:00:00.000Z",
           "totalItems": 1,
           "metadata": [
-            {"id": "p1", "collectionId": null, "aiTags": [], "aiTagsDetailed": [{"name": "sky", "confidence": 0.9}],
-             "manualTags": ["été"], "isHidden": false, "lastModified": 5, "thumbnail": "x"}
+            {"id": "p1", "collectionId": null, "aiTags": [], "aiTagsDetailed": [
+                {"name": "sky", "confidence": 0.9}
+              ],
+             "manualTags": ["été", 1.50], "isHidden": false, "lastModified": 5, "thumbnail": "x"}
           ],
           "exportedBy": "app"
         }"#;
@@ -1023,11 +1004,13 @@ mod tests {
         assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
         let (_, r) = rows(&db, Table::Metadata);
         assert_eq!(r[0][4], Value::Text("[]".into()));
+        // Spread over lines (pretty-printed): whitespace between tokens removed.
         assert_eq!(
             r[0][5],
             Value::Text(r#"[{"name":"sky","confidence":0.9}]"#.into())
         );
-        assert_eq!(r[0][7], Value::Text(r#"["été"]"#.into()));
+        // On one line: the exact text, digits included.
+        assert_eq!(r[0][7], Value::Text(r#"["été", 1.50]"#.into()));
         assert_eq!(r[0][8], Value::Integer(0));
         let err = import(&mut db, file.as_bytes(), true).expect_err("strict");
         assert!(matches!(err, Error::Malformed { .. }), "{err:?}");

@@ -5,15 +5,18 @@
 //!
 //! Value mapping:
 //! - `NULL` → `null`; `INTEGER` → integer; `REAL` → number with a fraction or exponent
-//!   (shortest round-trip form; ±infinity, which JSON cannot hold, becomes `null`);
+//!   (shortest round-trip form; ±infinity as `1e999`/`-1e999`, numbers beyond any
+//!   double that JSON readers such as JavaScript's and Python's read as infinity and
+//!   our importer reads back as REAL infinity);
 //!   `TEXT` → string (invalid UTF-8 is replaced by U+FFFD); `BLOB` → string of
 //!   lowercase hex (imported back as that text, so BLOBs do not round-trip; the Lumina
 //!   schema has none).
 //! - JSON columns ([`Table::json_columns`]): text that is valid JSON whose top level is
-//!   an array, object, number or boolean is embedded as JSON — verbatim when it is on
-//!   one line, else re-serialised compactly. Any other text (invalid JSON, a JSON
-//!   string, `null`, empty) is written as a JSON *string* holding the raw text, so the
-//!   importer can tell the two apart and restore it exactly.
+//!   an array, object, number or boolean, on one line and without surrounding
+//!   whitespace, is embedded verbatim (its exact text: spacing, digits, `-0`). Any
+//!   other text (invalid JSON, a JSON string, `null`, empty, several lines, leading
+//!   or trailing whitespace) is written as a JSON *string* holding the raw text, so
+//!   the importer can tell the two apart and restore the text exactly.
 //!
 //! Invariants: rows in primary-key order, one row per line, the count written before
 //! the rows equals the rows written (both read in one transaction), no per-row
@@ -34,7 +37,7 @@ use super::{push_hex, require_table, with_read_snapshot, Error, Table, FORMAT_VE
 ///
 /// Streams row by row; wrap `out` in a `BufWriter`. The output is byte-identical for
 /// identical table contents and timestamp. Values: `NULL` → `null`, integers and
-/// reals as JSON numbers (infinities → `null`), text as strings, BLOBs as lowercase
+/// reals as JSON numbers (infinities → `1e999`/`-1e999`), text as strings, BLOBs as lowercase
 /// hex strings; JSON columns are embedded as parsed JSON, or as a string of the raw
 /// text when it is not an array/object/number/boolean (so import restores it).
 /// Runs in one read transaction (the caller's, if one is open) so the count and rows
@@ -157,6 +160,9 @@ fn push_value(buf: &mut Vec<u8>, value: ValueRef<'_>) -> io::Result<()> {
         ValueRef::Null => buf.extend_from_slice(b"null"),
         ValueRef::Integer(i) => CompactFormatter.write_i64(buf, i)?,
         ValueRef::Real(f) if f.is_finite() => CompactFormatter.write_f64(buf, f)?,
+        ValueRef::Real(f) if f > 0.0 => buf.extend_from_slice(b"1e999"),
+        ValueRef::Real(f) if f < 0.0 => buf.extend_from_slice(b"-1e999"),
+        // NaN: SQLite stores none (it binds NaN as NULL).
         ValueRef::Real(_) => buf.extend_from_slice(b"null"),
         ValueRef::Text(t) => push_text(buf, t)?,
         ValueRef::Blob(b) => {
@@ -176,22 +182,21 @@ fn push_json_column(buf: &mut Vec<u8>, value: ValueRef<'_>) -> io::Result<()> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return push_text(buf, bytes);
     };
-    match text.trim_start().as_bytes().first() {
+    let json_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    match bytes.first() {
         // Empty, a JSON string or `null`: keep as a string so the importer can restore
         // the exact text (a parsed string or null would be ambiguous).
         None | Some(b'"') | Some(b'n') => return push_str(buf, text),
         Some(_) => {}
     }
-    if serde_json::from_str::<IgnoredAny>(text).is_err() {
+    // Surrounding whitespace would be lost by a reader, and raw control bytes
+    // (newlines) would break the one-row-per-line layout: keep those as strings.
+    if bytes.first().is_some_and(json_ws)
+        || bytes.last().is_some_and(json_ws)
+        || bytes.iter().any(|&b| b < 0x20 && b != b'\t')
+        || serde_json::from_str::<IgnoredAny>(text).is_err()
+    {
         return push_str(buf, text);
-    }
-    // Raw control bytes (newlines, or anything serde_json let through) would break
-    // the one-row-per-line layout: re-serialise those compactly.
-    if bytes.iter().any(|&b| b < 0x20 && b != b'\t') {
-        return match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v) => serde_json::to_writer(&mut *buf, &v).map_err(io::Error::from),
-            Err(_) => push_str(buf, text),
-        };
     }
     buf.extend_from_slice(bytes);
     Ok(())
@@ -273,7 +278,8 @@ mod tests {
             arr[4]["aiTags"],
             serde_json::json!(["spaced", "python", "style"])
         );
-        assert_eq!(arr[5]["aiTags"], serde_json::json!(["multi", "line"]));
+        // Several lines: kept as the exact text (a string), not re-spaced.
+        assert_eq!(arr[5]["aiTags"], "[\n  \"multi\",\n  \"line\"\n]");
         assert_eq!(arr[6]["aiTags"], "");
         assert!(arr[7]["aiTags"].is_array());
         assert_eq!(arr[0]["aiTagsDetailed"], "{bad");
@@ -300,7 +306,7 @@ mod tests {
         assert!(text.contains(
             "{\"id\":\"a\",\"name\":\"00ff10\",\"normalizedName\":null,\"type\":\"ok\",\"confidence\":1.0,\"parentId\":null,\"createdAt\":9223372036854775807}"
         ), "{text}");
-        assert!(text.contains("\"confidence\":null"), "{text}");
+        assert!(text.contains("\"confidence\":1e999"), "{text}");
         let (_, r) = rows(&conn, Table::Tags);
         assert_eq!(r[1][4], Value::Real(f64::INFINITY));
     }

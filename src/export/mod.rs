@@ -33,10 +33,12 @@ use std::str::FromStr;
 
 use rusqlite::Connection;
 
+mod cells;
 mod check;
 mod csv;
 mod import;
 mod json;
+mod shape;
 
 pub use self::check::{check_consistency, Consistency, ConsistencyScan};
 pub use self::csv::write_csv;
@@ -118,6 +120,37 @@ impl Table {
             Table::Collections => "totalCollections",
             Table::Tags => "totalTags",
             Table::ItemTags => "totalRelations",
+        }
+    }
+
+    /// The columns of the Lumina table (as the app creates it); an import refuses
+    /// an existing table that lacks one.
+    pub const fn columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Collections => &["id", "name", "createdAt", "lastOpenedAt", "isActive"],
+            Table::Metadata => &[
+                "id",
+                "collectionId",
+                "virtualFolderId",
+                "aiDescription",
+                "aiTags",
+                "aiTagsDetailed",
+                "colorTag",
+                "manualTags",
+                "isHidden",
+                "lastModified",
+                "createdAt",
+            ],
+            Table::Tags => &[
+                "id",
+                "name",
+                "normalizedName",
+                "type",
+                "confidence",
+                "parentId",
+                "createdAt",
+            ],
+            Table::ItemTags => &["itemId", "tagId", "addedAt"],
         }
     }
 
@@ -240,6 +273,14 @@ pub enum Error {
         /// The first of them, as a human line.
         example: String,
     },
+    /// An import's target table exists with another shape; nothing was written.
+    #[error("table `{table}` is not a Lumina {table} table: {reason}; import into a Lumina database or into a new file")]
+    NotLuminaTable {
+        /// The table.
+        table: Table,
+        /// What differs (`missing column collectionId`).
+        reason: String,
+    },
     /// The table changed between counting and reading it (only possible if the caller
     /// shares the connection with a writer while an export runs).
     #[error(
@@ -265,7 +306,8 @@ impl Error {
             | Error::UnsupportedVersion { .. }
             | Error::Malformed { .. }
             | Error::Referential { .. }
-            | Error::NotLumina { .. } => true,
+            | Error::NotLumina { .. }
+            | Error::NotLuminaTable { .. } => true,
             Error::Sqlite(_) | Error::Io(_) | Error::Csv(_) | Error::Changed { .. } => false,
         }
     }

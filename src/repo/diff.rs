@@ -169,7 +169,7 @@ impl Repository {
             }
             DiffTarget::Live(db) => {
                 let c = sqlite::capture::open_source(db)?;
-                c.execute_batch("BEGIN").map_err(|e| Error::sqlite(db, e))?;
+                sqlite::capture::begin_read(&c, db)?;
                 (None, c)
             }
         };
@@ -192,25 +192,44 @@ fn has_table(conn: &rusqlite::Connection, name: &str) -> Result<bool> {
 }
 
 fn diff_table(a: &rusqlite::Connection, b: &rusqlite::Connection, name: &str) -> Result<TableDiff> {
-    let mut a_stmt = if has_table(a, name)? {
-        Some(SqliteRows::prepare(a, name)?)
+    let a_info = if has_table(a, name)? {
+        Some(diff::key_info(a, name)?)
     } else {
         None
     };
-    let mut b_stmt = if has_table(b, name)? {
-        Some(SqliteRows::prepare(b, name)?)
+    let b_info = if has_table(b, name)? {
+        Some(diff::key_info(b, name)?)
     } else {
         None
+    };
+    // Both sides must sort alike: their own key order when they agree (or only
+    // one side has the table), else BINARY.
+    let order = match (&a_info, &b_info) {
+        (Some(x), Some(y)) if x.order != y.order => diff::KeyOrder {
+            collations: Vec::new(),
+            encoding: x.order.encoding,
+        },
+        (Some(x), _) => x.order.clone(),
+        (None, Some(y)) => y.order.clone(),
+        (None, None) => diff::KeyOrder::binary(),
+    };
+    let mut a_stmt = match &a_info {
+        Some(info) => Some((SqliteRows::prepare(a, name, info, &order)?, info)),
+        None => None,
+    };
+    let mut b_stmt = match &b_info {
+        Some(info) => Some((SqliteRows::prepare(b, name, info, &order)?, info)),
+        None => None,
     };
     let mut a_rows: Box<dyn RowSource> = match &mut a_stmt {
-        Some((stmt, keys, _)) => Box::new(SqliteRows::new(stmt, keys)?),
+        Some(((stmt, tie), info)) => Box::new(SqliteRows::new(stmt, &info.columns, *tie)?),
         None => Box::new(Empty),
     };
     let mut b_rows: Box<dyn RowSource> = match &mut b_stmt {
-        Some((stmt, keys, _)) => Box::new(SqliteRows::new(stmt, keys)?),
+        Some(((stmt, tie), info)) => Box::new(SqliteRows::new(stmt, &info.columns, *tie)?),
         None => Box::new(Empty),
     };
-    diff::diff_rows(a_rows.as_mut(), b_rows.as_mut())
+    diff::diff_rows_ordered(a_rows.as_mut(), b_rows.as_mut(), &order)
 }
 
 /// A folder removed on drop.

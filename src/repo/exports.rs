@@ -125,8 +125,7 @@ pub fn export_database(db: &Path, req: &ExportRequest) -> Result<Vec<ExportedFil
     let timestamp = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| Error::BadInput(e.to_string()))?;
-    conn.execute_batch("BEGIN")
-        .map_err(|e| Error::sqlite(db, e))?;
+    sqlite::capture::begin_read(&conn, db)?;
     let result = export_from_connection(&conn, req, &timestamp);
     let _ = conn.execute_batch("COMMIT");
     result

@@ -176,6 +176,8 @@ struct Extra {
     lumina: bool,
     tables: Vec<(String, u64)>,
     warnings: Vec<String>,
+    /// The quick check's verdict for the manifest (`sqlite::check`).
+    quick_check: String,
 }
 
 impl Extra {
@@ -186,6 +188,8 @@ impl Extra {
             lumina: false,
             tables: Vec::new(),
             warnings: warning.into_iter().collect(),
+            quick_check: "not checked: a raw copy of the file's bytes, not read through SQLite"
+                .into(),
         }
     }
 }
@@ -436,6 +440,7 @@ impl Repository {
             sqlite: sqlite.clone(),
             tables: extra.tables.iter().cloned().collect(),
             warnings: extra.warnings.clone(),
+            quick_check: Some(extra.quick_check.clone()),
         };
         let mut manifest_json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::BadInput(e.to_string()))?;
@@ -537,7 +542,9 @@ fn read_extra(
             reused_exports: true,
             lumina,
             tables,
+            // The parent's warnings include its checks of this same image.
             warnings: r.warnings.clone(),
+            quick_check: "not checked again: same image as the parent snapshot".into(),
         });
     }
     if lumina && !no_exports {
@@ -552,11 +559,16 @@ fn read_extra(
         }
         warnings = scan.finish().warnings();
     }
+    // Last in the capture transaction, bounded in time (see `sqlite::check`).
+    let check =
+        crate::sqlite::check::check_captured(conn, crate::sqlite::check::QUICK_CHECK_BUDGET);
+    warnings.extend(check.warnings);
     Ok(Extra {
         reused_exports: false,
         lumina,
         tables,
         warnings,
+        quick_check: check.quick_check,
     })
 }
 

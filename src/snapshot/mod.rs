@@ -252,8 +252,12 @@ pub struct Manifest {
     pub sqlite: crate::format::SqliteInfo,
     /// Row count per table.
     pub tables: std::collections::BTreeMap<String, u64>,
-    /// Consistency warnings.
+    /// Consistency warnings, and the findings of the capture's checks.
     pub warnings: Vec<String>,
+    /// SQLite's quick check of the captured state: `ok`, `failed: …`, or `not
+    /// checked: …` (over the time budget, or it could not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quick_check: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,10 +9,16 @@
 //!
 //! Output goes to a [`Sink`] as [`Piece`]s; memory stays bounded whatever the
 //! database size.
+//!
+//! A lock another process holds is waited for while the database keeps changing
+//! (a writer committing), at most [`BUSY_MAX`]; a lock on a database that does not
+//! change for [`BUSY_IDLE`] (exclusive locking mode, a stuck write) is given up.
+//! The failures a user can fix (a lock, a hot journal or a WAL database on a
+//! read-only mount) are explained by [`source_error`].
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -57,6 +63,17 @@ pub struct ImageInfo {
 /// Pages sent per [`Piece::Data`].
 const PAGES_PER_PIECE: usize = 256;
 
+/// Longest wait for another process's lock while the database keeps changing
+/// (a writer that commits in a tight loop can hold readers off for seconds).
+pub const BUSY_MAX: Duration = Duration::from_secs(30);
+
+/// A lock on a database whose files have not changed for this long is not a
+/// writer making progress (exclusive locking mode, a stuck write): give up.
+pub const BUSY_IDLE: Duration = Duration::from_secs(5);
+
+/// SQLite's own wait per attempt; between attempts the files are looked at.
+const BUSY_STEP: Duration = Duration::from_millis(500);
+
 /// Opens a source database for capture (does not write to it).
 pub fn open_source(path: &Path) -> Result<Connection> {
     super::check_database_file(path)?;
@@ -66,8 +83,8 @@ pub fn open_source(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
     )
-    .map_err(|e| Error::sqlite(path, e))?;
-    conn.busy_timeout(Duration::from_secs(30))
+    .map_err(|e| source_error(path, e))?;
+    conn.busy_timeout(BUSY_STEP)
         .map_err(|e| Error::sqlite(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1;")
         .map_err(|e| Error::sqlite(path, e))?;
@@ -79,17 +96,144 @@ pub fn open_source(path: &Path) -> Result<Connection> {
     )
     .map_err(|e| Error::sqlite(path, e))?;
     // Touch the schema now so "file is not a database" surfaces as bad input.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-        r.get::<_, i64>(0)
+    retry_busy(path, || {
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
     })
-    .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => Error::NotSqlite {
+    .map_err(|e| source_error(path, e))?;
+    Ok(conn)
+}
+
+/// Starts a read transaction on a connection from [`open_source`] and takes its
+/// read lock (waiting for a lock as the module docs say).
+pub fn begin_read(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("BEGIN DEFERRED")
+        .map_err(|e| Error::sqlite(path, e))?;
+    retry_busy(path, || {
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    })
+    .map(|_| ())
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        source_error(path, e)
+    })
+}
+
+/// Runs `op` again while it fails with SQLITE_BUSY and the database's files keep
+/// changing, up to [`BUSY_MAX`]; gives up after [`BUSY_IDLE`] without a change.
+fn retry_busy<T>(path: &Path, mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let start = Instant::now();
+    let mut seen = fingerprint(path);
+    let mut changed = start;
+    loop {
+        match op() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) =>
+            {
+                let now = Instant::now();
+                let fp = fingerprint(path);
+                if fp != seen {
+                    seen = fp;
+                    changed = now;
+                }
+                if now - changed >= BUSY_IDLE || now - start >= BUSY_MAX {
+                    return Err(e);
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Sizes and modification times of the database and its journal files (`stat`
+/// only: opening the file would drop SQLite's POSIX locks on close).
+fn fingerprint(path: &Path) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    ["", "-journal", "-wal"]
+        .iter()
+        .map(|suffix| {
+            std::fs::metadata(format!("{}{suffix}", path.display()))
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
+}
+
+/// Maps an error opening or starting to read the source database to one that says
+/// why it cannot be read and what to do, where SQLite's own words do not.
+pub fn source_error(path: &Path, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    let unavailable = |why: String| Error::SourceUnavailable {
+        path: path.into(),
+        why,
+    };
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => Error::NotSqlite {
             path: path.into(),
             why: "SQLite cannot read it".into(),
         },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => unavailable(format!(
+            "another process keeps it locked (it did not change for {} s, or stayed \
+             locked for {} s): a program holding it in exclusive locking mode, or a long \
+             write; close that program or let it finish, then try again",
+            BUSY_IDLE.as_secs(),
+            BUSY_MAX.as_secs()
+        )),
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+            let side =
+                |suffix: &str| std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            let journal = side("-journal");
+            let hot = std::fs::metadata(&journal)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false);
+            let folder = path.parent().unwrap_or(Path::new("."));
+            if hot && !writable(path) {
+                return unavailable(format!(
+                    "it has a hot journal ({}, left by an interrupted write) that SQLite must \
+                     roll back before the database can be read, and the database is read-only \
+                     (a read-only mount or file); make it writable and open it once with the \
+                     app or sqlite3, or copy the database together with its -journal to a \
+                     writable folder and snapshot the copy",
+                    journal.display()
+                ));
+            }
+            if is_wal(path) && !side("-shm").exists() && !writable(folder) {
+                return unavailable(format!(
+                    "it is in WAL mode and has no {}, which SQLite must create to read it, \
+                     but its folder is read-only; make the folder writable, or copy the \
+                     database (with its -wal file) to a writable folder and snapshot the copy",
+                    side("-shm").display()
+                ));
+            }
+            Error::sqlite(path, e)
+        }
         _ => Error::sqlite(path, e),
-    })?;
-    Ok(conn)
+    }
+}
+
+/// Whether this process may write `path` (`access(2)`: no file is opened, so no
+/// lock SQLite holds on it can be dropped by a close).
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Whether the database header says WAL mode (read and write versions 2).
+fn is_wal(path: &Path) -> bool {
+    let mut head = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .map(|()| head[18] == 2 && head[19] == 2)
+        .unwrap_or(false)
 }
 
 /// Runs `body` inside one read transaction on `conn`, after sending the page
@@ -103,9 +247,9 @@ pub fn capture<T>(
     body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     let sq = |e| Error::sqlite(path, e);
-    conn.execute_batch("BEGIN DEFERRED").map_err(sq)?;
+    begin_read(conn, path)?;
     let result = (|| -> Result<(ImageInfo, T)> {
-        // The first read starts the transaction: everything below sees one state.
+        // The read lock is held: everything below sees one state.
         let page_count: i64 = conn
             .query_row("PRAGMA page_count", [], |r| r.get(0))
             .map_err(sq)?;
@@ -134,8 +278,13 @@ pub fn capture<T>(
         let extra = body(conn, sink)?;
         Ok((info, extra))
     })();
-    // A read transaction changes nothing; end it whatever happened.
-    let end = conn.execute_batch("COMMIT").map_err(sq);
+    // A read transaction changes nothing; end it whatever happened (unless SQLite
+    // already ended it, e.g. after an interrupted statement).
+    let end = if conn.is_autocommit() {
+        Ok(())
+    } else {
+        conn.execute_batch("COMMIT").map_err(sq)
+    };
     let out = result?;
     end?;
     Ok(out)

@@ -5,6 +5,7 @@
 //! restore works on files.
 
 pub mod capture;
+pub mod check;
 pub mod inuse;
 pub mod raw;
 pub mod restore;
