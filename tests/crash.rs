@@ -6,7 +6,7 @@
 //! restored database, never half-written.
 //!
 //! The kills come from the built-in crash points (`LUMINA_BACKUP_CRASH_AT`, see
-//! `store-format.md` section 7) and from outside after random delays spread over
+//! `store-format.md`, "Test hooks") and from outside after random delays spread over
 //! the command's measured duration. The large database (~200 MiB, 222,000
 //! photos) is generated once per test process with `create_lumina_db` (about
 //! 7 s) into `CARGO_TARGET_TMPDIR` and shared, read-only, by the tests, which

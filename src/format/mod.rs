@@ -6,6 +6,8 @@
 //! checks lengths before slicing and returns [`DecodeError`], never panics.
 
 pub mod cipher;
+#[cfg(test)]
+mod golden;
 pub mod records;
 
 pub use cipher::Cipher;
