@@ -17,7 +17,44 @@
 //!   `pre-restore` snapshot first, `prune` = plan + apply, `forget` + prune)
 //!   reports that one's phases but only its own `done`.
 //!
-//! Inside the library, [`operation`] wraps each public operation in an [`Op`]
+//! What an app's widget needs (the cancel button sets `stop`):
+//!
+//! ```
+//! use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+//! use std::sync::Mutex;
+//! use lumina_backup::{Outcome, PhaseInfo, Progress, Unit};
+//!
+//! #[derive(Default)]
+//! struct Widget {
+//!     label: Mutex<String>,
+//!     count: AtomicU64,
+//!     total: AtomicU64,
+//!     stop: AtomicBool,
+//! }
+//!
+//! impl Progress for Widget {
+//!     fn phase(&self, info: &PhaseInfo<'_>) {
+//!         let noun = match info.unit() {
+//!             Unit::Items(noun) => noun,
+//!             _ => "", // bytes: format the count as MB; none: a spinner
+//!         };
+//!         *self.label.lock().unwrap() = format!("{:?} {} {noun}", info.phase, info.detail.unwrap_or(""));
+//!         self.count.store(0, Relaxed);
+//!         self.total.store(info.total.unwrap_or(0), Relaxed); // 0: unknown
+//!     }
+//!     fn advance(&self, n: u64) {
+//!         self.count.fetch_add(n, Relaxed);
+//!     }
+//!     fn cancelled(&self) -> bool {
+//!         self.stop.load(Relaxed)
+//!     }
+//!     fn done(&self, outcome: Outcome) {
+//!         *self.label.lock().unwrap() = format!("{outcome:?}");
+//!     }
+//! }
+//! ```
+//!
+//! Inside the library, `operation` wraps each public operation in an `Op`
 //! that enforces this contract; nothing else calls `done`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
