@@ -4,25 +4,32 @@
 //! counts nothing as a spinner.
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lumina_backup::{Outcome, Phase, PhaseInfo, Progress, Unit};
 
-/// A progress bar, or nothing.
+/// A progress bar, or nothing: a fresh indicatif bar per phase, drawn only
+/// once its length, style and message are set.
 pub struct Bar {
-    bar: Option<ProgressBar>,
+    enabled: bool,
+    bar: Mutex<Option<ProgressBar>>,
 }
 
 impl Bar {
     /// A bar if stderr is a terminal and output is not quiet.
     pub fn new(quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::new(0);
-            // Phases that count nothing (waiting for the database) still move.
-            b.enable_steady_tick(std::time::Duration::from_millis(120));
-            b
-        });
-        Bar { bar }
+        Bar {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+        }
+    }
+
+    /// Clears the current phase's bar, if any.
+    fn clear(&self) {
+        if let Some(b) = self.bar.lock().ok().and_then(|mut g| g.take()) {
+            b.finish_and_clear();
+        }
     }
 }
 
@@ -63,26 +70,33 @@ fn template(unit: Unit, known: bool) -> String {
 
 impl Progress for Bar {
     fn phase(&self, info: &PhaseInfo<'_>) {
-        let Some(b) = &self.bar else { return };
+        if !self.enabled {
+            return;
+        }
+        self.clear();
         let msg = match info.detail {
             Some(d) => format!("{} {d}", label(info.phase)),
             None => label(info.phase).to_string(),
         };
-        if let Ok(style) =
-            ProgressStyle::with_template(&template(info.unit(), info.total.is_some()))
-        {
-            b.set_style(style);
+        let Ok(style) = ProgressStyle::with_template(&template(info.unit(), info.total.is_some()))
+        else {
+            return;
+        };
+        let b = match info.total {
+            Some(t) => ProgressBar::new(t),
+            None => ProgressBar::no_length(),
         }
-        b.reset();
-        match info.total {
-            Some(t) => b.set_length(t),
-            None => b.unset_length(),
+        .with_style(style)
+        .with_message(msg);
+        // Phases that count nothing (waiting for the database) still move.
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        if let Ok(mut g) = self.bar.lock() {
+            *g = Some(b);
         }
-        b.set_message(msg);
     }
 
     fn advance(&self, n: u64) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = self.bar.lock().ok().as_ref().and_then(|g| g.as_ref()) {
             b.inc(n);
         }
     }
@@ -92,8 +106,6 @@ impl Progress for Bar {
     }
 
     fn done(&self, _outcome: Outcome) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
+        self.clear();
     }
 }
