@@ -44,7 +44,7 @@ pub mod testhook;
 pub mod timespec;
 
 pub use error::{Error, Result};
-pub use progress::{NoProgress, Progress};
+pub use progress::{NoProgress, Outcome, Phase, PhaseInfo, Progress, Unit};
 pub use repo::{
     Check, InitOptions, OpenOptions, Repository, RestoreOptions, RestoreReport, SnapshotOptions,
     SnapshotSummary, VerifyReport,

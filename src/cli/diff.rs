@@ -68,7 +68,6 @@ pub(super) fn run(
             ))
         }
     };
-    lumina_backup::Progress::done(&bar);
     if ctx.global.json {
         print_json(&json(&report));
         return Ok(());

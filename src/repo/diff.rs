@@ -14,7 +14,7 @@ use crate::backend::local::AtomicFile;
 use crate::diff::{self, DiffReport, JsonExportRows, RowSource, SqliteRows, TableDiff};
 use crate::error::{Error, Result};
 use crate::export::{self, Table};
-use crate::progress::Progress;
+use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;
 
@@ -57,6 +57,15 @@ impl Repository {
 
     /// Row-level differences from `old` to `new`.
     pub fn diff(
+        &self,
+        old: &Snapshot,
+        new: DiffTarget<'_>,
+        progress: &dyn Progress,
+    ) -> Result<DiffReport> {
+        operation(progress, |p| self.diff_inner(old, new, p))
+    }
+
+    fn diff_inner(
         &self,
         old: &Snapshot,
         new: DiffTarget<'_>,
@@ -113,7 +122,6 @@ impl Repository {
             DiffTarget::Snapshot(_) => None,
         };
         for table in Table::all() {
-            progress.phase(&format!("comparing {}", table.name()), None);
             let a = self.snapshot_file_to_temp(old, table.file_name(), progress)?;
             let a_file = std::fs::File::open(a.temp_path())
                 .map_err(|e| Error::io("opening", a.temp_path(), e))?;
@@ -138,6 +146,7 @@ impl Repository {
                 table.key_columns(),
                 table.file_name(),
             );
+            progress.phase(&PhaseInfo::new(Phase::Diff).detail(table.name()));
             let d = diff::diff_rows(&mut a_rows, &mut b_rows)?;
             drop(b_guard);
             report.tables.insert(table.name().to_string(), d);
@@ -179,7 +188,7 @@ impl Repository {
         names.dedup();
         let mut report = DiffReport::default();
         for name in names {
-            progress.phase(&format!("comparing {name}"), None);
+            progress.phase(&PhaseInfo::new(Phase::Diff).detail(&name));
             let d = diff_table(&a_conn, &b_conn, &name)?;
             report.tables.insert(name, d);
         }

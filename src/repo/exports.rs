@@ -13,7 +13,7 @@ use super::Repository;
 use crate::backend::local::AtomicFile;
 use crate::error::{Error, Result};
 use crate::export::{self, ImportReport, Table};
-use crate::progress::Progress;
+use crate::progress::{operation, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;
 
@@ -158,6 +158,15 @@ impl Repository {
     /// snapshot's stored export files (verified); CSV from its database image,
     /// reassembled into a temporary file beside the output.
     pub fn export_snapshot(
+        &self,
+        snap: &Snapshot,
+        req: &ExportRequest,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ExportedFile>> {
+        operation(progress, |p| self.export_snapshot_inner(snap, req, p))
+    }
+
+    fn export_snapshot_inner(
         &self,
         snap: &Snapshot,
         req: &ExportRequest,

@@ -140,6 +140,20 @@ impl Repository {
         tz: &TimeZone,
         progress: &dyn crate::progress::Progress,
     ) -> Result<ForgetReport> {
+        crate::progress::operation(progress, |p| {
+            self.forget_inner(policy, db, dry_run, prune_max_unused, tz, p)
+        })
+    }
+
+    fn forget_inner(
+        &mut self,
+        policy: Option<&Policy>,
+        db: Option<&Path>,
+        dry_run: bool,
+        prune_max_unused: Option<f64>,
+        tz: &TimeZone,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<ForgetReport> {
         let now = i64::try_from(crate::testhook::now().unix_timestamp_nanos())
             .map_err(|_| Error::BadInput("clock out of range".into()))?;
         let plan = self.forget_plan(policy, db, now, tz)?;

@@ -239,9 +239,11 @@ impl Repository {
         opts: &OpenOptions,
         progress: &dyn Progress,
     ) -> Result<(Self, RebuildReport)> {
-        let mut repo = Self::open_inner(path, opts, true)?;
-        let report = repo.rebuild_index(progress)?;
-        Ok((repo, report))
+        crate::progress::operation(progress, |p| {
+            let mut repo = Self::open_inner(path, opts, true)?;
+            let report = repo.rebuild_index(p)?;
+            Ok((repo, report))
+        })
     }
 
     fn open_inner(path: &Path, opts: &OpenOptions, discard_index: bool) -> Result<Self> {

@@ -1,6 +1,6 @@
 //! Removing the partial data of a write that failed before its commit point:
 //! the packs a snapshot wrote before it was cancelled or ran out of space, the
-//! new packs of a prune whose repacking ran out of space.
+//! new packs of a prune whose repacking ran out of space or was cancelled.
 //!
 //! Safety argument (the lock is held exclusively throughout): a pack written by
 //! a session that never committed holds only chunks that no committed snapshot

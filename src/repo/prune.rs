@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::format::TreeNode;
 use crate::id::{ChunkId, PackId};
 use crate::index::{IndexReader, IndexUpdate};
-use crate::progress::Progress;
+use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot;
 use crate::store::{pack, ChunkLoc, FrameCache, WriteSession, KIND_TREE};
 
@@ -363,6 +363,10 @@ impl Repository {
     /// Fails (without changing anything) if a snapshot or tree node cannot be
     /// read: liveness must never be judged on a damaged repository.
     pub fn prune_plan(&self, max_unused: f64, progress: &dyn Progress) -> Result<PrunePlan> {
+        operation(progress, |p| self.prune_plan_inner(max_unused, p))
+    }
+
+    fn prune_plan_inner(&self, max_unused: f64, progress: &dyn Progress) -> Result<PrunePlan> {
         if !(0.0..=100.0).contains(&max_unused) || max_unused.is_nan() {
             return Err(Error::BadInput(format!(
                 "--max-unused {max_unused}: give a percentage from 0 to 100"
@@ -380,7 +384,7 @@ impl Repository {
             snaps.push((record.time_ns, id, record));
         }
         snaps.sort_by_key(|(t, id, _)| (*t, *id));
-        progress.phase("finding referenced data", Some(snaps.len() as u64));
+        progress.phase(&PhaseInfo::new(Phase::FindReferences).total(Some(snaps.len() as u64)));
         let mut marker = Marker {
             repo: self,
             reader: self.index.reader()?,
@@ -430,7 +434,6 @@ impl Repository {
             Ok(())
         })?;
         repack_chunks.sort_by_key(|(_, l)| (l.pack, l.frame_offset, l.offset));
-        progress.done();
         Ok(PrunePlan {
             max_unused_percent: max_unused,
             snapshots: snaps.len() as u64,
@@ -455,8 +458,18 @@ impl Repository {
     /// When repacking fails for lack of space (a full disk), the new packs it
     /// wrote are removed and the plan is applied without repacking: packs with
     /// no live data are still deleted, which needs no new bytes
-    /// ([`PruneReport::note`] says so).
+    /// ([`PruneReport::note`] says so). Cancelled (through `progress`, while
+    /// repacking), the new packs are removed too and it fails with
+    /// [`Error::Cancelled`], the repository as it was.
     pub fn prune_apply(
+        &mut self,
+        plan: &PrunePlan,
+        progress: &dyn Progress,
+    ) -> Result<PruneReport> {
+        operation(progress, |p| self.prune_apply_inner(plan, p))
+    }
+
+    fn prune_apply_inner(
         &mut self,
         plan: &PrunePlan,
         progress: &dyn Progress,
@@ -476,7 +489,12 @@ impl Repository {
             .filter(|p| p.action == PackAction::Repack)
             .map(|p| p.id)
             .collect();
-        if repacked.is_empty() || super::partial::no_space(&err, self.index.path()).is_none() {
+        // Cancelled (only ever before the index transaction): the new packs
+        // are removed and nothing else changed.
+        let cancelled = matches!(err, Error::Cancelled);
+        if repacked.is_empty()
+            || (!cancelled && super::partial::no_space(&err, self.index.path()).is_none())
+        {
             return Err(err);
         }
         // The index transaction did not happen if the repacked packs are still
@@ -491,6 +509,9 @@ impl Repository {
             .filter(|(id, _)| !before.contains(id))
             .collect();
         self.discard_packs(&new)?;
+        if cancelled {
+            return Err(err);
+        }
         let mut only_delete = plan.clone();
         for p in &mut only_delete.packs {
             if p.action == PackAction::Repack {
@@ -538,7 +559,7 @@ impl Repository {
             .iter()
             .map(|(_, l)| u64::from(l.len))
             .sum();
-        progress.phase("repacking live data", Some(repack_bytes));
+        progress.phase(&PhaseInfo::new(Phase::Repack).total(Some(repack_bytes)));
         // Every chunk put here is already indexed (in the pack being replaced),
         // so "known" must say no, or the session would skip it and the chunk
         // would be lost with its old pack.
@@ -606,7 +627,7 @@ impl Repository {
         self.index.apply(&update)?;
         crate::testhook::point("prune-after-index");
 
-        progress.phase("deleting packs", Some(doomed.len() as u64));
+        progress.phase(&PhaseInfo::new(Phase::DeletePacks).total(Some(doomed.len() as u64)));
         let mut dirs = std::collections::BTreeSet::new();
         for (id, _) in &doomed {
             crate::testhook::point("prune-delete-pack");
@@ -627,14 +648,15 @@ impl Repository {
         let freed: u64 = doomed.iter().map(|(_, s)| s).sum();
         report.bytes_after = report.bytes_before + written - freed;
         report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
-        progress.done();
         Ok(report)
     }
 
     /// Plans and applies a prune.
     pub fn prune(&mut self, max_unused: f64, progress: &dyn Progress) -> Result<PruneReport> {
-        let plan = self.prune_plan(max_unused, progress)?;
-        self.prune_apply(&plan, progress)
+        operation(progress, |p| {
+            let plan = self.prune_plan(max_unused, p)?;
+            self.prune_apply(&plan, p)
+        })
     }
 }
 

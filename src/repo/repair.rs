@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::format::{FileKind, SnapshotRecord};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::index::IndexUpdate;
-use crate::progress::Progress;
+use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot;
 use crate::store::tree::TreeReader;
 use crate::store::{FrameCache, KIND_TREE};
@@ -82,6 +82,10 @@ impl Repository {
     /// files that need a chunk that is not indexed in a readable pack. Changes
     /// nothing.
     pub fn repair_snapshots_plan(&self, progress: &dyn Progress) -> Result<SnapshotRepairPlan> {
+        operation(progress, |p| self.repair_snapshots_plan_inner(p))
+    }
+
+    fn repair_snapshots_plan_inner(&self, progress: &dyn Progress) -> Result<SnapshotRepairPlan> {
         let mut plan = SnapshotRepairPlan {
             foreign: files::foreign_entries(&self.root),
             ..Default::default()
@@ -106,7 +110,7 @@ impl Repository {
         let dropped: HashSet<ChunkId> = plan.drop_chunks.iter().copied().collect();
 
         let ids = self.snapshot_ids()?;
-        progress.phase("checking snapshots", Some(ids.len() as u64));
+        progress.phase(&PhaseInfo::new(Phase::RepairSnapshots).total(Some(ids.len() as u64)));
         let reader = self.index.reader()?;
         let mut cache = FrameCache::default();
         // Subtrees found complete (content addressing: same id, same subtree).
@@ -215,7 +219,6 @@ impl Repository {
                 plan.new_records.push((new_id, bytes));
             }
         }
-        progress.done();
         Ok(plan)
     }
 
@@ -258,12 +261,14 @@ impl Repository {
         dry_run: bool,
         progress: &dyn Progress,
     ) -> Result<SnapshotRepairPlan> {
-        let mut plan = self.repair_snapshots_plan(progress)?;
-        plan.dry_run = dry_run;
-        if !dry_run {
-            self.repair_snapshots_apply(&plan)?;
-        }
-        Ok(plan)
+        operation(progress, |p| {
+            let mut plan = self.repair_snapshots_plan(p)?;
+            plan.dry_run = dry_run;
+            if !dry_run {
+                self.repair_snapshots_apply(&plan)?;
+            }
+            Ok(plan)
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::{FileEntry, FileKind, TreeNode};
 use crate::id::{ChunkId, PackId};
 use crate::index::IndexReader;
-use crate::progress::Progress;
+use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;
 use crate::sqlite::target::{self, Ownership};
@@ -87,13 +87,26 @@ impl Repository {
         out: &mut dyn Write,
         progress: &dyn Progress,
     ) -> Result<u64> {
+        operation(progress, |p| self.read_file_inner(entry, out, p))
+    }
+
+    fn read_file_inner(
+        &self,
+        entry: &FileEntry,
+        out: &mut dyn Write,
+        progress: &dyn Progress,
+    ) -> Result<u64> {
         let reader = self.index.reader()?;
         let mut node_cache = FrameCache::default();
         let mut frames: HashMap<(PackId, u64), Arc<Vec<u8>>> = HashMap::new();
         let mut tree = TreeReader::new(entry.root);
         let mut hasher = blake3::Hasher::new();
         let mut written = 0u64;
-        progress.phase(&format!("reading {}", entry.name), Some(entry.size));
+        progress.phase(
+            &PhaseInfo::new(Phase::ReadFile)
+                .detail(&entry.name)
+                .total(Some(entry.size)),
+        );
         loop {
             let mut leaves = Vec::with_capacity(LEAF_BATCH);
             {
@@ -235,8 +248,10 @@ impl Repository {
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreReport> {
-        let snap = self.resolve(spec)?;
-        self.restore_snapshot(snap, target, opts, progress)
+        operation(progress, |p| {
+            let snap = self.resolve(spec)?;
+            self.restore_snapshot(snap, target, opts, p)
+        })
     }
 
     /// Restores the newest snapshot of `db` (or of the repository's only database)
@@ -249,12 +264,26 @@ impl Repository {
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreReport> {
-        let snap = self.snapshot_at(db, time_ns)?;
-        self.restore_snapshot(snap, target, opts, progress)
+        operation(progress, |p| {
+            let snap = self.snapshot_at(db, time_ns)?;
+            self.restore_snapshot(snap, target, opts, p)
+        })
     }
 
     /// Restores the database image of `snap` to `target`.
     pub fn restore_snapshot(
+        &mut self,
+        snap: Snapshot,
+        target: &Path,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+    ) -> Result<RestoreReport> {
+        operation(progress, |p| {
+            self.restore_snapshot_inner(snap, target, opts, p)
+        })
+    }
+
+    fn restore_snapshot_inner(
         &mut self,
         snap: Snapshot,
         target: &Path,
@@ -275,6 +304,16 @@ impl Repository {
 
     /// Restores every file of `snap` into the folder `dir`.
     pub fn restore_all(
+        &mut self,
+        snap: Snapshot,
+        dir: &Path,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+    ) -> Result<RestoreReport> {
+        operation(progress, |p| self.restore_all_inner(snap, dir, opts, p))
+    }
+
+    fn restore_all_inner(
         &mut self,
         snap: Snapshot,
         dir: &Path,
@@ -360,7 +399,8 @@ impl Repository {
                 temps.push(tmp.clone());
                 bytes += n;
                 if entry.kind == FileKind::Image {
-                    progress.phase("integrity_check", None);
+                    progress
+                        .phase(&PhaseInfo::new(Phase::CheckImage).detail(&shown.to_string_lossy()));
                     let t = std::time::Instant::now();
                     sqlite::restore::check_image(&tmp, shown, opts.check)?;
                     integrity_secs += t.elapsed().as_secs_f64();
@@ -422,7 +462,6 @@ impl Repository {
                 return Err(e);
             }
         }
-        progress.done();
         Ok(RestoreReport {
             snapshot: snap,
             written: paths,

@@ -18,7 +18,7 @@ use crate::export::{self, Table};
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
 use crate::id::{ChunkId, PackId};
 use crate::index::IndexUpdate;
-use crate::progress::Progress;
+use crate::progress::{Phase, PhaseInfo, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
 use crate::sqlite::capture::{self, Piece, PieceWriter};
 use crate::store::tree::TreeBuilder;
@@ -222,7 +222,7 @@ impl Repository {
         opts: &SnapshotOptions,
         progress: &dyn Progress,
     ) -> Result<SnapshotSummary> {
-        self.snapshot_from(db, opts, progress, None)
+        crate::progress::operation(progress, |p| self.snapshot_from(db, opts, p, None))
     }
 
     /// A snapshot of the bytes of the file at `db` as they are, without SQLite
@@ -253,7 +253,6 @@ impl Repository {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
-        progress.done();
         // Its record was written (the commit point): the snapshot stands, and
         // its packs with it, whatever failed after.
         if let Some(id) = record.get() {
@@ -349,7 +348,7 @@ impl Repository {
                     Ok(())
                 }));
         let (tx, rx) = sync_channel::<Msg>(2);
-        progress.phase(&format!("snapshot {}", source.display()), None);
+        progress.phase(&PhaseInfo::new(Phase::OpenDatabase).detail(&source.to_string_lossy()));
 
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);
@@ -494,7 +493,7 @@ impl Repository {
         if new_chunks >= COMPACT_AFTER_CHUNKS {
             // The snapshot is committed: compaction only returns space, so a
             // failure here must not report the snapshot as failed.
-            progress.phase("compacting the index", None);
+            progress.phase(&PhaseInfo::new(Phase::CompactIndex));
             let _ = self.index.compact();
         }
         let snapshot = Snapshot { id, record };
@@ -502,7 +501,6 @@ impl Repository {
             // Same image as the parent: no row changed. (Best effort: a cache.)
             let _ = self.record_changes(&snapshot, 0);
         }
-        progress.done();
         let clock_went_back = parent_time.filter(|t| *t > snapshot.record.time_ns);
         Ok(SnapshotSummary {
             snapshot,
@@ -622,7 +620,8 @@ fn consume(
                 image,
                 size_hint,
             } => {
-                progress.phase(&format!("reading {name}"), size_hint);
+                let phase = if image { Phase::Capture } else { Phase::Export };
+                progress.phase(&PhaseInfo::new(phase).detail(&name).total(size_hint));
                 current = Some((name, image, TreeBuilder::new(fanout)));
             }
             Msg::Chunks(chunks, bytes) => {

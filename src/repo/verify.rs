@@ -14,7 +14,7 @@ use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};
 use crate::index::IndexUpdate;
-use crate::progress::Progress;
+use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot;
 use crate::store::tree::TreeReader;
 use crate::store::{pack, FrameCache, KIND_TREE};
@@ -68,6 +68,10 @@ impl Repository {
     /// full: its name must be the BLAKE3 of its bytes, every frame must decompress
     /// and every chunk must match its id.
     pub fn verify(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
+        operation(progress, |p| self.verify_inner(read_data, p))
+    }
+
+    fn verify_inner(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut r = VerifyReport::default();
         let mut damaged_packs: HashSet<PackId> = HashSet::new();
         r.problems.extend(files::foreign_entries(&self.root));
@@ -82,14 +86,12 @@ impl Repository {
         let present: HashMap<PackId, u64> = self.pack_files()?.into_iter().collect();
         let indexed = self.index.packs()?;
         let total: u64 = indexed.iter().map(|(_, s)| s).sum();
-        progress.phase(
-            if read_data {
-                "reading all data"
-            } else {
-                "checking packs"
-            },
-            Some(total),
-        );
+        let phase = if read_data {
+            Phase::ReadData
+        } else {
+            Phase::VerifyPacks
+        };
+        progress.phase(&PhaseInfo::new(phase).total(Some(total)));
         for (id, size) in &indexed {
             Repository::check_cancel(progress)?;
             r.packs_checked += 1;
@@ -132,7 +134,11 @@ impl Repository {
         // trees, so each distinct subtree is walked once. A damaged subtree never
         // enters this set, so it is reported for every snapshot that needs it.
         let mut good_nodes: HashSet<ChunkId> = HashSet::new();
-        for id in self.snapshot_ids()? {
+        let ids = self.snapshot_ids()?;
+        progress.phase(&PhaseInfo::new(Phase::VerifySnapshots).total(Some(ids.len() as u64)));
+        for id in ids {
+            Repository::check_cancel(progress)?;
+            progress.advance(1);
             r.snapshots_checked += 1;
             let rec = match self
                 .backend
@@ -233,7 +239,6 @@ impl Repository {
                 ..Default::default()
             });
         }
-        progress.done();
         Ok(r)
     }
 
@@ -289,10 +294,14 @@ impl Repository {
 
     /// Rebuilds the index from the pack and snapshot files.
     pub fn rebuild_index(&mut self, progress: &dyn Progress) -> Result<RebuildReport> {
+        operation(progress, |p| self.rebuild_index_inner(p))
+    }
+
+    fn rebuild_index_inner(&mut self, progress: &dyn Progress) -> Result<RebuildReport> {
         let mut report = RebuildReport::default();
         let mut update = IndexUpdate::default();
         let packs = self.pack_files()?;
-        progress.phase("reading pack descriptions", Some(packs.len() as u64));
+        progress.phase(&PhaseInfo::new(Phase::RebuildIndex).total(Some(packs.len() as u64)));
         for (id, size) in packs {
             Repository::check_cancel(progress)?;
             match self.read_pack_description(&id, size) {
@@ -322,7 +331,6 @@ impl Repository {
         self.index.apply(&update)?;
         report.chunks = self.index.chunk_count()?;
         report.chunks_stored = report.chunks;
-        progress.done();
         Ok(report)
     }
 }
@@ -335,6 +343,17 @@ impl Repository {
     /// could not be made (the config's header is unreadable). Errors that are
     /// not damage (locked, wrong passphrase, no repository) are returned.
     pub fn verify_at(
+        path: &std::path::Path,
+        opts: Option<&OpenOptions>,
+        read_data: bool,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport> {
+        operation(progress, |p| {
+            Self::verify_at_inner(path, opts, read_data, p)
+        })
+    }
+
+    fn verify_at_inner(
         path: &std::path::Path,
         opts: Option<&OpenOptions>,
         read_data: bool,
