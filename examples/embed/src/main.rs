@@ -52,7 +52,10 @@ fn run(work: &Path) -> Res<()> {
         let mut manifest = Vec::new();
         repo.read_file(snap.file("manifest.json")?, &mut manifest, &NoProgress)?;
         let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
-        let route = manifest["capture_route"].as_str().unwrap_or("none").to_string();
+        let route = manifest["capture_route"]
+            .as_str()
+            .unwrap_or("none")
+            .to_string();
         println!("route {name} {route}");
 
         let restored = work.join(format!("{name}.restored"));
