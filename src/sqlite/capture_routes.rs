@@ -202,6 +202,10 @@ fn send_serialized(
     info: &ImageInfo,
     out: &mut Pages,
 ) -> Result<()> {
+    if info.page_count == 0 {
+        // sqlite3_serialize would try to write an empty database's first page.
+        return Ok(());
+    }
     let data = conn
         .serialize(rusqlite::DatabaseName::Main)
         .map_err(|e| Error::sqlite(path, e))?;
