@@ -60,3 +60,11 @@ pub fn now() -> time::OffsetDateTime {
         })
         .unwrap_or_else(time::OffsetDateTime::now_utc)
 }
+
+/// Whether capture must act as if the linked SQLite lacked `sqlite_dbpage`
+/// (`LUMINA_BACKUP_NO_DBPAGE=1`), so tests exercise the fallback routes with the
+/// test build's SQLite. Unset (always, outside tests) it costs one atomic load.
+pub fn no_dbpage() -> bool {
+    static SET: OnceLock<bool> = OnceLock::new();
+    *SET.get_or_init(|| std::env::var_os("LUMINA_BACKUP_NO_DBPAGE").is_some_and(|v| v == "1"))
+}

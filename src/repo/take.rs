@@ -424,6 +424,7 @@ impl Repository {
             }
         })?;
 
+        let capture_route = info.capture_route.map(str::to_string);
         let sqlite = SqliteInfo {
             page_size: info.page_size,
             page_count: info.page_count,
@@ -440,6 +441,7 @@ impl Repository {
             tables: extra.tables.iter().cloned().collect(),
             warnings: extra.warnings.clone(),
             quick_check: Some(extra.quick_check.clone()),
+            capture_route,
         };
         let mut manifest_json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::BadInput(e.to_string()))?;

@@ -258,6 +258,10 @@ pub struct Manifest {
     /// checked: …` (over the time budget, or it could not run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quick_check: Option<String>,
+    /// How the page image was read: `dbpage`, `file`, `serialize` or `raw`
+    /// (`sqlite::capture_routes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_route: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Consistent capture of a live database.
 //!
 //! Everything is read inside ONE read transaction on one connection: the page
-//! images (through the `sqlite_dbpage` virtual table, so pages come out exactly as
-//! SQLite has them, WAL frames included, without rewriting any page), then the
-//! exports and facts the caller asks for. In WAL mode a reader never blocks the
+//! images (exactly as SQLite has them, WAL frames included, without rewriting any
+//! page; by one of the routes of [`super::capture_routes`], chosen by what the
+//! linked SQLite offers), then the exports and facts the caller asks for. In WAL mode a reader never blocks the
 //! writer; in rollback-journal mode the writer waits (busy timeout) for the
 //! duration of the read.
 //!
@@ -58,10 +58,10 @@ pub struct ImageInfo {
     pub journal_mode: String,
     /// SQLite library version.
     pub sqlite_version: String,
+    /// How the pages were read ([`Route::as_str`](super::capture_routes::Route::as_str),
+    /// or `raw`).
+    pub capture_route: Option<&'static str>,
 }
-
-/// Pages sent per [`Piece::Data`].
-const PAGES_PER_PIECE: usize = 256;
 
 /// Longest wait for another process's lock while the database keeps changing
 /// (a writer that commits in a tight loop can hold readers off for seconds).
@@ -236,6 +236,39 @@ fn is_wal(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The facts of the image, read inside the caller's read transaction (no route
+/// yet).
+pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
+    let sq = |e| Error::sqlite(path, e);
+    let page_count: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .map_err(sq)?;
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(sq)?;
+    let user_version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sq)?;
+    let journal_mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(sq)?;
+    let sqlite_version: String = conn
+        .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+        .map_err(sq)?;
+    Ok(ImageInfo {
+        page_size: u32::try_from(page_size)
+            .ok()
+            .filter(|ps| (512..=65536).contains(ps) && ps.is_power_of_two())
+            .ok_or_else(|| Error::corrupt("database", "bad page size"))?,
+        page_count: u64::try_from(page_count)
+            .map_err(|_| Error::corrupt("database", "bad page count"))?,
+        user_version,
+        journal_mode: journal_mode.to_lowercase(),
+        sqlite_version,
+        capture_route: None,
+    })
+}
+
 /// Runs `body` inside one read transaction on `conn`, after sending the page
 /// image to `sink` as file `image_name`. `body` then reads whatever else must come
 /// from the same committed state (exports, counts).
@@ -248,33 +281,15 @@ pub fn capture<T>(
 ) -> Result<(ImageInfo, T)> {
     let sq = |e| Error::sqlite(path, e);
     begin_read(conn, path)?;
+    // The file route's second descriptor of the database: closed only after the
+    // transaction ends (closing it drops this process's locks on the file).
+    let mut keep_open = None;
     let result = (|| -> Result<(ImageInfo, T)> {
         // The read lock is held: everything below sees one state.
-        let page_count: i64 = conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .map_err(sq)?;
-        let page_size: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .map_err(sq)?;
-        let user_version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(sq)?;
-        let journal_mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .map_err(sq)?;
-        let sqlite_version: String = conn
-            .query_row("SELECT sqlite_version()", [], |r| r.get(0))
-            .map_err(sq)?;
-        let info = ImageInfo {
-            page_size: u32::try_from(page_size)
-                .map_err(|_| Error::corrupt("database", "bad page size"))?,
-            page_count: u64::try_from(page_count)
-                .map_err(|_| Error::corrupt("database", "bad page count"))?,
-            user_version,
-            journal_mode: journal_mode.to_lowercase(),
-            sqlite_version,
-        };
-        send_pages(conn, path, &info, image_name, sink)?;
+        let mut info = image_info(conn, path)?;
+        let route = super::capture_routes::choose(conn, &info.journal_mode);
+        info.capture_route = Some(route.as_str());
+        keep_open = super::capture_routes::send_image(conn, path, &info, image_name, route, sink)?;
         let extra = body(conn, sink)?;
         Ok((info, extra))
     })();
@@ -285,72 +300,10 @@ pub fn capture<T>(
     } else {
         conn.execute_batch("COMMIT").map_err(sq)
     };
+    drop(keep_open);
     let out = result?;
     end?;
     Ok(out)
-}
-
-fn send_pages(
-    conn: &Connection,
-    path: &Path,
-    info: &ImageInfo,
-    name: &str,
-    sink: &mut Sink<'_>,
-) -> Result<()> {
-    let sq = |e| Error::sqlite(path, e);
-    let ps = info.page_size as usize;
-    sink(Piece::Begin {
-        name: name.to_string(),
-        page_size: Some(info.page_size),
-        size_hint: Some(info.page_count * u64::from(info.page_size)),
-    })?;
-    let mut stmt = conn
-        .prepare("SELECT pgno, data FROM sqlite_dbpage('main') WHERE pgno <= ?1 ORDER BY pgno")
-        .map_err(sq)?;
-    let mut rows = stmt.query([info.page_count as i64]).map_err(sq)?;
-    let mut buf = Vec::with_capacity(ps * PAGES_PER_PIECE);
-    let mut next: u64 = 1;
-    while let Some(row) = rows.next().map_err(sq)? {
-        let pgno: i64 = row.get(0).map_err(sq)?;
-        let pgno =
-            u64::try_from(pgno).map_err(|_| Error::corrupt("database", "negative page number"))?;
-        // Pages SQLite does not return (the lock-byte page) are zeros in any file.
-        while next < pgno {
-            buf.resize(buf.len() + ps, 0);
-            next += 1;
-            flush_if_full(&mut buf, ps, sink)?;
-        }
-        let data = row.get_ref(1).map_err(sq)?;
-        match data {
-            rusqlite::types::ValueRef::Blob(b) if b.len() == ps => buf.extend_from_slice(b),
-            rusqlite::types::ValueRef::Null => buf.resize(buf.len() + ps, 0),
-            _ => {
-                return Err(Error::corrupt(
-                    format!("page {pgno} of {}", path.display()),
-                    "unexpected page size",
-                ))
-            }
-        }
-        next = pgno + 1;
-        crate::testhook::point("capture-page");
-        flush_if_full(&mut buf, ps, sink)?;
-    }
-    while next <= info.page_count {
-        buf.resize(buf.len() + ps, 0);
-        next += 1;
-    }
-    if !buf.is_empty() {
-        sink(Piece::Data(buf))?;
-    }
-    sink(Piece::End)
-}
-
-fn flush_if_full(buf: &mut Vec<u8>, ps: usize, sink: &mut Sink<'_>) -> Result<()> {
-    if buf.len() >= ps * PAGES_PER_PIECE {
-        let full = std::mem::replace(buf, Vec::with_capacity(ps * PAGES_PER_PIECE));
-        sink(Piece::Data(full))?;
-    }
-    Ok(())
 }
 
 /// A `Write` that forwards bytes to a sink in pieces of about 1 MiB.

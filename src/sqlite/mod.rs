@@ -5,6 +5,7 @@
 //! restore works on files.
 
 pub mod capture;
+pub mod capture_routes;
 pub mod check;
 pub mod inuse;
 pub mod raw;

@@ -67,6 +67,7 @@ pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result
         user_version,
         journal_mode: "unknown".into(),
         sqlite_version: rusqlite::version().to_string(),
+        capture_route: Some("raw"),
     })
 }
 

@@ -1,0 +1,494 @@
+//! The routes by which [`capture`](super::capture::capture) reads the page image,
+//! always inside the capture's one read transaction, so every route sees the same
+//! committed state and yields the same bytes (tested: same BLAKE3 per route).
+//!
+//! - [`Route::Dbpage`]: the `sqlite_dbpage` virtual table, when the linked SQLite
+//!   has it (this repository's own builds enable it in `.cargo/config.toml`).
+//!   Pages stream out; memory stays bounded.
+//! - [`Route::File`] (rollback-journal modes, no `sqlite_dbpage`): the pages are
+//!   read straight from the database file. The read transaction holds SQLite's
+//!   SHARED lock, taken after any hot journal was rolled back, so no writer can
+//!   change the file meanwhile. Pages stream out; memory stays bounded. Page 1 is
+//!   checked against what SQLite reports in the same transaction (a file swapped
+//!   in under the path is refused).
+//! - [`Route::Serialize`] (WAL mode, no `sqlite_dbpage`): committed pages may sit
+//!   in the `-wal` file, so they are read through SQLite's pager with
+//!   `sqlite3_serialize`, which copies each page exactly as SQLite has it (the
+//!   same `sqlite3PagerGet` the virtual table uses). It holds one copy of the
+//!   whole image in memory. The online backup API was not chosen: it rewrites
+//!   page 1's schema cookie, and into a file also the change counter and the
+//!   version fields, whose source values no pragma reports.
+//!
+//! The lock-byte page (the page holding byte 2^30, in databases over 1 GiB) is
+//! zeros in every route, as SQLite never writes it.
+//!
+//! The file route opens the database file a second time. Closing any descriptor
+//! of a file drops every POSIX lock this process holds on it, SQLite's included,
+//! so the caller keeps the returned [`File`] open until the read transaction has
+//! ended.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::capture::{ImageInfo, Piece, Sink};
+use crate::error::{Error, Result};
+
+/// How the page image of a snapshot was read (the manifest's `capture_route`;
+/// a raw copy of a file SQLite cannot read says `raw` there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The `sqlite_dbpage` virtual table.
+    Dbpage,
+    /// The database file, under the read transaction's shared lock.
+    File,
+    /// `sqlite3_serialize` through SQLite's pager (WAL mode).
+    Serialize,
+}
+
+impl Route {
+    /// The name written in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Dbpage => "dbpage",
+            Route::File => "file",
+            Route::Serialize => "serialize",
+        }
+    }
+}
+
+/// Pages sent per [`Piece::Data`].
+const PAGES_PER_PIECE: usize = 256;
+
+/// SQLite's lock byte offset: the page holding it is never written.
+const PENDING_BYTE: u64 = 0x4000_0000;
+
+/// Whether the SQLite linked into this program has the `sqlite_dbpage` table.
+pub fn has_dbpage(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_module_list WHERE name = 'sqlite_dbpage'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .unwrap_or(false)
+}
+
+/// The route for a database in `journal_mode` (lower case, as SQLite reports it).
+pub fn choose(conn: &Connection, journal_mode: &str) -> Route {
+    if has_dbpage(conn) && !crate::testhook::no_dbpage() {
+        Route::Dbpage
+    } else if journal_mode == "wal" {
+        Route::Serialize
+    } else {
+        Route::File
+    }
+}
+
+/// Sends the image (`info.page_count` pages of `info.page_size`) as file `name`
+/// through `route`. Must run inside the read transaction `info` was read in; the
+/// returned file (file route) must stay open until that transaction has ended.
+pub fn send_image(
+    conn: &Connection,
+    path: &Path,
+    info: &ImageInfo,
+    name: &str,
+    route: Route,
+    sink: &mut Sink<'_>,
+) -> Result<Option<File>> {
+    sink(Piece::Begin {
+        name: name.to_string(),
+        page_size: Some(info.page_size),
+        size_hint: Some(info.page_count * u64::from(info.page_size)),
+    })?;
+    let mut out = Pages::new(info.page_size as usize, sink);
+    let keep = match route {
+        Route::Dbpage => send_dbpage(conn, path, info, &mut out).map(|()| None)?,
+        Route::File => Some(send_file(conn, path, info, &mut out)?),
+        Route::Serialize => send_serialized(conn, path, info, &mut out).map(|()| None)?,
+    };
+    out.finish()?;
+    Ok(keep)
+}
+
+/// Collects whole pages and hands them to the sink [`PAGES_PER_PIECE`] at a time.
+struct Pages<'s, 'a> {
+    ps: usize,
+    buf: Vec<u8>,
+    sent: u64,
+    sink: &'s mut Sink<'a>,
+}
+
+impl<'s, 'a> Pages<'s, 'a> {
+    fn new(ps: usize, sink: &'s mut Sink<'a>) -> Self {
+        Pages {
+            ps,
+            buf: Vec::with_capacity(ps * PAGES_PER_PIECE),
+            sent: 0,
+            sink,
+        }
+    }
+
+    /// Pages added so far.
+    fn count(&self) -> u64 {
+        self.sent + (self.buf.len() / self.ps) as u64
+    }
+
+    /// Adds one page (`None`: a page of zeros).
+    fn push(&mut self, page: Option<&[u8]>) -> Result<()> {
+        match page {
+            Some(p) => self.buf.extend_from_slice(p),
+            None => self.buf.resize(self.buf.len() + self.ps, 0),
+        }
+        crate::testhook::point("capture-page");
+        if self.buf.len() >= self.ps * PAGES_PER_PIECE {
+            self.sent += PAGES_PER_PIECE as u64;
+            let full =
+                std::mem::replace(&mut self.buf, Vec::with_capacity(self.ps * PAGES_PER_PIECE));
+            (self.sink)(Piece::Data(full))?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        if !self.buf.is_empty() {
+            (self.sink)(Piece::Data(self.buf))?;
+        }
+        (self.sink)(Piece::End)
+    }
+}
+
+fn lock_page(ps: usize) -> u64 {
+    PENDING_BYTE / ps as u64 + 1
+}
+
+fn send_dbpage(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) -> Result<()> {
+    let sq = |e| Error::sqlite(path, e);
+    let ps = out.ps;
+    let mut stmt = conn
+        .prepare("SELECT pgno, data FROM sqlite_dbpage('main') WHERE pgno <= ?1 ORDER BY pgno")
+        .map_err(sq)?;
+    let mut rows = stmt.query([info.page_count as i64]).map_err(sq)?;
+    while let Some(row) = rows.next().map_err(sq)? {
+        let pgno: i64 = row.get(0).map_err(sq)?;
+        let pgno =
+            u64::try_from(pgno).map_err(|_| Error::corrupt("database", "negative page number"))?;
+        // Pages SQLite does not return are zeros in any file.
+        while out.count() + 1 < pgno {
+            out.push(None)?;
+        }
+        match row.get_ref(1).map_err(sq)? {
+            rusqlite::types::ValueRef::Blob(b) if b.len() == ps => out.push(Some(b))?,
+            rusqlite::types::ValueRef::Null => out.push(None)?,
+            _ => {
+                return Err(Error::corrupt(
+                    format!("page {pgno} of {}", path.display()),
+                    "unexpected page size",
+                ))
+            }
+        }
+    }
+    while out.count() < info.page_count {
+        out.push(None)?;
+    }
+    Ok(())
+}
+
+fn send_serialized(
+    conn: &Connection,
+    path: &Path,
+    info: &ImageInfo,
+    out: &mut Pages,
+) -> Result<()> {
+    if info.page_count == 0 {
+        // sqlite3_serialize would try to write an empty database's first page.
+        return Ok(());
+    }
+    let data = conn
+        .serialize(rusqlite::DatabaseName::Main)
+        .map_err(|e| Error::sqlite(path, e))?;
+    let want = info.page_count * u64::from(info.page_size);
+    if data.len() as u64 != want {
+        return Err(Error::corrupt(
+            format!("database {}", path.display()),
+            format!(
+                "SQLite serialized {} bytes, {want} expected ({} pages of {})",
+                data.len(),
+                info.page_count,
+                info.page_size
+            ),
+        ));
+    }
+    for page in data.chunks_exact(out.ps) {
+        out.push(Some(page))?;
+    }
+    Ok(())
+}
+
+fn send_file(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) -> Result<File> {
+    let ps = out.ps;
+    let mut f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let lock = lock_page(ps);
+    let mut buf = vec![0u8; ps * PAGES_PER_PIECE];
+    let mut pgno = 1u64;
+    while pgno <= info.page_count {
+        // Read up to a batch of pages, stopping before the lock-byte page (another
+        // process may hold a byte-range lock on it: not read, zeros).
+        if pgno == lock {
+            out.push(None)?;
+            pgno += 1;
+            continue;
+        }
+        let mut n = (info.page_count - pgno + 1).min(PAGES_PER_PIECE as u64);
+        if pgno < lock {
+            n = n.min(lock - pgno);
+        }
+        let bytes = &mut buf[..n as usize * ps];
+        f.seek(SeekFrom::Start((pgno - 1) * ps as u64))
+            .map_err(|e| Error::io("reading", path, e))?;
+        let got = read_full(&mut f, bytes).map_err(|e| Error::io("reading", path, e))?;
+        // Past the end of the file SQLite reads zeros too.
+        bytes[got..].fill(0);
+        if pgno == 1 {
+            check_page_one(conn, path, info, &bytes[..ps])?;
+        }
+        for page in bytes.chunks_exact(ps) {
+            out.push(Some(page))?;
+        }
+        pgno += n;
+    }
+    Ok(f)
+}
+
+/// Checks that the file's page 1 says what SQLite says in the same transaction:
+/// the file read is the database SQLite holds locked (not one swapped in under
+/// its path since it was opened).
+fn check_page_one(conn: &Connection, path: &Path, info: &ImageInfo, page: &[u8]) -> Result<()> {
+    let be32 = |at: usize| u32::from_be_bytes([page[at], page[at + 1], page[at + 2], page[at + 3]]);
+    let pragma = |name: &str| -> Result<i64> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(|e| Error::sqlite(path, e))
+    };
+    let raw_ps = u16::from_be_bytes([page[16], page[17]]);
+    let page_size = if raw_ps == 1 {
+        65536
+    } else {
+        u32::from(raw_ps)
+    };
+    let mut same = page.starts_with(super::SQLITE_MAGIC)
+        && page_size == info.page_size
+        && i64::from(be32(40)) == pragma("schema_version")?
+        && i64::from(be32(36)) == pragma("freelist_count")?
+        && i64::from(be32(60) as i32) == info.user_version;
+    // The in-header size is valid when the change counter matches bytes 92..96.
+    if be32(24) == be32(92) && be32(28) != 0 {
+        same &= u64::from(be32(28)) == info.page_count;
+    }
+    if same {
+        Ok(())
+    } else {
+        Err(Error::SourceUnavailable {
+            path: path.into(),
+            why: "the file's header does not match what SQLite read in the same \
+                  transaction (was the database replaced while it was being read?); \
+                  try again"
+                .into(),
+        })
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::capture::{begin_read, image_info, open_source};
+
+    /// The image of `path` read through `route` in one read transaction.
+    fn image_via(path: &Path, route: Route) -> Result<Vec<u8>> {
+        let conn = open_source(path)?;
+        begin_read(&conn, path)?;
+        let info = image_info(&conn, path)?;
+        let mut out = Vec::new();
+        let mut sink = |p: Piece| {
+            if let Piece::Data(d) = p {
+                out.extend_from_slice(&d);
+            }
+            Ok(())
+        };
+        let keep = send_image(&conn, path, &info, "db", route, &mut sink);
+        conn.execute_batch("COMMIT").expect("commit");
+        drop(keep?);
+        assert_eq!(
+            out.len() as u64,
+            info.page_count * u64::from(info.page_size)
+        );
+        Ok(out)
+    }
+
+    /// A database with a few hundred pages, a freelist and an index, in `mode`.
+    fn make_db(path: &Path, mode: &str) -> Connection {
+        let c = Connection::open(path).expect("open");
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .expect("config");
+        c.execute_batch(&format!(
+            "PRAGMA journal_mode = {mode}; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+             CREATE INDEX t_v ON t(v);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO t SELECT i, randomblob(300) FROM n;
+             DELETE FROM t WHERE id % 7 = 0;
+             PRAGMA user_version = 42;"
+        ))
+        .expect("filling the database");
+        c
+    }
+
+    fn hash(b: &[u8]) -> String {
+        blake3::hash(b).to_hex().to_string()
+    }
+
+    /// Issue #9 "capture in any build": in WAL mode the serialize route reads the
+    /// committed pages still in the `-wal` file exactly as the dbpage route does,
+    /// and the image equals the database file after a full checkpoint.
+    #[test]
+    fn wal_serialize_route_matches_dbpage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("wal.db");
+        let writer = make_db(&db, "WAL");
+        // More commits after the first: page 1 and many others live in the WAL.
+        writer
+            .execute_batch("UPDATE t SET v = randomblob(310) WHERE id % 5 = 0; CREATE TABLE u(x);")
+            .expect("update");
+        assert!(
+            std::fs::metadata(dir.path().join("wal.db-wal"))
+                .expect("wal")
+                .len()
+                > 0
+        );
+        let probe = open_source(&db).expect("open");
+        assert!(
+            has_dbpage(&probe),
+            "the test build links SQLite with sqlite_dbpage"
+        );
+        drop(probe);
+
+        let by_dbpage = image_via(&db, Route::Dbpage).expect("dbpage");
+        let by_serialize = image_via(&db, Route::Serialize).expect("serialize");
+        assert_eq!(hash(&by_dbpage), hash(&by_serialize));
+        let stale = std::fs::read(&db).expect("reading the file");
+        assert_ne!(
+            hash(&stale),
+            hash(&by_dbpage),
+            "the WAL held committed pages"
+        );
+
+        writer
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .expect("checkpoint");
+        let file = std::fs::read(&db).expect("reading the file");
+        assert_eq!(hash(&file), hash(&by_serialize));
+    }
+
+    /// Issue #9 "capture in any build": in rollback-journal mode the file route
+    /// gives the dbpage route's bytes, which are the file's.
+    #[test]
+    fn rollback_file_route_matches_dbpage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("rollback.db");
+        drop(make_db(&db, "DELETE"));
+        let by_dbpage = image_via(&db, Route::Dbpage).expect("dbpage");
+        let by_file = image_via(&db, Route::File).expect("file");
+        assert_eq!(hash(&by_dbpage), hash(&by_file));
+        assert_eq!(hash(&std::fs::read(&db).expect("read")), hash(&by_file));
+    }
+
+    /// Issue #9 "capture in any build": a hot journal is rolled back by SQLite
+    /// when the read transaction starts, before the file route reads the file.
+    #[test]
+    fn file_route_reads_after_hot_journal_rollback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("src.db");
+        let c = make_db(&db, "DELETE");
+        let before = std::fs::read(&db).expect("read");
+        drop(c);
+        let c = Connection::open(&db).expect("open");
+        // A transaction that spills into the database file, copied mid-flight:
+        // the copies are a database with a hot journal.
+        c.execute_batch("PRAGMA cache_size = 2; BEGIN; UPDATE t SET v = randomblob(300);")
+            .expect("spilling transaction");
+        for name in ["a.db", "b.db"] {
+            std::fs::copy(&db, dir.path().join(name)).expect("copy db");
+            std::fs::copy(
+                dir.path().join("src.db-journal"),
+                dir.path().join(format!("{name}-journal")),
+            )
+            .expect("copy journal");
+        }
+        c.execute_batch("ROLLBACK").expect("rollback");
+        drop(c);
+        let a = dir.path().join("a.db");
+        assert_ne!(
+            hash(&std::fs::read(&a).expect("read")),
+            hash(&before),
+            "it spilled"
+        );
+        let by_file = image_via(&a, Route::File).expect("file");
+        let by_dbpage = image_via(&dir.path().join("b.db"), Route::Dbpage).expect("dbpage");
+        assert_eq!(hash(&by_file), hash(&by_dbpage));
+        // Rolled back: the rows before the transaction (pages that were free
+        // then are not journaled, so the bytes may differ there).
+        let rows = |p: &Path| -> String {
+            Connection::open(p)
+                .expect("open")
+                .query_row(
+                    "SELECT hex(group_concat(v)) FROM (SELECT v FROM t ORDER BY id)",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("rows")
+        };
+        let image = dir.path().join("image.db");
+        std::fs::write(&image, &by_file).expect("write");
+        assert_eq!(rows(&image), rows(&db));
+    }
+
+    /// Issue #9 "capture in any build": the file route refuses a file that is not
+    /// the one SQLite holds locked (another database renamed over the path).
+    #[test]
+    fn file_route_refuses_a_swapped_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("one.db");
+        let other = dir.path().join("other.db");
+        drop(make_db(&db, "DELETE"));
+        let c = make_db(&other, "DELETE");
+        c.execute_batch("CREATE TABLE extra(x); PRAGMA user_version = 7;")
+            .expect("other");
+        drop(c);
+        let conn = open_source(&db).expect("open");
+        begin_read(&conn, &db).expect("begin");
+        let info = image_info(&conn, &db).expect("info");
+        std::fs::rename(&other, &db).expect("swap");
+        let mut sink = |_: Piece| Ok(());
+        let err = send_image(&conn, &db, &info, "db", Route::File, &mut sink)
+            .expect_err("a swapped file must be refused");
+        assert!(matches!(err, Error::SourceUnavailable { .. }), "{err}");
+        conn.execute_batch("COMMIT").expect("commit");
+    }
+}
