@@ -10,6 +10,7 @@ mod exports;
 mod files;
 mod forget;
 mod init;
+mod inside;
 mod keys;
 mod partial;
 mod prune;
@@ -23,6 +24,7 @@ mod verify;
 pub use diff::DiffTarget;
 pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
 pub use forget::{refuse_dangers, ForgetReport, RETENTION_FILE};
+pub use inside::{refuse_inside_repository, repository_holding};
 pub use keys::KeyInfo;
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
@@ -334,7 +336,10 @@ impl Repository {
             let (master, id) = keys::unlock(backend, pw)?;
             (Cipher::Sealed(Arc::new(master)), Some(id))
         } else {
-            if !backend.list("keys")?.is_empty() {
+            // Downgrade protection: a plaintext config beside real key files
+            // (names shaped like key ids) was swapped in. Other files in
+            // `keys/` are foreign files, named by verify.
+            if !keys::key_file_ids(backend)?.is_empty() {
                 return Err(Error::corrupt(
                     "config",
                     "stored in plaintext but the repository has key files (tampered?)",
