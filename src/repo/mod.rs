@@ -563,8 +563,10 @@ impl Repository {
             .collect())
     }
 
-    /// The newest snapshot of `db` taken at or before `time_ns` (see
-    /// [`snapshot::at`]); `db` may be given as any path to the database.
+    /// The newest snapshot of `db` taken at or before `time_ns`, skipping
+    /// `pre-restore` safety copies as `latest` does (see [`snapshot::at`]);
+    /// `db` may be given as any path to the database. Before the first:
+    /// [`Error::BeforeFirstSnapshot`], carrying the earliest one's time.
     pub fn snapshot_at(&self, db: Option<&Path>, time_ns: i64) -> Result<Snapshot> {
         let all = self.list()?;
         let db = db.map(source_key);
@@ -579,7 +581,9 @@ impl Repository {
 
     /// The snapshot `spec` names; `latest` is the newest snapshot of `db` (any
     /// path to the database), or without `db` of the repository's only
-    /// database (several: exit 2 naming them).
+    /// database (several: exit 2 naming them), that is not a `pre-restore`
+    /// safety copy unless the database has nothing else
+    /// ([`snapshot::choosable`]). An id names any snapshot.
     pub fn resolve_in(&self, spec: &str, db: Option<&Path>) -> Result<Snapshot> {
         let all = self.list()?;
         let db = db.map(source_key);
