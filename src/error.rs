@@ -33,7 +33,7 @@ pub enum Error {
     #[error("a repository already exists at {0}")]
     RepositoryExists(PathBuf),
     /// A repository file failed to decode or authenticate.
-    #[error("{object} is damaged: {problem}; run `lumina-backup verify --read-data`")]
+    #[error("{object} is damaged: {problem}; {}", corrupt_advice(.object))]
     Corrupt {
         /// The object ("pack 3fa9…", "snapshot 12ab…", "config").
         object: String,
@@ -163,6 +163,15 @@ pub enum Error {
         /// Why, and what to do.
         why: String,
     },
+    /// `--at` a time before the first snapshot (of the database in question).
+    /// The time is carried, not formatted: the caller shows it in local time.
+    #[error("no snapshot at or before that time; the earliest is {earliest}, taken {}", crate::snapshot::rfc3339(*.time_ns))]
+    BeforeFirstSnapshot {
+        /// Short id of the earliest snapshot.
+        earliest: String,
+        /// When it was taken (unix ns).
+        time_ns: i64,
+    },
 }
 
 impl Error {
@@ -181,6 +190,7 @@ impl Error {
             | Error::BadInput(_) => 2,
             Error::Export(e) if e.is_user_error() => 2,
             Error::InUse { .. } => 2,
+            Error::BeforeFirstSnapshot { .. } => 2,
             _ => 1,
         }
     }
@@ -296,3 +306,30 @@ redb_from!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// What to do about a damaged object. Packs, snapshots and chunks: `verify
+/// --read-data` names all the damage and the repairs follow. The small files
+/// are named already, so that advice would only repeat itself: each gets the
+/// step that fixes it.
+fn corrupt_advice(object: &str) -> String {
+    let key = object
+        .strip_prefix("key file keys/")
+        .or_else(|| object.strip_prefix("key "));
+    match (object, key) {
+        ("config", _) => "restore the file `config` from a copy of the repository \
+             (nothing else can replace it: it holds the repository's parameters)"
+            .into(),
+        ("retention settings", _) => "set the retention rules again with \
+             `lumina-backup config set` (it replaces the file)"
+            .into(),
+        ("status", _) => "it only records the last failed snapshot: delete the file \
+             `status` in the repository folder (the next failure writes it again)"
+            .into(),
+        ("repository", _) => "restore the `keys` folder from a copy of the repository".into(),
+        (_, Some(id)) => format!(
+            "if another passphrase opens the repository, remove this key with \
+             `lumina-backup key remove {id}`; else restore keys/{id} from a copy of the repository"
+        ),
+        _ => "run `lumina-backup verify --read-data`".into(),
+    }
+}

@@ -568,7 +568,7 @@ pub fn plan(
             ));
         }
     }
-    Ok(finish(decisions, true))
+    Ok(finish(decisions, Some(tz)))
 }
 
 /// A plan that removes exactly the `named` snapshots: every snapshot of the
@@ -602,13 +602,13 @@ pub fn plan_named(items: &[Item], named: &[SnapshotId]) -> Plan {
             )
         })
         .collect();
-    finish(decisions, false)
+    finish(decisions, None)
 }
 
 /// Sorts decisions oldest first (by place in history) and lists the dangers:
-/// a database left with no snapshot, or (`newest_matters`) one whose newest
-/// snapshot is removed.
-fn finish(mut decisions: Vec<(u64, Decision)>, newest_matters: bool) -> Plan {
+/// a database left with no snapshot, or (with `newest_tz`, the zone its time
+/// is shown in) one whose newest snapshot is removed.
+fn finish(mut decisions: Vec<(u64, Decision)>, newest_tz: Option<&TimeZone>) -> Plan {
     decisions.sort_by(|(a, da), (b, db)| a.cmp(b).then(da.id.cmp(&db.id)));
     let decisions: Vec<Decision> = decisions.into_iter().map(|(_, d)| d).collect();
     let mut groups: Vec<&str> = decisions.iter().map(|d| d.group.as_str()).collect();
@@ -622,11 +622,11 @@ fn finish(mut decisions: Vec<(u64, Decision)>, newest_matters: bool) -> Plan {
             dangers.push(format!(
                 "it would remove all {removed} snapshots of {g}, keeping none"
             ));
-        } else if let Some(newest) = of.last().filter(|d| newest_matters && !d.keep) {
+        } else if let (Some(newest), Some(tz)) = (of.last().filter(|d| !d.keep), newest_tz) {
             dangers.push(format!(
                 "it would remove the newest snapshot of {g} ({}, taken {})",
                 newest.id.short(),
-                crate::snapshot::rfc3339(newest.time_ns)
+                crate::timespec::format_local(newest.time_ns, tz)
             ));
         }
     }

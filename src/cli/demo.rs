@@ -19,7 +19,9 @@ pub(super) fn run(dir: Option<&Path>, ctx: &Ctx) -> Result<(), Error> {
         )),
     };
     // The demo writes `lumina.db`, `repo/` and `restored-first.db`: it only ever
-    // uses a new or empty folder, so no file of the user's can be touched.
+    // uses a new or empty folder, so no file of the user's can be touched, and
+    // never one inside a repository (its files would be foreign files there).
+    lumina_backup::repo::refuse_inside_repository(&dir, "give --dir a folder outside it")?;
     if dir.exists() && !dir.is_dir() {
         return Err(Error::BadInput(format!(
             "{} is not a folder; give a new or empty folder to --dir",

@@ -319,24 +319,54 @@ pub fn main() -> i32 {
             let _ = e.print();
             // `--json` asked for one JSON document on stdout, failures included.
             if code != 0 && std::env::args_os().any(|a| a == "--json") {
-                let first = e.to_string();
-                let first = first.lines().next().unwrap_or("bad usage");
-                print_error_json(first.trim_start_matches("error: "), code);
+                print_error_json(&usage_line(&e), code);
             }
             return code;
         }
     };
     let json = cli.global.json;
-    match run(cli, tz) {
+    match run(cli, tz.clone()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lumina-backup: {e}");
+            let message = describe(&e, &tz);
+            eprintln!("lumina-backup: {message}");
             let code = e.exit_code();
             if json {
-                print_error_json(&e.to_string(), code);
+                print_error_json(&message, code);
             }
             code
         }
+    }
+}
+
+/// The message of an error, with the instants it carries in local time (as
+/// listings show them) where the library could not know the zone.
+fn describe(e: &Error, tz: &TimeZone) -> String {
+    match e {
+        Error::BeforeFirstSnapshot { earliest, time_ns } => format!(
+            "no snapshot at or before that time; the earliest is {earliest}, taken {}",
+            lumina_backup::timespec::format_local(*time_ns, tz)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// One line from a clap usage error: its first paragraph (`error: the following
+/// required arguments were not provided:` and the arguments on the lines after
+/// it) joined, without the usage block.
+fn usage_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = parts.join(" ");
+    let line = line.trim_start_matches("error: ").trim();
+    if line.is_empty() {
+        "bad usage".to_string()
+    } else {
+        line.to_string()
     }
 }
 
@@ -768,25 +798,48 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
                     "bytes": report.bytes,
                     "pre_restore": report.pre_restore.as_ref().map(|p| p.id.to_hex()),
                     "pre_restore_raw": report.pre_restore_raw,
+                    "pre_restore_as_found": report.pre_restore_as_found.as_ref().map(|p| p.id.to_hex()),
+                    "live": report.live,
                     "set_aside": report.set_aside,
                     "check": check_name,
                     "integrity_check_secs": report.integrity_secs,
                 }));
             } else {
-                if let Some(p) = &report.pre_restore {
-                    let raw = if report.pre_restore_raw {
-                        ": SQLite could not read it, so its raw bytes were saved (restore them with --no-check)"
-                    } else {
-                        ""
-                    };
-                    ctx.say(format!(
+                let raw = if report.pre_restore_raw {
+                    " (SQLite could not read it, so its raw bytes were saved: restore them with --no-check)"
+                } else {
+                    ""
+                };
+                match (&report.pre_restore_as_found, &report.pre_restore) {
+                    (Some(found), Some(p)) => ctx.say(format!(
+                        "saved the previous state of {} as two snapshots (tag pre-restore): bytes as found, with the journal: {}; state after SQLite rolled the journal back: {}{raw}",
+                        to.display(),
+                        found.id.short(),
+                        p.id.short()
+                    )),
+                    (_, Some(p)) => ctx.say(format!(
                         "saved the previous state of {} as snapshot {} (tag pre-restore){raw}",
                         to.display(),
                         p.id.short()
-                    ));
+                    )),
+                    _ => {}
                 }
                 for f in &report.set_aside {
-                    ctx.say(format!("kept {} (set aside, not replayed)", f.display()));
+                    // Journals and WAL files are set aside so they are never
+                    // replayed; other files (`--all`) are kept because their
+                    // content differed from the snapshot's.
+                    let name = f
+                        .file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default();
+                    if name.contains(".pre-restore-") {
+                        ctx.say(format!(
+                            "kept the previous file as {} (its content differed from the snapshot's)",
+                            f.display()
+                        ));
+                    } else {
+                        ctx.say(format!("kept {} (set aside, not replayed)", f.display()));
+                    }
                 }
                 let checked = match check {
                     Check::None => "no SQLite check (--no-check)".to_string(),
@@ -797,7 +850,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
                     report.snapshot.id.short(),
                     to.display(),
                     bytes(report.bytes),
-                    if live { ", through SQLite into the open database" } else { "" }
+                    if report.live { ", through SQLite into the open database" } else { "" }
                 ));
                 if check != Check::None {
                     ctx.say(format!("{check_name} took {:.2} s", report.integrity_secs));
@@ -821,11 +874,15 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
                     ctx.say(format!("problem: {p}"));
                 }
                 ctx.say(format!(
-                    "{}: {} snapshots, {} chunks referenced ({} chunks stored), {} packs checked{}",
+                    "{}: {} snapshots, {} chunks referenced ({} chunks stored{}), {} packs checked{}",
                     if report.ok { "ok" } else { "PROBLEMS FOUND" },
                     report.snapshots_checked,
                     report.chunks_referenced,
                     report.chunks_stored,
+                    match report.chunks_missing {
+                        0 => String::new(),
+                        n => format!(", {n} missing"),
+                    },
                     report.packs_checked,
                     if read_data {
                         format!(", {} read and re-hashed", bytes(report.bytes_read))
@@ -1012,7 +1069,12 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
                 let ratio = match (st.dedup_ratio, st.snapshots) {
                     (Some(r), _) => format!("deduplication {r:.1}x"),
                     (None, 0) => "no snapshots yet".to_string(),
-                    (None, _) => "deduplication unknown: run `lumina-backup verify`".to_string(),
+                    (None, _) => format!(
+                        "deduplication unknown: {}",
+                        st.dedup_unknown
+                            .as_deref()
+                            .unwrap_or("run `lumina-backup verify`")
+                    ),
                 };
                 ctx.say(format!(
                     "stored {} in {} packs for {} of snapshots ({ratio})",

@@ -344,6 +344,48 @@ fn fixed(repo: &Repository) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The stored retention settings, or (inner `Err`) what is wrong with a
+/// damaged `retention` file; other failures are errors.
+fn retention_or_damage(
+    repo: &Repository,
+) -> Result<Result<lumina_backup::format::RetentionSettings, String>, Error> {
+    match repo.retention_settings() {
+        Ok(s) => Ok(Ok(s)),
+        Err(Error::Corrupt { problem, .. }) => Ok(Err(problem)),
+        Err(e) => Err(e),
+    }
+}
+
+/// What to do about a damaged `retention` file, in one line.
+fn damaged_advice(problem: &str) -> String {
+    format!(
+        "the retention file is damaged ({problem}): set the rules again with `lumina-backup config set KEY VALUE` (the first one replaces the file)"
+    )
+}
+
+/// `config show` when the `retention` file is damaged: the fixed settings,
+/// and what to do about the retention rules.
+fn show_damaged(ctx: &Ctx, repo: &Repository, problem: &str) -> Result<(), Error> {
+    let advice = damaged_advice(problem);
+    if ctx.global.json {
+        let repository: serde_json::Map<String, Value> = fixed(repo)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        print_json(
+            &json!({"retention": null, "retention_damaged": advice, "repository": repository}),
+        );
+    } else {
+        ctx.say("retention (applied by `forget` without rules):");
+        ctx.say(format!("  {advice}"));
+        ctx.say("repository (fixed at init):");
+        for (k, v) in fixed(repo) {
+            ctx.say(format!("  {k:<17} {}", show_value(&v)));
+        }
+    }
+    Ok(())
+}
+
 fn show_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -361,10 +403,20 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                     retention::SETTING_KEYS.join(", ")
                 )));
             }
-            let mut s = repo.retention_settings()?;
+            // A damaged file is replaced: the rules it held cannot be read
+            // anyway, and `config set` is how they are written again.
+            let (mut s, damaged) = match retention_or_damage(&repo)? {
+                Ok(s) => (s, None),
+                Err(problem) => (Default::default(), Some(problem)),
+            };
             retention::set_setting(&mut s, &key, &value)
                 .map_err(|e| Error::BadInput(e.to_string()))?;
             repo.set_retention_settings(&s)?;
+            if let Some(problem) = damaged {
+                super::warn(&format!(
+                    "the retention file was damaged ({problem}) and has been replaced: only {key} is set now; set the other rules again with `lumina-backup config set`"
+                ));
+            }
             let now =
                 retention::get_setting(&s, &key).map_err(|e| Error::BadInput(e.to_string()))?;
             if ctx.global.json {
@@ -391,7 +443,10 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
         }
         ConfigCommand::Show => {
             let repo = ctx.open_read("config show")?;
-            let settings = repo.retention_settings()?;
+            let settings = match retention_or_damage(&repo)? {
+                Ok(s) => s,
+                Err(problem) => return show_damaged(ctx, &repo, &problem),
+            };
             let table = retention::settings_table(&settings);
             let policy =
                 Policy::from_settings(&settings).map_err(|e| Error::BadInput(e.to_string()))?;

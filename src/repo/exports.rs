@@ -51,6 +51,12 @@ pub struct ExportedFile {
 }
 
 impl ExportRequest {
+    /// Refuses an output inside a repository folder (exit 2), before anything
+    /// is read or written.
+    fn check_out(&self) -> Result<()> {
+        super::refuse_inside_repository(&self.out, "write the export outside it")
+    }
+
     fn path_for(&self, table: Table) -> Result<PathBuf> {
         if self.tables.len() == 1 {
             return Ok(self.out.clone());
@@ -113,6 +119,7 @@ fn export_from_connection(
 
 /// Exports tables of the live database `db` (one read transaction for all).
 pub fn export_database(db: &Path, req: &ExportRequest) -> Result<Vec<ExportedFile>> {
+    req.check_out()?;
     let conn = sqlite::capture::open_source(db)?;
     let missing = export::missing_tables(&conn)?;
     if let Some(t) = req.tables.iter().find(|t| missing.contains(t)) {
@@ -163,7 +170,10 @@ impl Repository {
         req: &ExportRequest,
         progress: &dyn Progress,
     ) -> Result<Vec<ExportedFile>> {
-        operation(progress, |p| self.export_snapshot_inner(snap, req, p))
+        operation(progress, |p| {
+            req.check_out()?;
+            self.export_snapshot_inner(snap, req, p)
+        })
     }
 
     fn export_snapshot_inner(

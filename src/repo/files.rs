@@ -100,7 +100,9 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
         });
     }
     listing("snapshots", &mut |name, is_dir| !is_dir && is_hex(name, 64));
-    listing("keys", &mut |name, is_dir| !is_dir && is_hex(name, 32));
+    listing("keys", &mut |name, is_dir| {
+        !is_dir && super::keys::is_key_id(name)
+    });
     listing("changes", &mut |name, is_dir| !is_dir && is_hex(name, 64));
     out
 }
@@ -125,7 +127,7 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
         Err(e) => out.push(format!("config cannot be read: {e}")),
     }
     for (name, is_dir) in entries(&root.join("keys")).unwrap_or_default() {
-        if is_dir || is_temp(&name) || !is_hex(&name, 32) {
+        if is_dir || is_temp(&name) || !super::keys::is_key_id(&name) {
             continue;
         }
         let rel = format!("keys/{name}");

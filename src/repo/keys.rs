@@ -82,6 +82,26 @@ pub(crate) fn make_key_file(
     Ok((id, format::seal_file(Kind::Key, &body)))
 }
 
+/// Whether `name` (in `keys/`) is shaped like a key id: 32 lowercase hex
+/// characters, the first 16 bytes of the BLAKE3 of the key record
+/// ([`make_key_file`]). Other names there are foreign files: they are not key
+/// files, whatever they hold (verify names them).
+pub(crate) fn is_key_id(name: &str) -> bool {
+    name.len() == 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The names of the key files in `keys/` (foreign files left out).
+pub(crate) fn key_file_ids(backend: &LocalBackend) -> Result<Vec<String>> {
+    Ok(backend
+        .list("keys")?
+        .into_iter()
+        .filter(|n| is_key_id(n))
+        .collect())
+}
+
 /// Decodes a key file.
 pub(crate) fn read_key_file(id: &str, bytes: &[u8]) -> Result<KeyFile> {
     let object = format!("key {id}");
@@ -102,7 +122,7 @@ pub(crate) fn read_key_file(id: &str, bytes: &[u8]) -> Result<KeyFile> {
 /// Tries `passphrase` against every key file; returns the master key and the id
 /// of the key that opened it.
 pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(MasterKey, String)> {
-    let ids = backend.list("keys")?;
+    let ids = key_file_ids(backend)?;
     if ids.is_empty() {
         return Err(Error::corrupt(
             "repository",
@@ -165,7 +185,7 @@ impl Repository {
     pub fn key_list(&self) -> Result<Vec<KeyInfo>> {
         self.master()?;
         let mut out = Vec::new();
-        for id in self.backend.list("keys")? {
+        for id in key_file_ids(&self.backend)? {
             let k = read_key_file(&id, &self.backend.read(&format!("keys/{id}"))?)?;
             out.push(KeyInfo {
                 current: self.key_id.as_deref() == Some(&id),
@@ -187,12 +207,15 @@ impl Repository {
         Ok(id)
     }
 
-    /// Removes a key (by id or unique prefix); never the last one, nor the one in use.
+    /// Removes a key (by id or unique prefix); never the last one, nor the one
+    /// in use. A damaged key file can be removed (it is matched by its name,
+    /// not decoded).
     pub fn key_remove(&self, prefix: &str) -> Result<String> {
-        let keys = self.key_list()?;
-        let matches: Vec<_> = keys
+        self.master()?;
+        let keys = key_file_ids(&self.backend)?;
+        let matches: Vec<&String> = keys
             .iter()
-            .filter(|k| k.id.starts_with(prefix) && !prefix.is_empty())
+            .filter(|id| id.starts_with(prefix) && !prefix.is_empty())
             .collect();
         let key = match matches.as_slice() {
             [one] => *one,
@@ -213,12 +236,12 @@ impl Repository {
                 "refusing to remove the last key: the repository would be unreadable".into(),
             ));
         }
-        if key.current {
+        if self.key_id.as_deref() == Some(key.as_str()) {
             return Err(Error::BadInput("refusing to remove the key in use; open the repository with another passphrase to remove it".into()));
         }
-        self.backend.remove(&format!("keys/{}", key.id))?;
+        self.backend.remove(&format!("keys/{key}"))?;
         crate::backend::local::sync_dir(&self.root.join("keys"))?;
-        Ok(key.id.clone())
+        Ok(key.clone())
     }
 
     /// Replaces the passphrase in use: writes a new key file, then removes the old one.

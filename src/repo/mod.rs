@@ -10,6 +10,7 @@ mod exports;
 mod files;
 mod forget;
 mod init;
+mod inside;
 mod keys;
 mod partial;
 mod prune;
@@ -23,6 +24,7 @@ mod verify;
 pub use diff::DiffTarget;
 pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
 pub use forget::{refuse_dangers, ForgetReport, RETENTION_FILE};
+pub use inside::{refuse_inside_repository, repository_holding};
 pub use keys::KeyInfo;
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
@@ -336,7 +338,10 @@ impl Repository {
             let (master, id) = keys::unlock(backend, pw)?;
             (Cipher::Sealed(Arc::new(master)), Some(id))
         } else {
-            if !backend.list("keys")?.is_empty() {
+            // Downgrade protection: a plaintext config beside real key files
+            // (names shaped like key ids) was swapped in. Other files in
+            // `keys/` are foreign files, named by verify.
+            if !keys::key_file_ids(backend)?.is_empty() {
                 return Err(Error::corrupt(
                     "config",
                     "stored in plaintext but the repository has key files (tampered?)",
@@ -560,8 +565,10 @@ impl Repository {
             .collect())
     }
 
-    /// The newest snapshot of `db` taken at or before `time_ns` (see
-    /// [`snapshot::at`]); `db` may be given as any path to the database.
+    /// The newest snapshot of `db` taken at or before `time_ns`, skipping
+    /// `pre-restore` safety copies as `latest` does (see [`snapshot::at`]);
+    /// `db` may be given as any path to the database. Before the first:
+    /// [`Error::BeforeFirstSnapshot`], carrying the earliest one's time.
     pub fn snapshot_at(&self, db: Option<&Path>, time_ns: i64) -> Result<Snapshot> {
         let all = self.list()?;
         let db = db.map(source_key);
@@ -576,7 +583,9 @@ impl Repository {
 
     /// The snapshot `spec` names; `latest` is the newest snapshot of `db` (any
     /// path to the database), or without `db` of the repository's only
-    /// database (several: exit 2 naming them).
+    /// database (several: exit 2 naming them), that is not a `pre-restore`
+    /// safety copy unless the database has nothing else
+    /// ([`snapshot::choosable`]). An id names any snapshot.
     pub fn resolve_in(&self, spec: &str, db: Option<&Path>) -> Result<Snapshot> {
         let all = self.list()?;
         let db = db.map(source_key);

@@ -54,6 +54,13 @@ pub struct RestoreReport {
     pub pre_restore: Option<Snapshot>,
     /// The safety snapshot is a raw copy of a database SQLite could not read.
     pub pre_restore_raw: bool,
+    /// With a hot journal beside the target: the first safety snapshot, of the
+    /// bytes as found (the journal not rolled back), taken before SQLite rolled
+    /// the journal back; `pre_restore` is then the state after the rollback.
+    pub pre_restore_as_found: Option<Snapshot>,
+    /// The image was copied into the existing database through SQLite
+    /// (`--live` onto an existing file); false when a file was installed.
+    pub live: bool,
     /// Files kept by renaming them aside (replaced non-database files, stale
     /// journals), with their new names.
     pub set_aside: Vec<PathBuf>,
@@ -387,6 +394,7 @@ impl Repository {
             restore_guard::refuse_inside_repository(p)?;
             if entry.kind == FileKind::Image && p.exists() && !opts.live {
                 restore_guard::refuse_in_use(shown, p)?;
+                restore_guard::refuse_hard_links(shown, p)?;
             }
         }
         // 1. Every file reassembled and verified into temp files; nothing replaced yet.
@@ -404,6 +412,9 @@ impl Repository {
                     let t = std::time::Instant::now();
                     sqlite::restore::check_image(&tmp, shown, opts.check)?;
                     integrity_secs += t.elapsed().as_secs_f64();
+                    if opts.live && path.exists() {
+                        sqlite::restore::check_live_fit(&tmp, shown)?;
+                    }
                 }
             }
             Ok(())
@@ -421,13 +432,16 @@ impl Repository {
         // is not its own is set aside first, so SQLite never rolls it into it.
         let mut pre_restore = None;
         let mut pre_restore_raw = false;
+        let mut as_found = None;
         let mut set_aside = Vec::new();
         for ((entry, path), shown) in entries.iter().zip(&paths).zip(&shown) {
             if entry.kind == FileKind::Image && path.exists() {
                 let saved = (|| {
                     if !opts.live {
                         set_aside.extend(target::settle_journal(path, || {
-                            self.save_before_rollback(shown, path, &snap, progress)
+                            as_found =
+                                Some(self.save_before_rollback(shown, path, &snap, progress)?);
+                            Ok(())
                         })?);
                     }
                     self.save_pre_restore(shown, path, &snap, progress)
@@ -445,9 +459,11 @@ impl Repository {
             }
         }
         // 3. Swap in.
+        let mut live = false;
         for (i, (entry, path)) in entries.iter().zip(&paths).enumerate() {
             let installed = if entry.kind == FileKind::Image {
                 if opts.live && path.exists() {
+                    live = true;
                     sqlite::restore::install_live(&temps[i], path).map(|()| {
                         let _ = std::fs::remove_file(&temps[i]);
                     })
@@ -468,6 +484,8 @@ impl Repository {
             bytes,
             pre_restore,
             pre_restore_raw,
+            pre_restore_as_found: as_found,
+            live,
             set_aside,
             integrity_secs,
         })

@@ -3,7 +3,7 @@
 //! current state is kept — a `pre-restore` snapshot for a database (its raw
 //! bytes when SQLite cannot read it), the file renamed aside for anything else.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Repository, SnapshotOptions};
 use crate::error::{Error, Result};
@@ -11,39 +11,9 @@ use crate::progress::Progress;
 use crate::snapshot::Snapshot;
 use crate::sqlite;
 
-/// The repository folder (a folder whose `config` starts with the repository
-/// magic) that holds `path`, looking from `path` up to the root.
-pub(super) fn repository_holding(path: &Path) -> Option<PathBuf> {
-    // The deepest folder that exists, made absolute (`..` and links resolved).
-    let mut probe = path.to_path_buf();
-    let start = loop {
-        if let Ok(p) = std::fs::canonicalize(&probe) {
-            break p;
-        }
-        if !probe.pop() || probe.as_os_str().is_empty() {
-            break std::env::current_dir().ok()?;
-        }
-    };
-    start.ancestors().find_map(|dir| {
-        let config = dir.join(super::CONFIG_FILE);
-        let mut head = [0u8; 8];
-        let f = std::fs::File::open(&config).ok()?;
-        use std::os::unix::fs::FileExt;
-        f.read_exact_at(&mut head, 0).ok()?;
-        (head == crate::format::MAGIC).then(|| dir.to_path_buf())
-    })
-}
-
 /// Refuses a target inside a repository folder: writing there breaks it.
 pub(super) fn refuse_inside_repository(target: &Path) -> Result<()> {
-    match repository_holding(target) {
-        Some(repo) => Err(Error::BadInput(format!(
-            "{} is inside the lumina-backup repository {}; restore to a path outside it",
-            target.display(),
-            repo.display()
-        ))),
-        None => Ok(()),
-    }
+    super::inside::refuse_inside_repository(target, "restore to a path outside it")
 }
 
 /// Refuses to replace `real` (an existing database) while another process has
@@ -57,6 +27,24 @@ pub(super) fn refuse_in_use(shown: &Path, real: &Path) -> Result<()> {
         path: shown.to_path_buf(),
         holders: sqlite::inuse::describe(&holders),
     })
+}
+
+/// Refuses to replace `real` when it has other hard links: the rename would
+/// give only this name the restored content, the other names would keep the
+/// old one. `--live` writes through SQLite into the same inode instead.
+pub(super) fn refuse_hard_links(shown: &Path, real: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let links = match std::fs::metadata(real) {
+        Ok(m) => m.nlink(),
+        Err(_) => return Ok(()),
+    };
+    if links <= 1 {
+        return Ok(());
+    }
+    Err(Error::BadInput(format!(
+        "{} has {links} hard links (other names for the same file); replacing it would give only this name the restored content: pass --live to write through SQLite into the file every name shares, or restore to a new path; nothing was changed",
+        shown.display()
+    )))
 }
 
 /// Whether a snapshot failure means SQLite could not read the database (damage),
@@ -85,7 +73,7 @@ impl Repository {
         real: &Path,
         snap: &Snapshot,
         progress: &dyn Progress,
-    ) -> Result<()> {
+    ) -> Result<Snapshot> {
         let opts = SnapshotOptions {
             tags: vec!["pre-restore".into()],
             note: format!(
@@ -97,7 +85,7 @@ impl Repository {
         };
         let warning = "raw copy of the file's bytes before SQLite rolled back the journal beside it; not a consistent capture; restore it with --no-check".to_string();
         self.snapshot_raw(real, &opts, warning, progress)
-            .map(|_| ())
+            .map(|s| s.snapshot)
     }
 
     /// Saves the current state of the database at `real` (shown to the user as

@@ -49,6 +49,10 @@ pub struct Status {
     /// (`stored_bytes - unreferenced_bytes`). `None` without snapshots, or when
     /// the snapshots could not be walked (damage: run `verify`).
     pub dedup_ratio: Option<f64>,
+    /// Why the snapshots could not be walked (so `dedup_ratio`,
+    /// `unreferenced_bytes` and `chunks_referenced` are unknown), and what
+    /// makes them known.
+    pub dedup_unknown: Option<String>,
     /// Stored bytes of chunks no snapshot references (left by an interrupted
     /// snapshot, or by `forget`): what `prune` can free at most. `None` when the
     /// snapshots could not be walked.
@@ -92,9 +96,17 @@ impl Repository {
         let packs = self.index.packs()?;
         let stored_bytes: u64 = packs.iter().map(|(_, s)| s).sum();
         let logical_bytes: u64 = list.iter().map(|s| s.record.total_bytes).sum();
-        let plan = self
-            .prune_plan(super::DEFAULT_MAX_UNUSED, &crate::progress::NoProgress)
-            .ok();
+        let plan = self.prune_plan(super::DEFAULT_MAX_UNUSED, &crate::progress::NoProgress);
+        let dedup_unknown = match &plan {
+            Ok(_) => None,
+            Err(Error::MissingChunk(_)) => Some(
+                "some snapshots need chunks that were lost: `lumina-backup repair snapshots` \
+                 removes them (`lumina-backup verify` names them), then it is known"
+                    .to_string(),
+            ),
+            Err(e) => Some(e.to_string()),
+        };
+        let plan = plan.ok();
         let unreferenced_bytes = plan.as_ref().map(|p| {
             p.packs
                 .iter()
@@ -120,6 +132,7 @@ impl Repository {
             stored_bytes,
             logical_bytes,
             dedup_ratio,
+            dedup_unknown,
             unreferenced_bytes,
             chunks_stored,
             chunks_referenced: plan.as_ref().map(|p| p.chunks_referenced),

@@ -37,6 +37,10 @@ pub struct VerifyReport {
     /// Chunks stored: distinct chunk ids indexed in pack files present, as
     /// `prune`, `status` and `repair index` count them.
     pub chunks_stored: u64,
+    /// Chunks missing: referenced chunks (data or tree nodes) that no pack
+    /// holds (their pack was lost). The chunks below a missing tree node are
+    /// unknown and not counted.
+    pub chunks_missing: u64,
     /// Packs checked.
     pub packs_checked: u64,
     /// Bytes read and re-hashed (read-data).
@@ -129,7 +133,9 @@ impl Repository {
         let reader = self.index.reader()?;
         let mut checked: HashSet<ChunkId> = HashSet::new();
         let mut cache = FrameCache::default();
-        let mut nodes_total = 0u64;
+        // Referenced chunks that are not stored (lost leaves and tree nodes).
+        let mut missing_leaves: HashSet<ChunkId> = HashSet::new();
+        let mut missing_nodes: HashSet<ChunkId> = HashSet::new();
         // Subtrees already walked without a problem: snapshots share most of their
         // trees, so each distinct subtree is walked once. A damaged subtree never
         // enters this set, so it is reported for every snapshot that needs it.
@@ -154,17 +160,18 @@ impl Repository {
             for file in &rec.files {
                 let mut tree = TreeReader::new(file.root);
                 let mut get = |nid: &ChunkId| {
-                    let loc = reader
-                        .get(nid)?
-                        .ok_or_else(|| Error::MissingChunk(nid.to_hex()))?;
+                    // A node a snapshot names is referenced, found or not.
+                    nodes_seen.insert(*nid);
+                    let Some(loc) = reader.get(nid)? else {
+                        missing_nodes.insert(*nid);
+                        return Err(Error::MissingChunk(nid.to_hex()));
+                    };
                     if loc.kind != KIND_TREE {
                         return Err(Error::corrupt(
                             format!("tree node {}", nid.short()),
                             "indexed as data",
                         ));
                     }
-                    nodes_total += 1;
-                    nodes_seen.insert(*nid);
                     self.store.read_node(nid, &loc, &mut cache)
                 };
                 let mut size = 0u64;
@@ -176,39 +183,63 @@ impl Repository {
                     }
                     seen
                 };
+                // The walk goes on past a missing chunk (the walker has already
+                // stepped over it), so every chunk the file names is counted and
+                // all its missing ones are known; the first problem is reported.
+                let mut first: Option<Error> = None;
+                let mut missing_here = 0u64;
                 let result = (|| {
-                    while let Some((leaf, is_leaf)) = tree.next(&mut get, &mut skip)? {
+                    loop {
+                        let (leaf, is_leaf) = match tree.next(&mut get, &mut skip) {
+                            Ok(Some(next)) => next,
+                            Ok(None) => return Ok(()),
+                            Err(Error::MissingChunk(c)) => {
+                                missing_here += 1;
+                                first.get_or_insert(Error::MissingChunk(c));
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        };
                         size += leaf.len;
                         if !is_leaf {
                             continue;
                         }
+                        referenced.insert(leaf.id);
                         // Only chunks found intact are remembered, so a damaged one is
                         // reported for every snapshot that needs it.
-                        referenced.insert(leaf.id);
-                        if !checked.contains(&leaf.id) {
-                            match reader.get(&leaf.id)? {
-                                None => return Err(Error::MissingChunk(leaf.id.to_hex())),
-                                Some(loc) if damaged_packs.contains(&loc.pack) => {
-                                    return Err(Error::corrupt(
-                                        format!("chunk {}", leaf.id.short()),
-                                        format!("is in damaged pack {}", loc.pack.to_hex()),
-                                    ))
-                                }
-                                Some(_) => {
-                                    checked.insert(leaf.id);
-                                }
+                        if checked.contains(&leaf.id) {
+                            continue;
+                        }
+                        match reader.get(&leaf.id)? {
+                            None => {
+                                missing_leaves.insert(leaf.id);
+                                missing_here += 1;
+                                first.get_or_insert(Error::MissingChunk(leaf.id.to_hex()));
+                            }
+                            Some(loc) if damaged_packs.contains(&loc.pack) => {
+                                first.get_or_insert(Error::corrupt(
+                                    format!("chunk {}", leaf.id.short()),
+                                    format!("is in damaged pack {}", loc.pack.to_hex()),
+                                ));
+                            }
+                            Some(_) => {
+                                checked.insert(leaf.id);
                             }
                         }
                     }
-                    Ok(())
-                })();
+                })()
+                .and_then(|()| first.map_or(Ok(()), Err));
                 match result {
                     Err(Error::MissingChunk(c)) => r.problems.push(format!(
-                        "snapshot {} file {}: chunk {} is missing (its pack was lost); \
+                        "snapshot {} file {}: chunk {} is missing (its pack was lost){}; \
                          `lumina-backup repair snapshots` removes the snapshots that cannot be restored",
                         id.short(),
                         file.name,
-                        &c[..c.len().min(12)]
+                        &c[..c.len().min(12)],
+                        match missing_here {
+                            0 | 1 => String::new(),
+                            n => format!(", and {} more", n - 1),
+                        }
                     )),
                     Err(e) => {
                         r.problems
@@ -224,9 +255,10 @@ impl Repository {
                 }
             }
         }
-        let _ = nodes_total;
         referenced.extend(nodes_seen);
         r.chunks_referenced = referenced.len() as u64;
+        missing_leaves.extend(missing_nodes);
+        r.chunks_missing = missing_leaves.len() as u64;
         r.chunks_stored = self.index.chunk_count()?;
         r.chunks_checked = r.chunks_checked.max(r.chunks_referenced);
         r.ok = r.problems.is_empty();

@@ -2,7 +2,10 @@
 //! user typed (`latest`, a full id, a unique prefix) to one snapshot.
 //!
 //! Knows nothing of presentation or storage; works on decoded records.
-//! `latest` and `--at` choose within one database's history ([`order`]).
+//! `latest` and `--at` choose within one database's history ([`order`]), and
+//! skip the `pre-restore` safety copies unless the database has nothing else
+//! ([`choosable`]): restoring `latest` twice must not put back the state the
+//! first restore replaced.
 
 pub mod order;
 
@@ -91,8 +94,9 @@ pub fn decode_record_body(id: &SnapshotId, body: &[u8]) -> Result<SnapshotRecord
 /// Finds the one snapshot `spec` names: `latest`, a full id, or a unique prefix
 /// of at least [`MIN_PREFIX`] hex characters. `snapshots` is oldest first (in
 /// history order, as [`order::order`] gives it). `latest` is the newest snapshot
-/// of database `db` (the source as recorded); without `db` the repository must
-/// hold one database only (else exit 2 naming them).
+/// of database `db` (the source as recorded) that is not a `pre-restore` safety
+/// copy (see [`choosable`]); without `db` the repository must hold one database
+/// only (else exit 2 naming them). An id or prefix names any snapshot.
 pub fn resolve<'a>(
     spec: &str,
     snapshots: &'a [Snapshot],
@@ -100,7 +104,7 @@ pub fn resolve<'a>(
 ) -> Result<&'a Snapshot> {
     let spec = spec.trim();
     if spec == "latest" {
-        let of_db = of_database(snapshots, db)?;
+        let of_db = choosable(of_database(snapshots, db)?);
         return of_db.last().copied().ok_or_else(|| {
             Error::UnknownSnapshot(match db {
                 Some(d) => format!("latest (no snapshot of {d})"),
@@ -127,6 +131,27 @@ pub fn resolve<'a>(
             count,
         }),
     }
+}
+
+/// Whether `s` is a `pre-restore` safety copy (the state a `restore --force`
+/// replaced).
+pub fn is_pre_restore(s: &Snapshot) -> bool {
+    s.record
+        .tags
+        .iter()
+        .any(|t| t == crate::retention::PRE_RESTORE_TAG)
+}
+
+/// The snapshots of one database that `latest` and `--at` choose among: all
+/// but the `pre-restore` safety copies, or the copies when there is nothing
+/// else. A safety copy holds the state a restore replaced (perhaps damaged);
+/// as `latest` it would make a second `restore latest` undo the first. It
+/// stays reachable by its id. Order is kept.
+pub fn choosable(of_db: Vec<&Snapshot>) -> Vec<&Snapshot> {
+    if of_db.iter().all(|s| is_pre_restore(s)) {
+        return of_db;
+    }
+    of_db.into_iter().filter(|s| !is_pre_restore(s)).collect()
 }
 
 /// The databases (recorded sources) of `snapshots`, sorted, each once.
@@ -212,10 +237,12 @@ impl Filter {
 
 /// The newest snapshot of database `db` taken at or before `time_ns`
 /// (`snapshots` oldest first, in history order: after a clock went back, the
-/// newest in the history whose time is at or before `time_ns`). Without `db` the snapshots must all be of one
-/// database. Before the first snapshot: an error naming the earliest.
+/// newest in the history whose time is at or before `time_ns`), skipping
+/// `pre-restore` safety copies as `latest` does ([`choosable`]). Without `db`
+/// the snapshots must all be of one database. Before the first snapshot: an
+/// error naming the earliest.
 pub fn at<'a>(snapshots: &'a [Snapshot], db: Option<&str>, time_ns: i64) -> Result<&'a Snapshot> {
-    let of_db = of_database(snapshots, db)?;
+    let of_db = choosable(of_database(snapshots, db)?);
     let Some(first) = of_db.first() else {
         return Err(Error::UnknownSnapshot(match db {
             Some(d) => format!("any snapshot of {d}"),
@@ -227,13 +254,9 @@ pub fn at<'a>(snapshots: &'a [Snapshot], db: Option<&str>, time_ns: i64) -> Resu
         .rev()
         .find(|s| s.record.time_ns <= time_ns)
         .copied()
-        .ok_or_else(|| {
-            Error::BadInput(format!(
-                "no snapshot at or before that time; the earliest is {} taken at {} (unix {} s)",
-                first.id.short(),
-                rfc3339(first.record.time_ns),
-                first.record.time_ns / 1_000_000_000
-            ))
+        .ok_or_else(|| Error::BeforeFirstSnapshot {
+            earliest: first.id.short(),
+            time_ns: first.record.time_ns,
         })
 }
 
@@ -309,7 +332,7 @@ mod tests {
         );
         let err = at(&list, None, 50).expect_err("before first");
         assert!(
-            matches!(err, Error::BadInput(ref m) if m.contains(&list[0].id.short())),
+            matches!(err, Error::BeforeFirstSnapshot { ref earliest, time_ns: 100 } if *earliest == list[0].id.short()),
             "{err}"
         );
         let mut other = snap(4, 150);

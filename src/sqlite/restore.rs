@@ -161,6 +161,41 @@ fn checkpoint(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Page size and whether the database is in WAL mode, from the header of the
+/// database file at `path` (None when it cannot be read or is not SQLite's).
+fn header_facts(path: &Path) -> Option<(u32, bool)> {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if &head[..16] != b"SQLite format 3\0" {
+        return None;
+    }
+    let raw = u16::from_be_bytes([head[16], head[17]]);
+    let page_size = if raw == 1 { 65536 } else { u32::from(raw) };
+    // File format write/read versions: 2 means WAL.
+    Some((page_size, head[18] == 2 || head[19] == 2))
+}
+
+/// Refuses a live restore that SQLite's backup API cannot do: a WAL database
+/// cannot change its page size while open, so an image of another page size
+/// does not fit. Checked before anything is saved or changed.
+pub fn check_live_fit(image: &Path, target: &Path) -> Result<()> {
+    let (Some((theirs, wal)), Some((ours, _))) = (header_facts(target), header_facts(image)) else {
+        return Ok(());
+    };
+    if wal && theirs != ours {
+        return Err(page_size_mismatch(target, theirs, ours));
+    }
+    Ok(())
+}
+
+fn page_size_mismatch(target: &Path, theirs: u32, ours: u32) -> Error {
+    Error::BadInput(format!(
+        "{}: the open database has page size {theirs}, the snapshot {ours}, and a WAL database cannot change its page size while open: close the app's connections and restore without --live",
+        target.display()
+    ))
+}
+
 /// How long a live restore waits for the application's transactions.
 const LIVE_WAIT: Duration = Duration::from_secs(10);
 
@@ -178,10 +213,17 @@ pub fn install_live(temp: &Path, target: &Path) -> Result<()> {
         .map_err(|e| Error::sqlite(target, e))?;
     let live_err = |e: rusqlite::Error| {
         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
-            Error::BadInput(format!(
-                "{} cannot take the image through SQLite (a WAL database cannot change its page size while open: {e}); close the app's connections and restore without --live",
-                target.display()
-            ))
+            // The backup API's only read-only case: a page size change of a
+            // WAL database (normally refused earlier by `check_live_fit`).
+            match (header_facts(target), header_facts(temp)) {
+                (Some((theirs, _)), Some((ours, _))) if theirs != ours => {
+                    page_size_mismatch(target, theirs, ours)
+                }
+                _ => Error::BadInput(format!(
+                    "{} cannot take the image through SQLite (it is read-only to this process); close the app's connections and restore without --live",
+                    target.display()
+                )),
+            }
         } else {
             Error::sqlite(target, e)
         }
