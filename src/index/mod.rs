@@ -31,7 +31,8 @@ pub const INDEX_VERSION: u8 = 2;
 
 /// The open index.
 pub struct Index {
-    db: Database,
+    /// Closed under the panic guard (redb panics closing a poisoned database).
+    db: guard::DropGuarded<Database>,
     path: PathBuf,
     /// Declared after `db`, so it runs once redb has closed the file (redb grows
     /// it, sparsely, when it closes).
@@ -149,7 +150,7 @@ impl Index {
     /// free space.
     fn prepare(db: Database, path: &Path, writable: bool) -> Result<Self> {
         let index = Index {
-            db,
+            db: guard::DropGuarded::new(db),
             path: path.to_path_buf(),
             _fill: FillHolesOnDrop(writable.then(|| path.to_path_buf())),
         };
