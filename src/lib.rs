@@ -33,6 +33,7 @@ pub mod format;
 pub mod id;
 pub mod index;
 pub mod lock;
+mod platform;
 pub mod progress;
 pub mod repo;
 pub mod retention;

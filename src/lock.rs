@@ -13,11 +13,11 @@ mod holder;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::platform::UnixMode;
 
 /// A held repository lock; released on drop.
 #[derive(Debug)]
@@ -28,10 +28,7 @@ pub struct RepoLock {
 
 /// Whether an I/O error means "this file system cannot be written here".
 pub fn is_read_only_error(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EROFS | libc::EACCES | libc::EPERM)
-    )
+    crate::platform::is_read_only_error(e)
 }
 
 impl RepoLock {
@@ -41,7 +38,7 @@ impl RepoLock {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
+            .unix_mode(0o600)
             .open(path)
             .map(drop)
             .map_err(|e| Error::io("creating lock file", path, e))
@@ -55,7 +52,7 @@ impl RepoLock {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
+            .unix_mode(0o600)
             .open(path)
             .map_err(|e| {
                 if is_read_only_error(&e) {

@@ -4,8 +4,9 @@ mod cli;
 
 fn main() {
     // Die quietly on a closed pipe (`lumina-backup cat ... | head`), as Unix tools do,
-    // instead of panicking on the failed write.
+    // instead of panicking on the failed write. (Windows has no SIGPIPE.)
     // SAFETY: setting a signal disposition to SIG_DFL before any thread starts.
+    #[cfg(unix)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

@@ -31,18 +31,34 @@ static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 pub fn point(name: &str) {
     let stop = STOP.get_or_init(|| std::env::var("LUMINA_BACKUP_STOP_AT").ok());
     if stop.as_deref() == Some(name) && !STOPPED.swap(true, Ordering::SeqCst) {
-        // SAFETY: raise(3) has no memory-safety preconditions.
-        unsafe {
-            libc::raise(libc::SIGSTOP);
-        }
+        stop_self();
     }
     if let Some((want, n)) = target() {
         if want == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-            // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
-            unsafe {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
+            kill_self();
         }
+    }
+}
+
+/// Ends the process at once, as a crash would: no destructor, no flush
+/// (SIGKILL; on Windows `abort`, which fails fast the same way).
+fn kill_self() {
+    #[cfg(unix)]
+    // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    #[cfg(not(unix))]
+    std::process::abort();
+}
+
+/// Stops the process until it is resumed (SIGSTOP). Windows has no such
+/// signal: there the stop point does nothing (the tests using it are Unix-only).
+fn stop_self() {
+    #[cfg(unix)]
+    // SAFETY: raise(3) has no memory-safety preconditions.
+    unsafe {
+        libc::raise(libc::SIGSTOP);
     }
 }
 

@@ -3,15 +3,17 @@
 //! Invariants: every write goes to a `.tmp-*` file beside its target, is fsynced,
 //! renamed over the target, and the folder is fsynced, so a crash leaves either
 //! the old file or the complete new one (plus perhaps a `.tmp-*` file that
-//! [`LocalBackend::remove_temp_files`] clears). Folders are 0700, files 0600.
+//! [`LocalBackend::remove_temp_files`] clears). Folders are 0700, files 0600 (on
+//! Windows they inherit the folder's ACL, and folders are not fsynced: see
+//! `platform`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::Backend;
 use crate::error::{Error, Result};
+use crate::platform::UnixMode;
 
 /// Prefix of temporary files.
 pub const TEMP_PREFIX: &str = ".tmp-";
@@ -66,7 +68,7 @@ impl LocalBackend {
     pub fn create_dir(&self, dir: &Path) -> Result<()> {
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .unix_mode(0o700)
             .create(dir)
             .map_err(|e| Error::io("creating folder", dir, e))
     }
@@ -106,9 +108,7 @@ pub fn parent_dir(path: &Path) -> &Path {
 
 /// fsyncs a folder so a rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("syncing folder", dir, e))
+    crate::platform::sync_dir(dir).map_err(|e| Error::io("syncing folder", dir, e))
 }
 
 /// Writes `data` to `target` atomically: temp file beside it (mode 0600), fsync,
@@ -146,7 +146,7 @@ impl AtomicFile {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(mode)
+            .unix_mode(mode)
             .open(&tmp)
             .map_err(|e| Error::io("creating", &tmp, e))?;
         Ok(AtomicFile {
@@ -236,7 +236,7 @@ impl Backend for LocalBackend {
         let full = self.full(path);
         let f = File::open(&full).map_err(|e| Error::io("opening", &full, e))?;
         let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, offset)
+        crate::platform::read_exact_at(&f, &mut buf, offset)
             .map_err(|e| Error::io("reading", &full, e))?;
         Ok(buf)
     }
@@ -305,7 +305,6 @@ impl Backend for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_write_is_private_and_leaves_no_temp() {
@@ -315,16 +314,20 @@ mod tests {
         assert_eq!(b.read("packs/ab/x.pack").expect("read"), b"data");
         assert_eq!(b.read_range("packs/ab/x.pack", 1, 2).expect("range"), b"at");
         assert!(b.read_range("packs/ab/x.pack", 3, 2).is_err());
-        let mode = fs::metadata(dir.path().join("repo/packs/ab/x.pack"))
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let dmode = fs::metadata(dir.path().join("repo/packs/ab"))
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(dmode & 0o777, 0o700);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join("repo/packs/ab/x.pack"))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let dmode = fs::metadata(dir.path().join("repo/packs/ab"))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(dmode & 0o777, 0o700);
+        }
         assert_eq!(
             b.list("packs/ab").expect("list"),
             vec!["x.pack".to_string()]

@@ -1154,7 +1154,13 @@ fn key_command(ctx: &Ctx, what: KeyCommand) -> Result<(), Error> {
 }
 
 /// `init` makes the repository folder 0700; say so when the file system kept
-/// another mode (no Unix modes, or a folder owned by someone else).
+/// another mode (no Unix modes, or a folder owned by someone else). Not on
+/// Windows, where the folder keeps the ACL it inherited.
+#[cfg(not(unix))]
+fn warn_if_not_private(_path: &Path) {}
+
+/// See above (Unix).
+#[cfg(unix)]
 fn warn_if_not_private(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(m) = std::fs::metadata(path) {

@@ -41,6 +41,42 @@ pub fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// A value whose `Drop` runs under [`guarded`]: after a panic caught inside
+/// redb its state is poisoned, and `Database`'s own `Drop` then panics too
+/// (an unwrap on a poisoned lock), outside any guard.
+pub(crate) struct DropGuarded<T>(Option<T>);
+
+impl<T> DropGuarded<T> {
+    pub(crate) fn new(value: T) -> Self {
+        DropGuarded(Some(value))
+    }
+}
+
+impl<T> std::ops::Deref for DropGuarded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // `None` only inside `drop`, where nothing dereferences it.
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T> std::ops::DerefMut for DropGuarded<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl<T> Drop for DropGuarded<T> {
+    fn drop(&mut self) {
+        let value = self.0.take();
+        // A panic here has nothing left to leave inconsistent: the value is gone.
+        let _ = guarded("closing the index", || {
+            drop(value);
+            Ok(())
+        });
+    }
+}
+
 /// Whether the current thread is inside [`guarded`].
 pub fn in_guard() -> bool {
     GUARDED.with(|g| g.get() > 0)

@@ -31,7 +31,8 @@ pub const INDEX_VERSION: u8 = 2;
 
 /// The open index.
 pub struct Index {
-    db: Database,
+    /// Closed under the panic guard (redb panics closing a poisoned database).
+    db: guard::DropGuarded<Database>,
     path: PathBuf,
     /// Declared after `db`, so it runs once redb has closed the file (redb grows
     /// it, sparsely, when it closes).
@@ -108,8 +109,7 @@ impl Index {
             .create(path)
             .map_err(|e| Error::Index(format!("cannot open {}: {e}", path.display())))?;
         // Private like every repository file (redb creates it with the umask's mode).
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        crate::platform::set_mode(path, 0o600)
             .map_err(|e| Error::io("setting permissions of", path, e))?;
         preallocate(path);
         Self::prepare(db, path, true)
@@ -150,7 +150,7 @@ impl Index {
     /// free space.
     fn prepare(db: Database, path: &Path, writable: bool) -> Result<Self> {
         let index = Index {
-            db,
+            db: guard::DropGuarded::new(db),
             path: path.to_path_buf(),
             _fill: FillHolesOnDrop(writable.then(|| path.to_path_buf())),
         };
@@ -371,22 +371,9 @@ impl Index {
 
 /// Allocates the holes of the index file (redb grows it sparsely), best effort:
 /// a transaction that fits in the file's free pages then needs no new disk
-/// blocks, so `forget` and `prune` can commit on a full disk.
+/// blocks, so `forget` and `prune` can commit on a full disk (Linux only).
 fn preallocate(path: &Path) {
-    use std::os::fd::AsRawFd;
-    let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else {
-        return;
-    };
-    let Ok(len) = f.metadata().map(|m| m.len()) else {
-        return;
-    };
-    if let Ok(len) = libc::off_t::try_from(len) {
-        // SAFETY: fallocate(2) on a descriptor we own, within its length; no
-        // memory is passed. Failure (ENOSPC, EOPNOTSUPP) only leaves the holes.
-        unsafe {
-            libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len);
-        }
-    }
+    crate::platform::preallocate(path);
 }
 
 /// A read transaction over the chunk table.

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::RwLock;
 
 const BLOCK: u64 = 4096;
@@ -61,7 +60,7 @@ impl Overlay {
         if let Some(f) = &self.base {
             if start < st.base_len {
                 let avail = (st.base_len - start).min(BLOCK) as usize;
-                f.read_exact_at(&mut buf[..avail], start)?;
+                crate::platform::read_exact_at(f, &mut buf[..avail], start)?;
             }
         }
         Ok(buf)

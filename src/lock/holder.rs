@@ -6,7 +6,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// What is known of a lock's holder.
@@ -35,12 +34,8 @@ pub(super) fn find(file: &File, path: &Path) -> Holder {
     let _ = f.read_to_string(&mut note);
     let note = note.trim().to_string();
     let (mut pid, mut reader) = (None, false);
-    if let Ok(meta) = std::fs::metadata(path) {
-        if let Ok(locks) = std::fs::read_to_string("/proc/locks") {
-            if let Some((p, r)) = flock_holder(&locks, meta.dev(), meta.ino()) {
-                (pid, reader) = (Some(p), r);
-            }
-        }
+    if let Some((p, r)) = proc_locks_holder(path) {
+        (pid, reader) = (Some(p), r);
     }
     let own_host = gethostname::gethostname().to_string_lossy().into_owned();
     if pid.is_none() && note.contains(&format!(" on {own_host} ")) {
@@ -58,8 +53,28 @@ pub(super) fn find(file: &File, path: &Path) -> Holder {
     }
 }
 
+/// The holder of the `flock` on `path` per `/proc/locks`, and whether it holds
+/// it shared. Only Linux has `/proc/locks`: elsewhere the holder's note alone
+/// names it (on Windows the note is unreadable while the lock is held, so the
+/// message says "another process").
+fn proc_locks_holder(path: &Path) -> Option<(u32, bool)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        flock_holder(&locks, meta.dev(), meta.ino())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// The pid holding a `flock` on the file (device `dev`, inode `ino`) according to
 /// `/proc/locks`, and whether it holds it shared.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<(u32, bool)> {
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);

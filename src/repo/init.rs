@@ -4,7 +4,6 @@
 //! repository's files). The root of a new repository is private (0700).
 
 use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::CONFIG_FILE;
@@ -109,7 +108,8 @@ pub(super) fn check_empty(path: &Path, force: bool) -> Result<()> {
 
 /// Makes an existing root folder private (0700), as `init` creates new ones.
 /// Best effort: a file system without Unix modes (or a folder owned by another
-/// user) keeps its mode, and the CLI says so.
+/// user) keeps its mode, and the CLI says so. On Windows nothing changes: the
+/// folder keeps the ACL it inherited.
 pub(super) fn make_private(path: &Path) {
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    let _ = crate::platform::set_mode(path, 0o700);
 }

@@ -26,8 +26,7 @@ pub fn repository_holding(path: &Path) -> Option<PathBuf> {
         let config = dir.join(super::CONFIG_FILE);
         let mut head = [0u8; 8];
         let f = std::fs::File::open(&config).ok()?;
-        use std::os::unix::fs::FileExt;
-        f.read_exact_at(&mut head, 0).ok()?;
+        crate::platform::read_exact_at(&f, &mut head, 0).ok()?;
         (head == crate::format::MAGIC).then(|| dir.to_path_buf())
     })
 }

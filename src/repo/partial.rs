@@ -24,14 +24,11 @@ use crate::store::pack;
 /// If `e` is a failed write for lack of space, the file being written.
 pub(crate) fn no_space(e: &Error, index: &std::path::Path) -> Option<PathBuf> {
     match e {
-        Error::Io { path, source, .. }
-            if source.raw_os_error() == Some(libc::ENOSPC)
-                || source.raw_os_error() == Some(libc::EDQUOT) =>
-        {
+        Error::Io { path, source, .. } if crate::platform::is_no_space_error(source) => {
             Some(path.clone())
         }
         // redb reports its I/O errors as text.
-        Error::Redb(text) if text.contains("os error 28") => Some(index.to_path_buf()),
+        Error::Redb(text) if crate::platform::is_no_space_text(text) => Some(index.to_path_buf()),
         _ => None,
     }
 }

@@ -216,15 +216,9 @@ pub fn source_error(path: &Path, e: rusqlite::Error) -> Error {
     }
 }
 
-/// Whether this process may write `path` (`access(2)`: no file is opened, so no
-/// lock SQLite holds on it can be dropped by a close).
+/// Whether this process may write `path` (see [`crate::platform::writable`]).
 fn writable(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    crate::platform::writable(path)
 }
 
 /// Whether the database header says WAL mode (read and write versions 2).

@@ -11,11 +11,20 @@
 //!   `-shm` file (each WAL connection holds a shared lock on its "DMS" byte while
 //!   it is open). `F_GETLK` names the holder's pid.
 //!
+//! macOS has no `/proc`: only the lock probe runs there (idle rollback-journal
+//! connections are not seen). Windows has neither probe and needs none: SQLite
+//! opens its files there without `FILE_SHARE_DELETE`, so Windows itself refuses
+//! to rename over a database (or its `-wal`/`-shm`) that a process holds open,
+//! and the restore fails with that error, leaving the target as it was.
+//!
 //! Knows nothing of repositories; a race with an application that opens the file
 //! after the probe cannot be excluded (the documentation says to close the app).
 
+#[cfg(unix)]
 use std::collections::BTreeMap;
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
+#[cfg(unix)]
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
@@ -39,14 +48,19 @@ impl std::fmt::Display for Holder {
 
 /// SQLite's lock bytes in the database file (`os_unix.c`: PENDING_BYTE,
 /// RESERVED_BYTE, then SHARED_SIZE bytes of the shared range).
+#[cfg(unix)]
 const PENDING_BYTE: i64 = 0x4000_0000;
+#[cfg(unix)]
 const DB_LOCK_LEN: i64 = 2 + 510;
 /// Lock bytes of the `-shm` file: 8 WAL locks from 120, then the DMS byte at 128.
+#[cfg(unix)]
 const SHM_LOCK_START: i64 = 120;
+#[cfg(unix)]
 const SHM_LOCK_LEN: i64 = 9;
 
 /// Other processes that have `db` (or its `-wal`/`-shm`) open, or hold SQLite
 /// locks on it. Empty when none is found (or `db` does not exist).
+#[cfg(unix)]
 pub fn holders(db: &Path) -> Vec<Holder> {
     let me = std::process::id();
     let mut found: BTreeMap<u32, Holder> = BTreeMap::new();
@@ -74,6 +88,7 @@ pub fn holders(db: &Path) -> Vec<Holder> {
     found.into_values().collect()
 }
 
+#[cfg(unix)]
 fn holder(pid: u32) -> Holder {
     let program = std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
@@ -83,6 +98,7 @@ fn holder(pid: u32) -> Holder {
 }
 
 /// Pids with a descriptor on one of the files `ids` (device, inode).
+#[cfg(unix)]
 fn proc_fd_holders(ids: &[(u64, u64)]) -> Vec<u32> {
     let me = std::process::id();
     let Ok(procs) = std::fs::read_dir("/proc") else {
@@ -115,6 +131,7 @@ fn proc_fd_holders(ids: &[(u64, u64)]) -> Vec<u32> {
 
 /// The pid of a process holding a POSIX lock that overlaps `start..start+len`
 /// of `file`, if any (`F_GETLK` only asks; it takes nothing).
+#[cfg(unix)]
 fn lock_holder(file: &Path, start: i64, len: i64) -> Option<u32> {
     let f = std::fs::File::open(file).ok()?;
     // SAFETY: a zeroed `flock` is a valid value; fcntl only reads and writes it.
@@ -129,6 +146,14 @@ fn lock_holder(file: &Path, start: i64, len: i64) -> Option<u32> {
         return None;
     }
     u32::try_from(fl.l_pid).ok()
+}
+
+/// None are looked for on Windows: it refuses to replace a file that SQLite
+/// holds open (see the module comment).
+#[cfg(not(unix))]
+pub fn holders(db: &Path) -> Vec<Holder> {
+    let _ = db;
+    Vec::new()
 }
 
 /// "pid 412 (python3), pid 977 (lumina)".

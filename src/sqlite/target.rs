@@ -6,6 +6,7 @@
 //! where SQLite could replay it over a restored image. Repository files are not
 //! handled here (they stay 0600); these are the user's files.
 
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,14 +44,33 @@ pub fn resolve_links(path: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// Owner, group and mode of a file being replaced.
+/// Owner, group and mode of a file being replaced (Unix). On Windows there is
+/// nothing to keep: the restored file inherits the ACL of its folder.
 #[derive(Debug, Clone, Copy)]
 pub struct Ownership {
+    #[cfg(unix)]
     uid: u32,
+    #[cfg(unix)]
     gid: u32,
+    #[cfg(unix)]
     mode: u32,
 }
 
+#[cfg(not(unix))]
+impl Ownership {
+    /// Nothing to keep on Windows (see the type); `Some` when `path` exists.
+    pub fn of(path: &Path) -> Option<Ownership> {
+        std::fs::metadata(path).ok().map(|_| Ownership {})
+    }
+
+    /// Nothing to apply on Windows: the file inherits its folder's ACL.
+    pub fn apply(&self, file: &Path, target: &Path) -> Result<()> {
+        let _ = (file, target);
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
 impl Ownership {
     /// Those of the existing file at `path`, if there is one.
     pub fn of(path: &Path) -> Option<Ownership> {
