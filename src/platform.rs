@@ -175,6 +175,21 @@ pub(crate) fn is_no_space_text(text: &str) -> bool {
     }
 }
 
+/// How many names (hard links) the file of `meta` has. On Windows the count is
+/// not available on stable Rust: 1 (the hard-link check of restore is Unix-only).
+pub(crate) fn hard_links(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.nlink()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

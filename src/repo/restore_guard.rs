@@ -33,9 +33,8 @@ pub(super) fn refuse_in_use(shown: &Path, real: &Path) -> Result<()> {
 /// give only this name the restored content, the other names would keep the
 /// old one. `--live` writes through SQLite into the same inode instead.
 pub(super) fn refuse_hard_links(shown: &Path, real: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let links = match std::fs::metadata(real) {
-        Ok(m) => m.nlink(),
+        Ok(m) => crate::platform::hard_links(&m),
         Err(_) => return Ok(()),
     };
     if links <= 1 {
