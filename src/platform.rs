@@ -175,6 +175,21 @@ pub(crate) fn is_no_space_text(text: &str) -> bool {
     }
 }
 
+/// Reads from the current position until `buf` is full or the file ends;
+/// returns how many bytes were read (fewer than `buf.len()` only at the end).
+pub(crate) fn read_full(f: &mut impl std::io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// How many names (hard links) the file of `meta` has. On Windows the count is
 /// not available on stable Rust: 1 (the hard-link check of restore is Unix-only).
 pub(crate) fn hard_links(meta: &std::fs::Metadata) -> u64 {

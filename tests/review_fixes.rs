@@ -14,7 +14,9 @@
 //! - restore messages say what happened: both safety snapshots of a hot
 //!   journal, set-aside files, `--live` page-size mismatch and onto a new file,
 //!   JSON usage errors with their argument, local times (item 6);
-//! - a database with other hard links is not silently split from them (item 7).
+//! - a database with other hard links is not silently split from them (item 7);
+//! - `diff` of a Lumina database covers every table, not only the four it
+//!   exports (second review, item 1).
 
 mod common;
 
@@ -606,4 +608,52 @@ fn hard_linked_target_is_refused_or_restored_live() {
         .ok();
     assert_eq!(value(&db), "snap");
     assert_eq!(value(&other), "snap", "the other name sees it too");
+}
+
+/// Second review, item 1: `diff` of Lumina snapshots (which hold the JSON
+/// exports) also compares the app's other tables, from the images, by their
+/// declared primary keys; against the live database too.
+#[test]
+fn lumina_diff_covers_tables_that_are_not_exported() {
+    let t = TestDir::new("diff-all-tables");
+    t.init();
+    let db = t.path("lumina.db");
+    create_lumina(&db, 40, 1);
+    {
+        let c = Connection::open(&db).expect("open");
+        c.execute_batch(
+            "CREATE TABLE handles(id TEXT PRIMARY KEY, path TEXT, isRoot INTEGER);
+             INSERT INTO handles VALUES ('h1', '/a', 0), ('h2', '/b', 0);",
+        )
+        .expect("extra table");
+    }
+    let first = id_of(&t.lb().arg("snapshot").arg(&db).json());
+    Connection::open(&db)
+        .expect("open")
+        .execute_batch("UPDATE handles SET isRoot = 9 WHERE id = 'h2'; INSERT INTO handles VALUES ('h3', '/c', 0);")
+        .expect("edit");
+    let live = t.lb().args(["diff", &first, "--db"]).arg(&db).json();
+    assert_eq!(
+        live["tables"]["handles"]["changed"],
+        serde_json::json!(["h2"]),
+        "{live}"
+    );
+    assert_eq!(
+        live["tables"]["handles"]["added"],
+        serde_json::json!(["h3"]),
+        "{live}"
+    );
+    assert!(live["tables"]["metadata"].is_object(), "{live}");
+    let second = id_of(&t.lb().arg("snapshot").arg(&db).json());
+    let d = t.lb().args(["diff", &first, &second]).json();
+    assert_eq!(
+        d["tables"]["handles"]["changed"],
+        serde_json::json!(["h2"]),
+        "{d}"
+    );
+    assert_eq!(
+        d["tables"]["handles"]["added"],
+        serde_json::json!(["h3"]),
+        "{d}"
+    );
 }

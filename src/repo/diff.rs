@@ -1,10 +1,11 @@
 //! `diff`: what changed between two snapshots, or between a snapshot and the live
 //! database, row by row.
 //!
-//! Lumina databases are compared through their JSON exports (stored in every
-//! snapshot; for the live side exported afresh), so rows read exactly as the
-//! app's exports show them. Other databases are compared table by table from the
-//! images (the snapshot's image reassembled into a temporary file).
+//! The four tables a Lumina database exports are compared through their JSON
+//! exports (stored in every snapshot; for the live side exported afresh), so rows
+//! read exactly as the app's exports show them. Every other table, of a Lumina
+//! database or any other, is compared from the images (the snapshot's image
+//! reassembled into a temporary file), keyed by its declared primary key.
 
 use std::io::{BufReader, Write};
 use std::path::Path;
@@ -77,9 +78,16 @@ impl Repository {
             DiffTarget::Live(db) => export::is_lumina(&sqlite::capture::open_source(db)?)?,
         };
         let report = if old_lumina && new_lumina {
-            self.diff_exports(old, new, progress)?
+            // The exported tables row by row as the app's exports show them; every
+            // other table (the app has more than the four it exports) from the
+            // images, keyed by its declared primary key.
+            let mut report = self.diff_exports(old, new, progress)?;
+            let exported: Vec<&str> = Table::all().iter().map(|t| t.name()).collect();
+            let rest = self.diff_images(old, new, &exported, progress)?;
+            report.tables.extend(rest.tables);
+            report
         } else {
-            self.diff_images(old, new, progress)?
+            self.diff_images(old, new, &[], progress)?
         };
         if let DiffTarget::Snapshot(s) = new {
             if s.record.parent == Some(old.id) {
@@ -154,10 +162,12 @@ impl Repository {
         Ok(report)
     }
 
+    /// Table by table from the images, except the tables named in `skip`.
     fn diff_images(
         &self,
         old: &Snapshot,
         new: DiffTarget<'_>,
+        skip: &[&str],
         progress: &dyn Progress,
     ) -> Result<DiffReport> {
         let name_of = |s: &Snapshot| {
@@ -186,6 +196,7 @@ impl Repository {
         names.extend(diff::sqlite_tables(&b_conn)?);
         names.sort();
         names.dedup();
+        names.retain(|n| !skip.contains(&n.as_str()));
         let mut report = DiffReport::default();
         for name in names {
             progress.phase(&PhaseInfo::new(Phase::Diff).detail(&name));

@@ -507,6 +507,12 @@ impl Repository {
         Ok(out)
     }
 
+    /// The snapshot file of `id`, read and decoded (authenticated when encrypted).
+    pub(crate) fn read_record(&self, id: &SnapshotId) -> Result<crate::format::SnapshotRecord> {
+        let bytes = self.backend.read(&snapshot::snapshot_path(id))?;
+        snapshot::decode_record_file(id, &bytes, self.store.cipher())
+    }
+
     /// Every snapshot id with a file present.
     pub(crate) fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         Ok(self

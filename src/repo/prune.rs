@@ -29,7 +29,6 @@ use crate::format::TreeNode;
 use crate::id::{ChunkId, PackId};
 use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
-use crate::snapshot;
 use crate::store::{pack, ChunkLoc, FrameCache, WriteSession, KIND_TREE};
 
 /// Default `--max-unused`: repack a pack when more than this percentage of its
@@ -374,13 +373,12 @@ impl Repository {
         }
         let mut snaps = Vec::new();
         for id in self.snapshot_ids()? {
-            let bytes = self.backend.read(&snapshot::snapshot_path(&id))?;
-            let record = snapshot::decode_record_file(&id, &bytes, self.store.cipher())
-                .map_err(|e| {
-                    Error::BadInput(format!(
-                        "prune refused: {e} (a snapshot that cannot be read could reference any chunk)"
-                    ))
-                })?;
+            let record = self.read_record(&id).map_err(|e| match e {
+                e @ Error::Io { .. } => e,
+                e => Error::BadInput(format!(
+                    "prune refused: {e} (a snapshot that cannot be read could reference any chunk)"
+                )),
+            })?;
             snaps.push((record.time_ns, id, record));
         }
         snaps.sort_by_key(|(t, id, _)| (*t, *id));

@@ -119,11 +119,7 @@ impl Repository {
             Repository::check_cancel(progress)?;
             plan.snapshots_checked += 1;
             progress.advance(1);
-            let record = match self
-                .backend
-                .read(&snapshot::snapshot_path(&id))
-                .and_then(|b| snapshot::decode_record_file(&id, &b, self.store.cipher()))
-            {
+            let record = match self.read_record(&id) {
                 Ok(r) => r,
                 Err(e) => {
                     plan.removed.push(RemovedSnapshot {

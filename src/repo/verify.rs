@@ -146,11 +146,7 @@ impl Repository {
             Repository::check_cancel(progress)?;
             progress.advance(1);
             r.snapshots_checked += 1;
-            let rec = match self
-                .backend
-                .read(&snapshot::snapshot_path(&id))
-                .and_then(|b| snapshot::decode_record_file(&id, &b, self.store.cipher()))
-            {
+            let rec = match self.read_record(&id) {
                 Ok(rec) => rec,
                 Err(e) => {
                     r.problems.push(e.to_string());

@@ -28,7 +28,7 @@
 //! ended.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -248,7 +248,8 @@ fn send_file(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) 
         let bytes = &mut buf[..n as usize * ps];
         f.seek(SeekFrom::Start((pgno - 1) * ps as u64))
             .map_err(|e| Error::io("reading", path, e))?;
-        let got = read_full(&mut f, bytes).map_err(|e| Error::io("reading", path, e))?;
+        let got =
+            crate::platform::read_full(&mut f, bytes).map_err(|e| Error::io("reading", path, e))?;
         // Past the end of the file SQLite reads zeros too.
         bytes[got..].fill(0);
         if pgno == 1 {
@@ -297,19 +298,6 @@ fn check_page_one(conn: &Connection, path: &Path, info: &ImageInfo, page: &[u8])
                 .into(),
         })
     }
-}
-
-fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

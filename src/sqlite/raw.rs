@@ -8,7 +8,6 @@
 //! at the page size the header states (or 4096 when the header is unreadable), so
 //! pages still shared with earlier snapshots deduplicate.
 
-use std::io::Read;
 use std::path::Path;
 
 use super::capture::{ImageInfo, Piece, Sink};
@@ -32,7 +31,8 @@ pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result
         .map_err(|e| Error::io("reading", path, e))?
         .len();
     let mut head = [0u8; 100];
-    let n = read_full(&mut f, &mut head).map_err(|e| Error::io("reading", path, e))?;
+    let n =
+        crate::platform::read_full(&mut f, &mut head).map_err(|e| Error::io("reading", path, e))?;
     let page_size = header_page_size(&head[..n]).unwrap_or(4096);
     let user_version = head
         .get(60..64)
@@ -49,7 +49,8 @@ pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result
     buf[..n].copy_from_slice(&head[..n]);
     let mut filled = n;
     loop {
-        let k = read_full(&mut f, &mut buf[filled..]).map_err(|e| Error::io("reading", path, e))?;
+        let k = crate::platform::read_full(&mut f, &mut buf[filled..])
+            .map_err(|e| Error::io("reading", path, e))?;
         filled += k;
         if filled == 0 {
             break;
@@ -69,19 +70,6 @@ pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result
         sqlite_version: rusqlite::version().to_string(),
         capture_route: Some("raw"),
     })
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
