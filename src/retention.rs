@@ -416,6 +416,10 @@ pub struct Decision {
     pub keep: bool,
     /// The rules that keep it (empty when removed), e.g. `daily`, `tag pre-restore`.
     pub reasons: Vec<String>,
+    /// A `pre-restore` safety copy: not counted by the count and calendar rules,
+    /// and not the "newest snapshot" the dangers speak of.
+    #[serde(default)]
+    pub safety_copy: bool,
 }
 
 /// A forget plan: one decision per snapshot, oldest first (in history order).
@@ -525,17 +529,25 @@ pub fn plan(
         .filter(|(_, n)| *n > 0)
         .map(|(b, n)| (b, n, None))
         .collect();
-        for (nr, it) in list.iter().enumerate() {
+        // Place among the database's real snapshots: `pre-restore` safety copies
+        // are kept by their own grace (and tags), never counted by keep-last or
+        // the calendar rules, so a restore cannot push real snapshots out.
+        let mut nr = 0;
+        for it in list.iter() {
             let local = zoned(it.time_ns, tz);
             let t = local.timestamp();
             let mut reasons = Vec::new();
-            for (bucket, left, last) in buckets.iter_mut() {
-                let key = bucket.key(&local, nr);
-                if *left > 0 && *last != Some(key) {
-                    *left -= 1;
-                    *last = Some(key);
-                    reasons.push(bucket.name().to_string());
+            let safety_copy = it.tags.iter().any(|t| t == PRE_RESTORE_TAG);
+            if !safety_copy {
+                for (bucket, left, last) in buckets.iter_mut() {
+                    let key = bucket.key(&local, nr);
+                    if *left > 0 && *last != Some(key) {
+                        *left -= 1;
+                        *last = Some(key);
+                        reasons.push(bucket.name().to_string());
+                    }
                 }
+                nr += 1;
             }
             if let Some(cut) = within_cutoff {
                 if t >= cut {
@@ -550,10 +562,7 @@ pub fn plan(
                     reasons.push(format!("tag {tag}"));
                 }
             }
-            if it.tags.iter().any(|t| t == PRE_RESTORE_TAG)
-                && !policy.pre_restore.is_zero()
-                && t >= pre_restore_cutoff
-            {
+            if safety_copy && !policy.pre_restore.is_zero() && t >= pre_restore_cutoff {
                 reasons.push(format!("pre-restore younger than {}", policy.pre_restore));
             }
             decisions.push((
@@ -564,6 +573,7 @@ pub fn plan(
                     group: it.group.clone(),
                     keep: !reasons.is_empty(),
                     reasons,
+                    safety_copy,
                 },
             ));
         }
@@ -598,6 +608,7 @@ pub fn plan_named(items: &[Item], named: &[SnapshotId]) -> Plan {
                     } else {
                         vec![]
                     },
+                    safety_copy: it.tags.iter().any(|t| t == PRE_RESTORE_TAG),
                 },
             )
         })
@@ -618,11 +629,18 @@ fn finish(mut decisions: Vec<(u64, Decision)>, newest_tz: Option<&TimeZone>) -> 
     for g in groups {
         let of: Vec<&Decision> = decisions.iter().filter(|d| d.group == g).collect();
         let removed = of.iter().filter(|d| !d.keep).count();
+        // The real snapshots (not `pre-restore` safety copies), when there are any.
+        let real: Vec<&Decision> = of.iter().copied().filter(|d| !d.safety_copy).collect();
+        let real_removed = real.iter().filter(|d| !d.keep).count();
         if removed == of.len() {
             dangers.push(format!(
                 "it would remove all {removed} snapshots of {g}, keeping none"
             ));
-        } else if let (Some(newest), Some(tz)) = (of.last().filter(|d| !d.keep), newest_tz) {
+        } else if !real.is_empty() && real_removed == real.len() {
+            dangers.push(format!(
+                "it would remove all {real_removed} snapshots of {g}, keeping only pre-restore safety copies"
+            ));
+        } else if let (Some(newest), Some(tz)) = (real.last().filter(|d| !d.keep), newest_tz) {
             dangers.push(format!(
                 "it would remove the newest snapshot of {g} ({}, taken {})",
                 newest.id.short(),

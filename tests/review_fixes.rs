@@ -16,7 +16,9 @@
 //!   JSON usage errors with their argument, local times (item 6);
 //! - a database with other hard links is not silently split from them (item 7);
 //! - `diff` of a Lumina database covers every table, not only the four it
-//!   exports (second review, item 1).
+//!   exports (second review, item 1);
+//! - `forget --keep-last` counts real snapshots, never `pre-restore` safety
+//!   copies (second review, item 2).
 
 mod common;
 
@@ -656,4 +658,45 @@ fn lumina_diff_covers_tables_that_are_not_exported() {
         serde_json::json!(["h3"]),
         "{d}"
     );
+}
+
+/// Second review, item 2: after a restore, `forget --keep-last 1` keeps the
+/// newest real snapshot; the `pre-restore` safety copy is kept by its own grace
+/// and does not take the real snapshot's place.
+#[test]
+fn keep_last_counts_real_snapshots_not_safety_copies() {
+    let t = TestDir::new("keep-last-safety");
+    t.init();
+    let db = t.path("app.db");
+    make_db(&db, "one");
+    let first = id_of(&t.lb().arg("snapshot").arg(&db).json());
+    set_value(&db, "two");
+    let second = id_of(&t.lb().arg("snapshot").arg(&db).json());
+    set_value(&db, "three");
+    t.lb()
+        .args(["restore", &second, "--to"])
+        .arg(&db)
+        .arg("--force")
+        .ok();
+    let before = t.lb().arg("snapshots").json();
+    assert_eq!(before.as_array().map(|a| a.len()), Some(3), "{before}");
+    t.lb().args(["forget", "--keep-last", "1"]).ok();
+    let after = t.lb().arg("snapshots").json();
+    let ids: Vec<String> = after
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    assert!(
+        ids.contains(&second),
+        "the newest real snapshot was removed: {after}"
+    );
+    assert!(!ids.contains(&first), "{after}");
+    assert_eq!(
+        ids.len(),
+        2,
+        "the safety copy is kept by its grace: {after}"
+    );
+    assert_eq!(value(&db), "two");
 }
