@@ -18,7 +18,9 @@
 //! - `diff` of a Lumina database covers every table, not only the four it
 //!   exports (second review, item 1);
 //! - `forget --keep-last` counts real snapshots, never `pre-restore` safety
-//!   copies (second review, item 2).
+//!   copies (second review, item 2);
+//! - importing a CSV export says so, and `latest` of a database without
+//!   snapshots says what to do (second review, items 3 and 5).
 
 mod common;
 
@@ -699,4 +701,48 @@ fn keep_last_counts_real_snapshots_not_safety_copies() {
         "the safety copy is kept by its grace: {after}"
     );
     assert_eq!(value(&db), "two");
+}
+
+/// Second review, item 3: importing the tool's own CSV export says that import
+/// reads JSON exports, instead of a JSON parse error.
+#[test]
+fn importing_a_csv_export_says_to_use_json() {
+    let t = TestDir::new("import-csv");
+    let db = t.path("lumina.db");
+    create_lumina(&db, 20, 1);
+    let out = t.path("csv");
+    t.lb()
+        .args(["export"])
+        .arg(&db)
+        .args(["--table", "all", "--format", "csv", "--out"])
+        .arg(&out)
+        .ok();
+    let r = t
+        .lb()
+        .arg("import")
+        .arg(t.path("new.db"))
+        .arg("--from")
+        .arg(out.join("metadata.csv"))
+        .run();
+    r.expect_code(2).expect_one_stderr_line();
+    assert!(r.stderr.contains("--format json"), "{}", r.stderr);
+    assert!(!t.path("new.db").exists(), "nothing is created");
+}
+
+/// Second review, item 5: `latest` of a database that has no snapshot says so
+/// plainly and how to take one.
+#[test]
+fn latest_of_a_database_without_snapshots_says_what_to_do() {
+    let t = TestDir::new("latest-none");
+    t.init();
+    let a = t.path("a.db");
+    let b = t.path("b.db");
+    make_db(&a, "a");
+    make_db(&b, "b");
+    t.lb().arg("snapshot").arg(&a).ok();
+    let r = t.lb().args(["diff", "latest", "--db"]).arg(&b).run();
+    r.expect_code(2).expect_one_stderr_line();
+    assert!(r.stderr.contains("no snapshot of"), "{}", r.stderr);
+    assert!(r.stderr.contains("snapshot"), "{}", r.stderr);
+    assert!(!r.stderr.contains("`latest ("), "{}", r.stderr);
 }

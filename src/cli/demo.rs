@@ -106,7 +106,7 @@ pub(super) fn run(dir: Option<&Path>, ctx: &Ctx) -> Result<(), Error> {
         say(format!(
             "   {}  {}  +{}  \"{}\"",
             s.id.short(),
-            super::output::rfc3339(s.record.time_ns),
+            super::output::local_time(s.record.time_ns, &ctx.tz),
             bytes(s.record.new_bytes),
             s.record.note
         ));

@@ -810,16 +810,18 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
                 } else {
                     ""
                 };
+                // The database saved (with --all, the image's file inside the folder).
+                let saved = |p: &lumina_backup::Snapshot| clean(&p.record.source);
                 match (&report.pre_restore_as_found, &report.pre_restore) {
                     (Some(found), Some(p)) => ctx.say(format!(
                         "saved the previous state of {} as two snapshots (tag pre-restore): bytes as found, with the journal: {}; state after SQLite rolled the journal back: {}{raw}",
-                        to.display(),
+                        saved(p),
                         found.id.short(),
                         p.id.short()
                     )),
                     (_, Some(p)) => ctx.say(format!(
                         "saved the previous state of {} as snapshot {} (tag pre-restore){raw}",
-                        to.display(),
+                        saved(p),
                         p.id.short()
                     )),
                     _ => {}

@@ -147,17 +147,37 @@ pub fn import_file(db: &Path, file: &Path, strict: bool) -> Result<ImportReport>
         }
         _ => Error::io("opening", file, e),
     })?;
+    let mut reader = std::io::BufReader::new(reader);
+    refuse_csv(file, &mut reader)?;
     if db.exists() {
         sqlite::check_database_file(db)?;
     }
     let mut conn = rusqlite::Connection::open(db).map_err(|e| Error::sqlite(db, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(|e| Error::sqlite(db, e))?;
-    Ok(export::import(
-        &mut conn,
-        std::io::BufReader::new(reader),
-        strict,
-    )?)
+    Ok(export::import(&mut conn, reader, strict)?)
+}
+
+/// Refuses a CSV export by name and content with a message that says so
+/// (import reads the JSON exports, plain or gzipped, only).
+fn refuse_csv(file: &Path, reader: &mut std::io::BufReader<std::fs::File>) -> Result<()> {
+    use std::io::BufRead;
+    let head = reader
+        .fill_buf()
+        .map_err(|e| Error::io("reading", file, e))?;
+    let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let named_csv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if !gzip && (named_csv || first.is_some_and(|b| b != b'{')) && first != Some(b'{') {
+        return Err(Error::BadInput(format!(
+            "{} is not a JSON export{}: import reads the JSON exports (.json or .json.gz); export with --format json",
+            file.display(),
+            if named_csv { " (it is a CSV file)" } else { "" }
+        )));
+    }
+    Ok(())
 }
 
 impl Repository {

@@ -105,11 +105,11 @@ pub fn resolve<'a>(
     let spec = spec.trim();
     if spec == "latest" {
         let of_db = choosable(of_database(snapshots, db)?);
-        return of_db.last().copied().ok_or_else(|| {
-            Error::UnknownSnapshot(match db {
-                Some(d) => format!("latest (no snapshot of {d})"),
-                None => "latest (the repository has no snapshots)".into(),
-            })
+        return of_db.last().copied().ok_or_else(|| match db {
+            Some(d) => Error::BadInput(format!(
+                "no snapshot of {d} yet; take one with `lumina-backup snapshot {d}`"
+            )),
+            None => Error::UnknownSnapshot("latest (the repository has no snapshots)".into()),
         });
     }
     let lower = spec.to_ascii_lowercase();
