@@ -172,6 +172,10 @@ pub enum Error {
         /// When it was taken (unix ns).
         time_ns: i64,
     },
+    /// Something that should not happen did (a clock out of range, a worker
+    /// thread that panicked, a chunk over 4 GiB): not the user's input (exit 1).
+    #[error("internal error: {0}; nothing was recorded; please report it")]
+    Internal(String),
 }
 
 impl Error {
@@ -331,5 +335,24 @@ fn corrupt_advice(object: &str) -> String {
              `lumina-backup key remove {id}`; else restore keys/{id} from a copy of the repository"
         ),
         _ => "run `lumina-backup verify --read-data`".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #9: internal failures (clock, a panicked worker) are not "bad
+    /// input": they exit 1, and bad input still exits 2.
+    #[test]
+    fn internal_failures_are_not_bad_input() {
+        assert_eq!(
+            Error::Internal("the clock is out of range".into()).exit_code(),
+            1
+        );
+        assert_eq!(Error::BadInput("x".into()).exit_code(), 2);
+        assert!(Error::Internal("x".into())
+            .to_string()
+            .starts_with("internal error: x"));
     }
 }

@@ -155,7 +155,7 @@ impl Repository {
         progress: &dyn crate::progress::Progress,
     ) -> Result<ForgetReport> {
         let now = i64::try_from(crate::testhook::now().unix_timestamp_nanos())
-            .map_err(|_| Error::BadInput("clock out of range".into()))?;
+            .map_err(|_| Error::Internal("the clock is out of range".into()))?;
         let plan = self.forget_plan(policy, db, now, tz)?;
         if dry_run {
             return Ok(ForgetReport {

@@ -324,7 +324,7 @@ impl Repository {
         let now: OffsetDateTime = crate::testhook::now();
         let timestamp = now
             .format(&Rfc3339)
-            .map_err(|e| Error::BadInput(format!("clock: {e}")))?;
+            .map_err(|e| Error::Internal(format!("the clock cannot be formatted: {e}")))?;
         let config = self.store.config().clone();
         let img_name = image_name(&source);
 
@@ -413,7 +413,7 @@ impl Repository {
             );
             let captured = capture_thread
                 .join()
-                .map_err(|_| Error::BadInput("capture thread panicked".into()))?;
+                .map_err(|_| Error::Internal("the capture thread panicked".into()))?;
             // A capture error explains a consumer that stopped early, so it wins;
             // but the capture's "cancelled" (the consumer hung up) only echoes
             // the consumer's own error (no space, cancelled), which then wins.
@@ -467,7 +467,7 @@ impl Repository {
         let added = session.finish()?;
         let record = SnapshotRecord {
             time_ns: i64::try_from(now.unix_timestamp_nanos())
-                .map_err(|_| Error::BadInput("clock out of range".into()))?,
+                .map_err(|_| Error::Internal("the clock is out of range".into()))?,
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             source: source_str,
             parent,

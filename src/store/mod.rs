@@ -314,7 +314,7 @@ impl<'a> WriteSession<'a> {
         self.seen.insert(id);
         self.added.chunks_added += 1;
         let len =
-            u32::try_from(data.len()).map_err(|_| Error::BadInput("chunk over 4 GiB".into()))?;
+            u32::try_from(data.len()).map_err(|_| Error::Internal("a chunk over 4 GiB".into()))?;
         let slot = usize::from(kind == KIND_TREE);
         let (descs, raw) = &mut self.open[slot];
         descs.push(ChunkDesc { id, kind, len });
