@@ -31,26 +31,6 @@ use common::*;
 use rusqlite::Connection;
 use serde_json::Value;
 
-/// A plain database `t(id, v)` with one row holding `v` (rollback journal).
-fn make_db(path: &Path, v: &str) {
-    let c = Connection::open(path).expect("create db");
-    c.execute_batch("PRAGMA journal_mode = delete; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-        .expect("schema");
-    c.execute("INSERT INTO t VALUES (1, ?1)", [v]).expect("row");
-}
-
-fn set_value(path: &Path, v: &str) {
-    let c = Connection::open(path).expect("open db");
-    c.execute("UPDATE t SET v = ?1 WHERE id = 1", [v])
-        .expect("update");
-}
-
-fn value(path: &Path) -> String {
-    let c = Connection::open(path).expect("open db");
-    c.query_row("SELECT v FROM t WHERE id = 1", [], |r| r.get(0))
-        .expect("read v")
-}
-
 fn flip_byte(path: &Path, at: usize) {
     let mut bytes = std::fs::read(path).expect("read");
     let at = at.min(bytes.len() - 1);

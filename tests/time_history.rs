@@ -28,26 +28,6 @@ use serde_json::Value;
 
 const NY: &str = "America/New_York";
 
-/// A small plain SQLite database: table `t(id, v)` with one row holding `v`.
-fn make_db(path: &Path, v: &str) {
-    let c = Connection::open(path).expect("create db");
-    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-        .expect("schema");
-    c.execute("INSERT INTO t VALUES (1, ?1)", [v]).expect("row");
-}
-
-fn set_value(path: &Path, v: &str) {
-    let c = Connection::open(path).expect("open db");
-    c.execute("UPDATE t SET v = ?1 WHERE id = 1", [v])
-        .expect("update");
-}
-
-fn value(path: &Path) -> String {
-    let c = Connection::open(path).expect("open db");
-    c.query_row("SELECT v FROM t WHERE id = 1", [], |r| r.get(0))
-        .expect("read v")
-}
-
 /// A command in time zone `tz`, with the test clock at `now` (RFC 3339).
 fn lb_at(dir: &TestDir, tz: &str, now: &str) -> Lb {
     dir.lb().env("TZ", tz).env("LUMINA_BACKUP_TEST_NOW", now)

@@ -353,6 +353,22 @@ impl Index {
         })
     }
 
+    /// The chunks whose indexed location is in one of `packs` (one pass over the
+    /// chunk table): what to drop when those packs are lost or damaged.
+    pub fn chunks_in_packs(
+        &self,
+        packs: &std::collections::HashSet<PackId>,
+    ) -> Result<Vec<ChunkId>> {
+        let mut out = Vec::new();
+        self.for_each_chunk(&mut |chunk, loc| {
+            if packs.contains(&loc.pack) {
+                out.push(chunk);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Calls `f` for every chunk location (streaming).
     pub fn for_each_chunk(&self, f: &mut dyn FnMut(ChunkId, ChunkLoc) -> Result<()>) -> Result<()> {
         guarded("reading the index", || {

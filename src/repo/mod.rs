@@ -407,12 +407,7 @@ impl Repository {
             .map(|(id, _)| *id)
             .collect();
         if !lost.is_empty() {
-            self.index.for_each_chunk(&mut |chunk, loc| {
-                if lost.contains(&loc.pack) {
-                    update.remove_chunks.push(chunk);
-                }
-                Ok(())
-            })?;
+            update.remove_chunks = self.index.chunks_in_packs(&lost)?;
             update.remove_packs = lost.iter().copied().collect();
             update.refs_complete = Some(false);
             let mut names: Vec<String> = lost.iter().map(|id| id.short()).collect();

@@ -99,12 +99,7 @@ impl Repository {
             }
         }
         if !damaged.is_empty() {
-            self.index.for_each_chunk(&mut |chunk, loc| {
-                if damaged.contains(&loc.pack) {
-                    plan.drop_chunks.push(chunk);
-                }
-                Ok(())
-            })?;
+            plan.drop_chunks = self.index.chunks_in_packs(&damaged)?;
             plan.drop_packs = damaged.iter().copied().collect();
         }
         let dropped: HashSet<ChunkId> = plan.drop_chunks.iter().copied().collect();

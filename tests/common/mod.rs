@@ -390,3 +390,26 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A tiny plain database `t(id, v)` with one row holding `v` (rollback journal,
+/// SQLite's default).
+pub fn make_db(path: &Path, v: &str) {
+    let c = Connection::open(path).expect("create db");
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+        .expect("schema");
+    c.execute("INSERT INTO t VALUES (1, ?1)", [v]).expect("row");
+}
+
+/// Sets the one value of a [`make_db`] database.
+pub fn set_value(path: &Path, v: &str) {
+    let c = Connection::open(path).expect("open db");
+    c.execute("UPDATE t SET v = ?1 WHERE id = 1", [v])
+        .expect("update");
+}
+
+/// The one value of a [`make_db`] database.
+pub fn value(path: &Path) -> String {
+    let c = Connection::open(path).expect("open db");
+    c.query_row("SELECT v FROM t WHERE id = 1", [], |r| r.get(0))
+        .expect("read v")
+}
