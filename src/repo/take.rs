@@ -309,7 +309,7 @@ impl Repository {
             Some(_) => None,
         };
         let source_str = source.to_string_lossy().into_owned();
-        let (parent, parent_time, seq) = {
+        let (parent_snap, seq) = {
             // `list` is in history order: the last of this database is the newest.
             let list = self.list()?;
             let mut of_db = list.iter().filter(|s| s.record.source == source_str);
@@ -318,9 +318,10 @@ impl Repository {
                 .filter_map(|s| s.record.seq)
                 .max()
                 .unwrap_or(0);
-            let last = of_db.next_back();
-            (last.map(|s| s.id), last.map(|s| s.record.time_ns), seq)
+            (of_db.next_back().cloned(), seq)
         };
+        let parent = parent_snap.as_ref().map(|s| s.id);
+        let parent_time = parent_snap.as_ref().map(|s| s.record.time_ns);
         let now: OffsetDateTime = crate::testhook::now();
         let timestamp = now
             .format(&Rfc3339)
@@ -353,10 +354,6 @@ impl Repository {
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);
         let (page_params, byte_params) = (config.page_chunker, config.byte_chunker);
-        let parent_snap = match parent {
-            Some(id) => self.list()?.into_iter().find(|s| s.id == id),
-            None => None,
-        };
         // The parent's chunk list (for exports reuse and dedup hints) is trusted
         // only while the index is known to hold every chunk snapshots reference:
         // after a lost pack the parent may name chunks that are gone, and a new
