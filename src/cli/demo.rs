@@ -1,15 +1,26 @@
 //! `demo`: the whole cycle on a generated sample Lumina database in a fresh
 //! folder, printing each step.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
 
 use lumina_backup::sample;
 use lumina_backup::{Error, NoProgress, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
 
+use super::common::Ctx;
 use super::output::bytes;
-use super::{show_path, Ctx};
 
-pub(super) fn run(dir: Option<&Path>, ctx: &Ctx) -> Result<(), Error> {
+/// `demo` arguments.
+#[derive(Args, Debug)]
+pub(super) struct DemoArgs {
+    /// Folder to use (default: a new folder under the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
+    let dir = dir.as_deref();
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::temp_dir().join(format!(
@@ -169,4 +180,9 @@ pub(super) fn run(dir: Option<&Path>, ctx: &Ctx) -> Result<(), Error> {
 
 fn rand_suffix() -> String {
     format!("{:08x}", rand::random::<u32>())
+}
+
+/// Used by the demo to print paths.
+fn show_path(p: &Path) -> String {
+    p.display().to_string()
 }

@@ -3,20 +3,40 @@
 
 use std::path::PathBuf;
 
+use clap::Args;
+
 use lumina_backup::diff::DiffReport;
 use lumina_backup::repo::DiffTarget;
 use lumina_backup::Error;
 
+use super::common::Ctx;
 use super::output::print_json;
-use super::Ctx;
+
+/// `diff` arguments.
+#[derive(Args, Debug)]
+pub(super) struct DiffArgs {
+    /// The older snapshot.
+    snap_a: String,
+    /// The newer snapshot (or --db).
+    snap_b: Option<String>,
+    /// Compare with this live database instead of a second snapshot.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// List the keys (and changed columns) of every differing row.
+    #[arg(long, short)]
+    verbose: bool,
+}
 
 pub(super) fn run(
     ctx: &Ctx,
-    a: &str,
-    b: Option<&str>,
-    db: Option<PathBuf>,
-    verbose: bool,
+    DiffArgs {
+        snap_a,
+        snap_b,
+        db,
+        verbose,
+    }: DiffArgs,
 ) -> Result<(), Error> {
+    let (a, b) = (snap_a.as_str(), snap_b.as_deref());
     // Writable when it can be (a diff of a snapshot and its parent records the
     // changed-row count for the history listing); read-only otherwise.
     let repo = match ctx.open("diff") {

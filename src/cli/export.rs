@@ -1,24 +1,56 @@
-//! `export` and `import`.
+//! `export`: Lumina tables from a database, or from a snapshot, to JSON or CSV.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+use clap::Args;
 
 use lumina_backup::export::Table;
 use lumina_backup::repo::{self, ExportFormat, ExportRequest};
 use lumina_backup::Error;
 
+use super::common::Ctx;
 use super::output::print_json;
-use super::Ctx;
 
-pub(super) fn export(
-    ctx: &Ctx,
-    source: &str,
-    table: &str,
-    format: &str,
+/// `export` arguments.
+#[derive(Args, Debug)]
+pub(super) struct ExportArgs {
+    /// A database path, or a snapshot (id, prefix, `latest`) when no such file exists.
+    source: String,
+    /// metadata, collections, tags, item_tags, or all.
+    #[arg(long, default_value = "all")]
+    table: String,
+    /// json or csv.
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// Output file (one table) or folder (all).
+    #[arg(long, value_name = "PATH")]
     out: PathBuf,
+    /// gzip the output (the app's old `.json.gz` format).
+    #[arg(long)]
     gzip: bool,
-    db: Option<&Path>,
+    /// With SOURCE `latest`: which database's newest (needed when the repository has several).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+}
+
+pub(super) fn run(
+    ctx: &Ctx,
+    ExportArgs {
+        source,
+        table,
+        format,
+        out,
+        gzip,
+        db,
+    }: ExportArgs,
 ) -> Result<(), Error> {
+    let (source, table, format, db) = (
+        source.as_str(),
+        table.as_str(),
+        format.as_str(),
+        db.as_deref(),
+    );
     let tables = if table == "all" {
         Table::all().to_vec()
     } else {
@@ -56,29 +88,6 @@ pub(super) fn export(
         for f in &files {
             let rows = f.rows.map(|r| format!(" ({r} rows)")).unwrap_or_default();
             ctx.say(format!("{}: {}{rows}", f.table, f.path.display()));
-        }
-    }
-    Ok(())
-}
-
-pub(super) fn import(ctx: &Ctx, db: &Path, from: &Path, strict: bool) -> Result<(), Error> {
-    let report = repo::import_file(db, from, strict)?;
-    if ctx.global.json {
-        print_json(&serde_json::json!({
-            "table": report.table.name(),
-            "rows": report.rows,
-            "warnings": report.warnings,
-        }));
-    } else {
-        ctx.say(format!(
-            "imported {} {} into {} of {}",
-            report.rows,
-            if report.rows == 1 { "row" } else { "rows" },
-            report.table.name(),
-            db.display()
-        ));
-        for w in &report.warnings {
-            ctx.say(format!("  warning: {w}"));
         }
     }
     Ok(())

@@ -1,0 +1,74 @@
+//! `status`: newest snapshot per database, last failure, repository size and
+//! deduplication.
+
+use lumina_backup::Error;
+
+use super::common::Ctx;
+use super::output::{bytes, clean, local_time, print_json};
+
+pub(super) fn run(ctx: &Ctx) -> Result<(), Error> {
+    let repo = ctx.open_read("status")?;
+    let st = repo.status()?;
+    if ctx.global.json {
+        print_json(&st);
+    } else {
+        let kind = if st.encrypted {
+            "encrypted"
+        } else {
+            "unencrypted"
+        };
+        ctx.say(format!(
+            "repository {} ({kind}), {} snapshots",
+            st.repository, st.snapshots
+        ));
+        for d in &st.databases {
+            let id = d.latest_id.get(..12).unwrap_or(&d.latest_id);
+            ctx.say(format!(
+                "  {}: {} snapshots, newest {id} at {}",
+                clean(&d.db),
+                d.snapshots,
+                local_time(d.latest_time_ns, &ctx.tz)
+            ));
+        }
+        match &st.last_failure {
+            Some(f) => ctx.say(format!(
+                "last failure: {} {} at {}: {}",
+                f.operation,
+                clean(&f.db),
+                local_time(f.time_ns, &ctx.tz),
+                f.message
+            )),
+            None => ctx.say("last failure: none recorded"),
+        }
+        let ratio = match (st.dedup_ratio, st.snapshots) {
+            (Some(r), _) => format!("deduplication {r:.1}x"),
+            (None, 0) => "no snapshots yet".to_string(),
+            (None, _) => format!(
+                "deduplication unknown: {}",
+                st.dedup_unknown
+                    .as_deref()
+                    .unwrap_or("run `lumina-backup verify`")
+            ),
+        };
+        ctx.say(format!(
+            "stored {} in {} packs for {} of snapshots ({ratio})",
+            bytes(st.stored_bytes),
+            st.packs,
+            bytes(st.logical_bytes),
+        ));
+        let referenced = st
+            .chunks_referenced
+            .map_or("unknown".to_string(), |n| n.to_string());
+        ctx.say(format!(
+            "{} chunks stored, {referenced} chunks referenced by snapshots",
+            st.chunks_stored
+        ));
+        if let Some(u) = st.unreferenced_bytes.filter(|u| *u > 0) {
+            ctx.say(format!(
+                "{} stored that no snapshot references (interrupted snapshots or forgotten ones); `lumina-backup prune` frees it",
+                bytes(u)
+            ));
+        }
+    }
+    Ok(())
+}
