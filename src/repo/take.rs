@@ -371,10 +371,8 @@ impl Repository {
         let reuse_ref = reuse.as_ref();
         let parent_leaves = match parent_snap.as_ref().and_then(|p| p.image()) {
             Some(img) => Some(ParentLeaves {
-                store: &self.store,
-                reader: self.index.reader()?,
+                reader: crate::store::ChunkReader::new(&self.store, self.index.reader()?),
                 tree: crate::store::tree::TreeReader::new(img.root),
-                cache: crate::store::FrameCache::default(),
                 done: false,
             }),
             None => None,
@@ -573,10 +571,8 @@ fn read_extra(
 /// in place, so most new chunks equal the parent's at the same position and need
 /// no index lookup. Any failure to read the parent only ends the hints.
 struct ParentLeaves<'r> {
-    store: &'r crate::store::ChunkStore,
-    reader: crate::index::IndexReader,
+    reader: crate::store::ChunkReader<'r>,
     tree: crate::store::tree::TreeReader,
-    cache: crate::store::FrameCache,
     done: bool,
 }
 
@@ -585,14 +581,7 @@ impl ParentLeaves<'_> {
         if self.done {
             return None;
         }
-        let (store, reader, cache) = (self.store, &self.reader, &mut self.cache);
-        let mut get = |id: &ChunkId| {
-            let loc = reader
-                .get(id)?
-                .ok_or_else(|| Error::MissingChunk(id.to_hex()))?;
-            store.read_node(id, &loc, cache)
-        };
-        match self.tree.next_leaf(&mut get) {
+        match self.reader.next_leaf(&mut self.tree) {
             Ok(Some(e)) => Some(e.id),
             _ => {
                 self.done = true;
