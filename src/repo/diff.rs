@@ -11,7 +11,7 @@ use std::io::{BufReader, Write};
 use std::path::Path;
 
 use super::Repository;
-use crate::backend::local::AtomicFile;
+use crate::fsutil::AtomicFile;
 use crate::diff::{self, DiffReport, JsonExportRows, RowSource, SqliteRows, TableDiff};
 use crate::error::{Error, Result};
 use crate::export::{self, Table};

@@ -10,7 +10,7 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 
 use super::Repository;
-use crate::backend::local::AtomicFile;
+use crate::fsutil::AtomicFile;
 use crate::error::{Error, Result};
 use crate::export::{self, ImportReport, Table};
 use crate::progress::{operation, Progress};

@@ -12,19 +12,7 @@ use std::path::Path;
 
 use crate::format::{self, Cipher, Kind};
 
-/// Entries of the repository root that lumina-backup writes, with whether each
-/// is a folder.
-const ROOT_ENTRIES: &[(&str, bool)] = &[
-    ("config", false),
-    ("retention", false),
-    ("status", false),
-    ("lock", false),
-    ("index.redb", false),
-    ("packs", true),
-    ("snapshots", true),
-    ("keys", true),
-    ("changes", true),
-];
+use crate::layout::{self, ROOT_ENTRIES};
 
 fn is_hex(name: &str, len: usize) -> bool {
     name.len() == len
@@ -34,7 +22,7 @@ fn is_hex(name: &str, len: usize) -> bool {
 }
 
 fn is_temp(name: &str) -> bool {
-    name.starts_with(crate::backend::local::TEMP_PREFIX)
+    name.starts_with(layout::TEMP_PREFIX)
 }
 
 /// Lists `dir` as (name, is a folder); a folder that does not exist is empty.
@@ -87,7 +75,7 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
     listing("", &mut |name, is_dir| {
         ROOT_ENTRIES.contains(&(name, is_dir))
     });
-    listing("packs", &mut |name, is_dir| {
+    listing(layout::PACKS, &mut |name, is_dir| {
         let ok = is_dir && is_hex(name, 2);
         if ok {
             pack_dirs.push(name.to_string());
@@ -95,15 +83,15 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
         ok
     });
     for dir in pack_dirs {
-        listing(&format!("packs/{dir}"), &mut |name, is_dir| {
+        listing(&layout::pack_dir(&dir), &mut |name, is_dir| {
             !is_dir && is_hex(name, 64) && name.starts_with(&dir)
         });
     }
-    listing("snapshots", &mut |name, is_dir| !is_dir && is_hex(name, 64));
-    listing("keys", &mut |name, is_dir| {
+    listing(layout::SNAPSHOTS, &mut |name, is_dir| !is_dir && is_hex(name, 64));
+    listing(layout::KEYS, &mut |name, is_dir| {
         !is_dir && super::keys::is_key_id(name)
     });
-    listing("changes", &mut |name, is_dir| !is_dir && is_hex(name, 64));
+    listing(layout::CHANGES, &mut |name, is_dir| !is_dir && is_hex(name, 64));
     out
 }
 
@@ -115,9 +103,9 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
     let mut out = Vec::new();
     let read = |rel: &str| std::fs::read(root.join(rel));
     // config: must exist.
-    match read(super::CONFIG_FILE) {
+    match read(layout::CONFIG) {
         Ok(bytes) => {
-            if let Err(e) = check_small(&bytes, Kind::Config, super::CONFIG_FILE, cipher, |b| {
+            if let Err(e) = check_small(&bytes, Kind::Config, layout::CONFIG, cipher, |b| {
                 let c: format::Config = format::decode(b)?;
                 c.validate()
             }) {
@@ -126,11 +114,11 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
         }
         Err(e) => out.push(format!("config cannot be read: {e}")),
     }
-    for (name, is_dir) in entries(&root.join("keys")).unwrap_or_default() {
+    for (name, is_dir) in entries(&root.join(layout::KEYS)).unwrap_or_default() {
         if is_dir || is_temp(&name) || !super::keys::is_key_id(&name) {
             continue;
         }
-        let rel = format!("keys/{name}");
+        let rel = layout::key(&name);
         match read(&rel) {
             Ok(bytes) => {
                 if let Err(e) = super::keys::read_key_file(&name, &bytes) {
@@ -142,12 +130,12 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
     }
     let optional: [(&str, Kind, &str); 2] = [
         (
-            super::RETENTION_FILE,
+            layout::RETENTION,
             Kind::Retention,
             "set the rules again with `lumina-backup config set`",
         ),
         (
-            super::status::STATUS_FILE,
+            layout::STATUS,
             Kind::Status,
             "it only records the last failure: delete it",
         ),
@@ -169,11 +157,11 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
             out.push(format!("{name} is damaged: {e}; {fix}"));
         }
     }
-    for (name, is_dir) in entries(&root.join(super::status::CHANGES_DIR)).unwrap_or_default() {
+    for (name, is_dir) in entries(&root.join(layout::CHANGES)).unwrap_or_default() {
         if is_dir || is_temp(&name) || !is_hex(&name, 64) {
             continue;
         }
-        let rel = format!("{}/{name}", super::status::CHANGES_DIR);
+        let rel = format!("{}/{name}", layout::CHANGES);
         let result = read(&rel).map_err(|e| e.to_string()).and_then(|bytes| {
             check_small(&bytes, Kind::Changes, &rel, cipher, |b| {
                 format::decode::<format::ChangeSummary>(b).map(|_| ())

@@ -13,7 +13,6 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::{self, Kind, RetentionSettings};
 use crate::index::IndexUpdate;
@@ -23,7 +22,7 @@ use crate::snapshot;
 use super::PruneReport;
 
 /// Name of the retention settings file.
-pub const RETENTION_FILE: &str = "retention";
+pub const RETENTION_FILE: &str = crate::layout::RETENTION;
 
 /// What `forget` decided and did.
 #[derive(Debug, Clone, Serialize)]
@@ -187,7 +186,7 @@ impl Repository {
             self.backend.remove(&snapshot::snapshot_path(id))?;
             self.forget_changes(id)?;
         }
-        crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
+        self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
         crate::testhook::point("forget-after-files");
         self.index.apply(&IndexUpdate {
             remove_snapshots: removed,

@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};
 use crate::index::IndexUpdate;
@@ -576,13 +575,11 @@ impl Repository {
             crate::testhook::point("prune-delete-pack");
             let path = pack::pack_path(id);
             self.backend.remove(&path)?;
-            if let Some((dir, _)) = path.rsplit_once('/') {
-                dirs.insert(dir.to_string());
-            }
+            dirs.insert(crate::layout::dir_of(&path).to_string());
             progress.advance(1);
         }
         for dir in dirs {
-            crate::backend::local::sync_dir(&self.root.join(dir))?;
+            self.backend.sync_dir(&dir)?;
         }
         // The index lost many entries: give the space back (best effort; the
         // prune itself is complete).

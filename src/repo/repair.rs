@@ -16,7 +16,6 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::{files, Repository};
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::{FileKind, SnapshotRecord};
 use crate::id::{ChunkId, PackId, SnapshotId};
@@ -226,7 +225,7 @@ impl Repository {
             let _ = self.forget_changes(&id);
             remove.push(id);
         }
-        crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
+        self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
         self.index.apply(&IndexUpdate {
             snapshots: plan.new_records.clone(),
             remove_snapshots: remove,

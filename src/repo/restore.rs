@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::{restore_guard, Repository};
-use crate::backend::local::AtomicFile;
+use crate::fsutil::AtomicFile;
 use crate::error::{Error, Result};
 use crate::format::{FileEntry, FileKind};
 use crate::id::PackId;
@@ -484,18 +484,18 @@ fn install_file(temp: &Path, path: &Path, entry: &FileEntry) -> Result<Option<Pa
         }
     }
     std::fs::rename(temp, path).map_err(|e| Error::io("renaming into", path, e))?;
-    crate::backend::local::sync_dir(crate::backend::local::parent_dir(path))?;
+    crate::fsutil::sync_dir(crate::fsutil::parent_dir(path))?;
     Ok(aside)
 }
 
 /// Removes `.tmp-<name>-<16 hex>` files beside `target`: what a killed restore of
-/// this target left (see `backend::local::temp_path_beside`).
+/// this target left (see `fsutil::temp_path_beside`).
 fn remove_stale_temps(target: &Path) {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return;
     };
-    let prefix = format!("{}{name}-", crate::backend::local::TEMP_PREFIX);
-    let dir = crate::backend::local::parent_dir(target);
+    let prefix = format!("{}{name}-", crate::fsutil::TEMP_PREFIX);
+    let dir = crate::fsutil::parent_dir(target);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::{self, Kind, StatusRecord};
 use crate::index::IndexUpdate;
 use crate::snapshot::{self, Snapshot};
 
 /// Name of the status file.
-pub const STATUS_FILE: &str = "status";
+pub const STATUS_FILE: &str = crate::layout::STATUS;
 
 /// One database's history in brief.
 #[derive(Debug, Clone, Serialize)]
@@ -209,16 +208,16 @@ impl Repository {
             ..Default::default()
         })?;
         self.backend.remove(&snapshot::snapshot_path(&old.id))?;
-        crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
+        self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
         Ok(Snapshot { id, record })
     }
 }
 
 /// Folder of the change summaries.
-pub const CHANGES_DIR: &str = "changes";
+pub const CHANGES_DIR: &str = crate::layout::CHANGES;
 
 fn changes_path(id: &crate::id::SnapshotId) -> String {
-    format!("{CHANGES_DIR}/{}", id.to_hex())
+    crate::layout::changes(id)
 }
 
 impl Repository {

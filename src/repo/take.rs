@@ -11,7 +11,6 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
 use crate::error::{Error, PartialData, Result, StopCause};
 use crate::export::{self, Table};
@@ -507,8 +506,7 @@ impl Repository {
     }
 
     fn backend_write(&self, path: &str, data: &[u8]) -> Result<()> {
-        use crate::backend::Backend;
-        self.backend.write_atomic(path, data)
+                self.backend.write_atomic(path, data)
     }
 }
 

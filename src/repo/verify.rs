@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use super::{files, OpenOptions, Repository};
-use crate::backend::Backend;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};

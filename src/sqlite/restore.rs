@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::backend::local::{parent_dir, sync_dir};
+use crate::fsutil::{parent_dir, sync_dir};
 use crate::error::{Error, Result};
 
 /// Which of SQLite's checks a restored image must pass before it is installed

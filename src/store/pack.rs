@@ -20,8 +20,7 @@ pub use crate::format::{ChunkLoc, LOC_LEN};
 
 /// Path of a pack in the repository.
 pub fn pack_path(id: &PackId) -> String {
-    let hex = id.to_hex();
-    format!("packs/{}/{}", &hex[..2], hex)
+    crate::layout::pack(id)
 }
 
 /// Builds one pack in memory.
