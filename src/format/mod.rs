@@ -10,6 +10,7 @@ pub mod cipher;
 #[cfg(test)]
 mod golden;
 pub mod records;
+pub mod typed;
 
 pub use chunkloc::{ChunkLoc, LOC_LEN};
 pub use cipher::Cipher;

@@ -10,7 +10,8 @@
 
 use std::path::Path;
 
-use crate::format::{self, Cipher, Kind};
+use crate::format::typed::{check_envelope, decode_file, RepoFile};
+use crate::format::{self, Cipher};
 
 use crate::layout::{self, ROOT_ENTRIES};
 
@@ -105,10 +106,7 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
     // config: must exist.
     match read(layout::CONFIG) {
         Ok(bytes) => {
-            if let Err(e) = check_small(&bytes, Kind::Config, layout::CONFIG, cipher, |b| {
-                let c: format::Config = format::decode(b)?;
-                c.validate()
-            }) {
+            if let Err(e) = check_small::<format::Config>(&bytes, "", cipher) {
                 out.push(format!("config is damaged: {e}"));
             }
         }
@@ -128,19 +126,20 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
             Err(e) => out.push(format!("key file {rel} cannot be read: {e}")),
         }
     }
-    let optional: [(&str, Kind, &str); 2] = [
+    type Check = fn(&[u8], Option<&Cipher>) -> Result<(), format::DecodeError>;
+    let optional: [(&str, Check, &str); 2] = [
         (
             layout::RETENTION,
-            Kind::Retention,
+            |b, c| check_small::<format::RetentionSettings>(b, "", c),
             "set the rules again with `lumina-backup config set`",
         ),
         (
             layout::STATUS,
-            Kind::Status,
+            |b, c| check_small::<format::StatusRecord>(b, "", c),
             "it only records the last failure: delete it",
         ),
     ];
-    for (name, kind, fix) in optional {
+    for (name, check, fix) in optional {
         let bytes = match read(name) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -149,10 +148,7 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
                 continue;
             }
         };
-        let decoded = check_small(&bytes, kind, name, cipher, |b| match kind {
-            Kind::Retention => format::decode::<format::RetentionSettings>(b).map(|_| ()),
-            _ => format::decode::<format::StatusRecord>(b).map(|_| ()),
-        });
+        let decoded = check(&bytes, cipher);
         if let Err(e) = decoded {
             out.push(format!("{name} is damaged: {e}; {fix}"));
         }
@@ -163,10 +159,7 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
         }
         let rel = format!("{}/{name}", layout::CHANGES);
         let result = read(&rel).map_err(|e| e.to_string()).and_then(|bytes| {
-            check_small(&bytes, Kind::Changes, &rel, cipher, |b| {
-                format::decode::<format::ChangeSummary>(b).map(|_| ())
-            })
-            .map_err(|e| e.to_string())
+            check_small::<format::ChangeSummary>(&bytes, &name, cipher).map_err(|e| e.to_string())
         });
         if let Err(e) = result {
             out.push(format!(
@@ -178,26 +171,15 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
 }
 
 /// Checks one small file: the envelope always, then (with a cipher) opens and
-/// decodes the body with `decode`.
-fn check_small(
+/// decodes the record; without one, decodes it only when it is not sealed.
+fn check_small<T: RepoFile>(
     bytes: &[u8],
-    kind: Kind,
     name: &str,
     cipher: Option<&Cipher>,
-    decode: impl FnOnce(&[u8]) -> Result<(), format::DecodeError>,
 ) -> Result<(), format::DecodeError> {
     match cipher {
-        Some(c) => {
-            let body = c.read_file(kind, name, bytes)?;
-            decode(&body)
-        }
-        None => {
-            let (header, body) = format::unframe_file(bytes, kind)?;
-            if header.flags & format::FLAG_SEALED == 0 {
-                decode(body)?;
-            }
-            Ok(())
-        }
+        Some(c) => decode_file::<T>(c, name, bytes).map(|_| ()),
+        None => check_envelope::<T>(bytes),
     }
 }
 

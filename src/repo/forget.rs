@@ -14,10 +14,11 @@ use serde::Serialize;
 
 use super::Repository;
 use crate::error::{Error, Result};
-use crate::format::{self, Kind, RetentionSettings};
+use crate::format::RetentionSettings;
 use crate::index::IndexUpdate;
 use crate::retention::{self, Item, Plan, Policy};
 use crate::snapshot;
+use crate::store::files;
 
 use super::PruneReport;
 
@@ -38,27 +39,16 @@ pub struct ForgetReport {
 impl Repository {
     /// The stored retention settings (empty when none were ever set).
     pub fn retention_settings(&self) -> Result<RetentionSettings> {
-        if !self.backend.exists(RETENTION_FILE)? {
-            return Ok(RetentionSettings::default());
-        }
-        let bytes = self.backend.read(RETENTION_FILE)?;
-        let body = self
-            .store
-            .cipher()
-            .read_file(Kind::Retention, RETENTION_FILE, &bytes)
-            .map_err(|e| Error::decode("retention settings", e))?;
-        format::decode(&body).map_err(|e| Error::decode("retention settings", e))
+        Ok(
+            files::get_optional(self.backend.as_ref(), self.store.cipher(), "")?
+                .unwrap_or_default(),
+        )
     }
 
     /// Replaces the stored retention settings (atomically; sealed if encrypted).
     pub fn set_retention_settings(&self, settings: &RetentionSettings) -> Result<()> {
         Policy::from_settings(settings).map_err(|e| Error::BadInput(e.to_string()))?;
-        let file = self.store.cipher().write_file(
-            Kind::Retention,
-            RETENTION_FILE,
-            &format::encode_named(settings),
-        );
-        self.backend.write_atomic(RETENTION_FILE, &file)
+        files::save(self.backend.as_ref(), self.store.cipher(), "", settings)
     }
 
     /// The policy `forget` applies without rules on the command line.

@@ -105,8 +105,7 @@ pub(crate) fn key_file_ids(backend: &dyn Backend) -> Result<Vec<String>> {
 /// Decodes a key file.
 pub(crate) fn read_key_file(id: &str, bytes: &[u8]) -> Result<KeyFile> {
     let object = format!("key {id}");
-    let body = format::open_file(bytes, Kind::Key).map_err(|e| Error::decode(&object, e))?;
-    let k: KeyFile = format::decode(body).map_err(|e| Error::decode(&object, e))?;
+    let k: KeyFile = crate::store::files::open(&Cipher::Plain, id, bytes)?;
     if k.kdf != "argon2id" || k.salt.len() != 16 {
         return Err(Error::corrupt(
             object,

@@ -186,10 +186,7 @@ impl Repository {
             }
         };
         // The config is written last: a folder without it is not a repository yet.
-        backend.write_atomic(
-            CONFIG_FILE,
-            &cipher.write_file(Kind::Config, CONFIG_FILE, &format::encode_named(&config)),
-        )?;
+        crate::store::files::save(&backend, &cipher, "", &config)?;
         Ok(config)
     }
 
@@ -355,12 +352,7 @@ impl Repository {
             }
             (Cipher::Plain, None)
         };
-        let bytes = backend.read(CONFIG_FILE)?;
-        let body = cipher
-            .read_file(Kind::Config, CONFIG_FILE, &bytes)
-            .map_err(|e| Error::decode("config", e))?;
-        let config: Config = format::decode(&body).map_err(|e| Error::decode("config", e))?;
-        config.validate().map_err(|e| Error::decode("config", e))?;
+        let config: Config = crate::store::files::get(backend, &cipher, "")?;
         Ok((cipher, key_id, config))
     }
 

@@ -6,6 +6,7 @@
 //! caller passes (the index), and hands back the locations of what it added.
 
 pub mod access;
+pub mod files;
 pub mod pack;
 pub mod tree;
 
