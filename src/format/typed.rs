@@ -3,7 +3,9 @@
 //! ([`encode_file`], [`decode_file`]) frames, seals, checks and decodes every
 //! small file (config, key files, retention settings, status, change
 //! summaries). Reading and writing them through a backend is
-//! `crate::store::files`.
+//! `crate::store::files`. Snapshot records are not among them: their name is
+//! the keyed hash of their body, checked between unsealing and decoding
+//! (`crate::snapshot::decode_record_file`), and packs are not small files.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
