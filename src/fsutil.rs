@@ -137,4 +137,3 @@ pub fn temp_path_beside(target: &Path) -> PathBuf {
     let nonce: u64 = rand::random();
     dir.join(format!("{TEMP_PREFIX}{name}-{nonce:016x}"))
 }
-

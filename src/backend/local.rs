@@ -72,7 +72,6 @@ impl LocalBackend {
             .create(dir)
             .map_err(|e| Error::io("creating folder", dir, e))
     }
-
 }
 
 impl Backend for LocalBackend {

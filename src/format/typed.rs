@@ -54,7 +54,11 @@ pub fn encode_file<T: RepoFile>(cipher: &Cipher, name: &str, value: &T) -> Vec<u
 
 /// Checks the envelope (magic, version, kind, length, checksum), opens the
 /// seal, decodes and checks the record.
-pub fn decode_file<T: RepoFile>(cipher: &Cipher, name: &str, bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn decode_file<T: RepoFile>(
+    cipher: &Cipher,
+    name: &str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
     let body = cipher_for::<T>(cipher).read_file(T::KIND, &T::bound_name(name), bytes)?;
     let value: T = decode(&body)?;
     value.check()?;
@@ -147,7 +151,10 @@ mod tests {
         let sealed = Cipher::Sealed(Arc::new(MasterKey::generate()));
         for cipher in [Cipher::Plain, sealed] {
             let file = encode_file(&cipher, "", &status());
-            assert_eq!(decode_file::<StatusRecord>(&cipher, "", &file), Ok(status()));
+            assert_eq!(
+                decode_file::<StatusRecord>(&cipher, "", &file),
+                Ok(status())
+            );
             assert_eq!(check_envelope::<StatusRecord>(&file), Ok(()));
         }
     }

@@ -88,11 +88,15 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
             !is_dir && is_hex(name, 64) && name.starts_with(&dir)
         });
     }
-    listing(layout::SNAPSHOTS, &mut |name, is_dir| !is_dir && is_hex(name, 64));
+    listing(layout::SNAPSHOTS, &mut |name, is_dir| {
+        !is_dir && is_hex(name, 64)
+    });
     listing(layout::KEYS, &mut |name, is_dir| {
         !is_dir && super::keys::is_key_id(name)
     });
-    listing(layout::CHANGES, &mut |name, is_dir| !is_dir && is_hex(name, 64));
+    listing(layout::CHANGES, &mut |name, is_dir| {
+        !is_dir && is_hex(name, 64)
+    });
     out
 }
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::{restore_guard, Repository};
-use crate::fsutil::AtomicFile;
 use crate::error::{Error, Result};
 use crate::format::{FileEntry, FileKind};
+use crate::fsutil::AtomicFile;
 use crate::id::PackId;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;

@@ -12,7 +12,6 @@ use crate::index::IndexUpdate;
 use crate::snapshot::{self, Snapshot};
 use crate::store::files;
 
-
 /// One database's history in brief.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseStatus {
@@ -196,7 +195,6 @@ impl Repository {
         Ok(Snapshot { id, record })
     }
 }
-
 
 impl Repository {
     /// Records how many rows `snap` changed against its parent (a cache for the

@@ -506,7 +506,7 @@ impl Repository {
     }
 
     fn backend_write(&self, path: &str, data: &[u8]) -> Result<()> {
-                self.backend.write_atomic(path, data)
+        self.backend.write_atomic(path, data)
     }
 }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::fsutil::parent_dir;
 use crate::error::{Error, Result};
+use crate::fsutil::parent_dir;
 
 /// Magic of a rollback journal header (`pager.c`, `aJournalMagic`).
 const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];

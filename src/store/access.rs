@@ -290,7 +290,8 @@ mod tests {
             .expect("put");
         let mut tree = TreeBuilder::new(4);
         for e in &entries {
-            tree.push(*e, &mut |node| s.put(KIND_TREE, node)).expect("push");
+            tree.push(*e, &mut |node| s.put(KIND_TREE, node))
+                .expect("push");
         }
         let root = tree
             .finish(&mut |node| s.put(KIND_TREE, node))
@@ -301,7 +302,6 @@ mod tests {
         // A root that is a data chunk is refused as a node.
         assert!(r.leaves(entries[0].id).is_err());
     }
-
 
     #[test]
     fn write_session_dedups_and_skips_known_chunks() {

@@ -33,7 +33,12 @@ pub fn get_optional<T: RepoFile>(
 }
 
 /// Encodes `value` (sealed when `cipher` seals) and writes it atomically.
-pub fn save<T: RepoFile>(backend: &dyn Backend, cipher: &Cipher, name: &str, value: &T) -> Result<()> {
+pub fn save<T: RepoFile>(
+    backend: &dyn Backend,
+    cipher: &Cipher,
+    name: &str,
+    value: &T,
+) -> Result<()> {
     backend.write_atomic(&T::path(name), &encode_file(cipher, name, value))
 }
 

@@ -137,7 +137,6 @@ impl ChunkStore {
         }
         Ok(())
     }
-
 }
 
 /// What a finished write session added.
