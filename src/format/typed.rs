@@ -38,7 +38,7 @@ pub trait RepoFile: Serialize + DeserializeOwned {
     }
 }
 
-fn cipher_for<'c, T: RepoFile>(cipher: &'c Cipher) -> &'c Cipher {
+fn cipher_for<T: RepoFile>(cipher: &Cipher) -> &Cipher {
     if T::NEVER_SEALED {
         &Cipher::Plain
     } else {

@@ -238,7 +238,7 @@ impl Repository {
         if self.key_id.as_deref() == Some(key.as_str()) {
             return Err(Error::BadInput("refusing to remove the key in use; open the repository with another passphrase to remove it".into()));
         }
-        self.backend.remove(&crate::layout::key(&key))?;
+        self.backend.remove(&crate::layout::key(key))?;
         self.backend.sync_dir(crate::layout::KEYS)?;
         Ok(key.clone())
     }
