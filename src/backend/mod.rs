@@ -1,8 +1,13 @@
 //! Where repository bytes live. The [`Backend`] trait is the seam between the
 //! store (which knows what bytes mean) and storage (which only keeps them).
 //!
-//! Paths are `/`-separated and relative to the repository root. Writes are atomic:
-//! a reader sees the old file or the whole new one, never a part.
+//! Paths are `/`-separated and relative to the repository root (spelled by
+//! `crate::layout`). Writes are atomic: a reader sees the old file or the whole
+//! new one, never a part. The trait speaks of whole objects (put, get, ranged
+//! get, list, delete), never of renames, so an object store can implement it:
+//! there `write_atomic` is one PUT, `sync_dir` and `remove_temp_files` have
+//! nothing to do. The repository reaches its files only through this trait;
+//! its lock and its index (`lock`, `index.redb`) are local files for now.
 
 pub mod local;
 
@@ -20,7 +25,9 @@ pub trait Backend: Send + Sync {
     fn read_range(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
     /// Size of a file.
     fn size(&self, path: &str) -> Result<u64>;
-    /// Writes a file atomically and durably (temp beside it, fsync, rename, fsync folder).
+    /// Puts a whole file atomically and durably: afterwards a reader sees all of
+    /// `data`, before it the old content (locally: temp beside it, fsync,
+    /// rename, fsync folder; on an object store: one PUT).
     fn write_atomic(&self, path: &str, data: &[u8]) -> Result<()>;
     /// Names of the files directly in `dir` (not starting with `.`); empty if `dir`
     /// is absent or not a folder.
@@ -29,4 +36,12 @@ pub trait Backend: Send + Sync {
     fn remove(&self, path: &str) -> Result<()>;
     /// Whether a file exists.
     fn exists(&self, path: &str) -> Result<bool>;
+    /// Makes the removals done in `dir` durable (a local folder is fsynced; an
+    /// object store, whose deletes are durable when they return, does nothing).
+    fn sync_dir(&self, dir: &str) -> Result<()>;
+    /// Deletes what interrupted writes left in `dir` (local `.tmp-*` files);
+    /// returns how many. A store whose writes are whole-object puts has none.
+    fn remove_temp_files(&self, dir: &str) -> Result<usize>;
+    /// Whether every write and removal is refused (opened for reading only).
+    fn is_read_only(&self) -> bool;
 }

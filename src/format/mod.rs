@@ -5,11 +5,14 @@
 //! encode/decode of every record. Knows nothing of where bytes live. Every decoder
 //! checks lengths before slicing and returns [`DecodeError`], never panics.
 
+pub mod chunkloc;
 pub mod cipher;
 #[cfg(test)]
 mod golden;
 pub mod records;
+pub mod typed;
 
+pub use chunkloc::{ChunkLoc, LOC_LEN};
 pub use cipher::Cipher;
 pub use records::*;
 

@@ -534,4 +534,64 @@ mod tests {
         std::fs::write(&path, sample()).expect("write");
         assert_eq!(probe(&path).expect("ok"), 202);
     }
+
+    fn loc_in(pack: u8, len: u32) -> ChunkLoc {
+        ChunkLoc {
+            pack: PackId([pack; 32]),
+            frame_offset: 16,
+            frame_len: 10,
+            frame_raw_len: 4096,
+            compression: 0,
+            offset: 0,
+            len,
+            kind: 0,
+        }
+    }
+
+    #[test]
+    fn apply_adds_moves_and_removes_in_one_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(&dir.path().join("index.redb")).expect("open");
+        let (a, b) = (ChunkId([1; 32]), ChunkId([2; 32]));
+        index
+            .apply(&IndexUpdate {
+                chunks: vec![(a, loc_in(7, 1)), (b, loc_in(7, 2))],
+                packs: vec![(PackId([7; 32]), 100)],
+                snapshots: vec![(SnapshotId([3; 32]), vec![1, 2, 3])],
+                ..Default::default()
+            })
+            .expect("add");
+        let r = index.reader().expect("reader");
+        assert_eq!(r.get(&a).expect("get"), Some(loc_in(7, 1)));
+        assert!(r.contains(&b).expect("contains"));
+        assert!(!r.contains(&ChunkId([9; 32])).expect("absent"));
+        drop(r);
+        assert_eq!(index.chunk_count().expect("count"), 2);
+        assert_eq!(index.packs().expect("packs"), vec![(PackId([7; 32]), 100)]);
+        assert_eq!(index.snapshots().expect("snaps").len(), 1);
+        let lost: std::collections::HashSet<_> = [PackId([7; 32])].into();
+        let mut in_lost = index.chunks_in_packs(&lost).expect("in packs");
+        in_lost.sort();
+        assert_eq!(in_lost, vec![a, b]);
+        // A chunk both removed and added ends up at its new place (prune's repack).
+        index
+            .apply(&IndexUpdate {
+                remove_chunks: vec![a, b],
+                chunks: vec![(a, loc_in(8, 1))],
+                remove_packs: vec![PackId([7; 32])],
+                packs: vec![(PackId([8; 32]), 50)],
+                remove_snapshots: vec![SnapshotId([3; 32])],
+                refs_complete: Some(false),
+                ..Default::default()
+            })
+            .expect("move");
+        let r = index.reader().expect("reader");
+        assert_eq!(r.get(&a).expect("get"), Some(loc_in(8, 1)));
+        assert_eq!(r.get(&b).expect("get"), None);
+        drop(r);
+        assert_eq!(index.packs().expect("packs"), vec![(PackId([8; 32]), 50)]);
+        assert!(index.snapshots().expect("snaps").is_empty());
+        assert!(!index.refs_complete().expect("flag"));
+        assert!(IndexUpdate::default().is_empty());
+    }
 }

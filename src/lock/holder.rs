@@ -23,7 +23,7 @@ pub(super) struct Holder {
 
 /// The folder holding the lock file (the repository).
 pub(super) fn parent(path: &Path) -> PathBuf {
-    crate::backend::local::parent_dir(path).to_path_buf()
+    crate::fsutil::parent_dir(path).to_path_buf()
 }
 
 /// Finds the holder of the lock on `file` (at `path`).

@@ -11,10 +11,10 @@ use std::io::{BufReader, Write};
 use std::path::Path;
 
 use super::Repository;
-use crate::backend::local::AtomicFile;
 use crate::diff::{self, DiffReport, JsonExportRows, RowSource, SqliteRows, TableDiff};
 use crate::error::{Error, Result};
 use crate::export::{self, Table};
+use crate::fsutil::AtomicFile;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;

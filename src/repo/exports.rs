@@ -10,9 +10,9 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 
 use super::Repository;
-use crate::backend::local::AtomicFile;
 use crate::error::{Error, Result};
 use crate::export::{self, ImportReport, Table};
+use crate::fsutil::AtomicFile;
 use crate::progress::{operation, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;

@@ -10,21 +10,10 @@
 
 use std::path::Path;
 
-use crate::format::{self, Cipher, Kind};
+use crate::format::typed::{check_envelope, decode_file, RepoFile};
+use crate::format::{self, Cipher};
 
-/// Entries of the repository root that lumina-backup writes, with whether each
-/// is a folder.
-const ROOT_ENTRIES: &[(&str, bool)] = &[
-    ("config", false),
-    ("retention", false),
-    ("status", false),
-    ("lock", false),
-    ("index.redb", false),
-    ("packs", true),
-    ("snapshots", true),
-    ("keys", true),
-    ("changes", true),
-];
+use crate::layout::{self, ROOT_ENTRIES};
 
 fn is_hex(name: &str, len: usize) -> bool {
     name.len() == len
@@ -34,7 +23,7 @@ fn is_hex(name: &str, len: usize) -> bool {
 }
 
 fn is_temp(name: &str) -> bool {
-    name.starts_with(crate::backend::local::TEMP_PREFIX)
+    name.starts_with(layout::TEMP_PREFIX)
 }
 
 /// Lists `dir` as (name, is a folder); a folder that does not exist is empty.
@@ -87,7 +76,7 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
     listing("", &mut |name, is_dir| {
         ROOT_ENTRIES.contains(&(name, is_dir))
     });
-    listing("packs", &mut |name, is_dir| {
+    listing(layout::PACKS, &mut |name, is_dir| {
         let ok = is_dir && is_hex(name, 2);
         if ok {
             pack_dirs.push(name.to_string());
@@ -95,15 +84,19 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
         ok
     });
     for dir in pack_dirs {
-        listing(&format!("packs/{dir}"), &mut |name, is_dir| {
+        listing(&layout::pack_dir(&dir), &mut |name, is_dir| {
             !is_dir && is_hex(name, 64) && name.starts_with(&dir)
         });
     }
-    listing("snapshots", &mut |name, is_dir| !is_dir && is_hex(name, 64));
-    listing("keys", &mut |name, is_dir| {
+    listing(layout::SNAPSHOTS, &mut |name, is_dir| {
+        !is_dir && is_hex(name, 64)
+    });
+    listing(layout::KEYS, &mut |name, is_dir| {
         !is_dir && super::keys::is_key_id(name)
     });
-    listing("changes", &mut |name, is_dir| !is_dir && is_hex(name, 64));
+    listing(layout::CHANGES, &mut |name, is_dir| {
+        !is_dir && is_hex(name, 64)
+    });
     out
 }
 
@@ -115,22 +108,19 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
     let mut out = Vec::new();
     let read = |rel: &str| std::fs::read(root.join(rel));
     // config: must exist.
-    match read(super::CONFIG_FILE) {
+    match read(layout::CONFIG) {
         Ok(bytes) => {
-            if let Err(e) = check_small(&bytes, Kind::Config, super::CONFIG_FILE, cipher, |b| {
-                let c: format::Config = format::decode(b)?;
-                c.validate()
-            }) {
+            if let Err(e) = check_small::<format::Config>(&bytes, "", cipher) {
                 out.push(format!("config is damaged: {e}"));
             }
         }
         Err(e) => out.push(format!("config cannot be read: {e}")),
     }
-    for (name, is_dir) in entries(&root.join("keys")).unwrap_or_default() {
+    for (name, is_dir) in entries(&root.join(layout::KEYS)).unwrap_or_default() {
         if is_dir || is_temp(&name) || !super::keys::is_key_id(&name) {
             continue;
         }
-        let rel = format!("keys/{name}");
+        let rel = layout::key(&name);
         match read(&rel) {
             Ok(bytes) => {
                 if let Err(e) = super::keys::read_key_file(&name, &bytes) {
@@ -140,19 +130,20 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
             Err(e) => out.push(format!("key file {rel} cannot be read: {e}")),
         }
     }
-    let optional: [(&str, Kind, &str); 2] = [
+    type Check = fn(&[u8], Option<&Cipher>) -> Result<(), format::DecodeError>;
+    let optional: [(&str, Check, &str); 2] = [
         (
-            super::RETENTION_FILE,
-            Kind::Retention,
+            layout::RETENTION,
+            |b, c| check_small::<format::RetentionSettings>(b, "", c),
             "set the rules again with `lumina-backup config set`",
         ),
         (
-            super::status::STATUS_FILE,
-            Kind::Status,
+            layout::STATUS,
+            |b, c| check_small::<format::StatusRecord>(b, "", c),
             "it only records the last failure: delete it",
         ),
     ];
-    for (name, kind, fix) in optional {
+    for (name, check, fix) in optional {
         let bytes = match read(name) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -161,24 +152,18 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
                 continue;
             }
         };
-        let decoded = check_small(&bytes, kind, name, cipher, |b| match kind {
-            Kind::Retention => format::decode::<format::RetentionSettings>(b).map(|_| ()),
-            _ => format::decode::<format::StatusRecord>(b).map(|_| ()),
-        });
+        let decoded = check(&bytes, cipher);
         if let Err(e) = decoded {
             out.push(format!("{name} is damaged: {e}; {fix}"));
         }
     }
-    for (name, is_dir) in entries(&root.join(super::status::CHANGES_DIR)).unwrap_or_default() {
+    for (name, is_dir) in entries(&root.join(layout::CHANGES)).unwrap_or_default() {
         if is_dir || is_temp(&name) || !is_hex(&name, 64) {
             continue;
         }
-        let rel = format!("{}/{name}", super::status::CHANGES_DIR);
+        let rel = format!("{}/{name}", layout::CHANGES);
         let result = read(&rel).map_err(|e| e.to_string()).and_then(|bytes| {
-            check_small(&bytes, Kind::Changes, &rel, cipher, |b| {
-                format::decode::<format::ChangeSummary>(b).map(|_| ())
-            })
-            .map_err(|e| e.to_string())
+            check_small::<format::ChangeSummary>(&bytes, &name, cipher).map_err(|e| e.to_string())
         });
         if let Err(e) = result {
             out.push(format!(
@@ -190,26 +175,15 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
 }
 
 /// Checks one small file: the envelope always, then (with a cipher) opens and
-/// decodes the body with `decode`.
-fn check_small(
+/// decodes the record; without one, decodes it only when it is not sealed.
+fn check_small<T: RepoFile>(
     bytes: &[u8],
-    kind: Kind,
     name: &str,
     cipher: Option<&Cipher>,
-    decode: impl FnOnce(&[u8]) -> Result<(), format::DecodeError>,
 ) -> Result<(), format::DecodeError> {
     match cipher {
-        Some(c) => {
-            let body = c.read_file(kind, name, bytes)?;
-            decode(&body)
-        }
-        None => {
-            let (header, body) = format::unframe_file(bytes, kind)?;
-            if header.flags & format::FLAG_SEALED == 0 {
-                decode(body)?;
-            }
-            Ok(())
-        }
+        Some(c) => decode_file::<T>(c, name, bytes).map(|_| ()),
+        None => check_envelope::<T>(bytes),
     }
 }
 

@@ -13,17 +13,17 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::format::{self, Kind, RetentionSettings};
+use crate::format::RetentionSettings;
 use crate::index::IndexUpdate;
 use crate::retention::{self, Item, Plan, Policy};
 use crate::snapshot;
+use crate::store::files;
 
 use super::PruneReport;
 
 /// Name of the retention settings file.
-pub const RETENTION_FILE: &str = "retention";
+pub const RETENTION_FILE: &str = crate::layout::RETENTION;
 
 /// What `forget` decided and did.
 #[derive(Debug, Clone, Serialize)]
@@ -39,27 +39,16 @@ pub struct ForgetReport {
 impl Repository {
     /// The stored retention settings (empty when none were ever set).
     pub fn retention_settings(&self) -> Result<RetentionSettings> {
-        if !self.backend.exists(RETENTION_FILE)? {
-            return Ok(RetentionSettings::default());
-        }
-        let bytes = self.backend.read(RETENTION_FILE)?;
-        let body = self
-            .store
-            .cipher()
-            .read_file(Kind::Retention, RETENTION_FILE, &bytes)
-            .map_err(|e| Error::decode("retention settings", e))?;
-        format::decode(&body).map_err(|e| Error::decode("retention settings", e))
+        Ok(
+            files::get_optional(self.backend.as_ref(), self.store.cipher(), "")?
+                .unwrap_or_default(),
+        )
     }
 
     /// Replaces the stored retention settings (atomically; sealed if encrypted).
     pub fn set_retention_settings(&self, settings: &RetentionSettings) -> Result<()> {
         Policy::from_settings(settings).map_err(|e| Error::BadInput(e.to_string()))?;
-        let file = self.store.cipher().write_file(
-            Kind::Retention,
-            RETENTION_FILE,
-            &format::encode_named(settings),
-        );
-        self.backend.write_atomic(RETENTION_FILE, &file)
+        files::save(self.backend.as_ref(), self.store.cipher(), "", settings)
     }
 
     /// The policy `forget` applies without rules on the command line.
@@ -187,7 +176,7 @@ impl Repository {
             self.backend.remove(&snapshot::snapshot_path(id))?;
             self.forget_changes(id)?;
         }
-        crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
+        self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
         crate::testhook::point("forget-after-files");
         self.index.apply(&IndexUpdate {
             remove_snapshots: removed,

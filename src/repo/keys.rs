@@ -7,7 +7,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::Repository;
-use crate::backend::{Backend, LocalBackend};
+use crate::backend::Backend;
 use crate::crypto::{self, KdfParams, MasterKey};
 use crate::error::{Error, Result};
 use crate::format::{self, Cipher, KeyFile, Kind};
@@ -94,9 +94,9 @@ pub(crate) fn is_key_id(name: &str) -> bool {
 }
 
 /// The names of the key files in `keys/` (foreign files left out).
-pub(crate) fn key_file_ids(backend: &LocalBackend) -> Result<Vec<String>> {
+pub(crate) fn key_file_ids(backend: &dyn Backend) -> Result<Vec<String>> {
     Ok(backend
-        .list("keys")?
+        .list(crate::layout::KEYS)?
         .into_iter()
         .filter(|n| is_key_id(n))
         .collect())
@@ -105,8 +105,7 @@ pub(crate) fn key_file_ids(backend: &LocalBackend) -> Result<Vec<String>> {
 /// Decodes a key file.
 pub(crate) fn read_key_file(id: &str, bytes: &[u8]) -> Result<KeyFile> {
     let object = format!("key {id}");
-    let body = format::open_file(bytes, Kind::Key).map_err(|e| Error::decode(&object, e))?;
-    let k: KeyFile = format::decode(body).map_err(|e| Error::decode(&object, e))?;
+    let k: KeyFile = crate::store::files::open(&Cipher::Plain, id, bytes)?;
     if k.kdf != "argon2id" || k.salt.len() != 16 {
         return Err(Error::corrupt(
             object,
@@ -121,7 +120,7 @@ pub(crate) fn read_key_file(id: &str, bytes: &[u8]) -> Result<KeyFile> {
 
 /// Tries `passphrase` against every key file; returns the master key and the id
 /// of the key that opened it.
-pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(MasterKey, String)> {
+pub(crate) fn unlock(backend: &dyn Backend, passphrase: &str) -> Result<(MasterKey, String)> {
     let ids = key_file_ids(backend)?;
     if ids.is_empty() {
         return Err(Error::corrupt(
@@ -132,7 +131,7 @@ pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(Master
     let mut damaged: Vec<Error> = Vec::new();
     let total = ids.len();
     for id in ids {
-        let bytes = backend.read(&format!("keys/{id}"))?;
+        let bytes = backend.read(&crate::layout::key(&id))?;
         let k = match read_key_file(&id, &bytes) {
             Ok(k) => k,
             Err(e) => {
@@ -167,7 +166,7 @@ pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(Master
             },
         }),
         Some(other) => Err(other),
-        None => Err(Error::WrongPassphrase(backend.root().to_path_buf())),
+        None => Err(Error::WrongPassphrase(backend.location().into())),
     }
 }
 
@@ -185,8 +184,8 @@ impl Repository {
     pub fn key_list(&self) -> Result<Vec<KeyInfo>> {
         self.master()?;
         let mut out = Vec::new();
-        for id in key_file_ids(&self.backend)? {
-            let k = read_key_file(&id, &self.backend.read(&format!("keys/{id}"))?)?;
+        for id in key_file_ids(self.backend.as_ref())? {
+            let k = read_key_file(&id, &self.backend.read(&crate::layout::key(&id))?)?;
             out.push(KeyInfo {
                 current: self.key_id.as_deref() == Some(&id),
                 id,
@@ -203,7 +202,7 @@ impl Repository {
     pub fn key_add(&self, passphrase: &str, params: KdfParams, label: &str) -> Result<String> {
         let master = self.master()?;
         let (id, file) = make_key_file(master, passphrase, params, label)?;
-        self.backend.write_atomic(&format!("keys/{id}"), &file)?;
+        self.backend.write_atomic(&crate::layout::key(&id), &file)?;
         Ok(id)
     }
 
@@ -212,7 +211,7 @@ impl Repository {
     /// not decoded).
     pub fn key_remove(&self, prefix: &str) -> Result<String> {
         self.master()?;
-        let keys = key_file_ids(&self.backend)?;
+        let keys = key_file_ids(self.backend.as_ref())?;
         let matches: Vec<&String> = keys
             .iter()
             .filter(|id| id.starts_with(prefix) && !prefix.is_empty())
@@ -239,8 +238,8 @@ impl Repository {
         if self.key_id.as_deref() == Some(key.as_str()) {
             return Err(Error::BadInput("refusing to remove the key in use; open the repository with another passphrase to remove it".into()));
         }
-        self.backend.remove(&format!("keys/{key}"))?;
-        crate::backend::local::sync_dir(&self.root.join("keys"))?;
+        self.backend.remove(&crate::layout::key(key))?;
+        self.backend.sync_dir(crate::layout::KEYS)?;
         Ok(key.clone())
     }
 
@@ -257,8 +256,8 @@ impl Repository {
             .map(|k| k.label)
             .unwrap_or_default();
         let new = self.key_add(new_passphrase, params, &label)?;
-        self.backend.remove(&format!("keys/{old}"))?;
-        crate::backend::local::sync_dir(&self.root.join("keys"))?;
+        self.backend.remove(&crate::layout::key(&old))?;
+        self.backend.sync_dir(crate::layout::KEYS)?;
         self.key_id = Some(new.clone());
         Ok(new)
     }
@@ -272,7 +271,7 @@ mod tests {
     #[test]
     fn wrap_and_unwrap() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let backend = LocalBackend::new(dir.path());
+        let backend = crate::backend::LocalBackend::new(dir.path());
         let master = MasterKey::generate();
         let weak = KdfParams {
             m_cost_kib: 8 * 1024,

@@ -46,17 +46,18 @@ use crate::format::Cipher;
 use crate::format::{self, Config, Kind};
 use crate::id::SnapshotId;
 use crate::index::{Index, IndexUpdate};
+use crate::layout;
 use crate::lock::RepoLock;
 use crate::progress::Progress;
 use crate::snapshot::{self, Snapshot};
 use crate::store::{pack, ChunkStore};
 
 /// Name of the config file.
-pub const CONFIG_FILE: &str = "config";
+pub const CONFIG_FILE: &str = crate::layout::CONFIG;
 /// Name of the index file.
-pub const INDEX_FILE: &str = "index.redb";
+pub const INDEX_FILE: &str = crate::layout::INDEX;
 /// Name of the lock file.
-pub const LOCK_FILE: &str = "lock";
+pub const LOCK_FILE: &str = crate::layout::LOCK;
 
 /// Said when a damaged index is replaced on open.
 const INDEX_REBUILT_NOTICE: &str = "index.redb could not be read (damaged or of another version); \
@@ -126,7 +127,9 @@ pub fn source_key(db: &Path) -> String {
 /// read-only).
 pub struct Repository {
     root: PathBuf,
-    backend: Arc<LocalBackend>,
+    /// The repository's files, reached only through the [`Backend`] seam (the
+    /// same backend the store writes packs through).
+    backend: Arc<dyn Backend>,
     store: ChunkStore,
     index: Index,
     key_id: Option<String>,
@@ -164,7 +167,7 @@ impl Repository {
         if existed {
             init::make_private(path);
         }
-        for dir in ["packs", "snapshots", "keys"] {
+        for dir in layout::INIT_DIRS {
             backend.create_dir(&path.join(dir))?;
         }
         // Created once here, so locking never needs new bytes (a full disk).
@@ -178,15 +181,12 @@ impl Repository {
             Some(pw) => {
                 let master = MasterKey::generate();
                 let (id, file) = keys::make_key_file(&master, pw, opts.kdf, "")?;
-                backend.write_atomic(&format!("keys/{id}"), &file)?;
+                backend.write_atomic(&layout::key(&id), &file)?;
                 Cipher::Sealed(Arc::new(master))
             }
         };
         // The config is written last: a folder without it is not a repository yet.
-        backend.write_atomic(
-            CONFIG_FILE,
-            &cipher.write_file(Kind::Config, CONFIG_FILE, &format::encode_named(&config)),
-        )?;
+        crate::store::files::save(&backend, &cipher, "", &config)?;
         Ok(config)
     }
 
@@ -196,6 +196,11 @@ impl Repository {
         if !backend.exists(CONFIG_FILE)? {
             return Err(Error::NoRepository(path.to_path_buf()));
         }
+        Self::config_is_sealed(&backend)
+    }
+
+    /// Whether the config's header says it is sealed (reads only the config).
+    fn config_is_sealed(backend: &dyn Backend) -> Result<bool> {
         let bytes = backend.read(CONFIG_FILE)?;
         let header =
             format::decode_header(&bytes, Kind::Config).map_err(|e| Error::decode("config", e))?;
@@ -216,15 +221,14 @@ impl Repository {
     /// ([`crate::index::Index::open_read_only`]). Every write method fails with
     /// [`Error::ReadOnlyRepository`].
     pub fn open_read_only(path: &Path, opts: &OpenOptions) -> Result<Self> {
-        let backend = Arc::new(LocalBackend::new_read_only(path));
-        let (cipher, key_id, config) = Self::read_config(path, &backend, opts)?;
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new_read_only(path));
+        let (cipher, key_id, config) = Self::read_config(path, backend.as_ref(), opts)?;
         let lock = RepoLock::acquire_shared(&path.join(LOCK_FILE), opts.lock_wait)?;
         let index = Index::open_read_only(&path.join(INDEX_FILE))?;
-        let dynb: Arc<dyn Backend> = backend.clone();
         let mut repo = Repository {
             root: path.to_path_buf(),
+            store: ChunkStore::new(backend.clone(), config, cipher),
             backend,
-            store: ChunkStore::new(dynb, config, cipher),
             index,
             key_id,
             notices: Vec::new(),
@@ -249,8 +253,8 @@ impl Repository {
     }
 
     fn open_inner(path: &Path, opts: &OpenOptions, discard_index: bool) -> Result<Self> {
-        let backend = Arc::new(LocalBackend::new(path));
-        let (cipher, key_id, config) = Self::read_config(path, &backend, opts)?;
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
+        let (cipher, key_id, config) = Self::read_config(path, backend.as_ref(), opts)?;
         let lock = RepoLock::acquire(&path.join(LOCK_FILE), &opts.purpose, opts.lock_wait)?;
         let index_path = path.join(INDEX_FILE);
         if discard_index {
@@ -270,8 +274,7 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let dynb: Arc<dyn Backend> = backend.clone();
-        let store = ChunkStore::new(dynb, config, cipher);
+        let store = ChunkStore::new(backend.clone(), config, cipher);
         let mut repo = Repository {
             root: path.to_path_buf(),
             backend,
@@ -322,7 +325,7 @@ impl Repository {
     /// Unlocks (if encrypted) and decodes the config; touches no file.
     fn read_config(
         path: &Path,
-        backend: &Arc<LocalBackend>,
+        backend: &dyn Backend,
         opts: &OpenOptions,
     ) -> Result<(Cipher, Option<String>, Config)> {
         if !backend.exists(CONFIG_FILE)? {
@@ -330,7 +333,7 @@ impl Repository {
         }
         // Keys are checked before anything is locked or opened: a wrong passphrase
         // touches no file.
-        let (cipher, key_id) = if Self::is_encrypted(path)? {
+        let (cipher, key_id) = if Self::config_is_sealed(backend)? {
             let pw = opts
                 .passphrase
                 .as_ref()
@@ -349,12 +352,7 @@ impl Repository {
             }
             (Cipher::Plain, None)
         };
-        let bytes = backend.read(CONFIG_FILE)?;
-        let body = cipher
-            .read_file(Kind::Config, CONFIG_FILE, &bytes)
-            .map_err(|e| Error::decode("config", e))?;
-        let config: Config = format::decode(&body).map_err(|e| Error::decode("config", e))?;
-        config.validate().map_err(|e| Error::decode("config", e))?;
+        let config: Config = crate::store::files::get(backend, &cipher, "")?;
         Ok((cipher, key_id, config))
     }
 
@@ -375,9 +373,9 @@ impl Repository {
 
     fn cleanup_temp_files(&self) -> Result<()> {
         self.backend.remove_temp_files("")?;
-        self.backend.remove_temp_files("snapshots")?;
-        for dir in self.backend.list("packs")? {
-            self.backend.remove_temp_files(&format!("packs/{dir}"))?;
+        self.backend.remove_temp_files(layout::SNAPSHOTS)?;
+        for dir in self.backend.list(layout::PACKS)? {
+            self.backend.remove_temp_files(&layout::pack_dir(&dir))?;
         }
         Ok(())
     }
@@ -485,16 +483,16 @@ impl Repository {
         let mut out = Vec::new();
         // Only `packs/<2 hex>/<64 hex>` names are packs; anything else there is a
         // foreign file, skipped (verify names them).
-        for dir in self.backend.list("packs")? {
+        for dir in self.backend.list(layout::PACKS)? {
             if dir.len() != 2 || !dir.bytes().all(|b| b.is_ascii_hexdigit()) {
                 continue;
             }
-            for name in self.backend.list(&format!("packs/{dir}"))? {
+            for name in self.backend.list(&layout::pack_dir(&dir))? {
                 if !name.starts_with(&dir) {
                     continue;
                 }
                 if let Some(id) = crate::id::PackId::from_hex(&name) {
-                    let size = self.backend.size(&format!("packs/{dir}/{name}"))?;
+                    let size = self.backend.size(&layout::pack_in(&dir, &name))?;
                     out.push((id, size));
                 }
             }
@@ -512,7 +510,7 @@ impl Repository {
     pub(crate) fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         Ok(self
             .backend
-            .list("snapshots")?
+            .list(layout::SNAPSHOTS)?
             .iter()
             .filter_map(|n| SnapshotId::from_hex(n))
             .collect())

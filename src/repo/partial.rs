@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::id::PackId;
 use crate::index::IndexUpdate;
@@ -67,12 +66,10 @@ impl Repository {
             let path = pack::pack_path(&id);
             self.backend.remove(&path)?;
             removed += size;
-            if let Some((dir, _)) = path.rsplit_once('/') {
-                dirs.insert(dir.to_string());
-            }
+            dirs.insert(crate::layout::dir_of(&path).to_string());
         }
         for dir in dirs {
-            crate::backend::local::sync_dir(&self.root.join(dir))?;
+            self.backend.sync_dir(&dir)?;
         }
         Ok(removed)
     }

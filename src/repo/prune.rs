@@ -23,13 +23,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::format::TreeNode;
 use crate::id::{ChunkId, PackId};
-use crate::index::{IndexReader, IndexUpdate};
+use crate::index::IndexUpdate;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
-use crate::store::{pack, ChunkLoc, FrameCache, WriteSession, KIND_TREE};
+use crate::store::{pack, ChunkLoc, ChunkReader, WriteSession};
 
 /// Default `--max-unused`: repack a pack when more than this percentage of its
 /// stored bytes is dead.
@@ -257,56 +255,9 @@ impl PackTally {
     }
 }
 
-/// A few decompressed frames, least recently used dropped first.
-struct FrameLru {
-    cap: usize,
-    tick: u64,
-    frames: HashMap<(PackId, u64), (u64, Vec<u8>)>,
-}
-
-impl FrameLru {
-    fn new(cap: usize) -> Self {
-        FrameLru {
-            cap,
-            tick: 0,
-            frames: HashMap::new(),
-        }
-    }
-
-    fn node(&mut self, repo: &Repository, id: &ChunkId, loc: &ChunkLoc) -> Result<TreeNode> {
-        self.tick += 1;
-        let key = (loc.pack, loc.frame_offset);
-        if !self.frames.contains_key(&key) {
-            if self.frames.len() >= self.cap {
-                let oldest = self
-                    .frames
-                    .iter()
-                    .min_by_key(|(_, (t, _))| *t)
-                    .map(|(k, _)| *k)
-                    .expect("cache is full, so not empty");
-                self.frames.remove(&oldest);
-            }
-            let raw = repo.store.read_frame(loc)?;
-            self.frames.insert(key, (self.tick, raw));
-        }
-        let entry = self.frames.get_mut(&key).expect("inserted above");
-        entry.0 = self.tick;
-        let start = loc.offset as usize;
-        let bytes = entry
-            .1
-            .get(start..start + loc.len as usize)
-            .ok_or_else(|| Error::corrupt(format!("chunk {}", id.short()), "outside its frame"))?;
-        repo.store.check_chunk(id, bytes, loc)?;
-        crate::format::decode_tree_node(bytes)
-            .map_err(|e| Error::decode(format!("tree node {}", id.short()), e))
-    }
-}
-
 /// The referenced set, built by walking trees and skipping subtrees seen before.
 struct Marker<'r> {
-    repo: &'r Repository,
-    reader: IndexReader,
-    cache: FrameLru,
+    reader: ChunkReader<'r>,
     /// Every referenced chunk (data and nodes).
     live: HashSet<ChunkId>,
     /// Nodes already walked: content addressing makes their subtrees identical.
@@ -321,17 +272,7 @@ impl Marker<'_> {
                 continue;
             }
             self.live.insert(id);
-            let loc = self
-                .reader
-                .get(&id)?
-                .ok_or_else(|| Error::MissingChunk(id.to_hex()))?;
-            if loc.kind != KIND_TREE {
-                return Err(Error::corrupt(
-                    format!("tree node {}", id.short()),
-                    "indexed as data",
-                ));
-            }
-            let node = self.cache.node(self.repo, &id, &loc)?;
+            let node = self.reader.node(&id)?;
             if want_level.is_some_and(|l| l != node.level) {
                 return Err(Error::corrupt(
                     format!("tree node {}", id.short()),
@@ -384,9 +325,11 @@ impl Repository {
         snaps.sort_by_key(|(t, id, _)| (*t, *id));
         progress.phase(&PhaseInfo::new(Phase::FindReferences).total(Some(snaps.len() as u64)));
         let mut marker = Marker {
-            repo: self,
-            reader: self.index.reader()?,
-            cache: FrameLru::new(NODE_FRAME_CACHE),
+            reader: ChunkReader::with_cache_frames(
+                &self.store,
+                self.index.reader()?,
+                NODE_FRAME_CACHE,
+            ),
             live: HashSet::new(),
             walked: HashSet::new(),
         };
@@ -562,7 +505,7 @@ impl Repository {
         // so "known" must say no, or the session would skip it and the chunk
         // would be lost with its old pack.
         let mut session = WriteSession::new(&self.store, Box::new(|_| Ok(false)));
-        let mut cache = FrameCache::default();
+        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
         // Batches go through `put_batch`, which compresses and writes frames as
         // they fill, so memory stays at a few frames and one pack whatever the
         // amount repacked.
@@ -588,7 +531,7 @@ impl Repository {
         };
         for (id, loc) in &plan.repack_chunks {
             Repository::check_cancel(progress)?;
-            let data = self.store.read_chunk(id, loc, &mut cache)?;
+            let data = reader.chunk_at(id, loc)?;
             let len = data.len();
             if !batch.is_empty() && (loc.kind != batch_kind || batch_bytes >= REPACK_BATCH) {
                 flush(&mut session, batch_kind, &mut batch)?;
@@ -602,6 +545,7 @@ impl Repository {
         if !batch.is_empty() {
             flush(&mut session, batch_kind, &mut batch)?;
         }
+        drop(reader);
         let added = session.finish()?;
         crate::testhook::point("prune-after-new-packs");
 
@@ -631,13 +575,11 @@ impl Repository {
             crate::testhook::point("prune-delete-pack");
             let path = pack::pack_path(id);
             self.backend.remove(&path)?;
-            if let Some((dir, _)) = path.rsplit_once('/') {
-                dirs.insert(dir.to_string());
-            }
+            dirs.insert(crate::layout::dir_of(&path).to_string());
             progress.advance(1);
         }
         for dir in dirs {
-            crate::backend::local::sync_dir(&self.root.join(dir))?;
+            self.backend.sync_dir(&dir)?;
         }
         // The index lost many entries: give the space back (best effort; the
         // prune itself is complete).

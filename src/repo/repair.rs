@@ -16,7 +16,6 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::{files, Repository};
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::{FileKind, SnapshotRecord};
 use crate::id::{ChunkId, PackId, SnapshotId};
@@ -24,7 +23,7 @@ use crate::index::IndexUpdate;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot;
 use crate::store::tree::TreeReader;
-use crate::store::{FrameCache, KIND_TREE};
+use crate::store::ChunkReader;
 
 /// A snapshot `repair snapshots` removes.
 #[derive(Debug, Clone, Serialize)]
@@ -106,8 +105,7 @@ impl Repository {
 
         let ids = self.snapshot_ids()?;
         progress.phase(&PhaseInfo::new(Phase::RepairSnapshots).total(Some(ids.len() as u64)));
-        let reader = self.index.reader()?;
-        let mut cache = FrameCache::default();
+        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
         // Subtrees found complete (content addressing: same id, same subtree).
         let mut good: HashSet<ChunkId> = HashSet::new();
         for id in ids {
@@ -130,21 +128,6 @@ impl Repository {
             for file in &record.files {
                 let mut tree = TreeReader::new(file.root);
                 let mut walked = Vec::new();
-                let mut get = |nid: &ChunkId| {
-                    if dropped.contains(nid) {
-                        return Err(Error::MissingChunk(nid.to_hex()));
-                    }
-                    let loc = reader
-                        .get(nid)?
-                        .ok_or_else(|| Error::MissingChunk(nid.to_hex()))?;
-                    if loc.kind != KIND_TREE {
-                        return Err(Error::corrupt(
-                            format!("tree node {}", nid.short()),
-                            "indexed as data",
-                        ));
-                    }
-                    self.store.read_node(nid, &loc, &mut cache)
-                };
                 let mut skip = |e: &crate::format::TreeEntry| {
                     let seen = good.contains(&e.id);
                     if !seen {
@@ -154,7 +137,16 @@ impl Repository {
                 };
                 let mut size = 0u64;
                 let result = (|| {
-                    while let Some((leaf, is_leaf)) = tree.next(&mut get, &mut skip)? {
+                    loop {
+                        let mut get = |nid: &ChunkId| {
+                            if dropped.contains(nid) {
+                                return Err(Error::MissingChunk(nid.to_hex()));
+                            }
+                            reader.node(nid)
+                        };
+                        let Some((leaf, is_leaf)) = tree.next(&mut get, &mut skip)? else {
+                            break;
+                        };
                         size += leaf.len;
                         if is_leaf && (dropped.contains(&leaf.id) || !reader.contains(&leaf.id)?) {
                             return Err(Error::MissingChunk(leaf.id.to_hex()));
@@ -233,7 +225,7 @@ impl Repository {
             let _ = self.forget_changes(&id);
             remove.push(id);
         }
-        crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
+        self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
         self.index.apply(&IndexUpdate {
             snapshots: plan.new_records.clone(),
             remove_snapshots: remove,

@@ -11,17 +11,16 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::{restore_guard, Repository};
-use crate::backend::local::AtomicFile;
 use crate::error::{Error, Result};
-use crate::format::{FileEntry, FileKind, TreeNode};
-use crate::id::{ChunkId, PackId};
-use crate::index::IndexReader;
+use crate::format::{FileEntry, FileKind};
+use crate::fsutil::AtomicFile;
+use crate::id::PackId;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;
 use crate::sqlite::target::{self, Ownership};
 use crate::store::tree::TreeReader;
-use crate::store::{ChunkLoc, FrameCache};
+use crate::store::{ChunkLoc, ChunkReader};
 
 /// Options of a restore.
 #[derive(Debug, Clone, Default)]
@@ -72,19 +71,6 @@ pub struct RestoreReport {
 const LEAF_BATCH: usize = 1024;
 
 impl Repository {
-    fn node_reader<'a>(
-        &'a self,
-        reader: &'a IndexReader,
-        cache: &'a mut FrameCache,
-    ) -> impl FnMut(&ChunkId) -> Result<TreeNode> + 'a {
-        move |id: &ChunkId| {
-            let loc = reader
-                .get(id)?
-                .ok_or_else(|| Error::MissingChunk(id.to_hex()))?;
-            self.store.read_node(id, &loc, cache)
-        }
-    }
-
     /// Streams one file of a snapshot to `out`, verifying every chunk, the size
     /// and the whole-file BLAKE3. On any mismatch it fails (what was written to
     /// `out` must then be discarded by the caller).
@@ -103,8 +89,7 @@ impl Repository {
         out: &mut dyn Write,
         progress: &dyn Progress,
     ) -> Result<u64> {
-        let reader = self.index.reader()?;
-        let mut node_cache = FrameCache::default();
+        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
         let mut frames: HashMap<(PackId, u64), Arc<Vec<u8>>> = HashMap::new();
         let mut tree = TreeReader::new(entry.root);
         let mut hasher = blake3::Hasher::new();
@@ -116,13 +101,10 @@ impl Repository {
         );
         loop {
             let mut leaves = Vec::with_capacity(LEAF_BATCH);
-            {
-                let mut get = self.node_reader(&reader, &mut node_cache);
-                while leaves.len() < LEAF_BATCH {
-                    match tree.next_leaf(&mut get)? {
-                        Some(leaf) => leaves.push(leaf),
-                        None => break,
-                    }
+            while leaves.len() < LEAF_BATCH {
+                match reader.next_leaf(&mut tree)? {
+                    Some(leaf) => leaves.push(leaf),
+                    None => break,
                 }
             }
             if leaves.is_empty() {
@@ -152,17 +134,13 @@ impl Repository {
     /// last frame over to the next batch (consecutive chunks share frames).
     fn read_batch(
         &self,
-        reader: &IndexReader,
+        reader: &ChunkReader<'_>,
         leaves: &[crate::format::TreeEntry],
         frames: &mut HashMap<(PackId, u64), Arc<Vec<u8>>>,
     ) -> Result<Vec<u8>> {
         let locs = leaves
             .iter()
-            .map(|l| {
-                reader
-                    .get(&l.id)?
-                    .ok_or_else(|| Error::MissingChunk(l.id.to_hex()))
-            })
+            .map(|l| reader.locate(&l.id))
             .collect::<Result<Vec<ChunkLoc>>>()?;
         let mut wanted: Vec<&ChunkLoc> = Vec::new();
         let mut seen: HashSet<(PackId, u64)> = HashSet::new();
@@ -506,18 +484,18 @@ fn install_file(temp: &Path, path: &Path, entry: &FileEntry) -> Result<Option<Pa
         }
     }
     std::fs::rename(temp, path).map_err(|e| Error::io("renaming into", path, e))?;
-    crate::backend::local::sync_dir(crate::backend::local::parent_dir(path))?;
+    crate::fsutil::sync_dir(crate::fsutil::parent_dir(path))?;
     Ok(aside)
 }
 
 /// Removes `.tmp-<name>-<16 hex>` files beside `target`: what a killed restore of
-/// this target left (see `backend::local::temp_path_beside`).
+/// this target left (see `fsutil::temp_path_beside`).
 fn remove_stale_temps(target: &Path) {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return;
     };
-    let prefix = format!("{}{name}-", crate::backend::local::TEMP_PREFIX);
-    let dir = crate::backend::local::parent_dir(target);
+    let prefix = format!("{}{name}-", crate::fsutil::TEMP_PREFIX);
+    let dir = crate::fsutil::parent_dir(target);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

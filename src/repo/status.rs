@@ -6,14 +6,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::format::{self, Kind, StatusRecord};
+use crate::format::StatusRecord;
 use crate::index::IndexUpdate;
 use crate::snapshot::{self, Snapshot};
-
-/// Name of the status file.
-pub const STATUS_FILE: &str = "status";
+use crate::store::files;
 
 /// One database's history in brief.
 #[derive(Debug, Clone, Serialize)]
@@ -143,18 +140,7 @@ impl Repository {
 
     /// The last recorded failure, if any.
     pub fn last_failure(&self) -> Result<Option<StatusRecord>> {
-        if !self.backend.exists(STATUS_FILE)? {
-            return Ok(None);
-        }
-        let bytes = self.backend.read(STATUS_FILE)?;
-        let body = self
-            .store
-            .cipher()
-            .read_file(Kind::Status, STATUS_FILE, &bytes)
-            .map_err(|e| Error::decode("status", e))?;
-        Ok(Some(
-            format::decode(&body).map_err(|e| Error::decode("status", e))?,
-        ))
+        files::get_optional(self.backend.as_ref(), self.store.cipher(), "")
     }
 
     /// Records a failure for `status` (written atomically; sealed if encrypted).
@@ -166,11 +152,7 @@ impl Repository {
             db: db.to_string(),
             message: message.to_string(),
         };
-        let file =
-            self.store
-                .cipher()
-                .write_file(Kind::Status, STATUS_FILE, &format::encode_named(&rec));
-        self.backend.write_atomic(STATUS_FILE, &file)
+        files::save(self.backend.as_ref(), self.store.cipher(), "", &rec)
     }
 
     /// Changes the tags and note of a snapshot. Records are content-addressed, so
@@ -209,16 +191,9 @@ impl Repository {
             ..Default::default()
         })?;
         self.backend.remove(&snapshot::snapshot_path(&old.id))?;
-        crate::backend::local::sync_dir(&self.root.join("snapshots"))?;
+        self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
         Ok(Snapshot { id, record })
     }
-}
-
-/// Folder of the change summaries.
-pub const CHANGES_DIR: &str = "changes";
-
-fn changes_path(id: &crate::id::SnapshotId) -> String {
-    format!("{CHANGES_DIR}/{}", id.to_hex())
 }
 
 impl Repository {
@@ -232,30 +207,28 @@ impl Repository {
             parent,
             changed_rows,
         };
-        let name = changes_path(&snap.id);
-        let file =
-            self.store
-                .cipher()
-                .write_file(Kind::Changes, &name, &format::encode_named(&rec));
-        self.backend.write_atomic(&name, &file)
+        files::save(
+            self.backend.as_ref(),
+            self.store.cipher(),
+            &snap.id.to_hex(),
+            &rec,
+        )
     }
 
     /// Rows changed against the parent, for the snapshots where that is known.
     pub fn known_changes(&self) -> Result<std::collections::HashMap<crate::id::SnapshotId, u64>> {
         let mut out = std::collections::HashMap::new();
-        for name in self.backend.list(CHANGES_DIR)? {
+        for name in self.backend.list(crate::layout::CHANGES)? {
             let Some(id) = crate::id::SnapshotId::from_hex(&name) else {
                 continue;
             };
-            let path = changes_path(&id);
-            let decoded = self
-                .backend
-                .read(&path)
-                .ok()
-                .and_then(|b| self.store.cipher().read_file(Kind::Changes, &path, &b).ok())
-                .and_then(|body| format::decode::<crate::format::ChangeSummary>(&body).ok());
             // A damaged cache entry is only a missing figure.
-            if let Some(rec) = decoded {
+            let decoded = files::get::<crate::format::ChangeSummary>(
+                self.backend.as_ref(),
+                self.store.cipher(),
+                &id.to_hex(),
+            );
+            if let Ok(rec) = decoded {
                 out.insert(id, rec.changed_rows);
             }
         }
@@ -264,6 +237,6 @@ impl Repository {
 
     /// Drops the change summary of a removed snapshot.
     pub(crate) fn forget_changes(&self, id: &crate::id::SnapshotId) -> Result<()> {
-        self.backend.remove(&changes_path(id))
+        self.backend.remove(&crate::layout::changes(id))
     }
 }

@@ -11,7 +11,6 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::Repository;
-use crate::backend::Backend;
 use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
 use crate::error::{Error, PartialData, Result, StopCause};
 use crate::export::{self, Table};
@@ -371,10 +370,8 @@ impl Repository {
         let reuse_ref = reuse.as_ref();
         let parent_leaves = match parent_snap.as_ref().and_then(|p| p.image()) {
             Some(img) => Some(ParentLeaves {
-                store: &self.store,
-                reader: self.index.reader()?,
+                reader: crate::store::ChunkReader::new(&self.store, self.index.reader()?),
                 tree: crate::store::tree::TreeReader::new(img.root),
-                cache: crate::store::FrameCache::default(),
                 done: false,
             }),
             None => None,
@@ -509,7 +506,6 @@ impl Repository {
     }
 
     fn backend_write(&self, path: &str, data: &[u8]) -> Result<()> {
-        use crate::backend::Backend;
         self.backend.write_atomic(path, data)
     }
 }
@@ -573,10 +569,8 @@ fn read_extra(
 /// in place, so most new chunks equal the parent's at the same position and need
 /// no index lookup. Any failure to read the parent only ends the hints.
 struct ParentLeaves<'r> {
-    store: &'r crate::store::ChunkStore,
-    reader: crate::index::IndexReader,
+    reader: crate::store::ChunkReader<'r>,
     tree: crate::store::tree::TreeReader,
-    cache: crate::store::FrameCache,
     done: bool,
 }
 
@@ -585,14 +579,7 @@ impl ParentLeaves<'_> {
         if self.done {
             return None;
         }
-        let (store, reader, cache) = (self.store, &self.reader, &mut self.cache);
-        let mut get = |id: &ChunkId| {
-            let loc = reader
-                .get(id)?
-                .ok_or_else(|| Error::MissingChunk(id.to_hex()))?;
-            store.read_node(id, &loc, cache)
-        };
-        match self.tree.next_leaf(&mut get) {
+        match self.reader.next_leaf(&mut self.tree) {
             Ok(Some(e)) => Some(e.id),
             _ => {
                 self.done = true;

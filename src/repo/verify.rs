@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use super::{files, OpenOptions, Repository};
-use crate::backend::Backend;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};
@@ -17,7 +16,7 @@ use crate::index::IndexUpdate;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot;
 use crate::store::tree::TreeReader;
-use crate::store::{pack, FrameCache, KIND_TREE};
+use crate::store::{pack, ChunkReader};
 
 /// The outcome of `verify`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -130,9 +129,8 @@ impl Repository {
         }
 
         // Snapshots: files decode, and every chunk they need is reachable.
-        let reader = self.index.reader()?;
+        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
         let mut checked: HashSet<ChunkId> = HashSet::new();
-        let mut cache = FrameCache::default();
         // Referenced chunks that are not stored (lost leaves and tree nodes).
         let mut missing_leaves: HashSet<ChunkId> = HashSet::new();
         let mut missing_nodes: HashSet<ChunkId> = HashSet::new();
@@ -155,21 +153,6 @@ impl Repository {
             };
             for file in &rec.files {
                 let mut tree = TreeReader::new(file.root);
-                let mut get = |nid: &ChunkId| {
-                    // A node a snapshot names is referenced, found or not.
-                    nodes_seen.insert(*nid);
-                    let Some(loc) = reader.get(nid)? else {
-                        missing_nodes.insert(*nid);
-                        return Err(Error::MissingChunk(nid.to_hex()));
-                    };
-                    if loc.kind != KIND_TREE {
-                        return Err(Error::corrupt(
-                            format!("tree node {}", nid.short()),
-                            "indexed as data",
-                        ));
-                    }
-                    self.store.read_node(nid, &loc, &mut cache)
-                };
                 let mut size = 0u64;
                 let mut walked: Vec<ChunkId> = Vec::new();
                 let mut skip = |e: &crate::format::TreeEntry| {
@@ -186,6 +169,15 @@ impl Repository {
                 let mut missing_here = 0u64;
                 let result = (|| {
                     loop {
+                        // A node a snapshot names is referenced, found or not.
+                        let mut get = |nid: &ChunkId| {
+                            nodes_seen.insert(*nid);
+                            reader.node(nid).inspect_err(|e| {
+                                if matches!(e, Error::MissingChunk(_)) {
+                                    missing_nodes.insert(*nid);
+                                }
+                            })
+                        };
                         let (leaf, is_leaf) = match tree.next(&mut get, &mut skip) {
                             Ok(Some(next)) => next,
                             Ok(None) => return Ok(()),
@@ -206,7 +198,7 @@ impl Repository {
                         if checked.contains(&leaf.id) {
                             continue;
                         }
-                        match reader.get(&leaf.id)? {
+                        match reader.lookup(&leaf.id)? {
                             None => {
                                 missing_leaves.insert(leaf.id);
                                 missing_here += 1;

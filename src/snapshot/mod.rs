@@ -56,7 +56,7 @@ impl Snapshot {
 
 /// Path of a snapshot file in the repository.
 pub fn snapshot_path(id: &SnapshotId) -> String {
-    format!("snapshots/{}", id.to_hex())
+    crate::layout::snapshot(id)
 }
 
 /// Encodes a record into its file bytes; returns the id (BLAKE3 of the body,

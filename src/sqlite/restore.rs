@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::backend::local::{parent_dir, sync_dir};
 use crate::error::{Error, Result};
+use crate::fsutil::{parent_dir, sync_dir};
 
 /// Which of SQLite's checks a restored image must pass before it is installed
 /// (the checksums of every chunk and of the whole file are verified regardless).

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::backend::local::parent_dir;
 use crate::error::{Error, Result};
+use crate::fsutil::parent_dir;
 
 /// Magic of a rollback journal header (`pager.c`, `aJournalMagic`).
 const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
@@ -128,7 +128,7 @@ fn fresh_name(path: &Path, label: &str) -> PathBuf {
 pub fn move_aside_as(path: &Path, label: &str) -> Result<PathBuf> {
     let aside = fresh_name(path, label);
     std::fs::rename(path, &aside).map_err(|e| Error::io("moving aside", path, e))?;
-    crate::backend::local::sync_dir(parent_dir(path))?;
+    crate::fsutil::sync_dir(parent_dir(path))?;
     Ok(aside)
 }
 

@@ -5,6 +5,8 @@
 //! snapshots or SQLite; learns which chunks already exist through a closure the
 //! caller passes (the index), and hands back the locations of what it added.
 
+pub mod access;
+pub mod files;
 pub mod pack;
 pub mod tree;
 
@@ -16,8 +18,9 @@ use rayon::prelude::*;
 use crate::backend::Backend;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
-use crate::format::{self, ChunkDesc, Cipher, Config, TreeEntry, TreeNode};
+use crate::format::{ChunkDesc, Cipher, Config, TreeEntry};
 use crate::id::{ChunkId, IdHasher, PackId};
+pub use access::{ChunkReader, FrameCache};
 pub use pack::{pack_path, ChunkLoc};
 
 /// Chunk kind: file content.
@@ -39,35 +42,6 @@ impl std::fmt::Debug for ChunkStore {
         f.debug_struct("ChunkStore")
             .field("location", &self.backend.location())
             .finish()
-    }
-}
-
-/// The last few frames read (most recent last), so chunks of one frame cost one
-/// read even when a tree walk alternates between the frames of its levels.
-#[derive(Debug, Default)]
-pub struct FrameCache {
-    frames: Vec<((PackId, u64), Vec<u8>)>,
-}
-
-/// Frames a [`FrameCache`] keeps (each at most `frame_target`, 1 MiB by default).
-const FRAME_CACHE_LEN: usize = 8;
-
-impl FrameCache {
-    fn get_or_load(
-        &mut self,
-        key: (PackId, u64),
-        load: impl FnOnce() -> Result<Vec<u8>>,
-    ) -> Result<&[u8]> {
-        if let Some(i) = self.frames.iter().position(|(k, _)| *k == key) {
-            let hit = self.frames.remove(i);
-            self.frames.push(hit);
-        } else {
-            if self.frames.len() >= FRAME_CACHE_LEN {
-                self.frames.remove(0);
-            }
-            self.frames.push((key, load()?));
-        }
-        Ok(&self.frames.last().expect("just pushed").1)
     }
 }
 
@@ -153,25 +127,6 @@ impl ChunkStore {
         })
     }
 
-    /// Reads one chunk and checks its id.
-    pub fn read_chunk(
-        &self,
-        id: &ChunkId,
-        loc: &ChunkLoc,
-        cache: &mut FrameCache,
-    ) -> Result<Vec<u8>> {
-        let key = (loc.pack, loc.frame_offset);
-        let raw = cache.get_or_load(key, || self.read_frame(loc))?;
-        let start = loc.offset as usize;
-        let end = start + loc.len as usize;
-        let data = raw
-            .get(start..end)
-            .ok_or_else(|| Error::corrupt(format!("chunk {}", id.short()), "outside its frame"))?
-            .to_vec();
-        self.check_chunk(id, &data, loc)?;
-        Ok(data)
-    }
-
     /// Verifies a chunk's bytes against its id.
     pub fn check_chunk(&self, id: &ChunkId, data: &[u8], loc: &ChunkLoc) -> Result<()> {
         if self.hasher.chunk_id(data) != *id {
@@ -181,18 +136,6 @@ impl ChunkStore {
             ));
         }
         Ok(())
-    }
-
-    /// Reads and decodes a tree node.
-    pub fn read_node(
-        &self,
-        id: &ChunkId,
-        loc: &ChunkLoc,
-        cache: &mut FrameCache,
-    ) -> Result<TreeNode> {
-        let bytes = self.read_chunk(id, loc, cache)?;
-        format::decode_tree_node(&bytes)
-            .map_err(|e| Error::decode(format!("tree node {}", id.short()), e))
     }
 }
 
