@@ -18,10 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use common::{blake3_file, create_lumina, dump, files_under, pack_files, TestDir};
-use lumina_backup::error::StopCause;
 use lumina_backup::repo::DiffTarget;
 use lumina_backup::{
-    Error, NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Repository,
+    NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Repository,
     RestoreOptions, SnapshotOptions, Unit,
 };
 
@@ -458,13 +457,7 @@ fn cancel_mid_snapshot_leaves_the_repository_clean() {
         .snapshot(&db, &SnapshotOptions::default(), &rec)
         .expect_err("cancelled");
     assert!(
-        matches!(
-            err,
-            Error::SnapshotNotRecorded {
-                cause: StopCause::Cancelled,
-                ..
-            }
-        ),
+        err.is_cancelled() && err.partial_data().is_some(),
         "{err}"
     );
     rec.check(SNAPSHOT_PHASES, Outcome::Cancelled);
@@ -510,7 +503,7 @@ fn cancel_mid_restore_leaves_the_target_untouched() {
     let err = repo
         .restore_snapshot(snap.clone(), &target, &opts, &rec)
         .expect_err("cancelled");
-    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(err.is_cancelled() && err.partial_data().is_none(), "{err}");
     rec.check(RESTORE_PHASES, Outcome::Cancelled);
     let read = rec.advanced_in(Phase::ReadFile);
     assert!(read >= 4 << 20 && read < snap.image().unwrap().size);
@@ -527,13 +520,7 @@ fn cancel_mid_restore_leaves_the_target_untouched() {
         .restore_snapshot(snap, &target, &opts, &rec)
         .expect_err("cancelled");
     assert!(
-        matches!(
-            err,
-            Error::SnapshotNotRecorded {
-                cause: StopCause::Cancelled,
-                ..
-            }
-        ),
+        err.is_cancelled() && err.partial_data().is_some(),
         "{err}"
     );
     rec.check(RESTORE_PHASES, Outcome::Cancelled);
@@ -565,7 +552,7 @@ fn cancel_mid_prune_leaves_every_snapshot_restorable() {
     // cancel after 13 MiB, when one new 8 MiB pack is already written.
     let rec = Recorder::cancelling(Phase::Repack, 13 << 20).watching(dir.repo());
     let err = repo.prune(0.0, &rec).expect_err("cancelled");
-    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(err.is_cancelled() && err.partial_data().is_none(), "{err}");
     rec.check(PRUNE_PHASES, Outcome::Cancelled);
     assert!(rec.advanced_in(Phase::Repack) >= 13 << 20);
     assert!(

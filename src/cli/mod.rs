@@ -3,6 +3,7 @@
 
 mod demo;
 mod diff;
+mod errors;
 mod exports;
 mod output;
 mod progress;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use lumina_backup::timespec::{parse_time, Edge, TimeZone};
-use lumina_backup::{Check, Error, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
+use lumina_backup::{Check, Error, ErrorKind, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
 use output::{bytes, clean, clean_tags, local_time, print_json, ListJson, SnapshotJson};
 use progress::Bar;
 
@@ -328,9 +329,9 @@ pub fn main() -> i32 {
     match run(cli, tz.clone()) {
         Ok(code) => code,
         Err(e) => {
-            let message = describe(&e, &tz);
+            let message = errors::with_advice(describe(&e, &tz), &e);
             eprintln!("lumina-backup: {message}");
-            let code = e.exit_code();
+            let code = errors::exit_code(&e);
             if json {
                 print_error_json(&message, code);
             }
@@ -342,12 +343,12 @@ pub fn main() -> i32 {
 /// The message of an error, with the instants it carries in local time (as
 /// listings show them) where the library could not know the zone.
 fn describe(e: &Error, tz: &TimeZone) -> String {
-    match e {
-        Error::BeforeFirstSnapshot { earliest, time_ns } => format!(
+    match e.earliest_snapshot() {
+        Some((earliest, time_ns)) => format!(
             "no snapshot at or before that time; the earliest is {earliest}, taken {}",
-            lumina_backup::timespec::format_local(*time_ns, tz)
+            lumina_backup::timespec::format_local(time_ns, tz)
         ),
-        other => other.to_string(),
+        None => e.to_string(),
     }
 }
 
@@ -438,7 +439,10 @@ impl Ctx {
                 repo.display()
             )
         } else {
-            Error::PassphraseRequired(repo).to_string()
+            format!(
+                "repository {} is encrypted and needs its passphrase: give it in LUMINA_BACKUP_PASSWORD, with --password-file, or on a terminal",
+                repo.display()
+            )
         };
         let src = secret::Source {
             env: "LUMINA_BACKUP_PASSWORD",
@@ -534,15 +538,15 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             let s = match repo.snapshot(&db, &opts, &bar) {
                 Ok(s) => s,
                 Err(e) => {
-                    let (message, code) = match (&e, signals::received()) {
-                        (Error::SnapshotNotRecorded { partial, .. }, Some(sig)) => (
+                    let (message, code) = match (e.partial_data(), signals::received()) {
+                        (Some(partial), Some(sig)) => (
                             format!(
                                 "interrupted by {}; nothing was recorded; {partial}",
                                 signals::name(sig)
                             ),
                             Some(128 + sig),
                         ),
-                        _ => (e.to_string(), None),
+                        _ => (errors::message(&e), None),
                     };
                     // Failures are kept for `status` (and the app); a failure to
                     // record one must not hide the original error.
@@ -668,7 +672,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             };
             if ctx.global.json {
                 let mut doc = serde_json::to_value(SnapshotJson::from(&s))
-                    .map_err(|e| Error::BadInput(e.to_string()))?;
+                    .map_err(|e| Error::internal(e.to_string()))?;
                 doc["tables"] = tables.unwrap_or(serde_json::Value::Null);
                 doc["sqlite"] = serde_json::json!({
                     "page_size": s.record.sqlite.page_size,
@@ -865,14 +869,17 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             // failure to run verify.
             let opts = match ctx.open_options("verify") {
                 Ok(o) => Some(o),
-                Err(Error::Corrupt { .. }) => None,
+                Err(e) if e.kind() == ErrorKind::Corrupt => None,
                 Err(e) => return Err(e),
             };
             let report = Repository::verify_at(&ctx.repo_path(), opts.as_ref(), read_data, &bar)?;
+            let problems: Vec<String> = report.problems.iter().map(errors::problem).collect();
             if ctx.global.json {
-                print_json(&report);
+                let mut doc = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
+                doc["problems"] = serde_json::json!(problems);
+                print_json(&doc);
             } else {
-                for p in &report.problems {
+                for p in &problems {
                     ctx.say(format!("problem: {p}"));
                 }
                 ctx.say(format!(
@@ -934,7 +941,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             let plan = repo.repair_snapshots(dry_run, &ctx.bar())?;
             if ctx.global.json {
                 let mut doc =
-                    serde_json::to_value(&plan).map_err(|e| Error::BadInput(e.to_string()))?;
+                    serde_json::to_value(&plan).map_err(|e| Error::internal(e.to_string()))?;
                 // `id` as in every other listing, for the removed ones.
                 doc["removed"] = serde_json::json!(plan
                     .removed

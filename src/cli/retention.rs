@@ -84,7 +84,7 @@ impl ForgetArgs {
             .as_deref()
             .map(Span::parse)
             .transpose()
-            .map_err(|e| Error::BadInput(e.to_string()))?;
+            .map_err(|e| Error::invalid_input(e.to_string()))?;
         Ok(Some(Policy {
             keep_last: self.keep_last.unwrap_or(0),
             keep_hourly: self.keep_hourly.unwrap_or(0),
@@ -148,14 +148,14 @@ pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
             None => repo.stored_policy()?,
         };
         if let Some(s) = &args.keep_pre_restore {
-            policy.pre_restore = Span::parse(s).map_err(|e| Error::BadInput(e.to_string()))?;
+            policy.pre_restore = Span::parse(s).map_err(|e| Error::invalid_input(e.to_string()))?;
         }
         let plan = repo.forget_plan(Some(&policy), args.db.as_deref(), now_ns(), &ctx.tz)?;
         (plan, Some(policy))
     } else {
         if given.is_some() || args.keep_pre_restore.is_some() {
-            return Err(Error::BadInput(
-                "give snapshots to forget or retention rules, not both".into(),
+            return Err(Error::invalid_input(
+                "give snapshots to forget or retention rules, not both",
             ));
         }
         (
@@ -292,7 +292,7 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), Error> {
         repo.prune_apply(&plan, &bar)?
     };
     if ctx.global.json {
-        let mut doc = serde_json::to_value(&report).map_err(|e| Error::BadInput(e.to_string()))?;
+        let mut doc = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
         if args.dry_run {
             doc["packs"] = json!(changed_packs(&plan)
                 .map(|p| json!({"id": p.id.to_hex(), "size": p.size, "used": p.used, "action": p.action}))
@@ -351,7 +351,9 @@ fn retention_or_damage(
 ) -> Result<Result<lumina_backup::format::RetentionSettings, String>, Error> {
     match repo.retention_settings() {
         Ok(s) => Ok(Ok(s)),
-        Err(Error::Corrupt { problem, .. }) => Ok(Err(problem)),
+        Err(e) if e.kind() == lumina_backup::ErrorKind::Corrupt => {
+            Ok(Err(e.damage().unwrap_or_default().to_string()))
+        }
         Err(e) => Err(e),
     }
 }
@@ -398,7 +400,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
         ConfigCommand::Set { key, value } => {
             let repo = ctx.open("config set")?;
             if fixed(&repo).iter().any(|(k, _)| *k == key) {
-                return Err(Error::BadInput(format!(
+                return Err(Error::invalid_input(format!(
                     "`{key}` is fixed when the repository is created; settable: {}",
                     retention::SETTING_KEYS.join(", ")
                 )));
@@ -410,7 +412,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Err(problem) => (Default::default(), Some(problem)),
             };
             retention::set_setting(&mut s, &key, &value)
-                .map_err(|e| Error::BadInput(e.to_string()))?;
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
             repo.set_retention_settings(&s)?;
             if let Some(problem) = damaged {
                 super::warn(&format!(
@@ -418,7 +420,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 ));
             }
             let now =
-                retention::get_setting(&s, &key).map_err(|e| Error::BadInput(e.to_string()))?;
+                retention::get_setting(&s, &key).map_err(|e| Error::invalid_input(e.to_string()))?;
             if ctx.global.json {
                 print_json(&json!({"key": key, "value": now}));
             } else {
@@ -433,7 +435,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             let value = match fixed(&repo).into_iter().find(|(k, _)| *k == key) {
                 Some((_, v)) => Some(show_value(&v)),
                 None => retention::get_setting(&repo.retention_settings()?, &key)
-                    .map_err(|e| Error::BadInput(e.to_string()))?,
+                    .map_err(|e| Error::invalid_input(e.to_string()))?,
             };
             if ctx.global.json {
                 print_json(&json!({"key": key, "value": value}));
@@ -449,7 +451,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             };
             let table = retention::settings_table(&settings);
             let policy =
-                Policy::from_settings(&settings).map_err(|e| Error::BadInput(e.to_string()))?;
+                Policy::from_settings(&settings).map_err(|e| Error::invalid_input(e.to_string()))?;
             if ctx.global.json {
                 let retention: serde_json::Map<String, Value> = table
                     .iter()

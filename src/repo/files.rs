@@ -144,7 +144,7 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
         (
             super::RETENTION_FILE,
             Kind::Retention,
-            "set the rules again with `lumina-backup config set`",
+            "set the retention rules again",
         ),
         (
             super::status::STATUS_FILE,

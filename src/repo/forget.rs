@@ -53,7 +53,7 @@ impl Repository {
 
     /// Replaces the stored retention settings (atomically; sealed if encrypted).
     pub fn set_retention_settings(&self, settings: &RetentionSettings) -> Result<()> {
-        Policy::from_settings(settings).map_err(|e| Error::BadInput(e.to_string()))?;
+        Policy::from_settings(settings).map_err(|e| Error::invalid_input(e.to_string()))?;
         let file = self.store.cipher().write_file(
             Kind::Retention,
             RETENTION_FILE,
@@ -65,7 +65,7 @@ impl Repository {
     /// The policy `forget` applies without rules on the command line.
     pub fn stored_policy(&self) -> Result<Policy> {
         Policy::from_settings(&self.retention_settings()?)
-            .map_err(|e| Error::BadInput(format!("stored retention settings: {e}")))
+            .map_err(|e| Error::invalid_input(format!("stored retention settings: {e}")))
     }
 
     /// Plans a forget: `policy` (or the stored one when `None`) applied to each
@@ -94,7 +94,7 @@ impl Repository {
             .into_iter()
             .filter(|it| db.as_ref().is_none_or(|d| &it.group == d))
             .collect();
-        retention::plan(&items, policy, now_ns, tz).map_err(|e| Error::BadInput(e.to_string()))
+        retention::plan(&items, policy, now_ns, tz).map_err(|e| Error::invalid_input(e.to_string()))
     }
 
     /// Every snapshot as the retention policy sees it, with its place in history.
@@ -155,7 +155,7 @@ impl Repository {
         progress: &dyn crate::progress::Progress,
     ) -> Result<ForgetReport> {
         let now = i64::try_from(crate::testhook::now().unix_timestamp_nanos())
-            .map_err(|_| Error::Internal("the clock is out of range".into()))?;
+            .map_err(|_| Error::internal("the clock is out of range"))?;
         let plan = self.forget_plan(policy, db, now, tz)?;
         if dry_run {
             return Ok(ForgetReport {
@@ -203,7 +203,7 @@ pub fn refuse_dangers(plan: &Plan) -> Result<()> {
     if plan.dangers.is_empty() {
         return Ok(());
     }
-    Err(Error::BadInput(format!(
+    Err(Error::refused(format!(
         "forget refused: {}; check the rules with --dry-run, or pass --allow-empty if that is what you want",
         plan.dangers.join("; ")
     )))

@@ -12,6 +12,7 @@ mod forget;
 mod init;
 mod inside;
 mod keys;
+mod problem;
 mod partial;
 mod prune;
 mod repair;
@@ -26,6 +27,7 @@ pub use exports::{export_database, import_file, ExportFormat, ExportRequest, Exp
 pub use forget::{refuse_dangers, ForgetReport, RETENTION_FILE};
 pub use inside::{refuse_inside_repository, repository_holding};
 pub use keys::KeyInfo;
+pub use problem::Problem;
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
 pub use status::{DatabaseStatus, Status};
@@ -41,7 +43,7 @@ use std::time::Duration;
 use crate::backend::{Backend, LocalBackend};
 use crate::chunker::{ByteParams, PageParams};
 use crate::crypto::{KdfParams, MasterKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::Cipher;
 use crate::format::{self, Config, Kind};
 use crate::id::SnapshotId;
@@ -155,7 +157,7 @@ impl Repository {
         let backend = LocalBackend::new(path);
         init::check_target(path)?;
         if backend.exists(CONFIG_FILE)? {
-            return Err(Error::RepositoryExists(path.to_path_buf()));
+            return Err(Repr::RepositoryExists(path.to_path_buf()).into());
         }
         init::check_not_inside_a_repository(path)?;
         init::check_empty(path, opts.force)?;
@@ -194,7 +196,7 @@ impl Repository {
     pub fn is_encrypted(path: &Path) -> Result<bool> {
         let backend = LocalBackend::new(path);
         if !backend.exists(CONFIG_FILE)? {
-            return Err(Error::NoRepository(path.to_path_buf()));
+            return Err(Repr::NoRepository(path.to_path_buf()).into());
         }
         let bytes = backend.read(CONFIG_FILE)?;
         let header =
@@ -326,7 +328,7 @@ impl Repository {
         opts: &OpenOptions,
     ) -> Result<(Cipher, Option<String>, Config)> {
         if !backend.exists(CONFIG_FILE)? {
-            return Err(Error::NoRepository(path.to_path_buf()));
+            return Err(Repr::NoRepository(path.to_path_buf()).into());
         }
         // Keys are checked before anything is locked or opened: a wrong passphrase
         // touches no file.
@@ -334,7 +336,7 @@ impl Repository {
             let pw = opts
                 .passphrase
                 .as_ref()
-                .ok_or_else(|| Error::PassphraseRequired(path.to_path_buf()))?;
+                .ok_or_else(|| Error::from(Repr::PassphraseRequired(path.to_path_buf())))?;
             let (master, id) = keys::unlock(backend, pw)?;
             (Cipher::Sealed(Arc::new(master)), Some(id))
         } else {
@@ -608,7 +610,7 @@ impl Repository {
 
     pub(crate) fn check_cancel(progress: &dyn Progress) -> Result<()> {
         if progress.cancelled() {
-            Err(Error::Cancelled)
+            Err(Error::from(Repr::Cancelled))
         } else {
             Ok(())
         }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use super::Repository;
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::TreeNode;
 use crate::id::{ChunkId, PackId};
 use crate::index::{IndexReader, IndexUpdate};
@@ -324,7 +324,7 @@ impl Marker<'_> {
             let loc = self
                 .reader
                 .get(&id)?
-                .ok_or_else(|| Error::MissingChunk(id.to_hex()))?;
+                .ok_or_else(|| Error::missing_chunk(id.to_hex()))?;
             if loc.kind != KIND_TREE {
                 return Err(Error::corrupt(
                     format!("tree node {}", id.short()),
@@ -343,7 +343,7 @@ impl Marker<'_> {
                     // A referenced chunk the index lacks means damage: refuse to
                     // prune rather than judge liveness on a broken picture.
                     if self.live.insert(e.id) && !self.reader.contains(&e.id)? {
-                        return Err(Error::MissingChunk(e.id.to_hex()));
+                        return Err(Error::missing_chunk(e.id.to_hex()));
                     }
                 }
             } else {
@@ -367,15 +367,15 @@ impl Repository {
 
     fn prune_plan_inner(&self, max_unused: f64, progress: &dyn Progress) -> Result<PrunePlan> {
         if !(0.0..=100.0).contains(&max_unused) || max_unused.is_nan() {
-            return Err(Error::BadInput(format!(
+            return Err(Error::invalid_input(format!(
                 "--max-unused {max_unused}: give a percentage from 0 to 100"
             )));
         }
         let mut snaps = Vec::new();
         for id in self.snapshot_ids()? {
             let record = self.read_record(&id).map_err(|e| match e {
-                e @ Error::Io { .. } => e,
-                e => Error::BadInput(format!(
+                e if matches!(e.repr(), Repr::Io { .. }) => e,
+                e => Error::refused(format!(
                     "prune refused: {e} (a snapshot that cannot be read could reference any chunk)"
                 )),
             })?;
@@ -489,7 +489,7 @@ impl Repository {
             .collect();
         // Cancelled (only ever before the index transaction): the new packs
         // are removed and nothing else changed.
-        let cancelled = matches!(err, Error::Cancelled);
+        let cancelled = err.is_cancelled();
         if repacked.is_empty()
             || (!cancelled && super::partial::no_space(&err, self.index.path()).is_none())
         {

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::{files, Repository};
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::{FileKind, SnapshotRecord};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::index::IndexUpdate;
@@ -132,11 +132,11 @@ impl Repository {
                 let mut walked = Vec::new();
                 let mut get = |nid: &ChunkId| {
                     if dropped.contains(nid) {
-                        return Err(Error::MissingChunk(nid.to_hex()));
+                        return Err(Error::missing_chunk(nid.to_hex()));
                     }
                     let loc = reader
                         .get(nid)?
-                        .ok_or_else(|| Error::MissingChunk(nid.to_hex()))?;
+                        .ok_or_else(|| Error::missing_chunk(nid.to_hex()))?;
                     if loc.kind != KIND_TREE {
                         return Err(Error::corrupt(
                             format!("tree node {}", nid.short()),
@@ -157,7 +157,7 @@ impl Repository {
                     while let Some((leaf, is_leaf)) = tree.next(&mut get, &mut skip)? {
                         size += leaf.len;
                         if is_leaf && (dropped.contains(&leaf.id) || !reader.contains(&leaf.id)?) {
-                            return Err(Error::MissingChunk(leaf.id.to_hex()));
+                            return Err(Error::missing_chunk(leaf.id.to_hex()));
                         }
                     }
                     if size != file.size {
@@ -172,15 +172,17 @@ impl Repository {
                     Ok(()) => good.extend(walked),
                     // Only a missing chunk or a damaged node is data loss; an
                     // index or I/O failure must stop the repair, not remove snapshots.
-                    Err(Error::MissingChunk(c)) => lost.push((
-                        file.name.clone(),
-                        file.kind,
-                        format!("chunk {} is missing", &c[..c.len().min(12)]),
-                    )),
-                    Err(e @ Error::Corrupt { .. }) => {
-                        lost.push((file.name.clone(), file.kind, e.to_string()))
-                    }
-                    Err(e) => return Err(e),
+                    Err(e) => match e.repr() {
+                        Repr::MissingChunk(c) => lost.push((
+                            file.name.clone(),
+                            file.kind,
+                            format!("chunk {} is missing", &c[..c.len().min(12)]),
+                        )),
+                        Repr::Corrupt { .. } => {
+                            lost.push((file.name.clone(), file.kind, e.to_string()))
+                        }
+                        _ => return Err(e),
+                    },
                 }
             }
             if lost.is_empty() {

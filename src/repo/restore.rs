@@ -80,7 +80,7 @@ impl Repository {
         move |id: &ChunkId| {
             let loc = reader
                 .get(id)?
-                .ok_or_else(|| Error::MissingChunk(id.to_hex()))?;
+                .ok_or_else(|| Error::missing_chunk(id.to_hex()))?;
             self.store.read_node(id, &loc, cache)
         }
     }
@@ -161,7 +161,7 @@ impl Repository {
             .map(|l| {
                 reader
                     .get(&l.id)?
-                    .ok_or_else(|| Error::MissingChunk(l.id.to_hex()))
+                    .ok_or_else(|| Error::missing_chunk(l.id.to_hex()))
             })
             .collect::<Result<Vec<ChunkLoc>>>()?;
         let mut wanted: Vec<&ChunkLoc> = Vec::new();
@@ -328,7 +328,7 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<RestoreReport> {
         if dir.exists() && !dir.is_dir() {
-            return Err(Error::BadInput(format!(
+            return Err(Error::invalid_input(format!(
                 "{} is not a folder",
                 dir.display()
             )));
@@ -365,27 +365,27 @@ impl Repository {
             .collect::<Result<Vec<_>>>()?;
         for ((entry, p), shown) in entries.iter().zip(&paths).zip(&shown) {
             if p.is_dir() {
-                return Err(Error::BadInput(format!(
+                return Err(Error::invalid_input(format!(
                     "{} is a folder; give a file path",
                     shown.display()
                 )));
             }
             if p.exists() && !opts.force {
                 if !single {
-                    return Err(Error::BadInput(format!(
+                    return Err(Error::refused(format!(
                         "{} exists; pass --force to replace the snapshot's files in {} (the database is first saved as a `pre-restore` snapshot; any other file whose content differs is renamed to NAME.pre-restore-PID)",
                         shown.display(),
                         target.display()
                     )));
                 }
-                return Err(Error::BadInput(format!(
+                return Err(Error::refused(format!(
                     "{} exists; pass --force to replace it (its current state is saved first as a `pre-restore` snapshot)",
                     shown.display()
                 )));
             }
             if let Some(parent) = p.parent() {
                 if !parent.as_os_str().is_empty() && !parent.is_dir() {
-                    return Err(Error::BadInput(format!(
+                    return Err(Error::invalid_input(format!(
                         "folder {} does not exist",
                         parent.display()
                     )));
