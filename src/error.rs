@@ -16,7 +16,41 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything the library can fail with. Opaque: ask [`Error::kind`] or the
 /// `is_*` accessors what it is; [`std::error::Error::source`] gives the I/O,
 /// SQLite, redb or export error underneath.
-pub struct Error(Box<Repr>);
+pub struct Error(Box<Repr>, Option<Remedy>);
+
+/// What the caller can change in its request to get past an error: an option
+/// of the library call, named in the library's terms (a client names its own
+/// control: the CLI a flag, an app a button). See [`Error::remedy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Remedy {
+    /// Ask again with `force` ([`crate::RestoreOptions::force`] replaces an
+    /// existing target; [`crate::InitOptions::force`] creates the repository
+    /// among other files).
+    Force,
+    /// Restore with [`crate::RestoreOptions::live`]: through SQLite into the
+    /// open database.
+    Live,
+    /// Restore without `live`, after closing the app's connections.
+    NotLive,
+    /// Restore with a weaker check ([`crate::Check::Quick`] or
+    /// [`crate::Check::None`]).
+    WeakerCheck,
+    /// Restore without SQLite's check ([`crate::Check::None`]).
+    NoCheck,
+    /// Forget with `allow_empty`, after looking at the plan.
+    AllowEmpty,
+    /// Name the database: the repository has snapshots of several.
+    NameDatabase,
+    /// Give retention rules, or store them in the repository.
+    GiveRules,
+    /// Import reads JSON exports: export in JSON.
+    ExportJson,
+    /// Take a snapshot of this database first.
+    TakeSnapshot(PathBuf),
+    /// List the keys to find the id.
+    ListKeys,
+}
 
 /// What kind of failure an [`Error`] is, one per area. Fieldless; new kinds may
 /// be added.
@@ -154,7 +188,10 @@ pub(crate) enum Repr {
         reason: String,
     },
     #[error("{}", .cause.message(.partial))]
-    SnapshotNotRecorded { cause: StopCause, partial: PartialData },
+    SnapshotNotRecorded {
+        cause: StopCause,
+        partial: PartialData,
+    },
     #[error("cannot read database {path}: {why}")]
     SourceUnavailable { path: PathBuf, why: String },
     /// The time is carried, not formatted: the caller shows it in local time.
@@ -166,7 +203,7 @@ pub(crate) enum Repr {
 
 impl From<Repr> for Error {
     fn from(r: Repr) -> Self {
-        Error(Box::new(r))
+        Error(Box::new(r), None)
     }
 }
 
@@ -232,6 +269,18 @@ impl Error {
             Repr::BeforeFirstSnapshot { .. } => ErrorKind::BeforeFirstSnapshot,
             Repr::Internal(_) => ErrorKind::Internal,
         }
+    }
+
+    /// What the caller can change in its request to get past this error, when
+    /// the library knows one.
+    pub fn remedy(&self) -> Option<&Remedy> {
+        self.1.as_ref()
+    }
+
+    /// The same error, saying what the caller can change.
+    pub(crate) fn with_remedy(mut self, remedy: Remedy) -> Self {
+        self.1 = Some(remedy);
+        self
     }
 
     /// No key of the repository accepts the passphrase given.
@@ -416,11 +465,7 @@ impl Error {
     }
 
     /// An I/O error on a file (`action` as "reading", "creating").
-    pub fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Repr::Io {
             action,
             path: path.into(),
@@ -535,10 +580,14 @@ redb_from!(
 /// client adds its advice.)
 fn corrupt_advice(object: &str) -> &'static str {
     match object {
-        "config" => "; restore the file `config` from a copy of the repository \
-             (nothing else can replace it: it holds the repository's parameters)",
-        "status" => "; it only records the last failed snapshot: delete the file \
-             `status` in the repository folder (the next failure writes it again)",
+        "config" => {
+            "; restore the file `config` from a copy of the repository \
+             (nothing else can replace it: it holds the repository's parameters)"
+        }
+        "status" => {
+            "; it only records the last failed snapshot: delete the file \
+             `status` in the repository folder (the next failure writes it again)"
+        }
         "repository" => "; restore the `keys` folder from a copy of the repository",
         _ => "",
     }

@@ -60,7 +60,8 @@ impl RepoLock {
                         path: holder::parent(path),
                         what: what.to_string(),
                         reason: e.to_string(),
-                    }.into()
+                    }
+                    .into()
                 } else {
                     Error::io("opening lock file", path, e)
                 }
@@ -103,7 +104,8 @@ impl RepoLock {
                             holder: h.describe(),
                             waited_secs: wait.as_secs(),
                             advice: h.advice(),
-                        }.into());
+                        }
+                        .into());
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }

@@ -193,7 +193,8 @@ mod tests {
         for bad in ["", "yesterday", "2026-13-01", "2026-11-24 25:00", "12:00"] {
             let e = parse_time(bad, &utc, Edge::End).expect_err(bad);
             assert!(
-                e.kind() == crate::ErrorKind::InvalidInput && e.to_string().contains("is not a time"),
+                e.kind() == crate::ErrorKind::InvalidInput
+                    && e.to_string().contains("is not a time"),
                 "{bad}: {e}"
             );
         }

@@ -20,8 +20,8 @@ use std::sync::Mutex;
 use common::{blake3_file, create_lumina, dump, files_under, pack_files, TestDir};
 use lumina_backup::repo::DiffTarget;
 use lumina_backup::{
-    NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Repository,
-    RestoreOptions, SnapshotOptions, Unit,
+    NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Repository, RestoreOptions,
+    SnapshotOptions, Unit,
 };
 
 /// One call the library made.
@@ -456,10 +456,7 @@ fn cancel_mid_snapshot_leaves_the_repository_clean() {
     let err = repo
         .snapshot(&db, &SnapshotOptions::default(), &rec)
         .expect_err("cancelled");
-    assert!(
-        err.is_cancelled() && err.partial_data().is_some(),
-        "{err}"
-    );
+    assert!(err.is_cancelled() && err.partial_data().is_some(), "{err}");
     rec.check(SNAPSHOT_PHASES, Outcome::Cancelled);
     assert!(rec.advanced_in(Phase::Capture) >= 12 << 20);
     assert!(
@@ -519,10 +516,7 @@ fn cancel_mid_restore_leaves_the_target_untouched() {
     let err = repo
         .restore_snapshot(snap, &target, &opts, &rec)
         .expect_err("cancelled");
-    assert!(
-        err.is_cancelled() && err.partial_data().is_some(),
-        "{err}"
-    );
+    assert!(err.is_cancelled() && err.partial_data().is_some(), "{err}");
     rec.check(RESTORE_PHASES, Outcome::Cancelled);
     assert_eq!(blake3_file(&target), hash_before);
     assert_eq!(files_under(&folder), files_before);

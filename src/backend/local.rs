@@ -50,7 +50,8 @@ impl LocalBackend {
                 path: self.root.clone(),
                 what: format!("this command (writing {path})"),
                 reason: "opened for reading only".into(),
-            }.into());
+            }
+            .into());
         }
         Ok(())
     }

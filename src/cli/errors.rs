@@ -2,7 +2,7 @@
 //! CLI's advice (which command, flag or environment variable to use), and the
 //! exit code. The library names no commands; this is where they are named.
 
-use lumina_backup::{Error, ErrorKind, Problem};
+use lumina_backup::{Error, ErrorKind, Problem, Remedy};
 
 /// The exit code for a failure: 2 for bad usage or input (the user can ask
 /// again differently), 1 when the operation failed. (3, "verify found
@@ -18,6 +18,9 @@ pub fn exit_code(e: &Error) -> i32 {
 /// What the user can do about `e`, in the CLI's words, or `None` when the
 /// library's message says it all.
 pub fn advice(e: &Error) -> Option<String> {
+    if let Some(r) = e.remedy() {
+        return remedy(r);
+    }
     let text = match e.kind() {
         ErrorKind::NoRepository => "create one with `lumina-backup init`",
         ErrorKind::TooNew => "upgrade lumina-backup",
@@ -73,6 +76,27 @@ pub fn problem(p: &Problem) -> String {
     }
 }
 
+/// The flag (or command) that gives the library what [`Remedy`] asks for.
+fn remedy(r: &Remedy) -> Option<String> {
+    let text = match r {
+        Remedy::Force => "pass --force",
+        Remedy::Live => "pass --live to write through SQLite into the file every name shares, or restore to a new path",
+        Remedy::NotLive => "close the app's connections and restore without --live",
+        Remedy::WeakerCheck => "pass --check quick (which does not compare indexes with their tables) or --no-check to restore it anyway",
+        Remedy::NoCheck => "pass --no-check to restore it without SQLite's check",
+        Remedy::AllowEmpty => "check the rules with --dry-run, or pass --allow-empty if that is what you want",
+        Remedy::NameDatabase => "say which with --db",
+        Remedy::GiveRules => "pass --keep-last/--keep-daily/... or store rules with `lumina-backup config set keep-daily 7`",
+        Remedy::ExportJson => "export with --format json",
+        Remedy::TakeSnapshot(db) => {
+            return Some(format!("take one with `lumina-backup snapshot {}`", db.display()))
+        }
+        Remedy::ListKeys => "see `lumina-backup key list`",
+        _ => return None,
+    };
+    Some(text.to_string())
+}
+
 /// What to do about a damaged object the library gave no advice for. Packs,
 /// snapshots and chunks: `verify --read-data` names all the damage and the
 /// repairs follow. The config, `status` and the key folder get their fix from
@@ -104,8 +128,7 @@ mod tests {
     #[test]
     fn corrupt_advice_by_object() {
         assert!(corrupt_advice("config").is_none());
-        assert!(corrupt_advice("key file keys/ab12")
-            .is_some_and(|a| a.contains("key remove ab12")));
+        assert!(corrupt_advice("key file keys/ab12").is_some_and(|a| a.contains("key remove ab12")));
         assert!(corrupt_advice("retention settings").is_some_and(|a| a.contains("config set")));
         assert!(corrupt_advice("pack 3fa9").is_some_and(|a| a.contains("verify --read-data")));
     }

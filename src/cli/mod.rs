@@ -18,7 +18,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use lumina_backup::timespec::{parse_time, Edge, TimeZone};
-use lumina_backup::{Check, Error, ErrorKind, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
+use lumina_backup::{
+    Check, Error, ErrorKind, OpenOptions, Repository, RestoreOptions, SnapshotOptions,
+};
 use output::{bytes, clean, clean_tags, local_time, print_json, ListJson, SnapshotJson};
 use progress::Bar;
 
@@ -875,7 +877,8 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             let report = Repository::verify_at(&ctx.repo_path(), opts.as_ref(), read_data, &bar)?;
             let problems: Vec<String> = report.problems.iter().map(errors::problem).collect();
             if ctx.global.json {
-                let mut doc = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
+                let mut doc =
+                    serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
                 doc["problems"] = serde_json::json!(problems);
                 print_json(&doc);
             } else {

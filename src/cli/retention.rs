@@ -419,8 +419,8 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                     "the retention file was damaged ({problem}) and has been replaced: only {key} is set now; set the other rules again with `lumina-backup config set`"
                 ));
             }
-            let now =
-                retention::get_setting(&s, &key).map_err(|e| Error::invalid_input(e.to_string()))?;
+            let now = retention::get_setting(&s, &key)
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
             if ctx.global.json {
                 print_json(&json!({"key": key, "value": now}));
             } else {
@@ -450,8 +450,8 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Err(problem) => return show_damaged(ctx, &repo, &problem),
             };
             let table = retention::settings_table(&settings);
-            let policy =
-                Policy::from_settings(&settings).map_err(|e| Error::invalid_input(e.to_string()))?;
+            let policy = Policy::from_settings(&settings)
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
             if ctx.global.json {
                 let retention: serde_json::Map<String, Value> = table
                     .iter()

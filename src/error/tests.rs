@@ -48,11 +48,11 @@ fn internal_failures_are_not_bad_input() {
 fn wrong_passphrase_and_missing_passphrase() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = encrypted_repo(dir.path());
-    let e = open_with(&repo, Some("wrong")).err().expect("wrong passphrase");
+    let e = open_with(&repo, Some("wrong")).expect_err("wrong passphrase");
     assert!(e.is_wrong_password(), "{e}");
     assert_eq!(e.kind(), ErrorKind::WrongPassword);
     assert_eq!(e.path(), Some(repo.as_path()));
-    let e = open_with(&repo, None).err().expect("no passphrase");
+    let e = open_with(&repo, None).expect_err("no passphrase");
     assert!(e.is_passphrase_required(), "{e}");
     assert!(open_with(&repo, Some("right")).is_ok());
 }
@@ -65,9 +65,7 @@ fn not_a_database_and_not_found() {
     let e = crate::sqlite::check_database_file(&text).expect_err("not sqlite");
     assert!(e.is_not_a_database(), "{e}");
     assert_eq!(e.path(), Some(text.as_path()));
-    let e = open_with(&dir.path().join("nothing"), None)
-        .err()
-        .expect("no repository");
+    let e = open_with(&dir.path().join("nothing"), None).expect_err("no repository");
     assert_eq!(e.kind(), ErrorKind::NoRepository);
     assert!(e.is_not_found());
 }
@@ -77,9 +75,7 @@ fn a_held_lock_is_locked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("lock");
     let _held = crate::lock::RepoLock::acquire(&path, "test", Duration::ZERO).expect("first");
-    let e = crate::lock::RepoLock::acquire(&path, "second", Duration::ZERO)
-        .err()
-        .expect("held");
+    let e = crate::lock::RepoLock::acquire(&path, "second", Duration::ZERO).expect_err("held");
     assert!(e.is_locked(), "{e}");
     assert!(!e.is_user_error());
 }
@@ -89,7 +85,7 @@ fn redb_io_and_sqlite_errors_keep_their_source() {
     let dir = tempfile::tempdir().expect("tempdir");
     let garbage = dir.path().join("index.redb");
     std::fs::write(&garbage, vec![0x5a; 4096]).expect("write");
-    let redb_err = redb::Database::create(&garbage).err().expect("not a redb file");
+    let redb_err = redb::Database::create(&garbage).expect_err("not a redb file");
     let e = Error::from(redb_err);
     assert_eq!(e.kind(), ErrorKind::Index);
     assert!(e.is_index_damage());

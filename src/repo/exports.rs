@@ -172,10 +172,11 @@ fn refuse_csv(file: &Path, reader: &mut std::io::BufReader<std::fs::File>) -> Re
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if !gzip && (named_csv || first.is_some_and(|b| b != b'{')) && first != Some(b'{') {
         return Err(Error::invalid_input(format!(
-            "{} is not a JSON export{}: import reads the JSON exports (.json or .json.gz); export with --format json",
+            "{} is not a JSON export{}: import reads the JSON exports (.json or .json.gz)",
             file.display(),
             if named_csv { " (it is a CSV file)" } else { "" }
-        )));
+        ))
+        .with_remedy(crate::error::Remedy::ExportJson));
     }
     Ok(())
 }

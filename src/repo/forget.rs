@@ -94,7 +94,12 @@ impl Repository {
             .into_iter()
             .filter(|it| db.as_ref().is_none_or(|d| &it.group == d))
             .collect();
-        retention::plan(&items, policy, now_ns, tz).map_err(|e| Error::invalid_input(e.to_string()))
+        retention::plan(&items, policy, now_ns, tz).map_err(|e| match e {
+            retention::PolicyError::Empty => {
+                Error::invalid_input(e.to_string()).with_remedy(crate::error::Remedy::GiveRules)
+            }
+            e => Error::invalid_input(e.to_string()),
+        })
     }
 
     /// Every snapshot as the retention policy sees it, with its place in history.
@@ -203,8 +208,8 @@ pub fn refuse_dangers(plan: &Plan) -> Result<()> {
     if plan.dangers.is_empty() {
         return Ok(());
     }
-    Err(Error::refused(format!(
-        "forget refused: {}; check the rules with --dry-run, or pass --allow-empty if that is what you want",
-        plan.dangers.join("; ")
-    )))
+    Err(
+        Error::refused(format!("forget refused: {}", plan.dangers.join("; ")))
+            .with_remedy(crate::error::Remedy::AllowEmpty),
+    )
 }

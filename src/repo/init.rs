@@ -99,9 +99,10 @@ pub(super) fn check_empty(path: &Path, force: bool) -> Result<()> {
         .count();
     if others > 0 {
         return Err(Error::refused(format!(
-            "folder {} is not empty ({others} entries) and holds no repository; give a new or empty folder, or pass --force to create the repository among its files",
+            "folder {} is not empty ({others} entries) and holds no repository; give a new or empty folder, or force creating the repository among its files",
             path.display()
-        )));
+        ))
+        .with_remedy(crate::error::Remedy::Force));
     }
     Ok(())
 }

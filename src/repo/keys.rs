@@ -165,7 +165,8 @@ pub(crate) fn unlock(backend: &LocalBackend, passphrase: &str) -> Result<(Master
             } else {
                 problem
             },
-        }.into()),
+        }
+        .into()),
         Some(other) => Err(other.into()),
         None => Err(Repr::WrongPassphrase(backend.root().to_path_buf()).into()),
     }
@@ -220,9 +221,8 @@ impl Repository {
         let key = match matches.as_slice() {
             [one] => *one,
             [] => {
-                return Err(Error::invalid_input(format!(
-                    "no key matches `{prefix}`; see `lumina-backup key list`"
-                )))
+                return Err(Error::invalid_input(format!("no key matches `{prefix}`"))
+                    .with_remedy(crate::error::Remedy::ListKeys))
             }
             _ => {
                 return Err(Error::invalid_input(format!(

@@ -12,8 +12,8 @@ mod forget;
 mod init;
 mod inside;
 mod keys;
-mod problem;
 mod partial;
+mod problem;
 mod prune;
 mod repair;
 mod restore;
@@ -417,7 +417,7 @@ impl Repository {
             self.notices.push(format!(
                 "{} pack file(s) listed in the index are missing or changed size ({}); \
                  their {} chunks count as lost and the next snapshot stores them again; \
-                 run `lumina-backup verify` to see which snapshots are damaged",
+                 a verify names the snapshots that are damaged",
                 lost.len(),
                 names.join(", "),
                 update.remove_chunks.len()

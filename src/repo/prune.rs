@@ -368,7 +368,7 @@ impl Repository {
     fn prune_plan_inner(&self, max_unused: f64, progress: &dyn Progress) -> Result<PrunePlan> {
         if !(0.0..=100.0).contains(&max_unused) || max_unused.is_nan() {
             return Err(Error::invalid_input(format!(
-                "--max-unused {max_unused}: give a percentage from 0 to 100"
+                "the largest unused share {max_unused}: give a percentage from 0 to 100"
             )));
         }
         let mut snaps = Vec::new();
@@ -534,7 +534,7 @@ impl Repository {
         only_delete.remove_chunks = keep;
         let mut report = self.prune_apply_once(&only_delete, progress)?;
         report.note = Some(format!(
-            "no space left on device to repack ({err}); only packs with no live data were deleted; run `lumina-backup prune` again once there is room"
+            "no space left on device to repack ({err}); only packs with no live data were deleted; prune again once there is room"
         ));
         Ok(report)
     }

@@ -373,15 +373,17 @@ impl Repository {
             if p.exists() && !opts.force {
                 if !single {
                     return Err(Error::refused(format!(
-                        "{} exists; pass --force to replace the snapshot's files in {} (the database is first saved as a `pre-restore` snapshot; any other file whose content differs is renamed to NAME.pre-restore-PID)",
+                        "{} exists; a forced restore replaces the snapshot's files in {} (the database is first saved as a `pre-restore` snapshot; any other file whose content differs is renamed to NAME.pre-restore-PID)",
                         shown.display(),
                         target.display()
-                    )));
+                    ))
+                    .with_remedy(crate::error::Remedy::Force));
                 }
                 return Err(Error::refused(format!(
-                    "{} exists; pass --force to replace it (its current state is saved first as a `pre-restore` snapshot)",
+                    "{} exists; a forced restore replaces it (its current state is saved first as a `pre-restore` snapshot)",
                     shown.display()
-                )));
+                ))
+                .with_remedy(crate::error::Remedy::Force));
             }
             if let Some(parent) = p.parent() {
                 if !parent.as_os_str().is_empty() && !parent.is_dir() {

@@ -26,7 +26,8 @@ pub(super) fn refuse_in_use(shown: &Path, real: &Path) -> Result<()> {
     Err(Repr::InUse {
         path: shown.to_path_buf(),
         holders: sqlite::inuse::describe(&holders),
-    }.into())
+    }
+    .into())
 }
 
 /// Refuses to replace `real` when it has other hard links: the rename would
@@ -41,9 +42,10 @@ pub(super) fn refuse_hard_links(shown: &Path, real: &Path) -> Result<()> {
         return Ok(());
     }
     Err(Error::refused(format!(
-        "{} has {links} hard links (other names for the same file); replacing it would give only this name the restored content: pass --live to write through SQLite into the file every name shares, or restore to a new path; nothing was changed",
+        "{} has {links} hard links (other names for the same file); replacing it would give only this name the restored content; nothing was changed",
         shown.display()
-    )))
+    ))
+    .with_remedy(crate::error::Remedy::Live))
 }
 
 /// Whether a snapshot failure means SQLite could not read the database (damage),

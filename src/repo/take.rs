@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::Repository;
 use crate::backend::Backend;
 use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
-use crate::error::{Error, Repr, PartialData, Result, StopCause};
+use crate::error::{Error, PartialData, Repr, Result, StopCause};
 use crate::export::{self, Table};
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
 use crate::id::{ChunkId, PackId};

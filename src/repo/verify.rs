@@ -78,9 +78,13 @@ impl Repository {
     fn verify_inner(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut r = VerifyReport::default();
         let mut damaged_packs: HashSet<PackId> = HashSet::new();
-        let in_files = files::foreign_entries(&self.root).into_iter().chain(
-            files::small_file_problems(&self.root, Some(self.store.cipher())),
-        );
+        let in_files =
+            files::foreign_entries(&self.root)
+                .into_iter()
+                .chain(files::small_file_problems(
+                    &self.root,
+                    Some(self.store.cipher()),
+                ));
         r.problems.extend(in_files.map(Problem::RepositoryFile));
         let mut referenced: HashSet<ChunkId> = HashSet::new();
         let mut nodes_seen: HashSet<ChunkId> = HashSet::new();

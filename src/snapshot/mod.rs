@@ -40,17 +40,20 @@ impl Snapshot {
         } else {
             self.record.files.iter().find(|f| f.name == name)
         };
-        found.ok_or_else(|| Repr::NoSuchFile {
-            snapshot: self.id.short(),
-            name: name.to_string(),
-            available: self
-                .record
-                .files
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }.into())
+        found.ok_or_else(|| {
+            Repr::NoSuchFile {
+                snapshot: self.id.short(),
+                name: name.to_string(),
+                available: self
+                    .record
+                    .files
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into()
+        })
     }
 }
 
@@ -106,9 +109,8 @@ pub fn resolve<'a>(
     if spec == "latest" {
         let of_db = choosable(of_database(snapshots, db)?);
         return of_db.last().copied().ok_or_else(|| match db {
-            Some(d) => Error::invalid_input(format!(
-                "no snapshot of {d} yet; take one with `lumina-backup snapshot {d}`"
-            )),
+            Some(d) => Error::invalid_input(format!("no snapshot of {d} yet"))
+                .with_remedy(crate::error::Remedy::TakeSnapshot(d.into())),
             None => Repr::UnknownSnapshot("latest (the repository has no snapshots)".into()).into(),
         });
     }
@@ -129,7 +131,8 @@ pub fn resolve<'a>(
         count => Err(Repr::AmbiguousSnapshot {
             prefix: spec.to_string(),
             count,
-        }.into()),
+        }
+        .into()),
     }
 }
 
@@ -169,10 +172,11 @@ pub fn of_database<'a>(snapshots: &'a [Snapshot], db: Option<&str>) -> Result<Ve
         let sources = databases(snapshots);
         if sources.len() > 1 {
             return Err(Error::invalid_input(format!(
-                "the repository has snapshots of {} databases ({}); say which with --db",
+                "the repository has snapshots of {} databases ({})",
                 sources.len(),
                 sources.join(", ")
-            )));
+            ))
+            .with_remedy(crate::error::Remedy::NameDatabase));
         }
     }
     Ok(snapshots
@@ -247,17 +251,21 @@ pub fn at<'a>(snapshots: &'a [Snapshot], db: Option<&str>, time_ns: i64) -> Resu
         return Err(Repr::UnknownSnapshot(match db {
             Some(d) => format!("any snapshot of {d}"),
             None => "any snapshot (the repository is empty)".into(),
-        }).into());
+        })
+        .into());
     };
     of_db
         .iter()
         .rev()
         .find(|s| s.record.time_ns <= time_ns)
         .copied()
-        .ok_or_else(|| Repr::BeforeFirstSnapshot {
-            earliest: first.id.short(),
-            time_ns: first.record.time_ns,
-        }.into())
+        .ok_or_else(|| {
+            Repr::BeforeFirstSnapshot {
+                earliest: first.id.short(),
+                time_ns: first.record.time_ns,
+            }
+            .into()
+        })
 }
 
 /// The `manifest.json` file of a snapshot: facts read in the capture transaction.
@@ -362,7 +370,9 @@ mod tests {
         assert_eq!(got.id, list[0].id);
         let e = resolve("latest", &list, None).expect_err("ambiguous");
         assert!(
-            e.kind() == ErrorKind::InvalidInput && e.to_string().contains("/a.db") && e.to_string().contains("/b.db"),
+            e.kind() == ErrorKind::InvalidInput
+                && e.to_string().contains("/a.db")
+                && e.to_string().contains("/b.db"),
             "{e}"
         );
         assert!(matches!(
@@ -389,7 +399,10 @@ mod tests {
             "tab\there",
             "x\u{7f}",
         ] {
-            assert!(matches!(check_tag(bad), Err(e) if e.kind() == ErrorKind::InvalidInput), "{bad:?}");
+            assert!(
+                matches!(check_tag(bad), Err(e) if e.kind() == ErrorKind::InvalidInput),
+                "{bad:?}"
+            );
         }
     }
 

@@ -168,15 +168,19 @@ fn fingerprint(path: &Path) -> Vec<Option<(u64, std::time::SystemTime)>> {
 /// why it cannot be read and what to do, where SQLite's own words do not.
 pub fn source_error(path: &Path, e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode;
-    let unavailable = |why: String| Repr::SourceUnavailable {
-        path: path.into(),
-        why,
-    }.into();
+    let unavailable = |why: String| {
+        Repr::SourceUnavailable {
+            path: path.into(),
+            why,
+        }
+        .into()
+    };
     match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => Repr::NotSqlite {
             path: path.into(),
             why: "SQLite cannot read it".into(),
-        }.into(),
+        }
+        .into(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => unavailable(format!(
             "another process keeps it locked (it did not change for {} s, or stayed \
              locked for {} s): a program holding it in exclusive locking mode, or a long \

@@ -296,7 +296,8 @@ fn check_page_one(conn: &Connection, path: &Path, info: &ImageInfo, page: &[u8])
                   transaction (was the database replaced while it was being read?); \
                   try again"
                 .into(),
-        }.into())
+        }
+        .into())
     }
 }
 

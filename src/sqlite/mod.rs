@@ -34,13 +34,15 @@ pub fn check_database_file(path: &Path) -> Result<()> {
         return Err(Repr::NotSqlite {
             path: path.into(),
             why: "not a regular file".into(),
-        }.into());
+        }
+        .into());
     }
     if meta.len() == 0 {
         return Err(Repr::NotSqlite {
             path: path.into(),
             why: "the file is empty".into(),
-        }.into());
+        }
+        .into());
     }
     let mut head = [0u8; 16];
     let mut f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
@@ -49,7 +51,8 @@ pub fn check_database_file(path: &Path) -> Result<()> {
         return Err(Repr::NotSqlite {
             path: path.into(),
             why: "it does not start with the SQLite header".into(),
-        }.into());
+        }
+        .into());
     }
     Ok(())
 }

@@ -53,9 +53,10 @@ pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<()> {
             ""
         };
         Error::from(Repr::RestoreCheck(format!(
-            "SQLite cannot run {pragma} on the image for {}: {msg}{why}; its checksums were verified, pass --no-check to restore it without SQLite's check",
+            "SQLite cannot run {pragma} on the image for {}: {msg}{why}; its checksums were verified",
             target.display()
         )))
+        .with_remedy(crate::error::Remedy::NoCheck)
     };
     let conn = open_immutable(image).map_err(|e| match e.repr() {
         Repr::Sqlite { source, .. } => cannot(source),
@@ -72,14 +73,15 @@ pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<()> {
         return Ok(());
     }
     let way_out = match level {
-        Check::Full => "pass --check quick (which does not compare indexes with their tables) or --no-check to restore it anyway",
-        _ => "pass --no-check to restore it anyway",
+        Check::Full => crate::error::Remedy::WeakerCheck,
+        _ => crate::error::Remedy::NoCheck,
     };
-    Err(Repr::RestoreCheck(format!(
-        "{pragma} of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured: {way_out}",
+    Err(Error::from(Repr::RestoreCheck(format!(
+        "{pragma} of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured",
         target.display(),
         lines.join("; ")
-    )).into())
+    )))
+    .with_remedy(way_out))
 }
 
 /// Opens a database file read-only and immutable (no locks, no WAL, no `-shm`).
@@ -191,9 +193,10 @@ pub fn check_live_fit(image: &Path, target: &Path) -> Result<()> {
 
 fn page_size_mismatch(target: &Path, theirs: u32, ours: u32) -> Error {
     Error::refused(format!(
-        "{}: the open database has page size {theirs}, the snapshot {ours}, and a WAL database cannot change its page size while open: close the app's connections and restore without --live",
+        "{}: the open database has page size {theirs}, the snapshot {ours}, and a WAL database cannot change its page size while open",
         target.display()
     ))
+    .with_remedy(crate::error::Remedy::NotLive)
 }
 
 /// How long a live restore waits for the application's transactions.
@@ -220,9 +223,10 @@ pub fn install_live(temp: &Path, target: &Path) -> Result<()> {
                     page_size_mismatch(target, theirs, ours)
                 }
                 _ => Error::refused(format!(
-                    "{} cannot take the image through SQLite (it is read-only to this process); close the app's connections and restore without --live",
+                    "{} cannot take the image through SQLite (it is read-only to this process)",
                     target.display()
-                )),
+                ))
+                .with_remedy(crate::error::Remedy::NotLive),
             }
         } else {
             Error::sqlite(target, e)

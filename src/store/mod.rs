@@ -313,8 +313,7 @@ impl<'a> WriteSession<'a> {
         }
         self.seen.insert(id);
         self.added.chunks_added += 1;
-        let len =
-            u32::try_from(data.len()).map_err(|_| Error::internal("a chunk over 4 GiB"))?;
+        let len = u32::try_from(data.len()).map_err(|_| Error::internal("a chunk over 4 GiB"))?;
         let slot = usize::from(kind == KIND_TREE);
         let (descs, raw) = &mut self.open[slot];
         descs.push(ChunkDesc { id, kind, len });
