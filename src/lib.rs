@@ -47,7 +47,7 @@ pub mod timespec;
 pub use error::{Error, ErrorKind, Remedy, Result};
 pub use progress::{NoProgress, Outcome, Phase, PhaseInfo, Progress, Unit};
 pub use repo::{
-    Check, InitOptions, OpenOptions, Problem, Repository, RestoreOptions, RestoreReport,
+    Check, Damage, InitOptions, OpenOptions, Problem, Repository, RestoreOptions, RestoreReport,
     SnapshotOptions, SnapshotSummary, VerifyReport,
 };
 pub use snapshot::Snapshot;

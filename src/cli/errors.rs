@@ -21,13 +21,20 @@ pub fn advice(e: &Error) -> Option<String> {
     if let Some(r) = e.remedy() {
         return remedy(r);
     }
-    let text = match e.kind() {
+    let redb = std::error::Error::source(e).is_some();
+    by_kind(e.kind(), e.object(), redb)
+}
+
+/// The advice for a failure of `kind` naming `object`; `redb` for an index
+/// failure of the index database itself.
+fn by_kind(kind: ErrorKind, object: Option<&str>, redb: bool) -> Option<String> {
+    let text = match kind {
         ErrorKind::NoRepository => "create one with `lumina-backup init`",
         ErrorKind::TooNew => "upgrade lumina-backup",
         ErrorKind::MissingData => {
             "run `lumina-backup verify`, then `lumina-backup repair snapshots`"
         }
-        ErrorKind::Index if std::error::Error::source(e).is_some() => {
+        ErrorKind::Index if redb => {
             "if it persists run `lumina-backup repair index`"
         }
         ErrorKind::Index => "run `lumina-backup repair index`",
@@ -38,7 +45,7 @@ pub fn advice(e: &Error) -> Option<String> {
         ErrorKind::InUse => {
             "close the app's connections (or pass --live to restore through SQLite into the open database)"
         }
-        ErrorKind::Corrupt => return corrupt_advice(e.object().unwrap_or_default()),
+        ErrorKind::Corrupt => return corrupt_advice(object.unwrap_or_default()),
         _ => return None,
     };
     Some(text.to_string())
@@ -72,7 +79,13 @@ pub fn problem(p: &Problem) -> String {
         Problem::RepositoryFile(text) if text.starts_with("retention is damaged") => {
             format!("{text} with `lumina-backup config set`")
         }
-        other => other.to_string(),
+        other => match other.damage() {
+            Some(d) => match by_kind(d.kind, d.object.as_deref(), false) {
+                Some(a) => format!("{other}; {a}"),
+                None => other.to_string(),
+            },
+            None => other.to_string(),
+        },
     }
 }
 
@@ -131,6 +144,24 @@ mod tests {
         assert!(corrupt_advice("key file keys/ab12").is_some_and(|a| a.contains("key remove ab12")));
         assert!(corrupt_advice("retention settings").is_some_and(|a| a.contains("config set")));
         assert!(corrupt_advice("pack 3fa9").is_some_and(|a| a.contains("verify --read-data")));
+    }
+
+    #[test]
+    fn verify_problems_get_the_cli_advice() {
+        use lumina_backup::id::{PackId, SnapshotId};
+        let p = Problem::ChunkMissing {
+            snapshot: SnapshotId([1; 32]),
+            file: "app.db".into(),
+            chunk: "ab".repeat(32),
+            more: 0,
+        };
+        assert!(problem(&p).ends_with(
+            "; `lumina-backup repair snapshots` removes the snapshots that cannot be restored"
+        ));
+        let p = Problem::PackNotIndexed {
+            pack: PackId([2; 32]),
+        };
+        assert!(problem(&p).ends_with("(damaged, or run `repair index`)"));
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use exports::{export_database, import_file, ExportFormat, ExportRequest, Exp
 pub use forget::{refuse_dangers, ForgetReport, RETENTION_FILE};
 pub use inside::{refuse_inside_repository, repository_holding};
 pub use keys::KeyInfo;
-pub use problem::Problem;
+pub use problem::{Damage, Problem};
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
 pub use status::{DatabaseStatus, Status};

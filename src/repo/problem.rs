@@ -5,7 +5,36 @@
 
 use serde::{Serialize, Serializer};
 
+use crate::error::{Error, ErrorKind};
 use crate::id::{PackId, SnapshotId};
+
+/// What is wrong with an object: the failure that found it, kept as its kind,
+/// the object it names and its one-line message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The kind of the failure (`Corrupt`, `MissingData`, `TooNew`, `Io`...).
+    pub kind: ErrorKind,
+    /// The damaged object it names ("pack 3fa9…", "chunk 12ab…"), if any.
+    pub object: Option<String>,
+    /// Its message.
+    pub detail: String,
+}
+
+impl From<&Error> for Damage {
+    fn from(e: &Error) -> Self {
+        Damage {
+            kind: e.kind(),
+            object: e.object().map(str::to_string),
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
 
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +64,7 @@ pub enum Problem {
         /// The pack.
         pack: PackId,
         /// What is wrong.
-        detail: String,
+        damage: Damage,
     },
     /// A pack file is in the repository but not in the index.
     PackNotIndexed {
@@ -47,7 +76,7 @@ pub enum Problem {
         /// The snapshot.
         snapshot: SnapshotId,
         /// What is wrong.
-        detail: String,
+        damage: Damage,
     },
     /// Chunks a file of a snapshot needs are missing (their pack was lost).
     ChunkMissing {
@@ -67,7 +96,7 @@ pub enum Problem {
         /// The file in it.
         file: String,
         /// What is wrong.
-        detail: String,
+        damage: Damage,
     },
     /// A file's chunks add up to another size than its record says.
     FileSize {
@@ -83,6 +112,16 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// The failure behind the problem, where one was reported.
+    pub fn damage(&self) -> Option<&Damage> {
+        match self {
+            Problem::PackDamaged { damage, .. }
+            | Problem::SnapshotUnreadable { damage, .. }
+            | Problem::FileDamaged { damage, .. } => Some(damage),
+            _ => None,
+        }
+    }
+
     /// The snapshot the problem is in, if it is in one.
     pub fn snapshot(&self) -> Option<&SnapshotId> {
         match self {
@@ -120,13 +159,13 @@ impl std::fmt::Display for Problem {
                 "pack {} is {actual} bytes, expected {expected} (truncated or overwritten)",
                 pack.to_hex()
             ),
-            Problem::PackDamaged { detail, .. } => f.write_str(detail),
+            Problem::PackDamaged { damage, .. } => write!(f, "{damage}"),
             Problem::PackNotIndexed { pack } => write!(
                 f,
                 "pack {} is not in the index (damaged, or the index is out of date)",
                 pack.to_hex()
             ),
-            Problem::SnapshotUnreadable { detail, .. } => f.write_str(detail),
+            Problem::SnapshotUnreadable { damage, .. } => write!(f, "{damage}"),
             Problem::ChunkMissing {
                 snapshot,
                 file,
@@ -145,8 +184,8 @@ impl std::fmt::Display for Problem {
             Problem::FileDamaged {
                 snapshot,
                 file,
-                detail,
-            } => write!(f, "snapshot {} file {file}: {detail}", snapshot.short()),
+                damage,
+            } => write!(f, "snapshot {} file {file}: {damage}", snapshot.short()),
             Problem::FileSize {
                 snapshot,
                 file,
@@ -165,5 +204,43 @@ impl std::fmt::Display for Problem {
 impl Serialize for Problem {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_name_their_object_in_one_line() {
+        let pack = PackId([7; 32]);
+        let snap = SnapshotId([9; 32]);
+        let p = Problem::PackSize {
+            pack,
+            actual: 10,
+            expected: 20,
+        };
+        assert_eq!(p.pack(), Some(&pack));
+        assert!(p
+            .to_string()
+            .starts_with(&format!("pack {} is 10 bytes", pack.to_hex())));
+        let p = Problem::ChunkMissing {
+            snapshot: snap,
+            file: "app.db".into(),
+            chunk: "ab".repeat(32),
+            more: 2,
+        };
+        assert_eq!(p.snapshot(), Some(&snap));
+        let line = p.to_string();
+        assert!(
+            line.contains("app.db") && line.contains(", and 2 more"),
+            "{line}"
+        );
+        assert!(!line.contains('\n') && !line.contains("lumina-backup ") && !line.contains("--"));
+        let damage = Damage::from(&Error::corrupt("pack 0707", "bad frame"));
+        assert_eq!(damage.kind, ErrorKind::Corrupt);
+        assert_eq!(damage.object.as_deref(), Some("pack 0707"));
+        let json = serde_json::to_string(&Problem::PackNotIndexed { pack }).expect("json");
+        assert!(json.starts_with("\"pack "), "{json}");
     }
 }

@@ -104,7 +104,7 @@ impl Repository {
             r.packs_checked += 1;
             let damaged = |e: Error| Problem::PackDamaged {
                 pack: *id,
-                detail: e.to_string(),
+                damage: (&e).into(),
             };
             let problem = match present.get(id) {
                 None => Some(Problem::PackMissing { pack: *id }),
@@ -150,7 +150,7 @@ impl Repository {
                 Err(e) => {
                     r.problems.push(Problem::SnapshotUnreadable {
                         snapshot: id,
-                        detail: e.to_string(),
+                        damage: (&e).into(),
                     });
                     continue;
                 }
@@ -239,7 +239,7 @@ impl Repository {
                     Err(e) => r.problems.push(Problem::FileDamaged {
                         snapshot: id,
                         file: file.name.clone(),
-                        detail: e.to_string(),
+                        damage: (&e).into(),
                     }),
                     Ok(()) if size != file.size => r.problems.push(Problem::FileSize {
                         snapshot: id,
