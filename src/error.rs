@@ -181,7 +181,7 @@ pub(crate) enum Repr {
     Cancelled,
     #[error("{path} is open in {holders}; nothing was changed")]
     InUse { path: PathBuf, holders: String },
-    #[error("repository {path} is read-only ({reason}): `{what}` writes to it; the operations that only read (list, show, diff, restore to a new file, verify, export, status) work")]
+    #[error("repository {path} is read-only ({reason}): `{what}` writes to it")]
     ReadOnlyRepository {
         path: PathBuf,
         what: String,

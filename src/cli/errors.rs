@@ -42,6 +42,9 @@ fn by_kind(kind: ErrorKind, object: Option<&str>, redb: bool) -> Option<String> 
         ErrorKind::PassphraseRequired => {
             "give it in LUMINA_BACKUP_PASSWORD, with --password-file, or on a terminal"
         }
+        ErrorKind::ReadOnly => {
+            "the commands that only read (snapshots, show, cat, diff, restore to a new file, verify, export, status) work"
+        }
         ErrorKind::InUse => {
             "close the app's connections (or pass --live to restore through SQLite into the open database)"
         }

@@ -168,3 +168,10 @@ fn messages_name_no_cli_words() {
         );
     }
 }
+
+/// An app moves errors across threads (async commands, anyhow).
+#[test]
+fn error_is_send_sync_and_static() {
+    fn check<T: Send + Sync + 'static + std::error::Error>() {}
+    check::<Error>();
+}
