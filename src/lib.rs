@@ -46,10 +46,10 @@ pub mod store;
 pub mod testhook;
 pub mod timespec;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Remedy, Result};
 pub use progress::{NoProgress, Outcome, Phase, PhaseInfo, Progress, Unit};
 pub use repo::{
-    Check, InitOptions, OpenOptions, Repository, RestoreOptions, RestoreReport, SnapshotOptions,
-    SnapshotSummary, VerifyReport,
+    Check, Damage, InitOptions, OpenOptions, Problem, Repository, RestoreOptions, RestoreReport,
+    SnapshotOptions, SnapshotSummary, VerifyReport,
 };
 pub use snapshot::Snapshot;

@@ -16,7 +16,7 @@ use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::platform::UnixMode;
 
 /// A held repository lock; released on drop.
@@ -56,11 +56,12 @@ impl RepoLock {
             .open(path)
             .map_err(|e| {
                 if is_read_only_error(&e) {
-                    Error::ReadOnlyRepository {
+                    Repr::ReadOnlyRepository {
                         path: holder::parent(path),
                         what: what.to_string(),
                         reason: e.to_string(),
                     }
+                    .into()
                 } else {
                     Error::io("opening lock file", path, e)
                 }
@@ -99,11 +100,12 @@ impl RepoLock {
                 Err(TryLockError::WouldBlock) => {
                     if start.elapsed() >= wait {
                         let h = holder::find(&file, path);
-                        return Err(Error::Locked {
+                        return Err(Repr::Locked {
                             holder: h.describe(),
                             waited_secs: wait.as_secs(),
                             advice: h.advice(),
-                        });
+                        }
+                        .into());
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }

@@ -60,7 +60,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::error::{Error, Result, StopCause};
+use crate::error::Result;
 
 /// What a long operation is doing. Each phase counts in one fixed [`Unit`]
 /// ([`Phase::unit`]); new phases may be added in minor versions.
@@ -201,11 +201,7 @@ impl Outcome {
     pub fn of<T>(result: &Result<T>) -> Self {
         match result {
             Ok(_) => Outcome::Succeeded,
-            Err(Error::Cancelled)
-            | Err(Error::SnapshotNotRecorded {
-                cause: StopCause::Cancelled,
-                ..
-            }) => Outcome::Cancelled,
+            Err(e) if e.is_cancelled() => Outcome::Cancelled,
             Err(_) => Outcome::Failed,
         }
     }
@@ -354,10 +350,10 @@ mod tests {
             operation(p, |q| {
                 q.phase(&PhaseInfo::new(Phase::Capture));
                 q.advance(100);
-                Err(Error::Cancelled)
+                Err(crate::error::Error::from(crate::error::Repr::Cancelled))
             })
         });
-        assert!(matches!(r, Err(Error::Cancelled)));
+        assert!(r.is_err_and(|e| e.is_cancelled()));
         assert_eq!(
             *log.0.lock().unwrap(),
             [

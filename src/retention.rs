@@ -43,7 +43,7 @@ pub const PRE_RESTORE_TAG: &str = "pre-restore";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// No rule at all (forget would remove every snapshot).
-    #[error("no retention rule given: pass --keep-last/--keep-daily/... or store rules with `lumina-backup config set keep-daily 7`")]
+    #[error("no retention rule given")]
     Empty,
     /// A duration such as `7d` does not parse.
     #[error("bad duration `{0}`: use a number and a unit, e.g. 36h, 7d, 2w, 6m (months), 1y, or combinations like 1y6m")]

@@ -68,7 +68,7 @@ pub fn format_local(time_ns: i64, tz: &TimeZone) -> String {
 }
 
 fn out_of_range(s: &str) -> Error {
-    Error::BadInput(format!(
+    Error::invalid_input(format!(
         "`{s}` is outside the supported range of times: {MIN_TIME} to {MAX_TIME}"
     ))
 }
@@ -81,7 +81,7 @@ fn nanos(ts: Timestamp, s: &str) -> Result<i64> {
 pub fn parse_time(s: &str, tz: &TimeZone, edge: Edge) -> Result<i64> {
     let s = s.trim();
     let bad = || {
-        Error::BadInput(format!(
+        Error::invalid_input(format!(
             "`{s}` is not a time: use RFC 3339 (2026-11-24T09:30:00Z) or YYYY-MM-DD[ HH:MM[:SS]] (local time)"
         ))
     };
@@ -193,7 +193,8 @@ mod tests {
         for bad in ["", "yesterday", "2026-13-01", "2026-11-24 25:00", "12:00"] {
             let e = parse_time(bad, &utc, Edge::End).expect_err(bad);
             assert!(
-                matches!(&e, Error::BadInput(m) if m.contains("is not a time")),
+                e.kind() == crate::ErrorKind::InvalidInput
+                    && e.to_string().contains("is not a time"),
                 "{bad}: {e}"
             );
         }

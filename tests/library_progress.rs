@@ -18,11 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use common::{blake3_file, create_lumina, dump, files_under, pack_files, TestDir};
-use lumina_backup::error::StopCause;
 use lumina_backup::repo::DiffTarget;
 use lumina_backup::{
-    Error, NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Repository,
-    RestoreOptions, SnapshotOptions, Unit,
+    NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Repository, RestoreOptions,
+    SnapshotOptions, Unit,
 };
 
 /// One call the library made.
@@ -457,16 +456,7 @@ fn cancel_mid_snapshot_leaves_the_repository_clean() {
     let err = repo
         .snapshot(&db, &SnapshotOptions::default(), &rec)
         .expect_err("cancelled");
-    assert!(
-        matches!(
-            err,
-            Error::SnapshotNotRecorded {
-                cause: StopCause::Cancelled,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(err.is_cancelled() && err.partial_data().is_some(), "{err}");
     rec.check(SNAPSHOT_PHASES, Outcome::Cancelled);
     assert!(rec.advanced_in(Phase::Capture) >= 12 << 20);
     assert!(
@@ -510,7 +500,7 @@ fn cancel_mid_restore_leaves_the_target_untouched() {
     let err = repo
         .restore_snapshot(snap.clone(), &target, &opts, &rec)
         .expect_err("cancelled");
-    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(err.is_cancelled() && err.partial_data().is_none(), "{err}");
     rec.check(RESTORE_PHASES, Outcome::Cancelled);
     let read = rec.advanced_in(Phase::ReadFile);
     assert!(read >= 4 << 20 && read < snap.image().unwrap().size);
@@ -526,16 +516,7 @@ fn cancel_mid_restore_leaves_the_target_untouched() {
     let err = repo
         .restore_snapshot(snap, &target, &opts, &rec)
         .expect_err("cancelled");
-    assert!(
-        matches!(
-            err,
-            Error::SnapshotNotRecorded {
-                cause: StopCause::Cancelled,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(err.is_cancelled() && err.partial_data().is_some(), "{err}");
     rec.check(RESTORE_PHASES, Outcome::Cancelled);
     assert_eq!(blake3_file(&target), hash_before);
     assert_eq!(files_under(&folder), files_before);
@@ -565,7 +546,7 @@ fn cancel_mid_prune_leaves_every_snapshot_restorable() {
     // cancel after 13 MiB, when one new 8 MiB pack is already written.
     let rec = Recorder::cancelling(Phase::Repack, 13 << 20).watching(dir.repo());
     let err = repo.prune(0.0, &rec).expect_err("cancelled");
-    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(err.is_cancelled() && err.partial_data().is_none(), "{err}");
     rec.check(PRUNE_PHASES, Outcome::Cancelled);
     assert!(rec.advanced_in(Phase::Repack) >= 13 << 20);
     assert!(

@@ -12,7 +12,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::platform::UnixMode;
 
 pub use crate::fsutil::TEMP_PREFIX;
@@ -46,11 +46,12 @@ impl LocalBackend {
 
     fn check_writable(&self, path: &str) -> Result<()> {
         if self.read_only {
-            return Err(Error::ReadOnlyRepository {
+            return Err(Repr::ReadOnlyRepository {
                 path: self.root.clone(),
                 what: format!("this command (writing {path})"),
                 reason: "opened for reading only".into(),
-            });
+            }
+            .into());
         }
         Ok(())
     }

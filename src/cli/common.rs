@@ -70,7 +70,10 @@ impl Ctx {
                 repo.display()
             )
         } else {
-            Error::PassphraseRequired(repo).to_string()
+            format!(
+                "repository {} is encrypted and needs its passphrase: give it in LUMINA_BACKUP_PASSWORD, with --password-file, or on a terminal",
+                repo.display()
+            )
         };
         let src = secret::Source {
             env: "LUMINA_BACKUP_PASSWORD",

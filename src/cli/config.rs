@@ -59,7 +59,9 @@ fn retention_or_damage(
 ) -> Result<Result<lumina_backup::format::RetentionSettings, String>, Error> {
     match repo.retention_settings() {
         Ok(s) => Ok(Ok(s)),
-        Err(Error::Corrupt { problem, .. }) => Ok(Err(problem)),
+        Err(e) if e.kind() == lumina_backup::ErrorKind::Corrupt => {
+            Ok(Err(e.damage().unwrap_or_default().to_string()))
+        }
         Err(e) => Err(e),
     }
 }
@@ -106,7 +108,7 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
         ConfigCommand::Set { key, value } => {
             let repo = ctx.open("config set")?;
             if fixed(&repo).iter().any(|(k, _)| *k == key) {
-                return Err(Error::BadInput(format!(
+                return Err(Error::invalid_input(format!(
                     "`{key}` is fixed when the repository is created; settable: {}",
                     retention::SETTING_KEYS.join(", ")
                 )));
@@ -118,15 +120,15 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Err(problem) => (Default::default(), Some(problem)),
             };
             retention::set_setting(&mut s, &key, &value)
-                .map_err(|e| Error::BadInput(e.to_string()))?;
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
             repo.set_retention_settings(&s)?;
             if let Some(problem) = damaged {
                 warn(&format!(
                     "the retention file was damaged ({problem}) and has been replaced: only {key} is set now; set the other rules again with `lumina-backup config set`"
                 ));
             }
-            let now =
-                retention::get_setting(&s, &key).map_err(|e| Error::BadInput(e.to_string()))?;
+            let now = retention::get_setting(&s, &key)
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
             if ctx.global.json {
                 print_json(&json!({"key": key, "value": now}));
             } else {
@@ -141,7 +143,7 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             let value = match fixed(&repo).into_iter().find(|(k, _)| *k == key) {
                 Some((_, v)) => Some(show_value(&v)),
                 None => retention::get_setting(&repo.retention_settings()?, &key)
-                    .map_err(|e| Error::BadInput(e.to_string()))?,
+                    .map_err(|e| Error::invalid_input(e.to_string()))?,
             };
             if ctx.global.json {
                 print_json(&json!({"key": key, "value": value}));
@@ -156,8 +158,8 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Err(problem) => return show_damaged(ctx, &repo, &problem),
             };
             let table = retention::settings_table(&settings);
-            let policy =
-                Policy::from_settings(&settings).map_err(|e| Error::BadInput(e.to_string()))?;
+            let policy = Policy::from_settings(&settings)
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
             if ctx.global.json {
                 let retention: serde_json::Map<String, Value> = table
                     .iter()

@@ -34,7 +34,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
     // never one inside a repository (its files would be foreign files there).
     lumina_backup::repo::refuse_inside_repository(&dir, "give --dir a folder outside it")?;
     if dir.exists() && !dir.is_dir() {
-        return Err(Error::BadInput(format!(
+        return Err(Error::invalid_input(format!(
             "{} is not a folder; give a new or empty folder to --dir",
             dir.display()
         )));
@@ -42,7 +42,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
     if dir.exists() {
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("reading", &dir, e))?;
         if entries.count() > 0 {
-            return Err(Error::BadInput(format!(
+            return Err(Error::invalid_input(format!(
                 "{} is not empty; the demo needs a new or empty folder (give another --dir)",
                 dir.display()
             )));

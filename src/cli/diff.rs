@@ -40,14 +40,14 @@ pub(super) fn run(
     // Writable when it can be (a diff of a snapshot and its parent records the
     // changed-row count for the history listing); read-only otherwise.
     let repo = match ctx.open("diff") {
-        Err(Error::ReadOnlyRepository { .. }) => ctx.open_read("diff")?,
+        Err(e) if e.kind() == lumina_backup::ErrorKind::ReadOnly => ctx.open_read("diff")?,
         other => other?,
     };
     let bar = ctx.bar();
     let (report, label, old) = match (b, &db) {
         (Some(_), Some(_)) => {
-            return Err(Error::BadInput(
-                "give a second snapshot or --db, not both".into(),
+            return Err(Error::invalid_input(
+                "give a second snapshot or --db, not both",
             ))
         }
         (Some(b), None) => {
@@ -83,8 +83,8 @@ pub(super) fn run(
             )
         }
         (None, None) => {
-            return Err(Error::BadInput(
-                "give a second snapshot, or --db PATH to compare with the live database".into(),
+            return Err(Error::invalid_input(
+                "give a second snapshot, or --db PATH to compare with the live database",
             ))
         }
     };

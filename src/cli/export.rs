@@ -55,7 +55,7 @@ pub(super) fn run(
         Table::all().to_vec()
     } else {
         vec![Table::from_str(table).map_err(|_| {
-            Error::BadInput(format!(
+            Error::invalid_input(format!(
                 "unknown table `{table}`: use metadata, collections, tags, item_tags or all"
             ))
         })?]
@@ -64,7 +64,7 @@ pub(super) fn run(
         "json" => ExportFormat::Json,
         "csv" => ExportFormat::Csv,
         other => {
-            return Err(Error::BadInput(format!(
+            return Err(Error::invalid_input(format!(
                 "unknown format `{other}`: use json or csv"
             )))
         }

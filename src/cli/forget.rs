@@ -85,7 +85,7 @@ impl ForgetArgs {
             .as_deref()
             .map(Span::parse)
             .transpose()
-            .map_err(|e| Error::BadInput(e.to_string()))?;
+            .map_err(|e| Error::invalid_input(e.to_string()))?;
         Ok(Some(Policy {
             keep_last: self.keep_last.unwrap_or(0),
             keep_hourly: self.keep_hourly.unwrap_or(0),
@@ -117,14 +117,14 @@ pub(super) fn run(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
             None => repo.stored_policy()?,
         };
         if let Some(s) = &args.keep_pre_restore {
-            policy.pre_restore = Span::parse(s).map_err(|e| Error::BadInput(e.to_string()))?;
+            policy.pre_restore = Span::parse(s).map_err(|e| Error::invalid_input(e.to_string()))?;
         }
         let plan = repo.forget_plan(Some(&policy), args.db.as_deref(), now_ns(), &ctx.tz)?;
         (plan, Some(policy))
     } else {
         if given.is_some() || args.keep_pre_restore.is_some() {
-            return Err(Error::BadInput(
-                "give snapshots to forget or retention rules, not both".into(),
+            return Err(Error::invalid_input(
+                "give snapshots to forget or retention rules, not both",
             ));
         }
         (

@@ -6,6 +6,7 @@ mod common;
 mod config;
 mod demo;
 mod diff;
+mod errors;
 mod export;
 mod forget;
 mod import;
@@ -138,9 +139,9 @@ pub fn main() -> i32 {
     match run(cli, tz.clone()) {
         Ok(code) => code,
         Err(e) => {
-            let message = describe(&e, &tz);
+            let message = errors::with_advice(describe(&e, &tz), &e);
             eprintln!("lumina-backup: {message}");
-            let code = e.exit_code();
+            let code = errors::exit_code(&e);
             if json {
                 print_error_json(&message, code);
             }
@@ -152,12 +153,12 @@ pub fn main() -> i32 {
 /// The message of an error, with the instants it carries in local time (as
 /// listings show them) where the library could not know the zone.
 fn describe(e: &Error, tz: &TimeZone) -> String {
-    match e {
-        Error::BeforeFirstSnapshot { earliest, time_ns } => format!(
+    match e.earliest_snapshot() {
+        Some((earliest, time_ns)) => format!(
             "no snapshot at or before that time; the earliest is {earliest}, taken {}",
-            lumina_backup::timespec::format_local(*time_ns, tz)
+            lumina_backup::timespec::format_local(time_ns, tz)
         ),
-        other => other.to_string(),
+        None => e.to_string(),
     }
 }
 

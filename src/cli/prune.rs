@@ -69,7 +69,7 @@ pub(super) fn run(ctx: &Ctx, args: PruneArgs) -> Result<(), Error> {
         repo.prune_apply(&plan, &bar)?
     };
     if ctx.global.json {
-        let mut doc = serde_json::to_value(&report).map_err(|e| Error::BadInput(e.to_string()))?;
+        let mut doc = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
         if args.dry_run {
             doc["packs"] = json!(changed_packs(&plan)
                 .map(|p| json!({"id": p.id.to_hex(), "size": p.size, "used": p.used, "action": p.action}))

@@ -51,7 +51,7 @@ pub(super) fn run(ctx: &Ctx, what: RepairWhat) -> Result<(), Error> {
             let plan = repo.repair_snapshots(dry_run, &ctx.bar())?;
             if ctx.global.json {
                 let mut doc =
-                    serde_json::to_value(&plan).map_err(|e| Error::BadInput(e.to_string()))?;
+                    serde_json::to_value(&plan).map_err(|e| Error::internal(e.to_string()))?;
                 // `id` as in every other listing, for the removed ones.
                 doc["removed"] = serde_json::json!(plan
                     .removed

@@ -28,11 +28,11 @@ pub struct Source<'a> {
 pub fn read(src: &Source<'_>, confirm: bool) -> Result<Zeroizing<String>, Error> {
     if let Some(path) = src.file {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::BadInput(format!("cannot read password file {}: {e}", path.display()))
+            Error::invalid_input(format!("cannot read password file {}: {e}", path.display()))
         })?);
         let first = text.lines().next().unwrap_or("");
         if first.is_empty() {
-            return Err(Error::BadInput(format!(
+            return Err(Error::invalid_input(format!(
                 "password file {} is empty (the passphrase is its first line)",
                 path.display()
             )));
@@ -41,7 +41,7 @@ pub fn read(src: &Source<'_>, confirm: bool) -> Result<Zeroizing<String>, Error>
     }
     if let Ok(v) = std::env::var(src.env) {
         if v.is_empty() {
-            return Err(Error::BadInput(format!(
+            return Err(Error::invalid_input(format!(
                 "{} is set but empty; put the passphrase in it or unset it",
                 src.env
             )));
@@ -49,20 +49,20 @@ pub fn read(src: &Source<'_>, confirm: bool) -> Result<Zeroizing<String>, Error>
         return Ok(Zeroizing::new(v));
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Error::BadInput(src.missing.to_string()));
+        return Err(Error::invalid_input(src.missing.to_string()));
     }
     let first = Zeroizing::new(
         rpassword::prompt_password(format!("{}: ", src.prompt))
-            .map_err(|e| Error::BadInput(format!("cannot read the passphrase: {e}")))?,
+            .map_err(|e| Error::invalid_input(format!("cannot read the passphrase: {e}")))?,
     );
     if confirm {
         let again = Zeroizing::new(
             rpassword::prompt_password(format!("{} (again): ", src.prompt))
-                .map_err(|e| Error::BadInput(format!("cannot read the passphrase: {e}")))?,
+                .map_err(|e| Error::invalid_input(format!("cannot read the passphrase: {e}")))?,
         );
         if *again != *first {
-            return Err(Error::BadInput(
-                "the two passphrases differ; nothing was changed".into(),
+            return Err(Error::invalid_input(
+                "the two passphrases differ; nothing was changed",
             ));
         }
     }

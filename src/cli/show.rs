@@ -34,7 +34,7 @@ pub(super) fn run(ctx: &Ctx, ShowArgs { snap, db }: ShowArgs) -> Result<(), Erro
     };
     if ctx.global.json {
         let mut doc = serde_json::to_value(SnapshotJson::from(&s))
-            .map_err(|e| Error::BadInput(e.to_string()))?;
+            .map_err(|e| Error::internal(e.to_string()))?;
         doc["tables"] = tables.unwrap_or(serde_json::Value::Null);
         doc["sqlite"] = serde_json::json!({
             "page_size": s.record.sqlite.page_size,

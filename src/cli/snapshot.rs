@@ -47,15 +47,15 @@ pub(super) fn run(
     let s = match repo.snapshot(&db, &opts, &bar) {
         Ok(s) => s,
         Err(e) => {
-            let (message, code) = match (&e, signals::received()) {
-                (Error::SnapshotNotRecorded { partial, .. }, Some(sig)) => (
+            let (message, code) = match (e.partial_data(), signals::received()) {
+                (Some(partial), Some(sig)) => (
                     format!(
                         "interrupted by {}; nothing was recorded; {partial}",
                         signals::name(sig)
                     ),
                     Some(128 + sig),
                 ),
-                _ => (e.to_string(), None),
+                _ => (super::errors::message(&e), None),
             };
             // Failures are kept for `status` (and the app); a failure to
             // record one must not hide the original error.

@@ -22,14 +22,17 @@ pub(super) fn run(ctx: &Ctx, VerifyArgs { read_data }: VerifyArgs) -> Result<i32
     // failure to run verify.
     let opts = match ctx.open_options("verify") {
         Ok(o) => Some(o),
-        Err(Error::Corrupt { .. }) => None,
+        Err(e) if e.kind() == lumina_backup::ErrorKind::Corrupt => None,
         Err(e) => return Err(e),
     };
     let report = Repository::verify_at(&ctx.repo_path(), opts.as_ref(), read_data, &bar)?;
+    let problems: Vec<String> = report.problems.iter().map(super::errors::problem).collect();
     if ctx.global.json {
-        print_json(&report);
+        let mut doc = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
+        doc["problems"] = serde_json::json!(problems);
+        print_json(&doc);
     } else {
-        for p in &report.problems {
+        for p in &problems {
             ctx.say(format!("problem: {p}"));
         }
         ctx.say(format!(

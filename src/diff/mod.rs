@@ -119,7 +119,7 @@ pub fn diff_rows_ordered(
         if let Some(r) = row {
             if let Some(prev) = last.as_ref() {
                 if cmp_row(order, prev, r) != Ordering::Less {
-                    return Err(crate::error::Error::BadInput(format!(
+                    return Err(crate::error::Error::invalid_input(format!(
                         "rows are not in ascending key order at key {}",
                         key_json(&r.key, r.tie)
                     )));

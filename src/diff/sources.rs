@@ -50,7 +50,7 @@ impl<R: BufRead> RowSource for JsonExportRows<R> {
             if !self.started {
                 // The header line: `{"version":"1.0.0",...,"<array>":[`.
                 if !text.starts_with("{\"version\":\"1.0.0\"") {
-                    return Err(Error::BadInput(format!(
+                    return Err(Error::invalid_input(format!(
                         "{} is not a version 1.0.0 export",
                         self.name
                     )));
@@ -336,7 +336,7 @@ impl<'c> SqliteRows<'c> {
                 names
                     .iter()
                     .position(|n| n == k)
-                    .ok_or_else(|| Error::BadInput(format!("no key column {k}")))
+                    .ok_or_else(|| Error::invalid_input(format!("no key column {k}")))
             })
             .collect::<Result<Vec<_>>>()?;
         let rows = stmt.query([]).map_err(|e| Error::sqlite("table", e))?;

@@ -34,7 +34,7 @@ pub fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::Index(format!(
+            Err(Error::index(format!(
                 "{what}: the index file is damaged (redb: {msg})"
             )))
         }
@@ -103,7 +103,7 @@ mod tests {
         let r: Result<()> = guarded("opening", || panic!("assertion failed: x"));
         let e = r.expect_err("an error");
         assert!(e.to_string().contains("assertion failed: x"), "{e}");
-        assert!(e.to_string().contains("repair index"), "{e}");
+        assert!(e.is_index_damage(), "{e}");
         assert!(!in_guard());
         assert_eq!(guarded("ok", || Ok(3)).expect("value"), 3);
     }

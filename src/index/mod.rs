@@ -107,7 +107,7 @@ impl Index {
         let db = redb::Builder::new()
             .set_cache_size(16 << 20)
             .create(path)
-            .map_err(|e| Error::Index(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| Error::index(format!("cannot open {}: {e}", path.display())))?;
         // Private like every repository file (redb creates it with the umask's mode).
         crate::platform::set_mode(path, 0o600)
             .map_err(|e| Error::io("setting permissions of", path, e))?;
@@ -136,7 +136,7 @@ impl Index {
             redb::Builder::new()
                 .set_cache_size(16 << 20)
                 .create_with_backend(backend)
-                .map_err(|e| Error::Index(format!("cannot open {}: {e}", path.display())))
+                .map_err(|e| Error::index(format!("cannot open {}: {e}", path.display())))
         };
         let db = match build(base) {
             Ok(db) => db,
@@ -296,7 +296,7 @@ impl Index {
     /// snapshot) leave the file several times larger than its live data.
     pub fn compact(&mut self) -> Result<()> {
         guarded("compacting the index", || {
-            while self.db.compact().map_err(|e| Error::Redb(e.to_string()))? {}
+            while self.db.compact().map_err(Error::from)? {}
             preallocate(&self.path);
             Ok(())
         })
@@ -377,7 +377,7 @@ impl Index {
             for row in t.iter()? {
                 let (k, v) = row?;
                 let loc = ChunkLoc::decode(v.value())
-                    .map_err(|e| Error::Index(format!("bad entry: {e}")))?;
+                    .map_err(|e| Error::index(format!("bad entry: {e}")))?;
                 f(ChunkId(k.value()), loc)?;
             }
             Ok(())
@@ -404,7 +404,7 @@ impl IndexReader {
             None => Ok(None),
             Some(v) => ChunkLoc::decode(v.value())
                 .map(Some)
-                .map_err(|e| Error::Index(format!("entry for chunk {}: {e}", id.short()))),
+                .map_err(|e| Error::index(format!("entry for chunk {}: {e}", id.short()))),
         })
     }
 

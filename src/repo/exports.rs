@@ -123,7 +123,7 @@ pub fn export_database(db: &Path, req: &ExportRequest) -> Result<Vec<ExportedFil
     let conn = sqlite::capture::open_source(db)?;
     let missing = export::missing_tables(&conn)?;
     if let Some(t) = req.tables.iter().find(|t| missing.contains(t)) {
-        return Err(Error::BadInput(format!(
+        return Err(Error::invalid_input(format!(
             "{} has no table `{}`",
             db.display(),
             t.name()
@@ -131,7 +131,7 @@ pub fn export_database(db: &Path, req: &ExportRequest) -> Result<Vec<ExportedFil
     }
     let timestamp = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| Error::BadInput(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()))?;
     sqlite::capture::begin_read(&conn, db)?;
     let result = export_from_connection(&conn, req, &timestamp);
     let _ = conn.execute_batch("COMMIT");
@@ -143,7 +143,7 @@ pub fn export_database(db: &Path, req: &ExportRequest) -> Result<Vec<ExportedFil
 pub fn import_file(db: &Path, file: &Path, strict: bool) -> Result<ImportReport> {
     let reader = std::fs::File::open(file).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
-            Error::BadInput(format!("export file {} does not exist", file.display()))
+            Error::invalid_input(format!("export file {} does not exist", file.display()))
         }
         _ => Error::io("opening", file, e),
     })?;
@@ -171,11 +171,12 @@ fn refuse_csv(file: &Path, reader: &mut std::io::BufReader<std::fs::File>) -> Re
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if !gzip && (named_csv || first.is_some_and(|b| b != b'{')) && first != Some(b'{') {
-        return Err(Error::BadInput(format!(
-            "{} is not a JSON export{}: import reads the JSON exports (.json or .json.gz); export with --format json",
+        return Err(Error::invalid_input(format!(
+            "{} is not a JSON export{}: import reads the JSON exports (.json or .json.gz)",
             file.display(),
             if named_csv { " (it is a CSV file)" } else { "" }
-        )));
+        ))
+        .with_remedy(crate::error::Remedy::ExportJson));
     }
     Ok(())
 }
@@ -238,7 +239,7 @@ impl Repository {
             let conn = sqlite::restore::open_immutable(&tmp_path)?;
             let missing = export::missing_tables(&conn)?;
             if let Some(t) = req.tables.iter().find(|t| missing.contains(t)) {
-                return Err(Error::BadInput(format!(
+                return Err(Error::invalid_input(format!(
                     "snapshot {} has no table `{}`",
                     snap.id.short(),
                     t.name()

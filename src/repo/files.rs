@@ -135,7 +135,7 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
         (
             layout::RETENTION,
             |b, c| check_small::<format::RetentionSettings>(b, "", c),
-            "set the rules again with `lumina-backup config set`",
+            "set the retention rules again",
         ),
         (
             layout::STATUS,

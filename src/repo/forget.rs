@@ -47,14 +47,14 @@ impl Repository {
 
     /// Replaces the stored retention settings (atomically; sealed if encrypted).
     pub fn set_retention_settings(&self, settings: &RetentionSettings) -> Result<()> {
-        Policy::from_settings(settings).map_err(|e| Error::BadInput(e.to_string()))?;
+        Policy::from_settings(settings).map_err(|e| Error::invalid_input(e.to_string()))?;
         files::save(self.backend.as_ref(), self.store.cipher(), "", settings)
     }
 
     /// The policy `forget` applies without rules on the command line.
     pub fn stored_policy(&self) -> Result<Policy> {
         Policy::from_settings(&self.retention_settings()?)
-            .map_err(|e| Error::BadInput(format!("stored retention settings: {e}")))
+            .map_err(|e| Error::invalid_input(format!("stored retention settings: {e}")))
     }
 
     /// Plans a forget: `policy` (or the stored one when `None`) applied to each
@@ -83,7 +83,12 @@ impl Repository {
             .into_iter()
             .filter(|it| db.as_ref().is_none_or(|d| &it.group == d))
             .collect();
-        retention::plan(&items, policy, now_ns, tz).map_err(|e| Error::BadInput(e.to_string()))
+        retention::plan(&items, policy, now_ns, tz).map_err(|e| match e {
+            retention::PolicyError::Empty => {
+                Error::invalid_input(e.to_string()).with_remedy(crate::error::Remedy::GiveRules)
+            }
+            e => Error::invalid_input(e.to_string()),
+        })
     }
 
     /// Every snapshot as the retention policy sees it, with its place in history.
@@ -144,7 +149,7 @@ impl Repository {
         progress: &dyn crate::progress::Progress,
     ) -> Result<ForgetReport> {
         let now = i64::try_from(crate::testhook::now().unix_timestamp_nanos())
-            .map_err(|_| Error::Internal("the clock is out of range".into()))?;
+            .map_err(|_| Error::internal("the clock is out of range"))?;
         let plan = self.forget_plan(policy, db, now, tz)?;
         if dry_run {
             return Ok(ForgetReport {
@@ -192,8 +197,8 @@ pub fn refuse_dangers(plan: &Plan) -> Result<()> {
     if plan.dangers.is_empty() {
         return Ok(());
     }
-    Err(Error::BadInput(format!(
-        "forget refused: {}; check the rules with --dry-run, or pass --allow-empty if that is what you want",
-        plan.dangers.join("; ")
-    )))
+    Err(
+        Error::refused(format!("forget refused: {}", plan.dangers.join("; ")))
+            .with_remedy(crate::error::Remedy::AllowEmpty),
+    )
 }

@@ -13,14 +13,14 @@ use crate::format::{self, Kind};
 /// A file (or a link to one) is not a repository folder.
 pub(super) fn check_target(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
-        Ok(m) if !m.is_dir() => Err(Error::BadInput(format!(
+        Ok(m) if !m.is_dir() => Err(Error::invalid_input(format!(
             "{} is a file, not a folder; give a new or empty folder for the repository",
             path.display()
         ))),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         // A parent that is a file: the same mistake one level up.
-        Err(e) if e.kind() == ErrorKind::NotADirectory => Err(Error::BadInput(format!(
+        Err(e) if e.kind() == ErrorKind::NotADirectory => Err(Error::invalid_input(format!(
             "{}: a parent of it is a file, not a folder",
             path.display()
         ))),
@@ -72,7 +72,7 @@ pub(super) fn check_not_inside_a_repository(path: &Path) -> Result<()> {
     let full = resolved(path);
     for ancestor in full.ancestors().skip(1) {
         if holds_repository(ancestor) {
-            return Err(Error::BadInput(format!(
+            return Err(Error::invalid_input(format!(
                 "{} is inside the repository {}; a repository cannot hold another: choose a folder outside it",
                 path.display(),
                 ancestor.display()
@@ -98,10 +98,11 @@ pub(super) fn check_empty(path: &Path, force: bool) -> Result<()> {
         .filter(|e| e.file_name() != "lost+found")
         .count();
     if others > 0 {
-        return Err(Error::BadInput(format!(
-            "folder {} is not empty ({others} entries) and holds no repository; give a new or empty folder, or pass --force to create the repository among its files",
+        return Err(Error::refused(format!(
+            "folder {} is not empty ({others} entries) and holds no repository; give a new or empty folder, or force creating the repository among its files",
             path.display()
-        )));
+        ))
+        .with_remedy(crate::error::Remedy::Force));
     }
     Ok(())
 }

@@ -35,7 +35,7 @@ pub fn repository_holding(path: &Path) -> Option<PathBuf> {
 /// message ("restore to a path outside it").
 pub fn refuse_inside_repository(path: &Path, what_to_do: &str) -> Result<()> {
     match repository_holding(path) {
-        Some(repo) => Err(Error::BadInput(format!(
+        Some(repo) => Err(Error::invalid_input(format!(
             "{} is inside the lumina-backup repository {}; {what_to_do}",
             path.display(),
             repo.display()

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use super::Repository;
 use crate::backend::Backend;
 use crate::crypto::{self, KdfParams, MasterKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::{self, Cipher, KeyFile, Kind};
 
 /// A key as `key list` shows it.
@@ -63,11 +63,11 @@ pub(crate) fn make_key_file(
     label: &str,
 ) -> Result<(String, Vec<u8>)> {
     if passphrase.is_empty() {
-        return Err(Error::BadInput("the passphrase is empty".into()));
+        return Err(Error::invalid_input("the passphrase is empty"));
     }
     let salt = crypto::random_bytes::<16>();
     let kek = crypto::derive_key(kdf_input(passphrase).as_bytes(), &salt, params)
-        .map_err(|e| Error::BadInput(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()))?;
     let wrapped = crypto::seal_with(&kek, &wrap_ad(&params, &salt), master.to_bytes().as_ref());
     let record = KeyFile {
         kdf: "argon2id".into(),
@@ -153,8 +153,8 @@ pub(crate) fn unlock(backend: &dyn Backend, passphrase: &str) -> Result<(MasterK
     }
     // A damaged key file may be the one this passphrase opens: say so rather
     // than "wrong passphrase", which would send the user hunting for another.
-    match damaged.into_iter().next() {
-        Some(Error::Corrupt { object, problem }) => Err(Error::Corrupt {
+    match damaged.into_iter().next().map(Error::into_repr) {
+        Some(Repr::Corrupt { object, problem }) => Err(Repr::Corrupt {
             object: object.replacen("key ", "key file keys/", 1),
             problem: if total > 1 {
                 format!(
@@ -164,9 +164,10 @@ pub(crate) fn unlock(backend: &dyn Backend, passphrase: &str) -> Result<(MasterK
             } else {
                 problem
             },
-        }),
-        Some(other) => Err(other),
-        None => Err(Error::WrongPassphrase(backend.location().into())),
+        }
+        .into()),
+        Some(other) => Err(other.into()),
+        None => Err(Repr::WrongPassphrase(std::path::PathBuf::from(backend.location())).into()),
     }
 }
 
@@ -174,8 +175,8 @@ impl Repository {
     fn master(&self) -> Result<&Arc<MasterKey>> {
         match self.store.cipher() {
             Cipher::Sealed(k) => Ok(k),
-            Cipher::Plain => Err(Error::BadInput(
-                "this repository is not encrypted; it has no keys".into(),
+            Cipher::Plain => Err(Error::refused(
+                "this repository is not encrypted; it has no keys",
             )),
         }
     }
@@ -219,24 +220,23 @@ impl Repository {
         let key = match matches.as_slice() {
             [one] => *one,
             [] => {
-                return Err(Error::BadInput(format!(
-                    "no key matches `{prefix}`; see `lumina-backup key list`"
-                )))
+                return Err(Error::invalid_input(format!("no key matches `{prefix}`"))
+                    .with_remedy(crate::error::Remedy::ListKeys))
             }
             _ => {
-                return Err(Error::BadInput(format!(
+                return Err(Error::invalid_input(format!(
                     "`{prefix}` matches {} keys; give more characters",
                     matches.len()
                 )))
             }
         };
         if keys.len() == 1 {
-            return Err(Error::BadInput(
-                "refusing to remove the last key: the repository would be unreadable".into(),
+            return Err(Error::refused(
+                "refusing to remove the last key: the repository would be unreadable",
             ));
         }
         if self.key_id.as_deref() == Some(key.as_str()) {
-            return Err(Error::BadInput("refusing to remove the key in use; open the repository with another passphrase to remove it".into()));
+            return Err(Error::refused("refusing to remove the key in use; open the repository with another passphrase to remove it"));
         }
         self.backend.remove(&crate::layout::key(key))?;
         self.backend.sync_dir(crate::layout::KEYS)?;
@@ -248,7 +248,7 @@ impl Repository {
         let old = self
             .key_id
             .clone()
-            .ok_or_else(|| Error::BadInput("this repository is not encrypted".into()))?;
+            .ok_or_else(|| Error::refused("this repository is not encrypted"))?;
         let label = self
             .key_list()?
             .into_iter()
@@ -285,10 +285,7 @@ mod tests {
         let (back, used) = unlock(&backend, "pw").expect("unlock");
         assert_eq!(used, id);
         assert_eq!(*back.to_bytes(), *master.to_bytes());
-        assert!(matches!(
-            unlock(&backend, "nope"),
-            Err(Error::WrongPassphrase(_))
-        ));
+        assert!(unlock(&backend, "nope").is_err_and(|e| e.is_wrong_password()));
         assert!(make_key_file(&master, "", weak, "").is_err());
     }
 

@@ -13,6 +13,7 @@ mod init;
 mod inside;
 mod keys;
 mod partial;
+mod problem;
 mod prune;
 mod repair;
 mod restore;
@@ -26,6 +27,7 @@ pub use exports::{export_database, import_file, ExportFormat, ExportRequest, Exp
 pub use forget::{refuse_dangers, ForgetReport, RETENTION_FILE};
 pub use inside::{refuse_inside_repository, repository_holding};
 pub use keys::KeyInfo;
+pub use problem::{Damage, Problem};
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
 pub use status::{DatabaseStatus, Status};
@@ -41,7 +43,7 @@ use std::time::Duration;
 use crate::backend::{Backend, LocalBackend};
 use crate::chunker::{ByteParams, PageParams};
 use crate::crypto::{KdfParams, MasterKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::Cipher;
 use crate::format::{self, Config, Kind};
 use crate::id::SnapshotId;
@@ -158,7 +160,7 @@ impl Repository {
         let backend = LocalBackend::new(path);
         init::check_target(path)?;
         if backend.exists(CONFIG_FILE)? {
-            return Err(Error::RepositoryExists(path.to_path_buf()));
+            return Err(Repr::RepositoryExists(path.to_path_buf()).into());
         }
         init::check_not_inside_a_repository(path)?;
         init::check_empty(path, opts.force)?;
@@ -194,7 +196,7 @@ impl Repository {
     pub fn is_encrypted(path: &Path) -> Result<bool> {
         let backend = LocalBackend::new(path);
         if !backend.exists(CONFIG_FILE)? {
-            return Err(Error::NoRepository(path.to_path_buf()));
+            return Err(Repr::NoRepository(path.to_path_buf()).into());
         }
         Self::config_is_sealed(&backend)
     }
@@ -329,7 +331,7 @@ impl Repository {
         opts: &OpenOptions,
     ) -> Result<(Cipher, Option<String>, Config)> {
         if !backend.exists(CONFIG_FILE)? {
-            return Err(Error::NoRepository(path.to_path_buf()));
+            return Err(Repr::NoRepository(path.to_path_buf()).into());
         }
         // Keys are checked before anything is locked or opened: a wrong passphrase
         // touches no file.
@@ -337,7 +339,7 @@ impl Repository {
             let pw = opts
                 .passphrase
                 .as_ref()
-                .ok_or_else(|| Error::PassphraseRequired(path.to_path_buf()))?;
+                .ok_or_else(|| Error::from(Repr::PassphraseRequired(path.to_path_buf())))?;
             let (master, id) = keys::unlock(backend, pw)?;
             (Cipher::Sealed(Arc::new(master)), Some(id))
         } else {
@@ -413,7 +415,7 @@ impl Repository {
             self.notices.push(format!(
                 "{} pack file(s) listed in the index are missing or changed size ({}); \
                  their {} chunks count as lost and the next snapshot stores them again; \
-                 run `lumina-backup verify` to see which snapshots are damaged",
+                 a verify names the snapshots that are damaged",
                 lost.len(),
                 names.join(", "),
                 update.remove_chunks.len()
@@ -606,7 +608,7 @@ impl Repository {
 
     pub(crate) fn check_cancel(progress: &dyn Progress) -> Result<()> {
         if progress.cancelled() {
-            Err(Error::Cancelled)
+            Err(Error::from(Repr::Cancelled))
         } else {
             Ok(())
         }

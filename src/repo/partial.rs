@@ -15,19 +15,21 @@
 use std::path::PathBuf;
 
 use super::Repository;
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::id::PackId;
 use crate::index::IndexUpdate;
 use crate::store::pack;
 
 /// If `e` is a failed write for lack of space, the file being written.
 pub(crate) fn no_space(e: &Error, index: &std::path::Path) -> Option<PathBuf> {
-    match e {
-        Error::Io { path, source, .. } if crate::platform::is_no_space_error(source) => {
+    match e.repr() {
+        Repr::Io { path, source, .. } if crate::platform::is_no_space_error(source) => {
             Some(path.clone())
         }
         // redb reports its I/O errors as text.
-        Error::Redb(text) if crate::platform::is_no_space_text(text) => Some(index.to_path_buf()),
+        Repr::Redb(r) if crate::platform::is_no_space_text(&r.to_string()) => {
+            Some(index.to_path_buf())
+        }
         _ => None,
     }
 }

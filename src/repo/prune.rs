@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::Repository;
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::id::{ChunkId, PackId};
 use crate::index::IndexUpdate;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
@@ -284,7 +284,7 @@ impl Marker<'_> {
                     // A referenced chunk the index lacks means damage: refuse to
                     // prune rather than judge liveness on a broken picture.
                     if self.live.insert(e.id) && !self.reader.contains(&e.id)? {
-                        return Err(Error::MissingChunk(e.id.to_hex()));
+                        return Err(Error::missing_chunk(e.id.to_hex()));
                     }
                 }
             } else {
@@ -308,15 +308,15 @@ impl Repository {
 
     fn prune_plan_inner(&self, max_unused: f64, progress: &dyn Progress) -> Result<PrunePlan> {
         if !(0.0..=100.0).contains(&max_unused) || max_unused.is_nan() {
-            return Err(Error::BadInput(format!(
-                "--max-unused {max_unused}: give a percentage from 0 to 100"
+            return Err(Error::invalid_input(format!(
+                "the largest unused share {max_unused}: give a percentage from 0 to 100"
             )));
         }
         let mut snaps = Vec::new();
         for id in self.snapshot_ids()? {
             let record = self.read_record(&id).map_err(|e| match e {
-                e @ Error::Io { .. } => e,
-                e => Error::BadInput(format!(
+                e if matches!(e.repr(), Repr::Io { .. }) => e,
+                e => Error::refused(format!(
                     "prune refused: {e} (a snapshot that cannot be read could reference any chunk)"
                 )),
             })?;
@@ -432,7 +432,7 @@ impl Repository {
             .collect();
         // Cancelled (only ever before the index transaction): the new packs
         // are removed and nothing else changed.
-        let cancelled = matches!(err, Error::Cancelled);
+        let cancelled = err.is_cancelled();
         if repacked.is_empty()
             || (!cancelled && super::partial::no_space(&err, self.index.path()).is_none())
         {
@@ -477,7 +477,7 @@ impl Repository {
         only_delete.remove_chunks = keep;
         let mut report = self.prune_apply_once(&only_delete, progress)?;
         report.note = Some(format!(
-            "no space left on device to repack ({err}); only packs with no live data were deleted; run `lumina-backup prune` again once there is room"
+            "no space left on device to repack ({err}); only packs with no live data were deleted; prune again once there is room"
         ));
         Ok(report)
     }

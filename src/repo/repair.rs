@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::{files, Repository};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::{FileKind, SnapshotRecord};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::index::IndexUpdate;
@@ -140,7 +140,7 @@ impl Repository {
                     loop {
                         let mut get = |nid: &ChunkId| {
                             if dropped.contains(nid) {
-                                return Err(Error::MissingChunk(nid.to_hex()));
+                                return Err(Error::missing_chunk(nid.to_hex()));
                             }
                             reader.node(nid)
                         };
@@ -149,7 +149,7 @@ impl Repository {
                         };
                         size += leaf.len;
                         if is_leaf && (dropped.contains(&leaf.id) || !reader.contains(&leaf.id)?) {
-                            return Err(Error::MissingChunk(leaf.id.to_hex()));
+                            return Err(Error::missing_chunk(leaf.id.to_hex()));
                         }
                     }
                     if size != file.size {
@@ -164,15 +164,17 @@ impl Repository {
                     Ok(()) => good.extend(walked),
                     // Only a missing chunk or a damaged node is data loss; an
                     // index or I/O failure must stop the repair, not remove snapshots.
-                    Err(Error::MissingChunk(c)) => lost.push((
-                        file.name.clone(),
-                        file.kind,
-                        format!("chunk {} is missing", &c[..c.len().min(12)]),
-                    )),
-                    Err(e @ Error::Corrupt { .. }) => {
-                        lost.push((file.name.clone(), file.kind, e.to_string()))
-                    }
-                    Err(e) => return Err(e),
+                    Err(e) => match e.repr() {
+                        Repr::MissingChunk(c) => lost.push((
+                            file.name.clone(),
+                            file.kind,
+                            format!("chunk {} is missing", &c[..c.len().min(12)]),
+                        )),
+                        Repr::Corrupt { .. } => {
+                            lost.push((file.name.clone(), file.kind, e.to_string()))
+                        }
+                        _ => return Err(e),
+                    },
                 }
             }
             if lost.is_empty() {

@@ -306,7 +306,7 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<RestoreReport> {
         if dir.exists() && !dir.is_dir() {
-            return Err(Error::BadInput(format!(
+            return Err(Error::invalid_input(format!(
                 "{} is not a folder",
                 dir.display()
             )));
@@ -343,27 +343,29 @@ impl Repository {
             .collect::<Result<Vec<_>>>()?;
         for ((entry, p), shown) in entries.iter().zip(&paths).zip(&shown) {
             if p.is_dir() {
-                return Err(Error::BadInput(format!(
+                return Err(Error::invalid_input(format!(
                     "{} is a folder; give a file path",
                     shown.display()
                 )));
             }
             if p.exists() && !opts.force {
                 if !single {
-                    return Err(Error::BadInput(format!(
-                        "{} exists; pass --force to replace the snapshot's files in {} (the database is first saved as a `pre-restore` snapshot; any other file whose content differs is renamed to NAME.pre-restore-PID)",
+                    return Err(Error::refused(format!(
+                        "{} exists; a forced restore replaces the snapshot's files in {} (the database is first saved as a `pre-restore` snapshot; any other file whose content differs is renamed to NAME.pre-restore-PID)",
                         shown.display(),
                         target.display()
-                    )));
+                    ))
+                    .with_remedy(crate::error::Remedy::Force));
                 }
-                return Err(Error::BadInput(format!(
-                    "{} exists; pass --force to replace it (its current state is saved first as a `pre-restore` snapshot)",
+                return Err(Error::refused(format!(
+                    "{} exists; a forced restore replaces it (its current state is saved first as a `pre-restore` snapshot)",
                     shown.display()
-                )));
+                ))
+                .with_remedy(crate::error::Remedy::Force));
             }
             if let Some(parent) = p.parent() {
                 if !parent.as_os_str().is_empty() && !parent.is_dir() {
-                    return Err(Error::BadInput(format!(
+                    return Err(Error::invalid_input(format!(
                         "folder {} does not exist",
                         parent.display()
                     )));

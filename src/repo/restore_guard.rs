@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::{Repository, SnapshotOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::progress::Progress;
 use crate::snapshot::Snapshot;
 use crate::sqlite;
@@ -23,10 +23,11 @@ pub(super) fn refuse_in_use(shown: &Path, real: &Path) -> Result<()> {
     if holders.is_empty() {
         return Ok(());
     }
-    Err(Error::InUse {
+    Err(Repr::InUse {
         path: shown.to_path_buf(),
         holders: sqlite::inuse::describe(&holders),
-    })
+    }
+    .into())
 }
 
 /// Refuses to replace `real` when it has other hard links: the rename would
@@ -40,10 +41,11 @@ pub(super) fn refuse_hard_links(shown: &Path, real: &Path) -> Result<()> {
     if links <= 1 {
         return Ok(());
     }
-    Err(Error::BadInput(format!(
-        "{} has {links} hard links (other names for the same file); replacing it would give only this name the restored content: pass --live to write through SQLite into the file every name shares, or restore to a new path; nothing was changed",
+    Err(Error::refused(format!(
+        "{} has {links} hard links (other names for the same file); replacing it would give only this name the restored content; nothing was changed",
         shown.display()
-    )))
+    ))
+    .with_remedy(crate::error::Remedy::Live))
 }
 
 /// Whether a snapshot failure means SQLite could not read the database (damage),
@@ -55,10 +57,10 @@ fn unreadable(e: &Error) -> bool {
             Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
         )
     };
-    match e {
-        Error::Sqlite { source, .. } => damaged(source),
-        Error::Export(crate::export::Error::Sqlite(source)) => damaged(source),
-        Error::Corrupt { object, .. } => object == "database" || object.starts_with("page "),
+    match e.repr() {
+        Repr::Sqlite { source, .. } => damaged(source),
+        Repr::Export(crate::export::Error::Sqlite(source)) => damaged(source),
+        Repr::Corrupt { object, .. } => object == "database" || object.starts_with("page "),
         _ => false,
     }
 }
@@ -111,8 +113,8 @@ impl Repository {
             Ok(s) => return Ok((s.snapshot, false)),
             Err(e) => e,
         };
-        if let Error::NotSqlite { path, why } = e {
-            return Err(Error::BadInput(format!(
+        if let Repr::NotSqlite { path, why } = e.repr() {
+            return Err(Error::refused(format!(
                 "{} exists but is not a SQLite database ({why}); move it away first",
                 path.display()
             )));
@@ -120,11 +122,11 @@ impl Repository {
         if !unreadable(&e) {
             return Err(e);
         }
-        let why = match &e {
-            Error::Sqlite { source, .. } | Error::Export(crate::export::Error::Sqlite(source)) => {
+        let why = match e.repr() {
+            Repr::Sqlite { source, .. } | Repr::Export(crate::export::Error::Sqlite(source)) => {
                 source.to_string()
             }
-            other => other.to_string(),
+            _ => e.to_string(),
         };
         let warning = format!(
             "raw copy of the file's bytes: SQLite could not read it ({why}); not a consistent capture; restore it with --no-check"
@@ -139,7 +141,7 @@ impl Repository {
         };
         match self.snapshot_raw(real, &opts, warning, progress) {
             Ok(s) => Ok((s.snapshot, true)),
-            Err(raw_err) => Err(Error::BadInput(format!(
+            Err(raw_err) => Err(Error::refused(format!(
                 "{} is damaged ({why}) and its bytes could not be saved ({raw_err}); nothing was replaced: move it away (or copy it) and restore again",
                 shown.display()
             ))),

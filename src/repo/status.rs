@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Repository;
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::format::StatusRecord;
 use crate::index::IndexUpdate;
 use crate::snapshot::{self, Snapshot};
@@ -96,7 +96,7 @@ impl Repository {
         let plan = self.prune_plan(super::DEFAULT_MAX_UNUSED, &crate::progress::NoProgress);
         let dedup_unknown = match &plan {
             Ok(_) => None,
-            Err(Error::MissingChunk(_)) => Some(
+            Err(e) if e.kind() == ErrorKind::MissingData => Some(
                 "some snapshots need chunks that were lost: `lumina-backup repair snapshots` \
                  removes them (`lumina-backup verify` names them), then it is known"
                     .to_string(),

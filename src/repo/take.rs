@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::Repository;
 use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
-use crate::error::{Error, PartialData, Result, StopCause};
+use crate::error::{Error, PartialData, Repr, Result, StopCause};
 use crate::export::{self, Table};
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
 use crate::id::{ChunkId, PackId};
@@ -101,7 +101,7 @@ impl ChunkingSink {
 
     fn send(&self, msg: Msg) -> Result<()> {
         // The receiver is gone only when the main thread stopped (error or cancel).
-        self.tx.send(msg).map_err(|_| Error::Cancelled)
+        self.tx.send(msg).map_err(|_| Error::from(Repr::Cancelled))
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -276,11 +276,11 @@ impl Repository {
             (_, left) => PartialData::Left(left),
         };
         let cause = match &err {
-            Error::Cancelled => Some(StopCause::Cancelled),
+            e if matches!(e.repr(), Repr::Cancelled) => Some(StopCause::Cancelled),
             e => super::partial::no_space(e, self.index.path()).map(StopCause::NoSpace),
         };
         match cause {
-            Some(cause) => Err(Error::SnapshotNotRecorded { cause, partial }),
+            Some(cause) => Err(Repr::SnapshotNotRecorded { cause, partial }.into()),
             None => Err(err),
         }
     }
@@ -296,7 +296,7 @@ impl Repository {
     ) -> Result<SnapshotSummary> {
         let source: PathBuf = std::fs::canonicalize(db).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
-                Error::BadInput(format!("database {} does not exist", db.display()))
+                Error::invalid_input(format!("database {} does not exist", db.display()))
             }
             _ => Error::io("resolving", db, e),
         })?;
@@ -324,7 +324,7 @@ impl Repository {
         let now: OffsetDateTime = crate::testhook::now();
         let timestamp = now
             .format(&Rfc3339)
-            .map_err(|e| Error::Internal(format!("the clock cannot be formatted: {e}")))?;
+            .map_err(|e| Error::internal(format!("the clock cannot be formatted: {e}")))?;
         let config = self.store.config().clone();
         let img_name = image_name(&source);
 
@@ -407,12 +407,12 @@ impl Repository {
             );
             let captured = capture_thread
                 .join()
-                .map_err(|_| Error::Internal("the capture thread panicked".into()))?;
+                .map_err(|_| Error::internal("the capture thread panicked"))?;
             // A capture error explains a consumer that stopped early, so it wins;
             // but the capture's "cancelled" (the consumer hung up) only echoes
             // the consumer's own error (no space, cancelled), which then wins.
             match (captured, files) {
-                (Err(Error::Cancelled), Err(e)) => Err(e),
+                (Err(c), Err(e)) if matches!(c.repr(), Repr::Cancelled) => Err(e),
                 (Err(e), _) => Err(e),
                 (Ok((info, extra)), files) => Ok((files?, info, extra)),
             }
@@ -438,7 +438,7 @@ impl Repository {
             capture_route,
         };
         let mut manifest_json =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::BadInput(e.to_string()))?;
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::internal(e.to_string()))?;
         manifest_json.push(b'\n');
         let mut files = files;
         if extra.reused_exports {
@@ -461,7 +461,7 @@ impl Repository {
         let added = session.finish()?;
         let record = SnapshotRecord {
             time_ns: i64::try_from(now.unix_timestamp_nanos())
-                .map_err(|_| Error::Internal("the clock is out of range".into()))?,
+                .map_err(|_| Error::internal("the clock is out of range"))?,
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             source: source_str,
             parent,
@@ -614,7 +614,7 @@ fn consume(
                 Repository::check_cancel(progress)?;
                 let (_, image, tree) = current
                     .as_mut()
-                    .ok_or_else(|| Error::BadInput("chunks before a file".into()))?;
+                    .ok_or_else(|| Error::internal("chunks before a file"))?;
                 let entries = match parent.as_mut().filter(|_| *image) {
                     Some(p) => session
                         .put_batch_hinted(KIND_DATA, chunks, &mut |id| p.next() == Some(*id))?,
@@ -628,7 +628,7 @@ fn consume(
             Msg::End { size, blake3 } => {
                 let (name, image, tree) = current
                     .take()
-                    .ok_or_else(|| Error::BadInput("end before a file".into()))?;
+                    .ok_or_else(|| Error::internal("end before a file"))?;
                 let root = tree.finish(&mut |node| session.put(KIND_TREE, node))?;
                 let kind = if image {
                     FileKind::Image

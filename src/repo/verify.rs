@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::{files, OpenOptions, Repository};
+use super::{files, OpenOptions, Problem, Repository};
 use crate::compress::{self, Compression};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Repr, Result};
 use crate::id::{ChunkId, PackId};
 use crate::index::IndexUpdate;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
@@ -24,7 +24,7 @@ pub struct VerifyReport {
     /// True when no problem was found.
     pub ok: bool,
     /// Each problem, naming the object.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// Snapshots whose structure was walked.
     pub snapshots_checked: u64,
     /// Chunks checked: the referenced chunks whose presence was checked, or
@@ -77,11 +77,14 @@ impl Repository {
     fn verify_inner(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut r = VerifyReport::default();
         let mut damaged_packs: HashSet<PackId> = HashSet::new();
-        r.problems.extend(files::foreign_entries(&self.root));
-        r.problems.extend(files::small_file_problems(
-            &self.root,
-            Some(self.store.cipher()),
-        ));
+        let in_files =
+            files::foreign_entries(&self.root)
+                .into_iter()
+                .chain(files::small_file_problems(
+                    &self.root,
+                    Some(self.store.cipher()),
+                ));
+        r.problems.extend(in_files.map(Problem::RepositoryFile));
         let mut referenced: HashSet<ChunkId> = HashSet::new();
         let mut nodes_seen: HashSet<ChunkId> = HashSet::new();
 
@@ -98,20 +101,19 @@ impl Repository {
         for (id, size) in &indexed {
             Repository::check_cancel(progress)?;
             r.packs_checked += 1;
+            let damaged = |e: Error| Problem::PackDamaged {
+                pack: *id,
+                damage: (&e).into(),
+            };
             let problem = match present.get(id) {
-                None => Some(format!("pack {} is missing", id.to_hex())),
-                Some(actual) if actual != size => Some(format!(
-                    "pack {} is {actual} bytes, expected {size} (truncated or overwritten)",
-                    id.to_hex()
-                )),
-                Some(_) if read_data => self
-                    .check_pack_data(id, &mut r)
-                    .err()
-                    .map(|e| e.to_string()),
-                Some(_) => self
-                    .read_pack_description(id, *size)
-                    .err()
-                    .map(|e| e.to_string()),
+                None => Some(Problem::PackMissing { pack: *id }),
+                Some(actual) if actual != size => Some(Problem::PackSize {
+                    pack: *id,
+                    actual: *actual,
+                    expected: *size,
+                }),
+                Some(_) if read_data => self.check_pack_data(id, &mut r).err().map(damaged),
+                Some(_) => self.read_pack_description(id, *size).err().map(damaged),
             };
             if let Some(p) = problem {
                 r.problems.push(p);
@@ -121,10 +123,7 @@ impl Repository {
         }
         for id in present.keys() {
             if !indexed.iter().any(|(p, _)| p == id) {
-                r.problems.push(format!(
-                    "pack {} is not in the index (damaged, or run `repair index`)",
-                    id.to_hex()
-                ));
+                r.problems.push(Problem::PackNotIndexed { pack: *id });
             }
         }
 
@@ -147,7 +146,10 @@ impl Repository {
             let rec = match self.read_record(&id) {
                 Ok(rec) => rec,
                 Err(e) => {
-                    r.problems.push(e.to_string());
+                    r.problems.push(Problem::SnapshotUnreadable {
+                        snapshot: id,
+                        damage: (&e).into(),
+                    });
                     continue;
                 }
             };
@@ -173,7 +175,7 @@ impl Repository {
                         let mut get = |nid: &ChunkId| {
                             nodes_seen.insert(*nid);
                             reader.node(nid).inspect_err(|e| {
-                                if matches!(e, Error::MissingChunk(_)) {
+                                if matches!(e.repr(), Repr::MissingChunk(_)) {
                                     missing_nodes.insert(*nid);
                                 }
                             })
@@ -181,9 +183,9 @@ impl Repository {
                         let (leaf, is_leaf) = match tree.next(&mut get, &mut skip) {
                             Ok(Some(next)) => next,
                             Ok(None) => return Ok(()),
-                            Err(Error::MissingChunk(c)) => {
+                            Err(e) if e.kind() == ErrorKind::MissingData => {
                                 missing_here += 1;
-                                first.get_or_insert(Error::MissingChunk(c));
+                                first.get_or_insert(e);
                                 continue;
                             }
                             Err(e) => return Err(e),
@@ -202,7 +204,7 @@ impl Repository {
                             None => {
                                 missing_leaves.insert(leaf.id);
                                 missing_here += 1;
-                                first.get_or_insert(Error::MissingChunk(leaf.id.to_hex()));
+                                first.get_or_insert(Error::missing_chunk(leaf.id.to_hex()));
                             }
                             Some(loc) if damaged_packs.contains(&loc.pack) => {
                                 first.get_or_insert(Error::corrupt(
@@ -218,27 +220,25 @@ impl Repository {
                 })()
                 .and_then(|()| first.map_or(Ok(()), Err));
                 match result {
-                    Err(Error::MissingChunk(c)) => r.problems.push(format!(
-                        "snapshot {} file {}: chunk {} is missing (its pack was lost){}; \
-                         `lumina-backup repair snapshots` removes the snapshots that cannot be restored",
-                        id.short(),
-                        file.name,
-                        &c[..c.len().min(12)],
-                        match missing_here {
-                            0 | 1 => String::new(),
-                            n => format!(", and {} more", n - 1),
-                        }
-                    )),
-                    Err(e) => {
-                        r.problems
-                            .push(format!("snapshot {} file {}: {e}", id.short(), file.name))
+                    Err(e) if e.kind() == ErrorKind::MissingData => {
+                        r.problems.push(Problem::ChunkMissing {
+                            snapshot: id,
+                            file: file.name.clone(),
+                            chunk: e.object().unwrap_or_default().to_string(),
+                            more: missing_here.saturating_sub(1),
+                        })
                     }
-                    Ok(()) if size != file.size => r.problems.push(format!(
-                        "snapshot {} file {}: chunks add up to {size} bytes, record says {}",
-                        id.short(),
-                        file.name,
-                        file.size
-                    )),
+                    Err(e) => r.problems.push(Problem::FileDamaged {
+                        snapshot: id,
+                        file: file.name.clone(),
+                        damage: (&e).into(),
+                    }),
+                    Ok(()) if size != file.size => r.problems.push(Problem::FileSize {
+                        snapshot: id,
+                        file: file.name.clone(),
+                        actual: size,
+                        expected: file.size,
+                    }),
                     Ok(()) => good_nodes.extend(walked.drain(..)),
                 }
             }
@@ -383,23 +383,25 @@ impl Repository {
             // Writable when it can be (a clean verify records that the index
             // holds every referenced chunk); read-only on a read-only mount.
             Some(o) => match Repository::open(path, o) {
-                Err(Error::ReadOnlyRepository { .. }) => Repository::open_read_only(path, o),
+                Err(e) if e.kind() == ErrorKind::ReadOnly => Repository::open_read_only(path, o),
                 other => other,
             },
             None => Err(Error::corrupt("config", "its header cannot be read")),
         };
         match opened {
             Ok(repo) => repo.verify(read_data, progress),
-            Err(e @ Error::Corrupt { .. }) => {
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
                 if !path.join(super::CONFIG_FILE).exists() {
                     return Err(e);
                 }
                 let mut r = VerifyReport::default();
-                r.problems.extend(files::foreign_entries(path));
-                r.problems.extend(files::small_file_problems(path, None));
-                r.problems.push(format!(
+                let in_files = files::foreign_entries(path)
+                    .into_iter()
+                    .chain(files::small_file_problems(path, None));
+                r.problems.extend(in_files.map(Problem::RepositoryFile));
+                r.problems.push(Problem::RepositoryFile(format!(
                     "the repository cannot be opened ({e}); nothing else was checked"
-                ));
+                )));
                 Ok(r)
             }
             Err(e) => Err(e),

@@ -11,7 +11,7 @@ pub mod order;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::{self, Cipher, FileEntry, FileKind, Kind, SnapshotRecord};
 use crate::id::SnapshotId;
 
@@ -40,16 +40,19 @@ impl Snapshot {
         } else {
             self.record.files.iter().find(|f| f.name == name)
         };
-        found.ok_or_else(|| Error::NoSuchFile {
-            snapshot: self.id.short(),
-            name: name.to_string(),
-            available: self
-                .record
-                .files
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+        found.ok_or_else(|| {
+            Repr::NoSuchFile {
+                snapshot: self.id.short(),
+                name: name.to_string(),
+                available: self
+                    .record
+                    .files
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into()
         })
     }
 }
@@ -106,16 +109,15 @@ pub fn resolve<'a>(
     if spec == "latest" {
         let of_db = choosable(of_database(snapshots, db)?);
         return of_db.last().copied().ok_or_else(|| match db {
-            Some(d) => Error::BadInput(format!(
-                "no snapshot of {d} yet; take one with `lumina-backup snapshot {d}`"
-            )),
-            None => Error::UnknownSnapshot("latest (the repository has no snapshots)".into()),
+            Some(d) => Error::invalid_input(format!("no snapshot of {d} yet"))
+                .with_remedy(crate::error::Remedy::TakeSnapshot(d.into())),
+            None => Repr::UnknownSnapshot("latest (the repository has no snapshots)".into()).into(),
         });
     }
     let lower = spec.to_ascii_lowercase();
     if lower.len() < MIN_PREFIX || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit())
     {
-        return Err(Error::BadInput(format!(
+        return Err(Error::invalid_input(format!(
             "`{spec}` is not a snapshot id: give `latest`, or at least {MIN_PREFIX} hex characters of an id"
         )));
     }
@@ -124,12 +126,13 @@ pub fn resolve<'a>(
         .filter(|s| s.id.to_hex().starts_with(&lower))
         .collect();
     match matches.len() {
-        0 => Err(Error::UnknownSnapshot(spec.to_string())),
+        0 => Err(Repr::UnknownSnapshot(spec.to_string()).into()),
         1 => Ok(matches[0]),
-        count => Err(Error::AmbiguousSnapshot {
+        count => Err(Repr::AmbiguousSnapshot {
             prefix: spec.to_string(),
             count,
-        }),
+        }
+        .into()),
     }
 }
 
@@ -168,11 +171,12 @@ pub fn of_database<'a>(snapshots: &'a [Snapshot], db: Option<&str>) -> Result<Ve
     if db.is_none() {
         let sources = databases(snapshots);
         if sources.len() > 1 {
-            return Err(Error::BadInput(format!(
-                "the repository has snapshots of {} databases ({}); say which with --db",
+            return Err(Error::invalid_input(format!(
+                "the repository has snapshots of {} databases ({})",
                 sources.len(),
                 sources.join(", ")
-            )));
+            ))
+            .with_remedy(crate::error::Remedy::NameDatabase));
         }
     }
     Ok(snapshots
@@ -194,7 +198,7 @@ pub fn check_tag(tag: &str) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(Error::BadInput(format!(
+    Err(Error::invalid_input(format!(
         "tag {:?} {why}: tags are single words or phrases without commas or control characters",
         tag
     )))
@@ -244,19 +248,23 @@ impl Filter {
 pub fn at<'a>(snapshots: &'a [Snapshot], db: Option<&str>, time_ns: i64) -> Result<&'a Snapshot> {
     let of_db = choosable(of_database(snapshots, db)?);
     let Some(first) = of_db.first() else {
-        return Err(Error::UnknownSnapshot(match db {
+        return Err(Repr::UnknownSnapshot(match db {
             Some(d) => format!("any snapshot of {d}"),
             None => "any snapshot (the repository is empty)".into(),
-        }));
+        })
+        .into());
     };
     of_db
         .iter()
         .rev()
         .find(|s| s.record.time_ns <= time_ns)
         .copied()
-        .ok_or_else(|| Error::BeforeFirstSnapshot {
-            earliest: first.id.short(),
-            time_ns: first.record.time_ns,
+        .ok_or_else(|| {
+            Repr::BeforeFirstSnapshot {
+                earliest: first.id.short(),
+                time_ns: first.record.time_ns,
+            }
+            .into()
         })
 }
 
@@ -290,6 +298,7 @@ pub struct Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::format::SqliteInfo;
 
     fn snap(hex_start: u8, t: i64) -> Snapshot {
@@ -332,20 +341,20 @@ mod tests {
         );
         let err = at(&list, None, 50).expect_err("before first");
         assert!(
-            matches!(err, Error::BeforeFirstSnapshot { ref earliest, time_ns: 100 } if *earliest == list[0].id.short()),
+            err.earliest_snapshot() == Some((list[0].id.short().as_str(), 100)),
             "{err}"
         );
         let mut other = snap(4, 150);
         other.record.source = "/b.db".into();
         list.insert(1, other);
-        assert!(matches!(at(&list, None, 250), Err(Error::BadInput(_))));
+        assert!(matches!(at(&list, None, 250), Err(e) if e.kind() == ErrorKind::InvalidInput));
         assert_eq!(
             at(&list, Some("/b.db"), 250).expect("b").record.time_ns,
             150
         );
         assert!(matches!(
             at(&list, Some("/c.db"), 250),
-            Err(Error::UnknownSnapshot(_))
+            Err(e) if e.kind() == ErrorKind::UnknownSnapshot
         ));
     }
 
@@ -361,12 +370,14 @@ mod tests {
         assert_eq!(got.id, list[0].id);
         let e = resolve("latest", &list, None).expect_err("ambiguous");
         assert!(
-            matches!(&e, Error::BadInput(m) if m.contains("/a.db") && m.contains("/b.db")),
+            e.kind() == ErrorKind::InvalidInput
+                && e.to_string().contains("/a.db")
+                && e.to_string().contains("/b.db"),
             "{e}"
         );
         assert!(matches!(
             resolve("latest", &list, Some("/c.db")),
-            Err(Error::BadInput(m)) if m.contains("no snapshot of /c.db")
+            Err(e) if e.kind() == ErrorKind::InvalidInput && e.to_string().contains("no snapshot of /c.db")
         ));
         // An id names its snapshot whatever the database.
         assert!(resolve(&list[1].id.to_hex(), &list, Some("/a.db")).is_ok());
@@ -388,7 +399,10 @@ mod tests {
             "tab\there",
             "x\u{7f}",
         ] {
-            assert!(matches!(check_tag(bad), Err(Error::BadInput(_))), "{bad:?}");
+            assert!(
+                matches!(check_tag(bad), Err(e) if e.kind() == ErrorKind::InvalidInput),
+                "{bad:?}"
+            );
         }
     }
 
@@ -418,25 +432,25 @@ mod tests {
         );
         assert!(matches!(
             resolve("ab0", &list, None),
-            Err(Error::BadInput(_))
+            Err(e) if e.kind() == ErrorKind::InvalidInput
         ));
         assert!(resolve("ab0100", &list, None).is_ok());
         assert!(matches!(
             resolve("ab0000", &list, None),
-            Err(Error::UnknownSnapshot(_))
+            Err(e) if e.kind() == ErrorKind::UnknownSnapshot
         ));
         let amb = vec![snap(0xab, 1), snap(0xab, 1)];
         assert!(matches!(
             resolve("ab0100", &amb, None),
-            Err(Error::AmbiguousSnapshot { count: 2, .. })
+            Err(e) if matches!(e.repr(), Repr::AmbiguousSnapshot { count: 2, .. })
         ));
         assert!(matches!(
             resolve("zzzzzz", &list, None),
-            Err(Error::BadInput(_))
+            Err(e) if e.kind() == ErrorKind::InvalidInput
         ));
         assert!(matches!(
             resolve("latest", &[], None),
-            Err(Error::UnknownSnapshot(_))
+            Err(e) if e.kind() == ErrorKind::UnknownSnapshot
         ));
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 
 /// One piece of captured output.
 #[derive(Debug)]
@@ -168,15 +168,19 @@ fn fingerprint(path: &Path) -> Vec<Option<(u64, std::time::SystemTime)>> {
 /// why it cannot be read and what to do, where SQLite's own words do not.
 pub fn source_error(path: &Path, e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode;
-    let unavailable = |why: String| Error::SourceUnavailable {
-        path: path.into(),
-        why,
+    let unavailable = |why: String| {
+        Repr::SourceUnavailable {
+            path: path.into(),
+            why,
+        }
+        .into()
     };
     match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => Error::NotSqlite {
+        Some(ErrorCode::NotADatabase) => Repr::NotSqlite {
             path: path.into(),
             why: "SQLite cannot read it".into(),
-        },
+        }
+        .into(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => unavailable(format!(
             "another process keeps it locked (it did not change for {} s, or stayed \
              locked for {} s): a program holding it in exclusive locking mode, or a long \

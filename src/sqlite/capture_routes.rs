@@ -34,7 +34,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::capture::{ImageInfo, Piece, Sink};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 
 /// How the page image of a snapshot was read (the manifest's `capture_route`;
 /// a raw copy of a file SQLite cannot read says `raw` there).
@@ -290,13 +290,14 @@ fn check_page_one(conn: &Connection, path: &Path, info: &ImageInfo, page: &[u8])
     if same {
         Ok(())
     } else {
-        Err(Error::SourceUnavailable {
+        Err(Repr::SourceUnavailable {
             path: path.into(),
             why: "the file's header does not match what SQLite read in the same \
                   transaction (was the database replaced while it was being read?); \
                   try again"
                 .into(),
-        })
+        }
+        .into())
     }
 }
 
@@ -478,7 +479,7 @@ mod tests {
         let mut sink = |_: Piece| Ok(());
         let err = send_image(&conn, &db, &info, "db", Route::File, &mut sink)
             .expect_err("a swapped file must be refused");
-        assert!(matches!(err, Error::SourceUnavailable { .. }), "{err}");
+        assert_eq!(err.kind(), crate::ErrorKind::SourceUnavailable, "{err}");
         conn.execute_batch("COMMIT").expect("commit");
     }
 }

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 
 /// The 16-byte header every SQLite 3 database starts with.
 pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -26,30 +26,33 @@ pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 pub fn check_database_file(path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
-            Error::BadInput(format!("database {} does not exist", path.display()))
+            Error::invalid_input(format!("database {} does not exist", path.display()))
         }
         _ => Error::io("reading", path, e),
     })?;
     if !meta.is_file() {
-        return Err(Error::NotSqlite {
+        return Err(Repr::NotSqlite {
             path: path.into(),
             why: "not a regular file".into(),
-        });
+        }
+        .into());
     }
     if meta.len() == 0 {
-        return Err(Error::NotSqlite {
+        return Err(Repr::NotSqlite {
             path: path.into(),
             why: "the file is empty".into(),
-        });
+        }
+        .into());
     }
     let mut head = [0u8; 16];
     let mut f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let n = read_up_to(&mut f, &mut head).map_err(|e| Error::io("reading", path, e))?;
     if n < 16 || &head != SQLITE_MAGIC {
-        return Err(Error::NotSqlite {
+        return Err(Repr::NotSqlite {
             path: path.into(),
             why: "it does not start with the SQLite header".into(),
-        });
+        }
+        .into());
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::fsutil::{parent_dir, sync_dir};
 
 /// Which of SQLite's checks a restored image must pass before it is installed
@@ -52,14 +52,15 @@ pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<()> {
         } else {
             ""
         };
-        Error::RestoreCheck(format!(
-            "SQLite cannot run {pragma} on the image for {}: {msg}{why}; its checksums were verified, pass --no-check to restore it without SQLite's check",
+        Error::from(Repr::RestoreCheck(format!(
+            "SQLite cannot run {pragma} on the image for {}: {msg}{why}; its checksums were verified",
             target.display()
-        ))
+        )))
+        .with_remedy(crate::error::Remedy::NoCheck)
     };
-    let conn = open_immutable(image).map_err(|e| match e {
-        Error::Sqlite { source, .. } => cannot(&source),
-        other => other,
+    let conn = open_immutable(image).map_err(|e| match e.repr() {
+        Repr::Sqlite { source, .. } => cannot(source),
+        _ => e,
     })?;
     let lines: Vec<String> = conn
         .prepare(&format!("PRAGMA {pragma}(20)"))
@@ -72,14 +73,15 @@ pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<()> {
         return Ok(());
     }
     let way_out = match level {
-        Check::Full => "pass --check quick (which does not compare indexes with their tables) or --no-check to restore it anyway",
-        _ => "pass --no-check to restore it anyway",
+        Check::Full => crate::error::Remedy::WeakerCheck,
+        _ => crate::error::Remedy::NoCheck,
     };
-    Err(Error::RestoreCheck(format!(
-        "{pragma} of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured: {way_out}",
+    Err(Error::from(Repr::RestoreCheck(format!(
+        "{pragma} of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured",
         target.display(),
         lines.join("; ")
     )))
+    .with_remedy(way_out))
 }
 
 /// Opens a database file read-only and immutable (no locks, no WAL, no `-shm`).
@@ -153,7 +155,7 @@ fn checkpoint(target: &Path) -> Result<()> {
         })
         .map_err(|e| Error::sqlite(target, e))?;
     if busy != 0 {
-        return Err(Error::BadInput(format!(
+        return Err(Error::refused(format!(
             "{} is in use by another program (its WAL cannot be checkpointed); close it and retry",
             target.display()
         )));
@@ -190,10 +192,11 @@ pub fn check_live_fit(image: &Path, target: &Path) -> Result<()> {
 }
 
 fn page_size_mismatch(target: &Path, theirs: u32, ours: u32) -> Error {
-    Error::BadInput(format!(
-        "{}: the open database has page size {theirs}, the snapshot {ours}, and a WAL database cannot change its page size while open: close the app's connections and restore without --live",
+    Error::refused(format!(
+        "{}: the open database has page size {theirs}, the snapshot {ours}, and a WAL database cannot change its page size while open",
         target.display()
     ))
+    .with_remedy(crate::error::Remedy::NotLive)
 }
 
 /// How long a live restore waits for the application's transactions.
@@ -219,10 +222,11 @@ pub fn install_live(temp: &Path, target: &Path) -> Result<()> {
                 (Some((theirs, _)), Some((ours, _))) if theirs != ours => {
                     page_size_mismatch(target, theirs, ours)
                 }
-                _ => Error::BadInput(format!(
-                    "{} cannot take the image through SQLite (it is read-only to this process); close the app's connections and restore without --live",
+                _ => Error::refused(format!(
+                    "{} cannot take the image through SQLite (it is read-only to this process)",
                     target.display()
-                )),
+                ))
+                .with_remedy(crate::error::Remedy::NotLive),
             }
         } else {
             Error::sqlite(target, e)
@@ -236,7 +240,7 @@ pub fn install_live(temp: &Path, target: &Path) -> Result<()> {
             StepResult::More => {}
             StepResult::Busy | StepResult::Locked => {
                 if started.elapsed() > LIVE_WAIT {
-                    return Err(Error::BadInput(format!(
+                    return Err(Error::refused(format!(
                         "{} stayed busy for {} s (an application holds a transaction); retry when it is idle",
                         target.display(),
                         LIVE_WAIT.as_secs()

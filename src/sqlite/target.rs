@@ -38,7 +38,7 @@ pub fn resolve_links(path: &Path) -> Result<PathBuf> {
             _ => return Ok(p),
         }
     }
-    Err(Error::BadInput(format!(
+    Err(Error::invalid_input(format!(
         "{}: too many levels of symbolic links",
         path.display()
     )))
@@ -87,7 +87,7 @@ impl Ownership {
         let m = std::fs::metadata(file).map_err(|e| Error::io("reading", file, e))?;
         if (m.uid(), m.gid()) != (self.uid, self.gid) {
             std::os::unix::fs::chown(file, Some(self.uid), Some(self.gid)).map_err(|e| {
-                Error::BadInput(format!(
+                Error::refused(format!(
                     "cannot give the restored file the owner {}:{} of {} ({e}); run the restore as that user or as root",
                     self.uid,
                     self.gid,

@@ -128,7 +128,7 @@ impl<'s> ChunkReader<'s> {
     pub fn locate(&self, id: &ChunkId) -> Result<ChunkLoc> {
         self.index
             .get(id)?
-            .ok_or_else(|| Error::MissingChunk(id.to_hex()))
+            .ok_or_else(|| Error::missing_chunk(id.to_hex()))
     }
 
     /// Reads one chunk by id and checks its bytes against the id.
@@ -188,6 +188,7 @@ mod tests {
 
     use super::*;
     use crate::backend::LocalBackend;
+    use crate::error::Repr;
     use crate::format::Cipher;
     use crate::index::{Index, IndexUpdate};
     use crate::store::tree::TreeBuilder;
@@ -250,9 +251,17 @@ mod tests {
         let f = fixture();
         let mut r = ChunkReader::new(&f.store, f.index.reader().expect("reader"));
         let id = ChunkId([9; 32]);
-        assert!(matches!(r.locate(&id), Err(Error::MissingChunk(h)) if h == id.to_hex()));
-        assert!(matches!(r.chunk(&id), Err(Error::MissingChunk(_))));
-        assert!(matches!(r.node(&id), Err(Error::MissingChunk(_))));
+        assert!(
+            matches!(r.locate(&id).map_err(Error::into_repr), Err(Repr::MissingChunk(h)) if h == id.to_hex())
+        );
+        assert!(matches!(
+            r.chunk(&id).map_err(Error::into_repr),
+            Err(Repr::MissingChunk(_))
+        ));
+        assert!(matches!(
+            r.node(&id).map_err(Error::into_repr),
+            Err(Repr::MissingChunk(_))
+        ));
         assert!(r.lookup(&id).expect("lookup").is_none());
         assert!(!r.contains(&id).expect("contains"));
     }

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::backend::Backend;
 use crate::compress::{self, Compression};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::{ChunkDesc, Cipher, Config, TreeEntry};
 use crate::id::{ChunkId, IdHasher, PackId};
 pub use access::{ChunkReader, FrameCache};
@@ -89,17 +89,17 @@ impl ChunkStore {
         let stored = self
             .backend
             .read_range(&path, loc.frame_offset, loc.frame_len as usize)
-            .map_err(|e| match e {
-                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            .map_err(|e| match e.repr() {
+                Repr::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
                     Error::corrupt(
                         format!("pack {}", loc.pack.short()),
                         "file is shorter than its index entry (truncated?)",
                     )
                 }
-                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Repr::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                     Error::corrupt(format!("pack {}", loc.pack.short()), "file is missing")
                 }
-                other => other,
+                _ => e,
             })?;
         Ok(stored)
     }
@@ -256,8 +256,7 @@ impl<'a> WriteSession<'a> {
         }
         self.seen.insert(id);
         self.added.chunks_added += 1;
-        let len =
-            u32::try_from(data.len()).map_err(|_| Error::Internal("a chunk over 4 GiB".into()))?;
+        let len = u32::try_from(data.len()).map_err(|_| Error::internal("a chunk over 4 GiB"))?;
         let slot = usize::from(kind == KIND_TREE);
         let (descs, raw) = &mut self.open[slot];
         descs.push(ChunkDesc { id, kind, len });

@@ -55,7 +55,7 @@ impl TreeBuilder {
         let entries = std::mem::take(&mut self.levels[level]);
         let len = entries.iter().map(|e| e.len).sum();
         let node = TreeNode {
-            level: u8::try_from(level).map_err(|_| Error::Index("tree too deep".into()))?,
+            level: u8::try_from(level).map_err(|_| Error::index("tree too deep"))?,
             entries,
         };
         let id = put(format::encode_compact(&node))?;
@@ -177,7 +177,7 @@ mod tests {
         let mut get = |id: &ChunkId| -> Result<TreeNode> {
             let bytes = store
                 .get(id)
-                .ok_or_else(|| Error::MissingChunk(id.to_hex()))?;
+                .ok_or_else(|| Error::missing_chunk(id.to_hex()))?;
             format::decode_tree_node(bytes).map_err(|e| Error::decode("node", e))
         };
         let mut r = TreeReader::new(root);
