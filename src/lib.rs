@@ -21,33 +21,113 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![warn(unnameable_types)]
+#![forbid(unsafe_code)]
 
-pub mod backend;
-pub mod chunker;
-pub mod compress;
-pub mod crypto;
-pub mod diff;
-pub mod error;
-pub mod export;
-pub mod format;
-pub mod id;
-pub mod index;
-pub mod lock;
+mod backend;
+mod chunker;
+mod compress;
+mod crypto;
+mod diff;
+mod error;
+mod export;
+mod format;
+mod id;
+mod index;
+mod lock;
 mod platform;
-pub mod progress;
-pub mod repo;
-pub mod retention;
-pub mod sample;
-pub mod snapshot;
-pub mod sqlite;
-pub mod store;
-pub mod testhook;
-pub mod timespec;
+mod progress;
+mod repo;
+mod retention;
+#[cfg(feature = "sample")]
+mod sample;
+mod snapshot;
+mod sqlite;
+mod store;
+mod testhook;
+mod timespec;
 
-pub use error::{Error, Result};
-pub use progress::{NoProgress, Outcome, Phase, PhaseInfo, Progress, Unit};
+// ---------------------------------------------------------------------------
+// The public API. Everything an app (and the crate's own CLI) uses is listed
+// here; the modules above are private and may change freely.
+// ---------------------------------------------------------------------------
+
+// The repository: create or open one (e.g. in the app's data folder), its
+// fixed parameters, and what `status` reports.
+pub use chunker::{ByteParams, PageParams};
+pub use format::{Config, StatusRecord};
 pub use repo::{
-    Check, InitOptions, OpenOptions, Repository, RestoreOptions, RestoreReport, SnapshotOptions,
-    SnapshotSummary, VerifyReport,
+    repository_holding, source_key, DatabaseStatus, InitOptions, KeyInfo, OpenOptions,
+    Repository, Status,
 };
-pub use snapshot::Snapshot;
+
+// Snapshots: take one (options and summary), list and choose them.
+pub use format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
+pub use id::{ChunkId, PackId, SnapshotId};
+pub use repo::{SnapshotOptions, SnapshotSummary};
+pub use snapshot::order::clock_went_back;
+pub use snapshot::{rfc3339, Filter as SnapshotFilter, Snapshot};
+
+// Restore (with `force` semantics and the pre-restore safety snapshot).
+pub use repo::{Check, RestoreOptions, RestoreReport};
+
+// Diff: two snapshots, or a snapshot and the live database.
+pub use diff::{DiffReport, TableDiff};
+pub use repo::DiffTarget;
+
+// Verify and repair.
+pub use repo::{RebuildReport, RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot, VerifyReport};
+
+// Retention: the pure keep/forget policy, its settings, forget and prune.
+pub use format::RetentionSettings;
+pub use repo::{
+    refuse_dangers, ForgetReport, PackAction, PackPlan, PrunePlan, PruneReport,
+    DEFAULT_MAX_UNUSED,
+};
+pub use retention::{
+    get_setting, set_setting, settings_table, Decision, Plan, Policy, PolicyError, Span,
+    SETTING_KEYS,
+};
+
+// Export and import of the app's tables (JSON, CSV).
+pub use export::{Error as ExportError, ImportReport, Table};
+pub use repo::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
+
+// Errors: one error type, and the detail types its variants carry.
+pub use crypto::{CryptoError, KdfParams};
+pub use error::{Error, PartialData, Result, StopCause};
+pub use format::DecodeError;
+pub use index::guard::install_quiet_hook;
+
+// Progress: typed phases the caller draws, and cancellation.
+pub use progress::{NoProgress, Outcome, Phase, PhaseInfo, Progress, Unit};
+
+// Time: parse and show the times snapshots are chosen by.
+pub use testhook::now;
+pub use timespec::{format_local, local_zone, parse_time, Edge as TimeEdge, TimeZone};
+
+// The sample Lumina database generator (the `sample` feature: the demo, tests
+// and benches).
+#[cfg(feature = "sample")]
+pub use sample::{create_lumina_db, Rng as SampleRng};
+
+/// Internals for the fuzz targets and benches (the `internals` feature): not
+/// part of the API, no stability promise.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod __internals {
+    pub use crate::chunker::{ByteChunker, PageChunker};
+    pub use crate::compress::{compress, decompress};
+    pub use crate::crypto::MasterKey;
+    pub use crate::export::{import, write_json};
+    pub use crate::index::probe;
+    pub use crate::store::pack;
+
+    /// The on-disk records and their decoders.
+    pub mod format {
+        pub use crate::format::{
+            decode, decode_tree_node, open_file, Cipher, Config, KeyFile, Kind, PackDescription,
+            SnapshotRecord,
+        };
+    }
+}

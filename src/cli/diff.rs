@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use lumina_backup::diff::DiffReport;
-use lumina_backup::repo::DiffTarget;
+use lumina_backup::DiffReport;
+use lumina_backup::DiffTarget;
 use lumina_backup::Error;
 
 use super::output::print_json;

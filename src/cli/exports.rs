@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use lumina_backup::export::Table;
-use lumina_backup::repo::{self, ExportFormat, ExportRequest};
+use lumina_backup::Table;
+use lumina_backup::{export_database, import_file, ExportFormat, ExportRequest};
 use lumina_backup::Error;
 
 use super::output::print_json;
@@ -44,7 +44,7 @@ pub(super) fn export(
         gzip,
     };
     let files = if Path::new(source).is_file() {
-        repo::export_database(Path::new(source), &req)?
+        export_database(Path::new(source), &req)?
     } else {
         let repo = ctx.open_read("export")?;
         let snap = repo.resolve_in(source, db)?;
@@ -62,7 +62,7 @@ pub(super) fn export(
 }
 
 pub(super) fn import(ctx: &Ctx, db: &Path, from: &Path, strict: bool) -> Result<(), Error> {
-    let report = repo::import_file(db, from, strict)?;
+    let report = import_file(db, from, strict)?;
     if ctx.global.json {
         print_json(&serde_json::json!({
             "table": report.table.name(),

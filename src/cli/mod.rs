@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use lumina_backup::timespec::{parse_time, Edge, TimeZone};
+use lumina_backup::{parse_time, TimeEdge as Edge, TimeZone};
 use lumina_backup::{Check, Error, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
 use output::{bytes, clean, clean_tags, local_time, print_json, ListJson, SnapshotJson};
 use progress::Bar;
@@ -311,7 +311,7 @@ fn default_db() -> PathBuf {
 /// Runs the CLI; returns the exit code.
 pub fn main() -> i32 {
     // TZ, else the system zone; each instant gets the offset in force then.
-    let tz = lumina_backup::timespec::local_zone();
+    let tz = lumina_backup::local_zone();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -345,7 +345,7 @@ fn describe(e: &Error, tz: &TimeZone) -> String {
     match e {
         Error::BeforeFirstSnapshot { earliest, time_ns } => format!(
             "no snapshot at or before that time; the earliest is {earliest}, taken {}",
-            lumina_backup::timespec::format_local(*time_ns, tz)
+            lumina_backup::format_local(*time_ns, tz)
         ),
         other => other.to_string(),
     }
@@ -560,8 +560,8 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             let clock = s.clock_went_back.map(|parent_ns| {
                 format!(
                     "this snapshot's time ({}) is earlier than its parent's ({}): the clock went back; it is still the newest snapshot of {}",
-                    lumina_backup::snapshot::rfc3339(snap.record.time_ns),
-                    lumina_backup::snapshot::rfc3339(parent_ns),
+                    lumina_backup::rfc3339(snap.record.time_ns),
+                    lumina_backup::rfc3339(parent_ns),
                     clean(&snap.record.source)
                 )
             });
@@ -597,8 +597,8 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
             let list: Vec<_> = match parse(at, Edge::End)? {
                 Some(t) => vec![repo.snapshot_at(db.as_deref(), t)?],
                 None => {
-                    let filter = lumina_backup::snapshot::Filter {
-                        db: db.as_deref().map(lumina_backup::repo::source_key),
+                    let filter = lumina_backup::SnapshotFilter {
+                        db: db.as_deref().map(lumina_backup::source_key),
                         tag,
                         since_ns: parse(since, Edge::Start)?,
                         until_ns: parse(until, Edge::End)?,
@@ -607,7 +607,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
                 }
             };
             let known = repo.known_changes()?;
-            let went_back = lumina_backup::snapshot::order::clock_went_back(&repo.list()?);
+            let went_back = lumina_backup::clock_went_back(&repo.list()?);
             if ctx.global.json {
                 print_json(
                     &list
@@ -1104,7 +1104,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
 }
 
 fn key_command(ctx: &Ctx, what: KeyCommand) -> Result<(), Error> {
-    let kdf = lumina_backup::crypto::KdfParams::default();
+    let kdf = lumina_backup::KdfParams::default();
     match what {
         KeyCommand::List => {
             let repo = ctx.open_read("key list")?;

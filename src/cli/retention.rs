@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use lumina_backup::repo::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
-use lumina_backup::retention::{self, Decision, Plan, Policy, Span};
+use lumina_backup::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
+use lumina_backup::{get_setting, set_setting, settings_table, Decision, Plan, Policy, Span, SETTING_KEYS};
 use lumina_backup::{Error, Repository};
 
 use super::output::{bytes, local_time, print_json, rfc3339};
@@ -132,7 +132,7 @@ pub enum ConfigCommand {
 }
 
 fn now_ns() -> i64 {
-    i64::try_from(lumina_backup::testhook::now().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    i64::try_from(lumina_backup::now().unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
 fn short(d: &Decision) -> String {
@@ -165,7 +165,7 @@ pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
     };
     if !args.dry_run {
         if !args.allow_empty {
-            lumina_backup::repo::refuse_dangers(&plan)?;
+            lumina_backup::refuse_dangers(&plan)?;
         }
         repo.forget_apply(&plan)?;
     }
@@ -319,7 +319,7 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn changed_packs(plan: &PrunePlan) -> impl Iterator<Item = &lumina_backup::repo::PackPlan> {
+fn changed_packs(plan: &PrunePlan) -> impl Iterator<Item = &lumina_backup::PackPlan> {
     plan.packs.iter().filter(|p| p.action != PackAction::Keep)
 }
 
@@ -348,7 +348,7 @@ fn fixed(repo: &Repository) -> Vec<(&'static str, Value)> {
 /// damaged `retention` file; other failures are errors.
 fn retention_or_damage(
     repo: &Repository,
-) -> Result<Result<lumina_backup::format::RetentionSettings, String>, Error> {
+) -> Result<Result<lumina_backup::RetentionSettings, String>, Error> {
     match repo.retention_settings() {
         Ok(s) => Ok(Ok(s)),
         Err(Error::Corrupt { problem, .. }) => Ok(Err(problem)),
@@ -400,7 +400,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             if fixed(&repo).iter().any(|(k, _)| *k == key) {
                 return Err(Error::BadInput(format!(
                     "`{key}` is fixed when the repository is created; settable: {}",
-                    retention::SETTING_KEYS.join(", ")
+                    SETTING_KEYS.join(", ")
                 )));
             }
             // A damaged file is replaced: the rules it held cannot be read
@@ -409,7 +409,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Ok(s) => (s, None),
                 Err(problem) => (Default::default(), Some(problem)),
             };
-            retention::set_setting(&mut s, &key, &value)
+            set_setting(&mut s, &key, &value)
                 .map_err(|e| Error::BadInput(e.to_string()))?;
             repo.set_retention_settings(&s)?;
             if let Some(problem) = damaged {
@@ -418,7 +418,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 ));
             }
             let now =
-                retention::get_setting(&s, &key).map_err(|e| Error::BadInput(e.to_string()))?;
+                get_setting(&s, &key).map_err(|e| Error::BadInput(e.to_string()))?;
             if ctx.global.json {
                 print_json(&json!({"key": key, "value": now}));
             } else {
@@ -432,7 +432,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             let repo = ctx.open_read("config get")?;
             let value = match fixed(&repo).into_iter().find(|(k, _)| *k == key) {
                 Some((_, v)) => Some(show_value(&v)),
-                None => retention::get_setting(&repo.retention_settings()?, &key)
+                None => get_setting(&repo.retention_settings()?, &key)
                     .map_err(|e| Error::BadInput(e.to_string()))?,
             };
             if ctx.global.json {
@@ -447,7 +447,7 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Ok(s) => s,
                 Err(problem) => return show_damaged(ctx, &repo, &problem),
             };
-            let table = retention::settings_table(&settings);
+            let table = settings_table(&settings);
             let policy =
                 Policy::from_settings(&settings).map_err(|e| Error::BadInput(e.to_string()))?;
             if ctx.global.json {

@@ -88,11 +88,6 @@ impl ChunkStore {
         &self.cipher
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
-    }
-
     /// The repository config.
     pub fn config(&self) -> &Config {
         &self.config

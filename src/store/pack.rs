@@ -101,6 +101,7 @@ pub struct PackWriter {
 
 impl PackWriter {
     /// An empty pack (header only) with the cipher's flags.
+    #[cfg(any(test, feature = "internals"))]
     pub fn new(flags: u8) -> Self {
         Self::with_capacity(flags, 1 << 20)
     }
