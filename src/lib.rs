@@ -8,20 +8,106 @@
 //! re-hashes every chunk and the whole file, runs `PRAGMA integrity_check`, and only
 //! then swaps the result in atomically.
 //!
-//! ```no_run
-//! use lumina_backup::{NoProgress, OpenOptions, Repository, SnapshotOptions, RestoreOptions};
-//! # fn main() -> Result<(), lumina_backup::Error> {
-//! let repo_path = std::path::Path::new("/tmp/backups");
-//! Repository::init(repo_path)?;
-//! let mut repo = Repository::open(repo_path, &OpenOptions::default())?;
-//! let snap = repo.snapshot("app.db".as_ref(), &SnapshotOptions::default(), &NoProgress)?;
-//! println!("snapshot {} added {} bytes", snap.snapshot.id.short(), snap.snapshot.record.new_bytes);
-//! repo.restore("latest", "restored.db".as_ref(), &RestoreOptions::default(), &NoProgress)?;
-//! assert!(repo.verify(false, &NoProgress)?.ok);
-//! # Ok(()) }
+//! # What an app does
+//!
+//! An app keeps a repository in its data folder and calls [`Repository`]: open
+//! it (or create it on first run), snapshot its database with a progress widget
+//! that can cancel, list the snapshots, diff one against the live database,
+//! restore one (over an existing database only with
+//! [`RestoreOptions::force`], which first saves the database being replaced as
+//! a `pre-restore` snapshot), and verify the repository. Everything the
+//! library offers is re-exported at the crate root; there are no public
+//! modules. Build it with `default-features = false` to leave out the CLI's
+//! dependencies.
+//!
 //! ```
+//! use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+//! use lumina_backup::{
+//!     DiffTarget, NoProgress, OpenOptions, Outcome, PhaseInfo, Progress, Repository,
+//!     RestoreOptions, SnapshotOptions,
+//! };
+//!
+//! /// The app's progress widget; its cancel button sets `stop`.
+//! #[derive(Default)]
+//! struct Widget {
+//!     stop: AtomicBool,
+//! }
+//!
+//! impl Progress for Widget {
+//!     fn phase(&self, info: &PhaseInfo<'_>) {
+//!         // info.phase (Capture, ReadFile, ...), info.total in info.unit() (bytes or items)
+//!         let _ = (info.phase, info.total, info.unit());
+//!     }
+//!     fn advance(&self, _n: u64) {}
+//!     fn cancelled(&self) -> bool {
+//!         self.stop.load(Relaxed)
+//!     }
+//!     fn done(&self, _outcome: Outcome) {} // Succeeded, Failed or Cancelled: hide the bar
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The app's data folder, its database (in WAL mode, open while the app runs).
+//! let data = tempfile::tempdir()?;
+//! let db = data.path().join("app.db");
+//! let conn = rusqlite::Connection::open(&db)?;
+//! conn.execute_batch(
+//!     "PRAGMA journal_mode = WAL;
+//!      CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT);
+//!      INSERT INTO photos (name) VALUES ('a.jpg'), ('b.jpg');",
+//! )?;
+//!
+//! // Open the repository, or create it on first run (`init_with` encrypts).
+//! let repo_path = data.path().join("backups");
+//! if !repo_path.exists() {
+//!     Repository::init(&repo_path)?;
+//! }
+//! let mut repo = Repository::open(&repo_path, &OpenOptions::default())?;
+//!
+//! // Snapshot the live database, with progress.
+//! let widget = Widget::default();
+//! let opts = SnapshotOptions { tags: vec!["before-import".into()], ..Default::default() };
+//! let first = repo.snapshot(&db, &opts, &widget)?;
+//! println!("snapshot {}: {} new bytes", first.snapshot.id.short(), first.snapshot.record.new_bytes);
+//!
+//! // Cancel: the snapshot fails and records nothing.
+//! widget.stop.store(true, Relaxed);
+//! assert!(repo.snapshot(&db, &SnapshotOptions::default(), &widget).is_err());
+//! widget.stop.store(false, Relaxed);
+//!
+//! // The app changes its data; list and diff against the live database.
+//! conn.execute("UPDATE photos SET name = 'c.jpg' WHERE id = 1", [])?;
+//! for s in repo.list()? {
+//!     println!("{} {} {:?}", s.id.short(), lumina_backup::rfc3339(s.record.time_ns), s.record.tags);
+//! }
+//! assert_eq!(repo.list()?.len(), 1);
+//! let diff = repo.diff(&first.snapshot, DiffTarget::Live(&db), &NoProgress)?;
+//! assert_eq!(diff.tables["photos"].changed.len(), 1);
+//!
+//! // Restore the first snapshot over the database. The app closes its
+//! // connections first (or sets `live: true` to restore through SQLite into
+//! // them). Without `force` an existing database is never replaced.
+//! drop(conn);
+//! assert!(repo.restore_snapshot(first.snapshot.clone(), &db, &RestoreOptions::default(), &NoProgress).is_err());
+//! let force = RestoreOptions { force: true, ..Default::default() };
+//! let restored = repo.restore_snapshot(first.snapshot.clone(), &db, &force, &widget)?;
+//! assert!(restored.pre_restore.is_some()); // the replaced state, kept as a snapshot
+//! let conn = rusqlite::Connection::open(&db)?;
+//! let name: String = conn.query_row("SELECT name FROM photos WHERE id = 1", [], |r| r.get(0))?;
+//! assert_eq!(name, "a.jpg");
+//!
+//! // Verify the repository (`true` also re-reads and re-hashes every chunk).
+//! assert!(repo.verify(true, &NoProgress)?.ok);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors are one [`Error`] type whose messages name the object and what to
+//! do. Long operations report through [`Progress`] (typed [`Phase`]s counted in
+//! a [`Unit`]); returning `true` from [`Progress::cancelled`] stops one and
+//! leaves the repository unchanged.
 #![warn(missing_docs)]
-#![warn(unnameable_types)]
+// Every type reachable through the API can be named from the crate root.
+#![cfg_attr(not(feature = "internals"), warn(unnameable_types))]
 #![forbid(unsafe_code)]
 
 mod backend;
