@@ -143,8 +143,8 @@ mod timespec;
 pub use chunker::{ByteParams, PageParams};
 pub use format::{Config, StatusRecord};
 pub use repo::{
-    repository_holding, source_key, DatabaseStatus, InitOptions, KeyInfo, OpenOptions,
-    Repository, Status,
+    repository_holding, source_key, DatabaseStatus, InitOptions, KeyInfo, OpenOptions, Repository,
+    Status,
 };
 
 // Snapshots: take one (options and summary), list and choose them.
@@ -167,8 +167,7 @@ pub use repo::{RebuildReport, RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapsh
 // Retention: the pure keep/forget policy, its settings, forget and prune.
 pub use format::RetentionSettings;
 pub use repo::{
-    refuse_dangers, ForgetReport, PackAction, PackPlan, PrunePlan, PruneReport,
-    DEFAULT_MAX_UNUSED,
+    refuse_dangers, ForgetReport, PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED,
 };
 pub use retention::{
     get_setting, set_setting, settings_table, Decision, Plan, Policy, PolicyError, Span,

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use common::{blake3_file, create_lumina, dump, files_under, pack_files, TestDir};
-use lumina_backup::StopCause;
 use lumina_backup::DiffTarget;
+use lumina_backup::StopCause;
 use lumina_backup::{
     Error, NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Repository,
     RestoreOptions, SnapshotOptions, Unit,

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use lumina_backup::Error;
 use lumina_backup::Table;
 use lumina_backup::{export_database, import_file, ExportFormat, ExportRequest};
-use lumina_backup::Error;
 
 use super::output::print_json;
 use super::Ctx;

@@ -3,8 +3,8 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use lumina_backup::{format_local, TimeZone};
 use lumina_backup::Snapshot;
+use lumina_backup::{format_local, TimeZone};
 
 pub use lumina_backup::rfc3339;
 

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use lumina_backup::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
-use lumina_backup::{get_setting, set_setting, settings_table, Decision, Plan, Policy, Span, SETTING_KEYS};
+use lumina_backup::{
+    get_setting, set_setting, settings_table, Decision, Plan, Policy, Span, SETTING_KEYS,
+};
 use lumina_backup::{Error, Repository};
+use lumina_backup::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 
 use super::output::{bytes, local_time, print_json, rfc3339};
 use super::Ctx;
@@ -409,16 +411,14 @@ pub fn config(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Ok(s) => (s, None),
                 Err(problem) => (Default::default(), Some(problem)),
             };
-            set_setting(&mut s, &key, &value)
-                .map_err(|e| Error::BadInput(e.to_string()))?;
+            set_setting(&mut s, &key, &value).map_err(|e| Error::BadInput(e.to_string()))?;
             repo.set_retention_settings(&s)?;
             if let Some(problem) = damaged {
                 super::warn(&format!(
                     "the retention file was damaged ({problem}) and has been replaced: only {key} is set now; set the other rules again with `lumina-backup config set`"
                 ));
             }
-            let now =
-                get_setting(&s, &key).map_err(|e| Error::BadInput(e.to_string()))?;
+            let now = get_setting(&s, &key).map_err(|e| Error::BadInput(e.to_string()))?;
             if ctx.global.json {
                 print_json(&json!({"key": key, "value": now}));
             } else {
