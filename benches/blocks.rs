@@ -20,9 +20,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
 
-use lumina_backup::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
-use lumina_backup::compress::{compress, decompress};
-use lumina_backup::export::{write_json, Table};
+use lumina_backup::__internals::{compress, decompress, write_json, ByteChunker, PageChunker};
+use lumina_backup::{ByteParams, PageParams, Table};
 
 const MIB: usize = 1 << 20;
 const IMAGE_BYTES: usize = 64 * MIB;
@@ -42,7 +41,7 @@ fn db_path(var: &str, default: &str, items: u64) -> (PathBuf, Option<tempfile::T
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sample.db");
-    lumina_backup::sample::create_lumina_db(&path, items, 1).unwrap();
+    lumina_backup::create_lumina_db(&path, items, 1).unwrap();
     (path, Some(dir))
 }
 

@@ -5,7 +5,7 @@
 //! cargo bench --bench prune -- [ITEMS] [SNAPSHOTS] [WORKDIR]   (default 25000 500 /tmp/lumina-bench-prune)
 //! ```
 //!
-//! The database is `lumina_backup::sample::create_lumina_db(ITEMS, seed 5)`; the
+//! The database is `lumina_backup::create_lumina_db(ITEMS, seed 5)`; the
 //! snapshots are taken in-process through the library (with the JSON exports, as
 //! the CLI does), each after 20 `metadata` rows changed. Then the CLI runs, each
 //! under `/usr/bin/time -f '%e %M'` (wall seconds, peak RSS KiB):
@@ -89,7 +89,7 @@ fn main() {
         Some(src) => {
             std::fs::copy(&src, &db).expect("copying PRUNE_DB");
         }
-        None => lumina_backup::sample::create_lumina_db(&db, items, 5).expect("generating the db"),
+        None => lumina_backup::create_lumina_db(&db, items, 5).expect("generating the db"),
     }
     let db_size = std::fs::metadata(&db).expect("db").len();
     eprintln!(
@@ -106,7 +106,7 @@ fn main() {
         let max: i64 = conn
             .query_row("SELECT max(rowid) FROM metadata", [], |r| r.get(0))
             .expect("rows");
-        let mut rng = lumina_backup::sample::Rng::new(42);
+        let mut rng = lumina_backup::SampleRng::new(42);
         for i in 0..snapshots {
             if i > 0 {
                 for k in 0..20 {

@@ -8,48 +8,216 @@
 //! re-hashes every chunk and the whole file, runs `PRAGMA integrity_check`, and only
 //! then swaps the result in atomically.
 //!
-//! ```no_run
-//! use lumina_backup::{NoProgress, OpenOptions, Repository, SnapshotOptions, RestoreOptions};
-//! # fn main() -> Result<(), lumina_backup::Error> {
-//! let repo_path = std::path::Path::new("/tmp/backups");
-//! Repository::init(repo_path)?;
-//! let mut repo = Repository::open(repo_path, &OpenOptions::default())?;
-//! let snap = repo.snapshot("app.db".as_ref(), &SnapshotOptions::default(), &NoProgress)?;
-//! println!("snapshot {} added {} bytes", snap.snapshot.id.short(), snap.snapshot.record.new_bytes);
-//! repo.restore("latest", "restored.db".as_ref(), &RestoreOptions::default(), &NoProgress)?;
-//! assert!(repo.verify(false, &NoProgress)?.ok);
-//! # Ok(()) }
+//! # What an app does
+//!
+//! An app keeps a repository in its data folder and calls [`Repository`]: open
+//! it (or create it on first run), snapshot its database with a progress widget
+//! that can cancel, list the snapshots, diff one against the live database,
+//! restore one (over an existing database only with
+//! [`RestoreOptions::force`], which first saves the database being replaced as
+//! a `pre-restore` snapshot), and verify the repository. Everything the
+//! library offers is re-exported at the crate root; there are no public
+//! modules. Build it with `default-features = false` to leave out the CLI's
+//! dependencies.
+//!
 //! ```
+//! use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+//! use lumina_backup::{
+//!     DiffTarget, NoProgress, OpenOptions, Outcome, PhaseInfo, Progress, Repository,
+//!     RestoreOptions, SnapshotOptions,
+//! };
+//!
+//! /// The app's progress widget; its cancel button sets `stop`.
+//! #[derive(Default)]
+//! struct Widget {
+//!     stop: AtomicBool,
+//! }
+//!
+//! impl Progress for Widget {
+//!     fn phase(&self, info: &PhaseInfo<'_>) {
+//!         // info.phase (Capture, ReadFile, ...), info.total in info.unit() (bytes or items)
+//!         let _ = (info.phase, info.total, info.unit());
+//!     }
+//!     fn advance(&self, _n: u64) {}
+//!     fn cancelled(&self) -> bool {
+//!         self.stop.load(Relaxed)
+//!     }
+//!     fn done(&self, _outcome: Outcome) {} // Succeeded, Failed or Cancelled: hide the bar
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The app's data folder, its database (in WAL mode, open while the app runs).
+//! let data = tempfile::tempdir()?;
+//! let db = data.path().join("app.db");
+//! let conn = rusqlite::Connection::open(&db)?;
+//! conn.execute_batch(
+//!     "PRAGMA journal_mode = WAL;
+//!      CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT);
+//!      INSERT INTO photos (name) VALUES ('a.jpg'), ('b.jpg');",
+//! )?;
+//!
+//! // Open the repository, or create it on first run (`init_with` encrypts).
+//! let repo_path = data.path().join("backups");
+//! if !repo_path.exists() {
+//!     Repository::init(&repo_path)?;
+//! }
+//! let mut repo = Repository::open(&repo_path, &OpenOptions::default())?;
+//!
+//! // Snapshot the live database, with progress.
+//! let widget = Widget::default();
+//! let opts = SnapshotOptions { tags: vec!["before-import".into()], ..Default::default() };
+//! let first = repo.snapshot(&db, &opts, &widget)?;
+//! println!("snapshot {}: {} new bytes", first.snapshot.id.short(), first.snapshot.record.new_bytes);
+//!
+//! // Cancel: the snapshot fails and records nothing.
+//! widget.stop.store(true, Relaxed);
+//! assert!(repo.snapshot(&db, &SnapshotOptions::default(), &widget).is_err());
+//! widget.stop.store(false, Relaxed);
+//!
+//! // The app changes its data; list and diff against the live database.
+//! conn.execute("UPDATE photos SET name = 'c.jpg' WHERE id = 1", [])?;
+//! for s in repo.list()? {
+//!     println!("{} {} {:?}", s.id.short(), lumina_backup::rfc3339(s.record.time_ns), s.record.tags);
+//! }
+//! assert_eq!(repo.list()?.len(), 1);
+//! let diff = repo.diff(&first.snapshot, DiffTarget::Live(&db), &NoProgress)?;
+//! assert_eq!(diff.tables["photos"].changed.len(), 1);
+//!
+//! // Restore the first snapshot over the database. The app closes its
+//! // connections first (or sets `live: true` to restore through SQLite into
+//! // them). Without `force` an existing database is never replaced.
+//! drop(conn);
+//! assert!(repo.restore_snapshot(first.snapshot.clone(), &db, &RestoreOptions::default(), &NoProgress).is_err());
+//! let force = RestoreOptions { force: true, ..Default::default() };
+//! let restored = repo.restore_snapshot(first.snapshot.clone(), &db, &force, &widget)?;
+//! assert!(restored.pre_restore.is_some()); // the replaced state, kept as a snapshot
+//! let conn = rusqlite::Connection::open(&db)?;
+//! let name: String = conn.query_row("SELECT name FROM photos WHERE id = 1", [], |r| r.get(0))?;
+//! assert_eq!(name, "a.jpg");
+//!
+//! // Verify the repository (`true` also re-reads and re-hashes every chunk).
+//! assert!(repo.verify(true, &NoProgress)?.ok);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors are one [`Error`] type whose messages name the object and what to
+//! do. Long operations report through [`Progress`] (typed [`Phase`]s counted in
+//! a [`Unit`]); returning `true` from [`Progress::cancelled`] stops one and
+//! leaves the repository unchanged.
 #![warn(missing_docs)]
+// Every type reachable through the API can be named from the crate root.
+#![cfg_attr(not(feature = "internals"), warn(unnameable_types))]
+#![forbid(unsafe_code)]
 
-pub mod backend;
-pub mod chunker;
-pub mod compress;
-pub mod crypto;
-pub mod diff;
-pub mod error;
-pub mod export;
-pub mod format;
+mod backend;
+mod chunker;
+mod compress;
+mod crypto;
+mod diff;
+mod error;
+mod export;
+mod format;
 mod fsutil;
-pub mod id;
-pub mod index;
+mod id;
+mod index;
 mod layout;
-pub mod lock;
+mod lock;
 mod platform;
-pub mod progress;
-pub mod repo;
-pub mod retention;
-pub mod sample;
-pub mod snapshot;
-pub mod sqlite;
-pub mod store;
-pub mod testhook;
-pub mod timespec;
+mod progress;
+mod repo;
+mod retention;
+#[cfg(feature = "sample")]
+mod sample;
+mod snapshot;
+mod sqlite;
+mod store;
+mod testhook;
+mod timespec;
 
-pub use error::{Error, ErrorKind, Remedy, Result};
-pub use progress::{NoProgress, Outcome, Phase, PhaseInfo, Progress, Unit};
+// ---------------------------------------------------------------------------
+// The public API. Everything an app (and the crate's own CLI) uses is listed
+// here; the modules above are private and may change freely.
+// ---------------------------------------------------------------------------
+
+// The repository: create or open one (e.g. in the app's data folder), its
+// fixed parameters, and what `status` reports.
+pub use chunker::{ByteParams, PageParams};
+pub use format::{Config, StatusRecord};
 pub use repo::{
-    Check, Damage, InitOptions, OpenOptions, Problem, Repository, RestoreOptions, RestoreReport,
-    SnapshotOptions, SnapshotSummary, VerifyReport,
+    repository_holding, source_key, DatabaseStatus, InitOptions, KeyInfo, OpenOptions, Repository,
+    Status,
 };
-pub use snapshot::Snapshot;
+
+// Snapshots: take one (options and summary), list and choose them.
+pub use format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
+pub use id::{ChunkId, PackId, SnapshotId};
+pub use repo::{SnapshotOptions, SnapshotSummary};
+pub use snapshot::order::clock_went_back;
+pub use snapshot::{rfc3339, Filter as SnapshotFilter, Snapshot};
+
+// Restore (with `force` semantics and the pre-restore safety snapshot).
+pub use repo::{Check, RestoreOptions, RestoreReport};
+
+// Diff: two snapshots, or a snapshot and the live database.
+pub use diff::{DiffReport, TableDiff};
+pub use repo::DiffTarget;
+
+// Verify and repair.
+pub use repo::{
+    Damage, Problem, RebuildReport, RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot,
+    VerifyReport,
+};
+
+// Retention: the pure keep/forget policy, its settings, forget and prune.
+pub use format::RetentionSettings;
+pub use repo::{
+    refuse_dangers, ForgetReport, PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED,
+};
+pub use retention::{
+    get_setting, set_setting, settings_table, Decision, Plan, Policy, PolicyError, Span,
+    SETTING_KEYS,
+};
+
+// Export and import of the app's tables (JSON, CSV).
+pub use export::{Error as ExportError, ImportReport, Table};
+pub use repo::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
+
+// Errors: one error type, and the detail types its variants carry.
+pub use crypto::{CryptoError, KdfParams};
+pub use error::{Error, ErrorKind, PartialData, Remedy, Result, StopCause};
+pub use format::DecodeError;
+pub use index::guard::install_quiet_hook;
+
+// Progress: typed phases the caller draws, and cancellation.
+pub use progress::{NoProgress, Outcome, Phase, PhaseInfo, Progress, Unit};
+
+// Time: parse and show the times snapshots are chosen by.
+pub use testhook::now;
+pub use timespec::{format_local, local_zone, parse_time, Edge as TimeEdge, TimeZone};
+
+// The sample Lumina database generator (the `sample` feature: the demo, tests
+// and benches).
+#[cfg(feature = "sample")]
+pub use sample::{create_lumina_db, Rng as SampleRng};
+
+/// Internals for the fuzz targets and benches (the `internals` feature): not
+/// part of the API, no stability promise.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod __internals {
+    pub use crate::chunker::{ByteChunker, PageChunker};
+    pub use crate::compress::{compress, decompress};
+    pub use crate::crypto::MasterKey;
+    pub use crate::export::{import, write_json};
+    pub use crate::index::probe;
+    pub use crate::store::pack;
+
+    /// The on-disk records and their decoders.
+    pub mod format {
+        pub use crate::format::{
+            decode, decode_tree_node, open_file, Cipher, Config, KeyFile, Kind, PackDescription,
+            SnapshotRecord,
+        };
+    }
+}

@@ -12,6 +12,6 @@ fn main() {
     }
     // A panic of redb on a damaged index is caught and becomes an error with its
     // own one-line message; the hook keeps the panic message off stderr.
-    lumina_backup::index::guard::install_quiet_hook();
+    lumina_backup::install_quiet_hook();
     std::process::exit(cli::main());
 }

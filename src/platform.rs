@@ -105,20 +105,14 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 pub(crate) fn preallocate(path: &Path) {
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsRawFd;
         let Ok(f) = OpenOptions::new().write(true).open(path) else {
             return;
         };
         let Ok(len) = f.metadata().map(|m| m.len()) else {
             return;
         };
-        if let Ok(len) = libc::off_t::try_from(len) {
-            // SAFETY: fallocate(2) on a descriptor we own, within its length; no
-            // memory is passed. Failure (ENOSPC, EOPNOTSUPP) only leaves the holes.
-            unsafe {
-                libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len);
-            }
-        }
+        // Failure (ENOSPC, EOPNOTSUPP) only leaves the holes.
+        let _ = rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::KEEP_SIZE, 0, len);
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -133,12 +127,7 @@ pub(crate) fn preallocate(path: &Path) {
 pub(crate) fn writable(path: &Path) -> bool {
     #[cfg(unix)]
     {
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-            return false;
-        };
-        // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+        rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
     }
     #[cfg(not(unix))]
     {

@@ -198,10 +198,14 @@ fn usage_errors_exit_2() {
 #[test]
 fn a_locked_repository_makes_others_wait_then_fail_naming_the_holder() {
     let (t, id) = repo_with_one_snapshot("lock");
-    let lock = lumina_backup::lock::RepoLock::acquire(
-        &t.repo().join("lock"),
-        "integration-test holder",
-        Duration::ZERO,
+    // An open repository holds its lock for its life.
+    let lock = lumina_backup::Repository::open(
+        &t.repo(),
+        &lumina_backup::OpenOptions {
+            purpose: "integration-test holder".into(),
+            lock_wait: Duration::ZERO,
+            ..Default::default()
+        },
     )
     .expect("taking the lock");
     let start = Instant::now();

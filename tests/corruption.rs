@@ -244,7 +244,7 @@ fn garbage_index_is_fixed_by_repair() {
     let ids: Vec<String> = snaps.iter().map(|s| s.0.clone()).collect();
     let index = t.repo().join("index.redb");
     let len = std::fs::metadata(&index).expect("index").len() as usize;
-    let mut rng = lumina_backup::sample::Rng::new(9);
+    let mut rng = lumina_backup::SampleRng::new(9);
     let garbage: Vec<u8> = (0..len.max(4096)).map(|_| rng.next_u64() as u8).collect();
     write_keeping_mode(&index, &garbage);
 

@@ -8,7 +8,7 @@ use std::error::Error as _;
 use std::path::Path;
 
 use common::{create_lumina, TestDir};
-use lumina_backup::crypto::KdfParams;
+use lumina_backup::KdfParams;
 use lumina_backup::{
     Error, ErrorKind, InitOptions, NoProgress, OpenOptions, Repository, SnapshotOptions,
 };

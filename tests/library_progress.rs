@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use common::{blake3_file, create_lumina, dump, files_under, pack_files, TestDir};
-use lumina_backup::repo::DiffTarget;
+use lumina_backup::DiffTarget;
 use lumina_backup::{
     NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Repository, RestoreOptions,
     SnapshotOptions, Unit,

@@ -260,7 +260,7 @@ fn non_lumina_database_gets_image_and_manifest_only() {
         )
         .expect("schema");
         let tx = c.transaction().expect("tx");
-        let mut rng = lumina_backup::sample::Rng::new(3);
+        let mut rng = lumina_backup::SampleRng::new(3);
         for i in 0..4000i64 {
             tx.execute(
                 "INSERT INTO notes(title, body, score) VALUES (?1, ?2, ?3)",

@@ -157,7 +157,7 @@ fn damaged_index_is_rebuilt_never_a_panic() {
     let index = t.repo().join("index.redb");
     let good = std::fs::read(&index).expect("index");
     let len = good.len();
-    let mut rng = lumina_backup::sample::Rng::new(5);
+    let mut rng = lumina_backup::SampleRng::new(5);
     let mut cases: Vec<(String, Vec<u8>)> = vec![
         ("empty".into(), Vec::new()),
         (

@@ -5,15 +5,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lumina_backup::format::{self, Cipher, Config, KeyFile, Kind, PackDescription, SnapshotRecord};
-use lumina_backup::store::pack;
+use lumina_backup::__internals::format::{
+    self, Cipher, Config, KeyFile, Kind, PackDescription, SnapshotRecord,
+};
+use lumina_backup::__internals::{pack, MasterKey};
 
 fuzz_target!(|data: &[u8]| {
     let _ = format::open_file(data, Kind::Snapshot);
     let _ = format::open_file(data, Kind::Config);
     let _ = format::open_file(data, Kind::Key);
     let _ = pack::parse_pack(data, &Cipher::Plain);
-    let sealed = Cipher::Sealed(std::sync::Arc::new(lumina_backup::crypto::MasterKey::generate()));
+    let sealed = Cipher::Sealed(std::sync::Arc::new(MasterKey::generate()));
     let _ = pack::parse_pack(data, &sealed);
     let _ = sealed.read_file(Kind::Snapshot, "x", data);
     if let Ok(k) = format::decode::<KeyFile>(data) {

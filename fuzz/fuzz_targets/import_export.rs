@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(mut conn) = rusqlite::Connection::open_in_memory() {
-        let _ = lumina_backup::export::import(&mut conn, data, false);
+        let _ = lumina_backup::__internals::import(&mut conn, data, false);
     }
 });

@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("index.redb");
     if std::fs::write(&path, data).is_ok() {
-        let _ = lumina_backup::index::probe(&path);
+        let _ = lumina_backup::__internals::probe(&path);
     }
     let _ = std::fs::remove_file(&path);
 });

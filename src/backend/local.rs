@@ -56,11 +56,6 @@ impl LocalBackend {
         Ok(())
     }
 
-    /// The root folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
     }
@@ -156,10 +151,6 @@ impl Backend for LocalBackend {
 
     fn sync_dir(&self, dir: &str) -> Result<()> {
         sync_dir(&self.full(dir))
-    }
-
-    fn is_read_only(&self) -> bool {
-        self.read_only
     }
 
     /// Deletes leftover `.tmp-*` files in `dir` (from a write that was interrupted).

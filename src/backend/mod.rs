@@ -42,6 +42,4 @@ pub trait Backend: Send + Sync {
     /// Deletes what interrupted writes left in `dir` (local `.tmp-*` files);
     /// returns how many. A store whose writes are whole-object puts has none.
     fn remove_temp_files(&self, dir: &str) -> Result<usize>;
-    /// Whether every write and removal is refused (opened for reading only).
-    fn is_read_only(&self) -> bool;
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lumina_backup::timespec::TimeZone;
+use lumina_backup::TimeZone;
 use lumina_backup::{Error, OpenOptions, Repository};
 
 use super::progress::Bar;

@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use lumina_backup::retention::{self, Policy};
+use lumina_backup::Policy;
 use lumina_backup::{Error, Repository};
 
 use super::common::{warn, Ctx};
@@ -56,7 +56,7 @@ fn fixed(repo: &Repository) -> Vec<(&'static str, Value)> {
 /// damaged `retention` file; other failures are errors.
 fn retention_or_damage(
     repo: &Repository,
-) -> Result<Result<lumina_backup::format::RetentionSettings, String>, Error> {
+) -> Result<Result<lumina_backup::RetentionSettings, String>, Error> {
     match repo.retention_settings() {
         Ok(s) => Ok(Ok(s)),
         Err(e) if e.kind() == lumina_backup::ErrorKind::Corrupt => {
@@ -110,7 +110,7 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             if fixed(&repo).iter().any(|(k, _)| *k == key) {
                 return Err(Error::invalid_input(format!(
                     "`{key}` is fixed when the repository is created; settable: {}",
-                    retention::SETTING_KEYS.join(", ")
+                    lumina_backup::SETTING_KEYS.join(", ")
                 )));
             }
             // A damaged file is replaced: the rules it held cannot be read
@@ -119,7 +119,7 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Ok(s) => (s, None),
                 Err(problem) => (Default::default(), Some(problem)),
             };
-            retention::set_setting(&mut s, &key, &value)
+            lumina_backup::set_setting(&mut s, &key, &value)
                 .map_err(|e| Error::invalid_input(e.to_string()))?;
             repo.set_retention_settings(&s)?;
             if let Some(problem) = damaged {
@@ -127,7 +127,7 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                     "the retention file was damaged ({problem}) and has been replaced: only {key} is set now; set the other rules again with `lumina-backup config set`"
                 ));
             }
-            let now = retention::get_setting(&s, &key)
+            let now = lumina_backup::get_setting(&s, &key)
                 .map_err(|e| Error::invalid_input(e.to_string()))?;
             if ctx.global.json {
                 print_json(&json!({"key": key, "value": now}));
@@ -142,7 +142,7 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
             let repo = ctx.open_read("config get")?;
             let value = match fixed(&repo).into_iter().find(|(k, _)| *k == key) {
                 Some((_, v)) => Some(show_value(&v)),
-                None => retention::get_setting(&repo.retention_settings()?, &key)
+                None => lumina_backup::get_setting(&repo.retention_settings()?, &key)
                     .map_err(|e| Error::invalid_input(e.to_string()))?,
             };
             if ctx.global.json {
@@ -157,7 +157,7 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 Ok(s) => s,
                 Err(problem) => return show_damaged(ctx, &repo, &problem),
             };
-            let table = retention::settings_table(&settings);
+            let table = lumina_backup::settings_table(&settings);
             let policy = Policy::from_settings(&settings)
                 .map_err(|e| Error::invalid_input(e.to_string()))?;
             if ctx.global.json {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use lumina_backup::sample;
+use lumina_backup::create_lumina_db;
 use lumina_backup::{Error, NoProgress, OpenOptions, Repository, RestoreOptions, SnapshotOptions};
 
 use super::common::Ctx;
@@ -32,7 +32,13 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
     // The demo writes `lumina.db`, `repo/` and `restored-first.db`: it only ever
     // uses a new or empty folder, so no file of the user's can be touched, and
     // never one inside a repository (its files would be foreign files there).
-    lumina_backup::repo::refuse_inside_repository(&dir, "give --dir a folder outside it")?;
+    if let Some(repo) = lumina_backup::repository_holding(&dir) {
+        return Err(Error::invalid_input(format!(
+            "{} is inside the lumina-backup repository {}; give --dir a folder outside it",
+            dir.display(),
+            repo.display()
+        )));
+    }
     if dir.exists() && !dir.is_dir() {
         return Err(Error::invalid_input(format!(
             "{} is not a folder; give a new or empty folder to --dir",
@@ -57,7 +63,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
         "1. sample Lumina database with 3,000 photos: {}",
         show_path(&db)
     ));
-    sample::create_lumina_db(&db, 3000, 1)?;
+    create_lumina_db(&db, 3000, 1)?;
     say(format!("2. new repository: {}", show_path(&repo_path)));
     Repository::init(&repo_path)?;
     let mut repo = Repository::open(&repo_path, &OpenOptions::default())?;
@@ -125,7 +131,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
 
     let changes = repo.diff(
         &first.snapshot,
-        lumina_backup::repo::DiffTarget::Snapshot(&second.snapshot),
+        lumina_backup::DiffTarget::Snapshot(&second.snapshot),
         &NoProgress,
     )?;
     say("   diff of the two snapshots, row by row:".into());

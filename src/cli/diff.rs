@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use lumina_backup::diff::DiffReport;
-use lumina_backup::repo::DiffTarget;
+use lumina_backup::DiffReport;
+use lumina_backup::DiffTarget;
 use lumina_backup::Error;
 
 use super::common::Ctx;

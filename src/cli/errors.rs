@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn verify_problems_get_the_cli_advice() {
-        use lumina_backup::id::{PackId, SnapshotId};
+        use lumina_backup::{PackId, SnapshotId};
         let p = Problem::ChunkMissing {
             snapshot: SnapshotId([1; 32]),
             file: "app.db".into(),

@@ -5,9 +5,9 @@ use std::str::FromStr;
 
 use clap::Args;
 
-use lumina_backup::export::Table;
-use lumina_backup::repo::{self, ExportFormat, ExportRequest};
 use lumina_backup::Error;
+use lumina_backup::Table;
+use lumina_backup::{export_database, ExportFormat, ExportRequest};
 
 use super::common::Ctx;
 use super::output::print_json;
@@ -76,7 +76,7 @@ pub(super) fn run(
         gzip,
     };
     let files = if Path::new(source).is_file() {
-        repo::export_database(Path::new(source), &req)?
+        export_database(Path::new(source), &req)?
     } else {
         let repo = ctx.open_read("export")?;
         let snap = repo.resolve_in(source, db)?;

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::{json, Value};
 
-use lumina_backup::repo::{PruneReport, DEFAULT_MAX_UNUSED};
-use lumina_backup::retention::{Decision, Plan, Policy, Span};
 use lumina_backup::Error;
+use lumina_backup::{Decision, Plan, Policy, Span};
+use lumina_backup::{PruneReport, DEFAULT_MAX_UNUSED};
 
 use super::common::Ctx;
 use super::output::{local_time, print_json, rfc3339};
@@ -101,7 +101,7 @@ impl ForgetArgs {
 }
 
 fn now_ns() -> i64 {
-    i64::try_from(lumina_backup::testhook::now().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    i64::try_from(lumina_backup::now().unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
 fn short(d: &Decision) -> String {
@@ -134,7 +134,7 @@ pub(super) fn run(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
     };
     if !args.dry_run {
         if !args.allow_empty {
-            lumina_backup::repo::refuse_dangers(&plan)?;
+            lumina_backup::refuse_dangers(&plan)?;
         }
         repo.forget_apply(&plan)?;
     }

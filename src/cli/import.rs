@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use lumina_backup::repo;
+use lumina_backup::import_file;
 use lumina_backup::Error;
 
 use super::common::Ctx;
@@ -25,7 +25,7 @@ pub(super) struct ImportArgs {
 
 pub(super) fn run(ctx: &Ctx, ImportArgs { db, from, strict }: ImportArgs) -> Result<(), Error> {
     let (db, from) = (db.as_path(), from.as_path());
-    let report = repo::import_file(db, from, strict)?;
+    let report = import_file(db, from, strict)?;
     if ctx.global.json {
         print_json(&serde_json::json!({
             "table": report.table.name(),

@@ -37,7 +37,7 @@ pub(super) enum KeyCommand {
 }
 
 pub(super) fn run(ctx: &Ctx, what: KeyCommand) -> Result<(), Error> {
-    let kdf = lumina_backup::crypto::KdfParams::default();
+    let kdf = lumina_backup::KdfParams::default();
     match what {
         KeyCommand::List => {
             let repo = ctx.open_read("key list")?;

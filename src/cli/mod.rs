@@ -30,8 +30,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use lumina_backup::timespec::TimeZone;
 use lumina_backup::Error;
+use lumina_backup::TimeZone;
 
 use common::Ctx;
 use output::print_json;
@@ -122,7 +122,7 @@ enum Command {
 /// Runs the CLI; returns the exit code.
 pub fn main() -> i32 {
     // TZ, else the system zone; each instant gets the offset in force then.
-    let tz = lumina_backup::timespec::local_zone();
+    let tz = lumina_backup::local_zone();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -156,7 +156,7 @@ fn describe(e: &Error, tz: &TimeZone) -> String {
     match e.earliest_snapshot() {
         Some((earliest, time_ns)) => format!(
             "no snapshot at or before that time; the earliest is {earliest}, taken {}",
-            lumina_backup::timespec::format_local(time_ns, tz)
+            lumina_backup::format_local(time_ns, tz)
         ),
         None => e.to_string(),
     }

@@ -3,10 +3,10 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use lumina_backup::timespec::{format_local, TimeZone};
 use lumina_backup::Snapshot;
+use lumina_backup::{format_local, TimeZone};
 
-pub use lumina_backup::snapshot::rfc3339;
+pub use lumina_backup::rfc3339;
 
 /// Local time (with the offset in force at that instant) and how long ago,
 /// for humans.
@@ -145,7 +145,7 @@ impl ListJson {
     /// With the rows changed against the parent, when known.
     pub fn with_changes(
         s: &Snapshot,
-        known: &std::collections::HashMap<lumina_backup::id::SnapshotId, u64>,
+        known: &std::collections::HashMap<lumina_backup::SnapshotId, u64>,
     ) -> Self {
         ListJson {
             changed_rows: known.get(&s.id).copied(),

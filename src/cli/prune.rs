@@ -4,8 +4,8 @@
 use clap::Args;
 use serde_json::json;
 
-use lumina_backup::repo::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 use lumina_backup::Error;
+use lumina_backup::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 
 use super::common::Ctx;
 use super::output::{bytes, print_json};
@@ -96,6 +96,6 @@ pub(super) fn run(ctx: &Ctx, args: PruneArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn changed_packs(plan: &PrunePlan) -> impl Iterator<Item = &lumina_backup::repo::PackPlan> {
+fn changed_packs(plan: &PrunePlan) -> impl Iterator<Item = &lumina_backup::PackPlan> {
     plan.packs.iter().filter(|p| p.action != PackAction::Keep)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use lumina_backup::timespec::{parse_time, Edge};
+use lumina_backup::{parse_time, TimeEdge as Edge};
 use lumina_backup::{Check, Error, RestoreOptions};
 
 use super::common::Ctx;

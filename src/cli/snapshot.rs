@@ -73,8 +73,8 @@ pub(super) fn run(
     let clock = s.clock_went_back.map(|parent_ns| {
         format!(
             "this snapshot's time ({}) is earlier than its parent's ({}): the clock went back; it is still the newest snapshot of {}",
-            lumina_backup::snapshot::rfc3339(snap.record.time_ns),
-            lumina_backup::snapshot::rfc3339(parent_ns),
+            lumina_backup::rfc3339(snap.record.time_ns),
+            lumina_backup::rfc3339(parent_ns),
             clean(&snap.record.source)
         )
     });

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use lumina_backup::timespec::{parse_time, Edge};
 use lumina_backup::Error;
+use lumina_backup::{parse_time, TimeEdge as Edge};
 
 use super::common::Ctx;
 use super::output::{bytes, clean, clean_tags, local_time, print_json, ListJson};
@@ -45,8 +45,8 @@ pub(super) fn run(
     let list: Vec<_> = match parse(at, Edge::End)? {
         Some(t) => vec![repo.snapshot_at(db.as_deref(), t)?],
         None => {
-            let filter = lumina_backup::snapshot::Filter {
-                db: db.as_deref().map(lumina_backup::repo::source_key),
+            let filter = lumina_backup::SnapshotFilter {
+                db: db.as_deref().map(lumina_backup::source_key),
                 tag,
                 since_ns: parse(since, Edge::Start)?,
                 until_ns: parse(until, Edge::End)?,
@@ -55,7 +55,7 @@ pub(super) fn run(
         }
     };
     let known = repo.known_changes()?;
-    let went_back = lumina_backup::snapshot::order::clock_went_back(&repo.list()?);
+    let went_back = lumina_backup::clock_went_back(&repo.list()?);
     if ctx.global.json {
         print_json(
             &list

@@ -15,7 +15,7 @@ pub mod order;
 mod sources;
 
 pub use order::{Collation, Encoding, KeyOrder};
-pub use sources::{key_info, sqlite_tables, JsonExportRows, KeyInfo, SqliteRows};
+pub use sources::{key_info, sqlite_tables, JsonExportRows, SqliteRows};
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;

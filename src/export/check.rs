@@ -4,9 +4,12 @@
 //! Owns the definition of an orphan. Reports, never repairs, and never refuses: a
 //! snapshot records these findings as warnings. A `NULL` reference is not an orphan.
 
+#[cfg(test)]
 use rusqlite::Connection;
 
-use super::{require_table, with_read_snapshot, Error, Table};
+#[cfg(test)]
+use super::{require_table, with_read_snapshot};
+use super::{Error, Table};
 
 /// How many examples [`Consistency::examples`] keeps.
 const MAX_EXAMPLES: usize = 10;
@@ -26,6 +29,7 @@ pub struct Consistency {
 
 impl Consistency {
     /// True when no orphan was found.
+    #[cfg(test)]
     pub fn is_clean(&self) -> bool {
         self.orphan_metadata == 0 && self.orphan_relations == 0 && self.orphan_relation_items == 0
     }
@@ -57,12 +61,14 @@ impl Consistency {
 }
 
 /// One kind of orphan: how to count them and how to list a few.
+#[cfg(test)]
 struct Probe {
     count_sql: &'static str,
     examples_sql: &'static str,
     describe: fn(&str, &str) -> String,
 }
 
+#[cfg(test)]
 const PROBES: [Probe; 3] = [
     Probe {
         count_sql: "SELECT COUNT(*) FROM metadata m WHERE m.collectionId IS NOT NULL \
@@ -93,6 +99,7 @@ const PROBES: [Probe; 3] = [
 
 /// Counts orphaned references in a Lumina database (all four tables must exist, else
 /// [`Error::NotLumina`]). All counts come from one read transaction.
+#[cfg(test)]
 pub fn check_consistency(conn: &Connection) -> Result<Consistency, Error> {
     for t in Table::all() {
         require_table(conn, t)?;
@@ -125,6 +132,7 @@ pub fn check_consistency(conn: &Connection) -> Result<Consistency, Error> {
 }
 
 /// A value as a short human string for the example lines.
+#[cfg(test)]
 fn display(v: rusqlite::types::ValueRef<'_>) -> String {
     use rusqlite::types::ValueRef;
     match v {

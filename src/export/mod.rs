@@ -40,7 +40,7 @@ mod import;
 mod json;
 mod shape;
 
-pub use self::check::{check_consistency, Consistency, ConsistencyScan};
+pub use self::check::ConsistencyScan;
 pub use self::csv::write_csv;
 pub use self::import::{import, ImportReport};
 pub use self::json::{write_json, write_json_observed};

@@ -12,7 +12,7 @@ mod golden;
 pub mod records;
 pub mod typed;
 
-pub use chunkloc::{ChunkLoc, LOC_LEN};
+pub use chunkloc::ChunkLoc;
 pub use cipher::Cipher;
 pub use records::*;
 
@@ -216,6 +216,7 @@ pub(crate) fn frame_file(kind: Kind, flags: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// Checks a small plaintext file made by [`seal_file`] and returns its body.
+#[cfg(any(test, feature = "internals"))]
 pub fn open_file(bytes: &[u8], expected: Kind) -> Result<&[u8], DecodeError> {
     let (header, body) = unframe_file(bytes, expected)?;
     if header.flags & FLAG_SEALED != 0 {

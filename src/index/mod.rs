@@ -418,7 +418,7 @@ impl IndexReader {
 /// every chunk entry, a lookup): the open path of a repository, as a check for
 /// fuzzing and property tests. Returns the number of entries read, or an error;
 /// it must never panic, whatever the file holds.
-#[doc(hidden)]
+#[cfg(any(test, feature = "internals"))]
 pub fn probe(path: &Path) -> Result<u64> {
     let index = Index::open(path)?;
     let mut n = index.snapshots()?.len() as u64 + index.packs()?.len() as u64;

@@ -22,9 +22,6 @@ use crate::store::files;
 
 use super::PruneReport;
 
-/// Name of the retention settings file.
-pub const RETENTION_FILE: &str = crate::layout::RETENTION;
-
 /// What `forget` decided and did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForgetReport {

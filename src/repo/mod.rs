@@ -24,7 +24,7 @@ mod verify;
 
 pub use diff::DiffTarget;
 pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
-pub use forget::{refuse_dangers, ForgetReport, RETENTION_FILE};
+pub use forget::{refuse_dangers, ForgetReport};
 pub use inside::{refuse_inside_repository, repository_holding};
 pub use keys::KeyInfo;
 pub use problem::{Damage, Problem};

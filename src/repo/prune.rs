@@ -85,10 +85,10 @@ pub struct PrunePlan {
     pub packs: Vec<PackPlan>,
     /// Index entries to drop: dead chunks located in deleted or repacked packs.
     #[serde(skip)]
-    pub remove_chunks: Vec<ChunkId>,
+    pub(crate) remove_chunks: Vec<ChunkId>,
     /// Live chunks to copy out of repacked packs, in pack and frame order.
     #[serde(skip)]
-    pub repack_chunks: Vec<(ChunkId, ChunkLoc)>,
+    pub(crate) repack_chunks: Vec<(ChunkId, ChunkLoc)>,
 }
 
 /// What prune did (or, for a dry run, would do: rewritten bytes estimated).

@@ -24,8 +24,6 @@
 use std::collections::BTreeMap;
 #[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
-#[cfg(unix)]
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 /// One process holding the database open.
@@ -133,19 +131,14 @@ fn proc_fd_holders(ids: &[(u64, u64)]) -> Vec<u32> {
 /// of `file`, if any (`F_GETLK` only asks; it takes nothing).
 #[cfg(unix)]
 fn lock_holder(file: &Path, start: i64, len: i64) -> Option<u32> {
+    use rustix::process::{fcntl_getlk, Flock, FlockType, Pid};
     let f = std::fs::File::open(file).ok()?;
-    // SAFETY: a zeroed `flock` is a valid value; fcntl only reads and writes it.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = start as _;
-    fl.l_len = len as _;
-    // SAFETY: a valid descriptor and a pointer to a live `flock`.
-    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) };
-    if rc != 0 || fl.l_type == libc::F_UNLCK as libc::c_short || fl.l_pid <= 0 {
-        return None;
-    }
-    u32::try_from(fl.l_pid).ok()
+    let mut want = Flock::from(FlockType::WriteLock);
+    want.start = u64::try_from(start).ok()?;
+    want.length = u64::try_from(len).ok()?;
+    // `None`: no lock overlaps; a holder without a pid (e.g. our own) is ignored.
+    let held = fcntl_getlk(&f, &want).ok()??;
+    u32::try_from(held.pid.map(Pid::as_raw_nonzero)?.get()).ok()
 }
 
 /// None are looked for on Windows: it refuses to replace a file that SQLite

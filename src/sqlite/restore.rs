@@ -1,7 +1,7 @@
 //! Checked installation of a restored database image.
 //!
 //! Order: the caller writes the image to a temp file beside the target and
-//! verifies its checksums; [`integrity_check`] runs SQLite's own check on it
+//! verifies its checksums; [`check_image`] runs SQLite's own check on it
 //! (opened immutable, so no `-wal`/`-shm` is read or created); [`install`] folds
 //! the old target's WAL into it (so nothing of the old state is lost if we stop
 //! here), moves stale `-wal`/`-shm` files out of the way so they can never be
@@ -29,11 +29,6 @@ pub enum Check {
     Quick,
     /// No SQLite check.
     None,
-}
-
-/// Runs `PRAGMA integrity_check` on a closed database file without touching it.
-pub fn integrity_check(path: &Path) -> Result<()> {
-    check_image(path, path, Check::Full)
 }
 
 /// Runs the chosen SQLite check on the image at `image` (a temp file, opened

@@ -44,6 +44,7 @@ impl FrameCache {
     }
 
     /// How many frames were loaded (cache misses) so far.
+    #[cfg(test)]
     pub fn loads(&self) -> u64 {
         self.loads
     }
@@ -104,12 +105,8 @@ impl<'s> ChunkReader<'s> {
         }
     }
 
-    /// The store read from.
-    pub fn store(&self) -> &'s ChunkStore {
-        self.store
-    }
-
     /// The frame cache (for its statistics).
+    #[cfg(test)]
     pub fn cache(&self) -> &FrameCache {
         &self.cache
     }
@@ -132,6 +129,7 @@ impl<'s> ChunkReader<'s> {
     }
 
     /// Reads one chunk by id and checks its bytes against the id.
+    #[cfg(test)]
     pub fn chunk(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?;
         self.chunk_at(id, &loc)
@@ -172,6 +170,7 @@ impl<'s> ChunkReader<'s> {
     }
 
     /// Every leaf of the tree under `root`, in order.
+    #[cfg(test)]
     pub fn leaves(&mut self, root: ChunkId) -> Result<Vec<TreeEntry>> {
         let mut walk = TreeReader::new(root);
         let mut out = Vec::new();
@@ -279,7 +278,7 @@ mod tests {
         assert!(e.to_string().contains("indexed as data"), "{e}");
         // Damage the pack: the chunk no longer matches its id (or its frame
         // fails to decompress); either way it is refused, never returned.
-        let path = f.store.backend().location();
+        let path = f.store.backend.location();
         let file = std::path::Path::new(&path).join(pack_path(&pack));
         let mut bytes = std::fs::read(&file).expect("read pack");
         for b in &mut bytes[20..60] {

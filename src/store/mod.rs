@@ -20,7 +20,7 @@ use crate::compress::{self, Compression};
 use crate::error::{Error, Repr, Result};
 use crate::format::{ChunkDesc, Cipher, Config, TreeEntry};
 use crate::id::{ChunkId, IdHasher, PackId};
-pub use access::{ChunkReader, FrameCache};
+pub use access::ChunkReader;
 pub use pack::{pack_path, ChunkLoc};
 
 /// Chunk kind: file content.
@@ -60,11 +60,6 @@ impl ChunkStore {
     /// How objects are sealed.
     pub fn cipher(&self) -> &Cipher {
         &self.cipher
-    }
-
-    /// The backend.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
     }
 
     /// The repository config.

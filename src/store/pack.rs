@@ -16,7 +16,7 @@ pub const TRAILER_MAGIC: [u8; 8] = [0x8B, b'P', b'K', b'E', b'N', b'D', b'\r', b
 /// Length of the trailer.
 pub const TRAILER_LEN: usize = 48;
 
-pub use crate::format::{ChunkLoc, LOC_LEN};
+pub use crate::format::ChunkLoc;
 
 /// Path of a pack in the repository.
 pub fn pack_path(id: &PackId) -> String {
@@ -32,6 +32,7 @@ pub struct PackWriter {
 
 impl PackWriter {
     /// An empty pack (header only) with the cipher's flags.
+    #[cfg(any(test, feature = "internals"))]
     pub fn new(flags: u8) -> Self {
         Self::with_capacity(flags, 1 << 20)
     }

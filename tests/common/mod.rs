@@ -201,7 +201,7 @@ impl Lb {
 
 /// Creates a sample Lumina database (WAL mode) with `items` photos.
 pub fn create_lumina(path: &Path, items: u64, seed: u64) {
-    lumina_backup::sample::create_lumina_db(path, items, seed).expect("creating a Lumina db");
+    lumina_backup::create_lumina_db(path, items, seed).expect("creating a Lumina db");
 }
 
 /// Opens a database read-write (as an application would).
@@ -323,7 +323,7 @@ pub fn touch_metadata_rows(path: &Path, n: u64, seed: u64) {
     let total: i64 = c
         .query_row("SELECT max(rowid) FROM metadata", [], |r| r.get(0))
         .expect("count");
-    let mut rng = lumina_backup::sample::Rng::new(seed);
+    let mut rng = lumina_backup::SampleRng::new(seed);
     let tx = c.transaction().expect("tx");
     for k in 0..n {
         let rowid = 1 + rng.below(total as u64) as i64;
