@@ -77,6 +77,8 @@ pub enum ErrorKind {
     BeforeFirstSnapshot,
     /// A file name is not in a snapshot.
     NoSuchFile,
+    /// The database given does not exist ([`Error::path`] names it).
+    NoSuchDatabase,
     /// The file given is not a SQLite database.
     NotADatabase,
     /// A source database cannot be read now (locked, hot journal, read-only WAL).
@@ -125,6 +127,8 @@ pub(crate) enum Repr {
     },
     #[error("no repository at {0}")]
     NoRepository(PathBuf),
+    #[error("database {0} does not exist")]
+    NoSuchDatabase(PathBuf),
     #[error("a repository already exists at {0}")]
     RepositoryExists(PathBuf),
     #[error("{object} is damaged: {problem}{}", corrupt_advice(.object))]
@@ -147,6 +151,8 @@ pub(crate) enum Repr {
     },
     #[error("no snapshot matches `{0}`")]
     UnknownSnapshot(String),
+    #[error("no snapshot of {0} yet")]
+    NoSnapshotOf(String),
     #[error("prefix `{prefix}` matches {count} snapshots; give more characters")]
     AmbiguousSnapshot { prefix: String, count: usize },
     #[error("snapshot {snapshot} has no file `{name}`; its files are: {available}")]
@@ -181,7 +187,7 @@ pub(crate) enum Repr {
     Cancelled,
     #[error("{path} is open in {holders}; nothing was changed")]
     InUse { path: PathBuf, holders: String },
-    #[error("repository {path} is read-only ({reason}): `{what}` writes to it")]
+    #[error("repository {path} is read-only ({reason}); it cannot be written ({what})")]
     ReadOnlyRepository {
         path: PathBuf,
         what: String,
@@ -240,13 +246,14 @@ impl Error {
             }
             Repr::Io { .. } => ErrorKind::Io,
             Repr::NoRepository(_) => ErrorKind::NoRepository,
+            Repr::NoSuchDatabase(_) => ErrorKind::NoSuchDatabase,
             Repr::RepositoryExists(_) => ErrorKind::RepositoryExists,
             Repr::Corrupt { .. } => ErrorKind::Corrupt,
             Repr::TooNew { .. } => ErrorKind::TooNew,
             Repr::MissingChunk(_) => ErrorKind::MissingData,
             Repr::Index(_) | Repr::Redb(_) => ErrorKind::Index,
             Repr::Locked { .. } => ErrorKind::Locked,
-            Repr::UnknownSnapshot(_) => ErrorKind::UnknownSnapshot,
+            Repr::UnknownSnapshot(_) | Repr::NoSnapshotOf(_) => ErrorKind::UnknownSnapshot,
             Repr::AmbiguousSnapshot { .. } => ErrorKind::AmbiguousSnapshot,
             Repr::NoSuchFile { .. } => ErrorKind::NoSuchFile,
             Repr::NotSqlite { .. } => ErrorKind::NotADatabase,
@@ -315,11 +322,12 @@ impl Error {
     }
 
     /// Something asked for is not there: no repository, no such snapshot (or none
-    /// at that time), no such file in a snapshot.
+    /// at that time), no such file in a snapshot, no such database.
     pub fn is_not_found(&self) -> bool {
         matches!(
             self.kind(),
             ErrorKind::NoRepository
+                | ErrorKind::NoSuchDatabase
                 | ErrorKind::UnknownSnapshot
                 | ErrorKind::BeforeFirstSnapshot
                 | ErrorKind::NoSuchFile
@@ -343,6 +351,7 @@ impl Error {
                 | ErrorKind::AmbiguousSnapshot
                 | ErrorKind::BeforeFirstSnapshot
                 | ErrorKind::NoSuchFile
+                | ErrorKind::NoSuchDatabase
                 | ErrorKind::NotADatabase
                 | ErrorKind::PassphraseRequired
                 | ErrorKind::WrongPassword
@@ -370,6 +379,7 @@ impl Error {
             | Repr::ReadOnlyRepository { path, .. }
             | Repr::SourceUnavailable { path, .. } => Some(path),
             Repr::NoRepository(p)
+            | Repr::NoSuchDatabase(p)
             | Repr::RepositoryExists(p)
             | Repr::PassphraseRequired(p)
             | Repr::WrongPassphrase(p) => Some(p),

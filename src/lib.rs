@@ -187,12 +187,17 @@ pub use repo::{export_database, import_file, ExportFormat, ExportRequest, Export
 pub use crypto::{CryptoError, KdfParams};
 pub use error::{Error, ErrorKind, PartialData, Remedy, Result, StopCause};
 pub use format::DecodeError;
+/// For binaries: keeps the panic messages of damaged-index panics the library
+/// catches (and turns into errors) off stderr.
+#[doc(hidden)]
 pub use index::guard::install_quiet_hook;
 
 // Progress: typed phases the caller draws, and cancellation.
 pub use progress::{NoProgress, Outcome, Phase, PhaseInfo, Progress, Unit};
 
 // Time: parse and show the times snapshots are chosen by.
+/// The clock snapshots are timed by (settable for the test suite).
+#[doc(hidden)]
 pub use testhook::now;
 pub use timespec::{format_local, local_zone, parse_time, Edge as TimeEdge, TimeZone};
 

@@ -189,8 +189,8 @@ impl<'a> PhaseInfo<'a> {
 pub enum Outcome {
     /// It returned `Ok`.
     Succeeded,
-    /// It stopped because [`Progress::cancelled`] said so ([`Error::Cancelled`],
-    /// or [`Error::SnapshotNotRecorded`] with [`StopCause::Cancelled`]).
+    /// It stopped because [`Progress::cancelled`] said so (an error whose
+    /// [`Error::is_cancelled`](crate::Error::is_cancelled) is true).
     Cancelled,
     /// It returned any other error.
     Failed,
@@ -216,8 +216,9 @@ pub trait Progress: Send + Sync {
     /// `n` more units of the current phase are done (never past its total).
     fn advance(&self, n: u64);
     /// Whether the caller asked to stop, asked between steps. The operation
-    /// then fails with [`Error::Cancelled`] (a snapshot: with
-    /// [`Error::SnapshotNotRecorded`], after removing the data it wrote) and
+    /// then fails with an error whose [`Error::is_cancelled`](crate::Error::is_cancelled) is true (a
+    /// snapshot, after removing the data it wrote, says what became of it in
+    /// [`Error::partial_data`](crate::Error::partial_data)) and
     /// leaves the repository and any restore target unchanged.
     fn cancelled(&self) -> bool {
         false

@@ -118,3 +118,55 @@ fn the_cli_adds_the_advice() {
         r.stderr
     );
 }
+
+/// Issue #9 review: a missing database is "not found" and names its path; `latest`
+/// of a database with no snapshot is an unknown snapshot (not invalid input), with
+/// the remedy of taking one; the passphrase builder opens an encrypted repository;
+/// a read-only open names what was refused without CLI words.
+#[test]
+fn missing_database_and_no_snapshot_of_it_are_not_found() {
+    let t = TestDir::new("lib-not-found");
+    let repo = t.repo();
+    Repository::init_with(
+        &repo,
+        &InitOptions {
+            kdf: KdfParams {
+                m_cost_kib: 8 * 1024,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            ..InitOptions::default()
+        }
+        .with_passphrase("pw"),
+    )
+    .expect("init");
+    let mut r =
+        Repository::open(&repo, &OpenOptions::default().with_passphrase("pw")).expect("open");
+    let missing = t.path("nowhere.db");
+    let e = r
+        .snapshot(&missing, &SnapshotOptions::default(), &NoProgress)
+        .expect_err("missing database");
+    assert_eq!(e.kind(), ErrorKind::NoSuchDatabase, "{e}");
+    assert!(e.is_not_found() && e.is_user_error(), "{e}");
+    assert_eq!(e.path(), Some(missing.as_path()));
+    no_cli_words(&e);
+
+    let db = t.path("app.db");
+    create_lumina(&db, 20, 1);
+    let e = r.resolve_in("latest", Some(&db)).expect_err("none yet");
+    assert_eq!(e.kind(), ErrorKind::UnknownSnapshot, "{e}");
+    assert!(e.is_not_found(), "{e}");
+    assert!(e.remedy().is_some(), "{e}");
+    no_cli_words(&e);
+    drop(r);
+
+    let ro = Repository::open_read_only(&repo, &OpenOptions::default().with_passphrase("pw"))
+        .expect("read-only open");
+    let mut ro = ro;
+    let e = ro
+        .snapshot(&db, &SnapshotOptions::default(), &NoProgress)
+        .expect_err("read-only");
+    assert_eq!(e.kind(), ErrorKind::ReadOnly, "{e}");
+    assert!(!e.to_string().contains("this command"), "{e}");
+    no_cli_words(&e);
+}

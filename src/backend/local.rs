@@ -48,7 +48,7 @@ impl LocalBackend {
         if self.read_only {
             return Err(Repr::ReadOnlyRepository {
                 path: self.root.clone(),
-                what: format!("this command (writing {path})"),
+                what: format!("writing {path}"),
                 reason: "opened for reading only".into(),
             }
             .into());

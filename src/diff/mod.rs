@@ -52,8 +52,10 @@ pub trait RowSource {
     fn next_row(&mut self) -> Result<Option<Row>>;
 }
 
-/// The differences in one table.
+/// The differences in one table. Keys are `serde_json` (1.x) values: a
+/// one-column key is its value, a composite key an array (NULL is `null`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TableDiff {
     /// Keys only in the newer state.
     pub added: Vec<Value>,
@@ -75,6 +77,7 @@ impl TableDiff {
 /// Differences per table (only tables that differ are listed... and tables present
 /// on one side only, as all-added or all-removed).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct DiffReport {
     /// Table name → differences.
     pub tables: BTreeMap<String, TableDiff>,

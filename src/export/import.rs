@@ -41,6 +41,7 @@ const MAX_UNKNOWN_KEYS: usize = 20;
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ImportReport {
     /// The table the file held.
     pub table: Table,

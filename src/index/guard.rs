@@ -82,7 +82,7 @@ pub fn in_guard() -> bool {
     GUARDED.with(|g| g.get() > 0)
 }
 
-/// Installs a panic hook that stays silent for panics caught by [`guarded`]
+/// Installs a panic hook that stays silent for panics the library catches inside redb calls
 /// (they become errors with their own message) and otherwise defers to the
 /// hook in place before. For binaries; a library user may call it too.
 pub fn install_quiet_hook() {

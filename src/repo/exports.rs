@@ -41,6 +41,7 @@ pub struct ExportRequest {
 
 /// One file written.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ExportedFile {
     /// Table.
     pub table: String,

@@ -24,6 +24,7 @@ use super::PruneReport;
 
 /// What `forget` decided and did.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ForgetReport {
     /// The plan: every snapshot considered, kept or removed, with reasons.
     pub plan: Plan,

@@ -36,7 +36,7 @@ pub fn repository_holding(path: &Path) -> Option<PathBuf> {
 pub fn refuse_inside_repository(path: &Path, what_to_do: &str) -> Result<()> {
     match repository_holding(path) {
         Some(repo) => Err(Error::invalid_input(format!(
-            "{} is inside the lumina-backup repository {}; {what_to_do}",
+            "{} is inside the backup repository {}; {what_to_do}",
             path.display(),
             repo.display()
         ))),

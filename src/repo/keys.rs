@@ -14,6 +14,7 @@ use crate::format::{self, Cipher, KeyFile, Kind};
 
 /// A key as `key list` shows it.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct KeyInfo {
     /// Key file id (hex).
     pub id: String,

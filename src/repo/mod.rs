@@ -70,7 +70,8 @@ const INDEX_REBUILT_NOTICE: &str = "index.redb could not be read (damaged or of 
 pub struct OpenOptions {
     /// How long to wait for another process's lock.
     pub lock_wait: Duration,
-    /// What this process is doing (shown to a process waiting for the lock).
+    /// What this process is doing (shown to a process waiting for the lock);
+    /// by default the program's file name.
     pub purpose: String,
     /// The passphrase, for an encrypted repository.
     pub passphrase: Option<zeroize::Zeroizing<String>>,
@@ -87,11 +88,36 @@ pub struct InitOptions {
     pub force: bool,
 }
 
+impl OpenOptions {
+    /// These options with a passphrase (for an encrypted repository).
+    pub fn with_passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.passphrase = Some(zeroize::Zeroizing::new(passphrase.into()));
+        self
+    }
+}
+
+impl InitOptions {
+    /// These options with a passphrase: the repository is encrypted.
+    pub fn with_passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.passphrase = Some(zeroize::Zeroizing::new(passphrase.into()));
+        self
+    }
+}
+
+/// The running program's file name (what a lock holder is shown as by
+/// default), or "an application" when it cannot be known.
+fn program_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "an application".into())
+}
+
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             lock_wait: Duration::from_secs(10),
-            purpose: "lumina-backup".into(),
+            purpose: program_name(),
             passphrase: None,
         }
     }
@@ -219,9 +245,9 @@ impl Repository {
     /// lock is taken shared (readers run together; writers wait), or not at all
     /// when the repository has no lock file and cannot get one. Temp files of
     /// an interrupted write are left alone, and an index that lags behind the
-    /// files (or is missing) is brought up to date in memory only
-    /// ([`crate::index::Index::open_read_only`]). Every write method fails with
-    /// [`Error::ReadOnlyRepository`].
+    /// files (or is missing) is brought up to date in memory only.
+    /// Every write method fails with
+    /// [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly).
     pub fn open_read_only(path: &Path, opts: &OpenOptions) -> Result<Self> {
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new_read_only(path));
         let (cipher, key_id, config) = Self::read_config(path, backend.as_ref(), opts)?;
@@ -547,7 +573,7 @@ impl Repository {
 
     /// All snapshots, oldest first: by time, and each database's in the order
     /// of its history (after a clock went back, a snapshot still comes after
-    /// its parent; see [`snapshot::order`]).
+    /// its parent).
     pub fn list(&self) -> Result<Vec<Snapshot>> {
         let mut out = Vec::new();
         for (id, file) in self.index.snapshots()? {
@@ -567,9 +593,10 @@ impl Repository {
     }
 
     /// The newest snapshot of `db` taken at or before `time_ns`, skipping
-    /// `pre-restore` safety copies as `latest` does (see [`snapshot::at`]);
+    /// `pre-restore` safety copies as `latest` does;
     /// `db` may be given as any path to the database. Before the first:
-    /// [`Error::BeforeFirstSnapshot`], carrying the earliest one's time.
+    /// [`ErrorKind::BeforeFirstSnapshot`](crate::ErrorKind::BeforeFirstSnapshot),
+    /// carrying the earliest one ([`Error::earliest_snapshot`]).
     pub fn snapshot_at(&self, db: Option<&Path>, time_ns: i64) -> Result<Snapshot> {
         let all = self.list()?;
         let db = db.map(source_key);
@@ -585,8 +612,8 @@ impl Repository {
     /// The snapshot `spec` names; `latest` is the newest snapshot of `db` (any
     /// path to the database), or without `db` of the repository's only
     /// database (several: exit 2 naming them), that is not a `pre-restore`
-    /// safety copy unless the database has nothing else
-    /// ([`snapshot::choosable`]). An id names any snapshot.
+    /// safety copy unless the database has nothing else.
+    /// An id names any snapshot.
     pub fn resolve_in(&self, spec: &str, db: Option<&Path>) -> Result<Snapshot> {
         let all = self.list()?;
         let db = db.map(source_key);

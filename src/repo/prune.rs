@@ -54,6 +54,7 @@ pub enum PackAction {
 
 /// One pack in the plan.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct PackPlan {
     /// The pack.
     pub id: PackId,
@@ -72,6 +73,7 @@ pub struct PackPlan {
 
 /// What prune would do; [`Repository::prune_apply`] does it.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct PrunePlan {
     /// The threshold used, percent.
     pub max_unused_percent: f64,
@@ -93,6 +95,7 @@ pub struct PrunePlan {
 
 /// What prune did (or, for a dry run, would do: rewritten bytes estimated).
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct PruneReport {
     /// Nothing was changed.
     pub dry_run: bool,
@@ -401,7 +404,7 @@ impl Repository {
     /// no live data are still deleted, which needs no new bytes
     /// ([`PruneReport::note`] says so). Cancelled (through `progress`, while
     /// repacking), the new packs are removed too and it fails with
-    /// [`Error::Cancelled`], the repository as it was.
+    /// a cancelled error ([`Error::is_cancelled`]), the repository as it was.
     pub fn prune_apply(
         &mut self,
         plan: &PrunePlan,

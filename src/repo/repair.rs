@@ -27,6 +27,7 @@ use crate::store::ChunkReader;
 
 /// A snapshot `repair snapshots` removes.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct RemovedSnapshot {
     /// Its id (hex).
     pub id: String,
@@ -40,6 +41,7 @@ pub struct RemovedSnapshot {
 
 /// A snapshot kept without its lost files (a new record, so a new id).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TrimmedSnapshot {
     /// The damaged record's id.
     pub old_id: String,
@@ -55,6 +57,7 @@ pub struct TrimmedSnapshot {
 
 /// What `repair snapshots` does (or, with `dry_run`, would do).
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct SnapshotRepairPlan {
     /// Nothing was changed.
     pub dry_run: bool,

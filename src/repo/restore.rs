@@ -33,7 +33,8 @@ pub struct RestoreOptions {
     /// Restore into the existing database through SQLite (backup API) instead of
     /// replacing the file, so that applications holding connections see the
     /// restored content. Without it, a target another process has open is
-    /// refused ([`Error::InUse`]): the application must close its connections
+    /// refused ([`ErrorKind::InUse`](crate::ErrorKind::InUse), with
+    /// [`Remedy::Live`](crate::Remedy::Live)): the application must close its connections
     /// first, then call [`Repository::restore_snapshot`].
     pub live: bool,
 }
@@ -42,6 +43,7 @@ pub use crate::sqlite::restore::Check;
 
 /// What a restore did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RestoreReport {
     /// The snapshot restored.
     pub snapshot: Snapshot,

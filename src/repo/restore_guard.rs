@@ -84,7 +84,7 @@ impl Repository {
             ),
             no_exports: true,
         };
-        let warning = "raw copy of the file's bytes before SQLite rolled back the journal beside it; not a consistent capture; restore it with --no-check".to_string();
+        let warning = "raw copy of the file's bytes before SQLite rolled back the journal beside it; not a consistent capture; it restores only without the check".to_string();
         self.snapshot_raw(real, &opts, warning, progress)
             .map(|s| s.snapshot)
     }
@@ -129,7 +129,7 @@ impl Repository {
             _ => e.to_string(),
         };
         let warning = format!(
-            "raw copy of the file's bytes: SQLite could not read it ({why}); not a consistent capture; restore it with --no-check"
+            "raw copy of the file's bytes: SQLite could not read it ({why}); not a consistent capture; it restores only without the check"
         );
         let opts = SnapshotOptions {
             note: format!(

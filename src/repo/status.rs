@@ -14,6 +14,7 @@ use crate::store::files;
 
 /// One database's history in brief.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct DatabaseStatus {
     /// Source path.
     pub db: String,
@@ -27,6 +28,7 @@ pub struct DatabaseStatus {
 
 /// What `status` reports.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Status {
     /// Repository path.
     pub repository: String,

@@ -37,6 +37,7 @@ pub struct SnapshotOptions {
 
 /// What a snapshot did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SnapshotSummary {
     /// The new snapshot.
     pub snapshot: Snapshot,
@@ -214,7 +215,8 @@ impl Repository {
     /// A snapshot that fails before its record is written leaves nothing: the
     /// packs it wrote are dropped from the index and deleted (`repo::partial`).
     /// Cancelled (through `progress`) or out of space, it fails with
-    /// [`Error::SnapshotNotRecorded`], which says what became of that data.
+    /// an error ([`Error::is_cancelled`] or [`Error::is_no_space`]) whose
+    /// [`Error::partial_data`] says what became of that data.
     pub fn snapshot(
         &mut self,
         db: &Path,
@@ -295,9 +297,7 @@ impl Repository {
         record_id: &Cell<Option<crate::id::SnapshotId>>,
     ) -> Result<SnapshotSummary> {
         let source: PathBuf = std::fs::canonicalize(db).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::invalid_input(format!("database {} does not exist", db.display()))
-            }
+            std::io::ErrorKind::NotFound => Repr::NoSuchDatabase(db.to_path_buf()).into(),
             _ => Error::io("resolving", db, e),
         })?;
         for t in &opts.tags {

@@ -20,6 +20,7 @@ use crate::store::{pack, ChunkReader};
 
 /// The outcome of `verify`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// True when no problem was found.
     pub ok: bool,
@@ -48,6 +49,7 @@ pub struct VerifyReport {
 
 /// The outcome of an index rebuild.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct RebuildReport {
     /// Packs indexed.
     pub packs: u64,

@@ -109,7 +109,7 @@ pub fn resolve<'a>(
     if spec == "latest" {
         let of_db = choosable(of_database(snapshots, db)?);
         return of_db.last().copied().ok_or_else(|| match db {
-            Some(d) => Error::invalid_input(format!("no snapshot of {d} yet"))
+            Some(d) => Error::from(Repr::NoSnapshotOf(d.into()))
                 .with_remedy(crate::error::Remedy::TakeSnapshot(d.into())),
             None => Repr::UnknownSnapshot("latest (the repository has no snapshots)".into()).into(),
         });

@@ -83,7 +83,7 @@ fn history(group: Vec<Snapshot>) -> Vec<Snapshot> {
 
 /// Snapshots whose time is earlier than the one before them in their
 /// database's history (the clock went back between them). `list` in history
-/// order, as [`order`] gives it.
+/// order, as [`Repository::list`](crate::Repository::list) gives it.
 pub fn clock_went_back(list: &[Snapshot]) -> HashSet<SnapshotId> {
     let mut prev: HashMap<&str, i64> = HashMap::new();
     let mut out = HashSet::new();

@@ -64,7 +64,7 @@ pub fn check_captured(conn: &Connection, budget: Duration) -> CheckReport {
             if !explained {
                 warnings.push(format!(
                     "SQLite's quick_check could not run on the captured database ({e}); \
-                 lumina-backup cannot verify this snapshot's content"
+                 this snapshot's content cannot be verified"
                 ));
             }
             format!("not checked: {e}")
@@ -150,7 +150,7 @@ fn missing_names(conn: &Connection) -> Vec<String> {
         .into_iter()
         .map(|((kind, name), users)| {
             format!(
-                "the database uses {kind} `{name}` ({}), which lumina-backup's SQLite does \
+                "the database uses {kind} `{name}` ({}), which this program's SQLite does \
                  not have (the application defines it): the snapshot cannot be checked, and a \
                  restore's integrity check will fail on it",
                 users.join(", ")

@@ -25,9 +25,7 @@ pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// (exit code 2) if not.
 pub fn check_database_file(path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::invalid_input(format!("database {} does not exist", path.display()))
-        }
+        std::io::ErrorKind::NotFound => Repr::NoSuchDatabase(path.to_path_buf()).into(),
         _ => Error::io("reading", path, e),
     })?;
     if !meta.is_file() {
