@@ -347,8 +347,7 @@ fn copy_pages(
             }
             Piece::Begin { .. } | Piece::End => Ok(()),
         };
-        keep_open =
-            super::capture_routes::send_image(conn, path, &info, "", route, &mut to_file)?;
+        keep_open = super::capture_routes::send_image(conn, path, &info, "", route, &mut to_file)?;
         Ok(info)
     })();
     // A read transaction changes nothing; end it whatever happened (unless SQLite

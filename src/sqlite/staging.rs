@@ -37,7 +37,15 @@ const PIECE_BYTES: usize = 1 << 20;
 pub fn staging_dir() -> PathBuf {
     let wanted = cache_dir().map(|d| d.join("lumina-backup"));
     match wanted {
-        Some(d) if DirBuilder::new().recursive(true).unix_mode(0o700).create(&d).is_ok() => d,
+        Some(d)
+            if DirBuilder::new()
+                .recursive(true)
+                .unix_mode(0o700)
+                .create(&d)
+                .is_ok() =>
+        {
+            d
+        }
         _ => std::env::temp_dir(),
     }
 }
@@ -203,13 +211,100 @@ mod tests {
         assert!(!path.exists());
     }
 
+    /// A small rollback-journal database.
+    fn source(dir: &Path) -> PathBuf {
+        let db = dir.join("src.db");
+        let c = Connection::open(&db).expect("open");
+        c.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO t SELECT i, randomblob(200) FROM n;",
+        )
+        .expect("fill");
+        db
+    }
+
+    fn empty(dir: &Path) -> bool {
+        std::fs::read_dir(dir).expect("dir").next().is_none()
+    }
+
+    /// Issue #10 item 1: the body reads the captured copy after the source's
+    /// read transaction ended (a writer commits meanwhile); the copy is removed
+    /// after success, a failing body, and a cancel during the copy.
+    #[test]
+    fn capture_reads_the_copy_after_the_lock_and_removes_it_on_every_path() {
+        use crate::sqlite::capture::{capture_in, open_source};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).expect("mkdir");
+        let db = source(dir.path());
+        let conn = open_source(&db).expect("open");
+        let mut image = Vec::new();
+        let mut sink = |p: Piece| {
+            if let Piece::Data(d) = p {
+                image.extend_from_slice(&d);
+            }
+            Ok(())
+        };
+        let ok = || Ok(());
+        let (info, (rows, wrote)) =
+            capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |c, _| {
+                // The source is not locked by the capture any more: another
+                // connection commits, and the copy still shows the captured rows.
+                let w = Connection::open(&db).expect("writer");
+                w.busy_timeout(std::time::Duration::from_millis(50))
+                    .expect("timeout");
+                let wrote = w.execute("DELETE FROM t WHERE id > 100", []).is_ok();
+                let rows: i64 = c
+                    .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .expect("count");
+                Ok((rows, wrote))
+            })
+            .expect("capture");
+        assert!(wrote, "the source stayed locked during the body");
+        assert_eq!(rows, 500);
+        assert_eq!(
+            image.len() as u64,
+            info.page_count * u64::from(info.page_size)
+        );
+        assert!(empty(&staging));
+
+        let mut sink = |_: Piece| Ok(());
+        let err = capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |_, _| {
+            Err::<(), _>(Error::internal("the exports failed"))
+        })
+        .expect_err("the body's error");
+        assert!(err.to_string().contains("the exports failed"), "{err}");
+        assert!(empty(&staging));
+
+        let cancel = || Err(Error::from(crate::error::Repr::Cancelled));
+        let err = capture_in(
+            &staging,
+            &conn,
+            &db,
+            "db",
+            &mut sink,
+            &cancel,
+            |_, _| Ok(()),
+        )
+        .expect_err("cancelled");
+        assert!(matches!(err.repr(), crate::error::Repr::Cancelled), "{err}");
+        assert!(empty(&staging));
+        // No transaction is left open on the source.
+        assert!(conn.is_autocommit());
+    }
+
     #[cfg(unix)]
     #[test]
     fn leftovers_of_dead_processes_are_removed() {
         let dir = tempfile::tempdir().expect("tempdir");
         // A process id that is not running (beyond Linux's pid_max).
-        let dead = dir.path().join(format!("{PREFIX}999999999-0000000000000000.db"));
-        let mine = dir.path().join(format!("{PREFIX}{}-1.db", std::process::id()));
+        let dead = dir
+            .path()
+            .join(format!("{PREFIX}999999999-0000000000000000.db"));
+        let mine = dir
+            .path()
+            .join(format!("{PREFIX}{}-1.db", std::process::id()));
         let other = dir.path().join("unrelated.db");
         for p in [&dead, &mine, &other] {
             std::fs::write(p, b"x").expect("write");
