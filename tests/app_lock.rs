@@ -300,7 +300,8 @@ fn temporary_copy_never_stays_behind() {
     let _ = Command::new("umount").arg("-l").arg(&cache).status();
     r.expect_code(1).expect_one_stderr_line();
     assert!(
-        r.stderr.contains("no space left") && r.stderr.contains("lumina-backup/capture-"),
+        r.stderr.contains("no space left")
+            && r.stderr.contains("lumina-backup/lumina-backup-capture-"),
         "{}",
         r.stderr
     );

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::platform::UnixMode;
 
 /// Name prefix of staged images in the staging folder.
-const PREFIX: &str = "capture-";
+const PREFIX: &str = "lumina-backup-capture-";
 
 /// Bytes per [`Piece::Data`] when the staged image is sent on.
 const PIECE_BYTES: usize = 1 << 20;
