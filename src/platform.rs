@@ -71,6 +71,29 @@ impl UnixMode for DirBuilder {
     }
 }
 
+/// Whether a process with id `pid` exists (Unix: `kill(pid, 0)` does not say
+/// "no such process"). Always `true` on Windows, where this is not asked.
+pub(crate) fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        !matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// Sets the Unix mode of `path`; does nothing (and succeeds) on Windows.
 pub(crate) fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     #[cfg(unix)]

@@ -67,9 +67,10 @@ use crate::error::Result;
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
-    /// Snapshot: opening the database and waiting until it can be read
-    /// consistently (a busy writer may hold it for a while). Detail: the
-    /// database path. No count.
+    /// Snapshot: opening the database, waiting until it can be read
+    /// consistently (a busy writer may hold it for a while), and copying its
+    /// pages to a private temporary file (`sqlite::staging`, the only time the
+    /// app's lock is held). Detail: the database path. No count.
     OpenDatabase,
     /// Snapshot: reading the database image into the repository. Bytes; detail:
     /// the image's file name; total: the image size.

@@ -1,6 +1,7 @@
-//! Taking a snapshot: capture (one read transaction, on its own thread) feeds
-//! chunks through a bounded channel to the store session on this thread, which
-//! hashes and compresses them in parallel. Commit order: packs, then the snapshot
+//! Taking a snapshot: capture (on its own thread: the pages copied in one read
+//! transaction, then everything else read from that copy, `sqlite::staging`)
+//! feeds chunks through a bounded channel to the store session on this thread,
+//! which hashes and compresses them in parallel. Commit order: packs, then the snapshot
 //! file, then the index (see `store-format.md`, "Write order and recovery").
 
 use std::cell::{Cell, RefCell};
@@ -169,7 +170,7 @@ impl ChunkingSink {
     }
 }
 
-/// What the capture transaction read besides the image.
+/// What the capture read besides the image (from the captured copy).
 struct Extra {
     /// The image equals the parent's: its exports were reused, not rewritten.
     reused_exports: bool,
@@ -387,16 +388,26 @@ impl Repository {
                         crate::sqlite::raw::capture_raw(source_ref, img_name_ref, &mut sink)?;
                     return Ok((info, Extra::raw(raw)));
                 };
-                capture::capture(&conn, source_ref, img_name_ref, &mut sink, |conn, sink| {
-                    read_extra(
-                        conn,
-                        sink,
-                        timestamp_ref,
-                        no_exports,
-                        finished.get(),
-                        reuse_ref,
-                    )
-                })
+                // The copy of the pages runs ahead of the store session, which is
+                // idle meanwhile: the cancel request is looked at here.
+                let tick = || Repository::check_cancel(progress);
+                capture::capture(
+                    &conn,
+                    source_ref,
+                    img_name_ref,
+                    &mut sink,
+                    &tick,
+                    |image, sink| {
+                        read_extra(
+                            image,
+                            sink,
+                            timestamp_ref,
+                            no_exports,
+                            finished.get(),
+                            reuse_ref,
+                        )
+                    },
+                )
             });
             let files = consume(
                 rx,
@@ -552,7 +563,8 @@ fn read_extra(
         }
         warnings = scan.finish().warnings();
     }
-    // Last in the capture transaction, bounded in time (see `sqlite::check`).
+    // Last, bounded in time (see `sqlite::check`); on the captured copy, after
+    // the source's read transaction ended.
     let check =
         crate::sqlite::check::check_captured(conn, crate::sqlite::check::QUICK_CHECK_BUDGET);
     warnings.extend(check.warnings);

@@ -1,11 +1,13 @@
 //! Consistent capture of a live database.
 //!
-//! Everything is read inside ONE read transaction on one connection: the page
-//! images (exactly as SQLite has them, WAL frames included, without rewriting any
-//! page; by one of the routes of [`super::capture_routes`], chosen by what the
-//! linked SQLite offers), then the exports and facts the caller asks for. In WAL mode a reader never blocks the
-//! writer; in rollback-journal mode the writer waits (busy timeout) for the
-//! duration of the read.
+//! The page image is read inside ONE read transaction on one connection (exactly
+//! as SQLite has it, WAL frames included, without rewriting any page; by one of
+//! the routes of [`super::capture_routes`], chosen by what the linked SQLite
+//! offers) and copied to a private temporary file ([`super::staging`]); the
+//! transaction then ends, and the exports and facts the caller asks for are read
+//! from that copy. In WAL mode a reader never blocks the writer; in
+//! rollback-journal mode the writer waits (busy timeout) only while the pages
+//! are copied.
 //!
 //! Output goes to a [`Sink`] as [`Piece`]s; memory stays bounded whatever the
 //! database size.
@@ -267,29 +269,86 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
     })
 }
 
-/// Runs `body` inside one read transaction on `conn`, after sending the page
-/// image to `sink` as file `image_name`. `body` then reads whatever else must come
-/// from the same committed state (exports, counts).
+/// Captures the database: copies its page image inside one read transaction on
+/// `conn` into a private temporary file ([`super::staging`]), ends the
+/// transaction, then sends the copy to `sink` as file `image_name` and runs
+/// `body` on a read-only connection to the copy, for whatever else must come
+/// from the same committed state (exports, counts, checks). The source's lock
+/// is held only while the pages are copied.
+///
+/// `tick` is called between pieces of the copy; an error from it (the caller
+/// cancelled) stops the capture. The temporary copy is removed on every path.
 pub fn capture<T>(
     conn: &Connection,
     path: &Path,
     image_name: &str,
     sink: &mut Sink<'_>,
+    tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
+    capture_in(
+        &super::staging::staging_dir(),
+        conn,
+        path,
+        image_name,
+        sink,
+        tick,
+        body,
+    )
+}
+
+/// [`capture`] with its temporary copy in `dir`.
+pub(crate) fn capture_in<T>(
+    dir: &Path,
+    conn: &Connection,
+    path: &Path,
+    image_name: &str,
+    sink: &mut Sink<'_>,
+    tick: &dyn Fn() -> Result<()>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
+) -> Result<(ImageInfo, T)> {
+    let mut staged = super::staging::StagedImage::create(dir)?;
+    let info = copy_pages(conn, path, &mut staged, tick)?;
+    // The source's lock is released: from here on the app commits freely.
+    crate::testhook::point("capture-staged");
+    staged.close()?;
+    staged.send(image_name, &info, sink)?;
+    let extra = {
+        // Closed before `staged` removes its file (Windows cannot remove an open one).
+        let image = staged.open()?;
+        body(&image, sink)?
+    };
+    drop(staged);
+    Ok((info, extra))
+}
+
+/// Copies the page image into `staged` inside one read transaction on `conn`,
+/// and ends the transaction.
+fn copy_pages(
+    conn: &Connection,
+    path: &Path,
+    staged: &mut super::staging::StagedImage,
+    tick: &dyn Fn() -> Result<()>,
+) -> Result<ImageInfo> {
     let sq = |e| Error::sqlite(path, e);
     begin_read(conn, path)?;
     // The file route's second descriptor of the database: closed only after the
     // transaction ends (closing it drops this process's locks on the file).
     let mut keep_open = None;
-    let result = (|| -> Result<(ImageInfo, T)> {
+    let result = (|| -> Result<ImageInfo> {
         // The read lock is held: everything below sees one state.
         let mut info = image_info(conn, path)?;
         let route = super::capture_routes::choose(conn, &info.journal_mode);
         info.capture_route = Some(route.as_str());
-        keep_open = super::capture_routes::send_image(conn, path, &info, image_name, route, sink)?;
-        let extra = body(conn, sink)?;
-        Ok((info, extra))
+        let mut to_file = |piece: Piece| match piece {
+            Piece::Data(data) => {
+                tick()?;
+                staged.write(&data)
+            }
+            Piece::Begin { .. } | Piece::End => Ok(()),
+        };
+        keep_open = super::capture_routes::send_image(conn, path, &info, "", route, &mut to_file)?;
+        Ok(info)
     })();
     // A read transaction changes nothing; end it whatever happened (unless SQLite
     // already ended it, e.g. after an interrupted statement).
@@ -299,9 +358,9 @@ pub fn capture<T>(
         conn.execute_batch("COMMIT").map_err(sq)
     };
     drop(keep_open);
-    let out = result?;
+    let info = result?;
     end?;
-    Ok(out)
+    Ok(info)
 }
 
 /// A `Write` that forwards bytes to a sink in pieces of about 1 MiB.

@@ -1,12 +1,13 @@
-//! Checks of a captured state, run inside the capture's read transaction: does
+//! Checks of a captured state, run on the captured copy of the image: does
 //! the schema use collations, functions or modules this build of SQLite lacks
 //! (the application registers them; without them nothing can verify, or restore
 //! with a check, the image), and does SQLite's `PRAGMA quick_check` pass.
 //!
 //! Findings are warnings, never a reason to refuse a snapshot. The quick check
-//! has a time budget: in rollback-journal mode the app cannot commit while the
-//! capture reads, so a progress handler stops the check when the budget runs out
-//! and the manifest says it was not checked.
+//! has a time budget (it once ran inside the capture's read transaction, which
+//! blocks the app's commits in rollback-journal mode; it now runs after it, and
+//! the budget bounds the snapshot's time): a progress handler stops the check
+//! when the budget runs out and the manifest says it was not checked.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -28,8 +29,8 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
 }
 
-/// Runs the schema check and a quick check bounded by `budget` on `conn` (inside
-/// the caller's transaction, so it sees the captured state).
+/// Runs the schema check and a quick check bounded by `budget` on `conn` (the
+/// captured copy, or a connection inside the caller's read transaction).
 pub fn check_captured(conn: &Connection, budget: Duration) -> CheckReport {
     let mut warnings = missing_names(conn);
     let quick_check = match quick_check(conn, budget) {

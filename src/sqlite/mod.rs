@@ -10,6 +10,7 @@ pub mod check;
 pub mod inuse;
 pub mod raw;
 pub mod restore;
+pub mod staging;
 pub mod target;
 
 use std::fs::File;

@@ -1,0 +1,316 @@
+//! The captured page image, staged in a private temporary file so the source's
+//! read transaction lasts only as long as copying the pages.
+//!
+//! [`capture`](super::capture::capture) copies the pages into a [`StagedImage`]
+//! under the read lock, ends the transaction, and only then streams the copy to
+//! the snapshot (hashing, chunking, compression) and opens it read-only
+//! (`immutable=1`) for the exports, row counts and checks: the same committed
+//! state, read while the app commits again. The price is one sequential write
+//! of the database's size.
+//!
+//! The file lives in the user's cache folder (`lumina-backup/` under
+//! `$XDG_CACHE_HOME` or `~/.cache`, `~/Library/Caches` on macOS, `%LOCALAPPDATA%`
+//! on Windows; the system temp folder if that cannot be made), not in `/tmp`,
+//! which is often a RAM disk too small for a large database. It is created 0600
+//! in a 0700 folder and removed when the [`StagedImage`] is dropped, so on every
+//! return, error and cancellation path. A process killed outright leaves it
+//! behind; the next capture removes the files of processes that no longer exist
+//! (Unix; the file name holds the process id).
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use super::capture::{ImageInfo, Piece, Sink};
+use crate::error::{Error, Result};
+use crate::platform::UnixMode;
+
+/// Name prefix of staged images in the staging folder.
+const PREFIX: &str = "lumina-backup-capture-";
+
+/// Bytes per [`Piece::Data`] when the staged image is sent on.
+const PIECE_BYTES: usize = 1 << 20;
+
+/// The folder staged images go to (created 0700 if missing).
+pub fn staging_dir() -> PathBuf {
+    let wanted = cache_dir().map(|d| d.join("lumina-backup"));
+    match wanted {
+        Some(d)
+            if DirBuilder::new()
+                .recursive(true)
+                .unix_mode(0o700)
+                .create(&d)
+                .is_ok() =>
+        {
+            d
+        }
+        _ => std::env::temp_dir(),
+    }
+}
+
+/// The user's cache folder, by the platform's convention.
+fn cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if cfg!(windows) {
+        var("LOCALAPPDATA")
+    } else if cfg!(target_os = "macos") {
+        var("HOME").map(|h| h.join("Library").join("Caches"))
+    } else {
+        var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))
+    }
+}
+
+/// A page image being written to, then read from, a private temporary file;
+/// removed on drop.
+#[derive(Debug)]
+pub struct StagedImage {
+    path: PathBuf,
+    writer: Option<BufWriter<File>>,
+    written: u64,
+}
+
+impl StagedImage {
+    /// A new empty staged image in `dir`; removes the leftovers of dead processes
+    /// first (best effort).
+    pub fn create(dir: &Path) -> Result<StagedImage> {
+        remove_stale(dir);
+        let nonce: u64 = rand::random();
+        let path = dir.join(format!("{PREFIX}{}-{nonce:016x}.db", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .unix_mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("creating the temporary copy", &path, e))?;
+        Ok(StagedImage {
+            path,
+            writer: Some(BufWriter::with_capacity(PIECE_BYTES, file)),
+            written: 0,
+        })
+    }
+
+    /// The temporary file's path.
+    #[cfg(test)]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends bytes of the image.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let w = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| Error::internal("the staged image was already closed"))?;
+        w.write_all(data)
+            .map_err(|e| Error::io("writing the temporary copy", &self.path, e))?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Ends writing (no fsync: the copy only has to outlive this process's use).
+    pub fn close(&mut self) -> Result<()> {
+        if let Some(w) = self.writer.take() {
+            w.into_inner()
+                .map_err(|e| Error::io("writing the temporary copy", &self.path, e.into_error()))?;
+        }
+        Ok(())
+    }
+
+    /// Sends the staged image to `sink` as file `name` (whole pages, about 1 MiB
+    /// per piece), after [`StagedImage::close`].
+    pub fn send(&self, name: &str, info: &ImageInfo, sink: &mut Sink<'_>) -> Result<()> {
+        let size = info.page_count * u64::from(info.page_size);
+        if self.written != size {
+            return Err(Error::internal(format!(
+                "the temporary copy holds {} bytes, {size} expected",
+                self.written
+            )));
+        }
+        let io = |e| Error::io("reading the temporary copy", &self.path, e);
+        let mut f = File::open(&self.path).map_err(io)?;
+        sink(Piece::Begin {
+            name: name.to_string(),
+            page_size: Some(info.page_size),
+            size_hint: Some(size),
+        })?;
+        let ps = info.page_size as usize;
+        let per_piece = (PIECE_BYTES / ps).max(1) * ps;
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(per_piece as u64) as usize;
+            let mut buf = vec![0u8; n];
+            f.read_exact(&mut buf).map_err(io)?;
+            sink(Piece::Data(buf))?;
+            left -= n as u64;
+        }
+        sink(Piece::End)
+    }
+
+    /// Opens the staged image read-only and immutable, after
+    /// [`StagedImage::close`]. Drop the connection before the image.
+    pub fn open(&self) -> Result<Connection> {
+        super::restore::open_immutable(&self.path)
+    }
+}
+
+impl Drop for StagedImage {
+    fn drop(&mut self) {
+        self.writer = None;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Removes staged images left in `dir` by processes that no longer exist (killed
+/// mid-capture). Unix only: elsewhere they stay until removed by hand.
+fn remove_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, rest)| rest.ends_with(".db").then_some(pid))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !crate::platform::process_exists(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_image_is_private_and_removed_on_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = StagedImage::create(dir.path()).expect("create");
+        s.write(&[7u8; 4096]).expect("write");
+        s.close().expect("close");
+        let path = s.path().to_path_buf();
+        assert!(path.exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "only the user may read the copy");
+        }
+        drop(s);
+        assert!(!path.exists());
+    }
+
+    /// A small rollback-journal database.
+    fn source(dir: &Path) -> PathBuf {
+        let db = dir.join("src.db");
+        let c = Connection::open(&db).expect("open");
+        c.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO t SELECT i, randomblob(200) FROM n;",
+        )
+        .expect("fill");
+        db
+    }
+
+    fn empty(dir: &Path) -> bool {
+        std::fs::read_dir(dir).expect("dir").next().is_none()
+    }
+
+    /// Issue #10 item 1: the body reads the captured copy after the source's
+    /// read transaction ended (a writer commits meanwhile); the copy is removed
+    /// after success, a failing body, and a cancel during the copy.
+    #[test]
+    fn capture_reads_the_copy_after_the_lock_and_removes_it_on_every_path() {
+        use crate::sqlite::capture::{capture_in, open_source};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).expect("mkdir");
+        let db = source(dir.path());
+        let conn = open_source(&db).expect("open");
+        let mut image = Vec::new();
+        let mut sink = |p: Piece| {
+            if let Piece::Data(d) = p {
+                image.extend_from_slice(&d);
+            }
+            Ok(())
+        };
+        let ok = || Ok(());
+        let (info, (rows, wrote)) =
+            capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |c, _| {
+                // The source is not locked by the capture any more: another
+                // connection commits, and the copy still shows the captured rows.
+                let w = Connection::open(&db).expect("writer");
+                w.busy_timeout(std::time::Duration::from_millis(50))
+                    .expect("timeout");
+                let wrote = w.execute("DELETE FROM t WHERE id > 100", []).is_ok();
+                let rows: i64 = c
+                    .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .expect("count");
+                Ok((rows, wrote))
+            })
+            .expect("capture");
+        assert!(wrote, "the source stayed locked during the body");
+        assert_eq!(rows, 500);
+        assert_eq!(
+            image.len() as u64,
+            info.page_count * u64::from(info.page_size)
+        );
+        assert!(empty(&staging));
+
+        let mut sink = |_: Piece| Ok(());
+        let err = capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |_, _| {
+            Err::<(), _>(Error::internal("the exports failed"))
+        })
+        .expect_err("the body's error");
+        assert!(err.to_string().contains("the exports failed"), "{err}");
+        assert!(empty(&staging));
+
+        let cancel = || Err(Error::from(crate::error::Repr::Cancelled));
+        let err = capture_in(
+            &staging,
+            &conn,
+            &db,
+            "db",
+            &mut sink,
+            &cancel,
+            |_, _| Ok(()),
+        )
+        .expect_err("cancelled");
+        assert!(matches!(err.repr(), crate::error::Repr::Cancelled), "{err}");
+        assert!(empty(&staging));
+        // No transaction is left open on the source.
+        assert!(conn.is_autocommit());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn leftovers_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A process id that is not running (beyond Linux's pid_max).
+        let dead = dir
+            .path()
+            .join(format!("{PREFIX}999999999-0000000000000000.db"));
+        let mine = dir
+            .path()
+            .join(format!("{PREFIX}{}-1.db", std::process::id()));
+        let other = dir.path().join("unrelated.db");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, b"x").expect("write");
+        }
+        drop(StagedImage::create(dir.path()).expect("create"));
+        assert!(!dead.exists());
+        assert!(mine.exists() && other.exists());
+    }
+}
