@@ -90,20 +90,26 @@ fn app_lock_survives(op: impl FnOnce(&mut Repository, &Path, Snapshot)) {
         .snapshot(&copy, &SnapshotOptions::default(), &NoProgress)
         .expect("snapshot of a copy")
         .snapshot;
-    app.execute_batch("BEGIN IMMEDIATE").expect("begin immediate");
+    app.execute_batch("BEGIN IMMEDIATE")
+        .expect("begin immediate");
     app.execute(
         "INSERT OR REPLACE INTO metadata VALUES ('/photos/app.jpg', 'pending')",
         [],
     )
     .expect("insert");
-    assert_eq!(other_process_writes(&db), "locked", "before the library call");
+    assert_eq!(
+        other_process_writes(&db),
+        "locked",
+        "before the library call"
+    );
     op(&mut r, &db, old);
     assert_eq!(
         other_process_writes(&db),
         "locked",
         "the app's RESERVED lock was dropped by the library"
     );
-    app.execute_batch("COMMIT").expect("the app's COMMIT succeeds");
+    app.execute_batch("COMMIT")
+        .expect("the app's COMMIT succeeds");
     let ic: String = app
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity_check");
@@ -249,7 +255,8 @@ fn cancel_while_waiting_for_a_locked_source_stops_promptly() {
     let db = dir.path("lumina.db");
     let app = app_db(&db);
     let mut r = repo(&dir);
-    app.execute_batch("BEGIN EXCLUSIVE").expect("begin exclusive");
+    app.execute_batch("BEGIN EXCLUSIVE")
+        .expect("begin exclusive");
     let p = Cancelling::default();
     let t = Instant::now();
     let e = r

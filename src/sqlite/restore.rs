@@ -187,7 +187,9 @@ fn header_facts(path: &Path, user_db: bool) -> Option<(u32, bool)> {
 /// cannot change its page size while open, so an image of another page size
 /// does not fit. Checked before anything is saved or changed.
 pub fn check_live_fit(image: &Path, target: &Path) -> Result<()> {
-    let (Some((theirs, wal)), Some((ours, _))) = (header_facts(target, true), header_facts(image, false)) else {
+    let (Some((theirs, wal)), Some((ours, _))) =
+        (header_facts(target, true), header_facts(image, false))
+    else {
         return Ok(());
     };
     if wal && theirs != ours {
