@@ -18,16 +18,37 @@ pub(super) fn refuse_inside_repository(target: &Path) -> Result<()> {
 
 /// Refuses to replace `real` (an existing database) while another process has
 /// it open: the application would go on writing to the replaced file.
+/// This process itself counts (an app that links the library and keeps its own
+/// connection open): its connection would go on writing to the replaced file.
+/// The remedy is `live`, which restores through SQLite into the open database.
 pub(super) fn refuse_in_use(shown: &Path, real: &Path) -> Result<()> {
-    let holders = sqlite::inuse::holders(real);
+    let mut holders = sqlite::inuse::describe(&sqlite::inuse::holders(real));
+    let here = sqlite::inuse::open_here(real);
+    if here {
+        let me = format!(
+            "this process (pid {}, a connection it keeps open)",
+            std::process::id()
+        );
+        holders = if holders.is_empty() {
+            me
+        } else {
+            format!("{me}, {holders}")
+        };
+    }
     if holders.is_empty() {
         return Ok(());
     }
-    Err(Repr::InUse {
+    let e = Error::from(Repr::InUse {
         path: shown.to_path_buf(),
-        holders: sqlite::inuse::describe(&holders),
-    }
-    .into())
+        holders,
+    });
+    // Only this process's case names the remedy (the CLI's advice for another
+    // process's connection is its kind's, unchanged).
+    Err(if here {
+        e.with_remedy(crate::error::Remedy::Live)
+    } else {
+        e
+    })
 }
 
 /// Refuses to replace `real` when it has other hard links: the rename would

@@ -304,8 +304,13 @@ impl Repository {
         for t in &opts.tags {
             snapshot::check_tag(t)?;
         }
+        // Reported before the wait for another connection's lock, which the
+        // caller may cancel.
+        progress.phase(&PhaseInfo::new(Phase::OpenDatabase).detail(&source.to_string_lossy()));
         let conn = match raw {
-            None => Some(capture::open_source(&source)?),
+            None => Some(capture::open_source_until(&source, &|| {
+                progress.cancelled()
+            })?),
             Some(_) => None,
         };
         let source_str = source.to_string_lossy().into_owned();
@@ -349,7 +354,6 @@ impl Repository {
                     Ok(())
                 }));
         let (tx, rx) = sync_channel::<Msg>(2);
-        progress.phase(&PhaseInfo::new(Phase::OpenDatabase).detail(&source.to_string_lossy()));
 
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);

@@ -78,6 +78,12 @@ const BUSY_STEP: Duration = Duration::from_millis(500);
 
 /// Opens a source database for capture (does not write to it).
 pub fn open_source(path: &Path) -> Result<Connection> {
+    open_source_until(path, &|| false)
+}
+
+/// [`open_source`], giving up with the cancelled error as soon as `cancelled`
+/// says so while it waits for another connection's lock.
+pub fn open_source_until(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Connection> {
     super::check_database_file(path)?;
     let conn = Connection::open_with_flags(
         path,
@@ -98,12 +104,11 @@ pub fn open_source(path: &Path) -> Result<Connection> {
     )
     .map_err(|e| Error::sqlite(path, e))?;
     // Touch the schema now so "file is not a database" surfaces as bad input.
-    retry_busy(path, || {
+    retry_busy(path, cancelled, || {
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
             r.get::<_, i64>(0)
         })
-    })
-    .map_err(|e| source_error(path, e))?;
+    })?;
     Ok(conn)
 }
 
@@ -112,21 +117,26 @@ pub fn open_source(path: &Path) -> Result<Connection> {
 pub fn begin_read(conn: &Connection, path: &Path) -> Result<()> {
     conn.execute_batch("BEGIN DEFERRED")
         .map_err(|e| Error::sqlite(path, e))?;
-    retry_busy(path, || {
+    retry_busy(path, &|| false, || {
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
             r.get::<_, i64>(0)
         })
     })
     .map(|_| ())
-    .map_err(|e| {
+    .inspect_err(|_| {
         let _ = conn.execute_batch("ROLLBACK");
-        source_error(path, e)
     })
 }
 
 /// Runs `op` again while it fails with SQLITE_BUSY and the database's files keep
-/// changing, up to [`BUSY_MAX`]; gives up after [`BUSY_IDLE`] without a change.
-fn retry_busy<T>(path: &Path, mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+/// changing, up to [`BUSY_MAX`]; gives up after [`BUSY_IDLE`] without a change,
+/// or (with the cancelled error) as soon as `cancelled` says so. Errors are
+/// explained by [`source_error`].
+fn retry_busy<T>(
+    path: &Path,
+    cancelled: &dyn Fn() -> bool,
+    mut op: impl FnMut() -> rusqlite::Result<T>,
+) -> Result<T> {
     let start = Instant::now();
     let mut seen = fingerprint(path);
     let mut changed = start;
@@ -138,6 +148,9 @@ fn retry_busy<T>(path: &Path, mut op: impl FnMut() -> rusqlite::Result<T>) -> ru
                     Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
                 ) =>
             {
+                if cancelled() {
+                    return Err(Repr::Cancelled.into());
+                }
                 let now = Instant::now();
                 let fp = fingerprint(path);
                 if fp != seen {
@@ -145,10 +158,10 @@ fn retry_busy<T>(path: &Path, mut op: impl FnMut() -> rusqlite::Result<T>) -> ru
                     changed = now;
                 }
                 if now - changed >= BUSY_IDLE || now - start >= BUSY_MAX {
-                    return Err(e);
+                    return Err(source_error(path, e));
                 }
             }
-            other => return other,
+            other => return other.map_err(|e| source_error(path, e)),
         }
     }
 }
@@ -230,7 +243,7 @@ fn writable(path: &Path) -> bool {
 /// Whether the database header says WAL mode (read and write versions 2).
 fn is_wal(path: &Path) -> bool {
     let mut head = [0u8; 20];
-    std::fs::File::open(path)
+    super::held::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
         .map(|()| head[18] == 2 && head[19] == 2)
         .unwrap_or(false)

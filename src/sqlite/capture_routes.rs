@@ -22,18 +22,18 @@
 //! The lock-byte page (the page holding byte 2^30, in databases over 1 GiB) is
 //! zeros in every route, as SQLite never writes it.
 //!
-//! The file route opens the database file a second time. Closing any descriptor
-//! of a file drops every POSIX lock this process holds on it, SQLite's included,
-//! so the caller keeps the returned [`File`] open until the read transaction has
-//! ended.
+//! The file route reads the database file outside SQLite. Closing any descriptor
+//! of a file drops every POSIX lock this process holds on it, SQLite's included
+//! (an embedding app's too), so it reads through [`super::held`], whose
+//! descriptors are never closed.
 
-use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 use rusqlite::Connection;
 
 use super::capture::{ImageInfo, Piece, Sink};
+use super::held::Held;
 use crate::error::{Error, Repr, Result};
 
 /// How the page image of a snapshot was read (the manifest's `capture_route`;
@@ -88,8 +88,8 @@ pub fn choose(conn: &Connection, journal_mode: &str) -> Route {
 }
 
 /// Sends the image (`info.page_count` pages of `info.page_size`) as file `name`
-/// through `route`. Must run inside the read transaction `info` was read in; the
-/// returned file (file route) must stay open until that transaction has ended.
+/// through `route`. Must run inside the read transaction `info` was read in. The
+/// file route returns its view of the file (a [`super::held`] descriptor).
 pub fn send_image(
     conn: &Connection,
     path: &Path,
@@ -97,7 +97,7 @@ pub fn send_image(
     name: &str,
     route: Route,
     sink: &mut Sink<'_>,
-) -> Result<Option<File>> {
+) -> Result<Option<Held>> {
     sink(Piece::Begin {
         name: name.to_string(),
         page_size: Some(info.page_size),
@@ -227,9 +227,10 @@ fn send_serialized(
     Ok(())
 }
 
-fn send_file(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) -> Result<File> {
+fn send_file(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) -> Result<Held> {
     let ps = out.ps;
-    let mut f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    // Through the registry: never closed, so no lock of this process is dropped.
+    let mut f = super::held::open(path).map_err(|e| Error::io("opening", path, e))?;
     let lock = lock_page(ps);
     let mut buf = vec![0u8; ps * PAGES_PER_PIECE];
     let mut pgno = 1u64;

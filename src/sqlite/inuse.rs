@@ -17,6 +17,10 @@
 //! to rename over a database (or its `-wal`/`-shm`) that a process holds open,
 //! and the restore fails with that error, leaving the target as it was.
 //!
+//! This process's own descriptors ([`open_here`], Linux `/proc/self/fd`) are
+//! looked at separately: an app that links the library may keep a connection
+//! to the database it restores.
+//!
 //! Knows nothing of repositories; a race with an application that opens the file
 //! after the probe cannot be excluded (the documentation says to close the app).
 
@@ -132,13 +136,49 @@ fn proc_fd_holders(ids: &[(u64, u64)]) -> Vec<u32> {
 #[cfg(unix)]
 fn lock_holder(file: &Path, start: i64, len: i64) -> Option<u32> {
     use rustix::process::{fcntl_getlk, Flock, FlockType, Pid};
-    let f = std::fs::File::open(file).ok()?;
+    // Through the registry: closing a descriptor would drop our own locks.
+    let f = super::held::open(file).ok()?;
     let mut want = Flock::from(FlockType::WriteLock);
     want.start = u64::try_from(start).ok()?;
     want.length = u64::try_from(len).ok()?;
     // `None`: no lock overlaps; a holder without a pid (e.g. our own) is ignored.
-    let held = fcntl_getlk(&f, &want).ok()??;
+    let held = fcntl_getlk(f.file(), &want).ok()??;
     u32::try_from(held.pid.map(Pid::as_raw_nonzero)?.get()).ok()
+}
+
+/// Whether this process itself has `db` (or its `-wal`/`-shm`) open other than
+/// through [`super::held`]: an app that links the library and keeps its own
+/// connection. Linux only (`/proc/self/fd`); elsewhere false (on Windows the
+/// rename fails instead; on macOS an own connection is not seen).
+pub fn open_here(db: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let [wal, shm] = super::restore::sidecars(db);
+        let ids: Vec<(u64, u64)> = [db, wal.as_path(), shm.as_path()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect();
+        if ids.is_empty() {
+            return false;
+        }
+        let ours = super::held::raw_fds();
+        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            let num = fd.file_name().to_str().and_then(|s| s.parse::<i32>().ok());
+            num.is_some_and(|n| !ours.contains(&n))
+                && std::fs::metadata(fd.path())
+                    .map(|m| ids.contains(&(m.dev(), m.ino())))
+                    .unwrap_or(false)
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = db;
+        false
+    }
 }
 
 /// None are looked for on Windows: it refuses to replace a file that SQLite

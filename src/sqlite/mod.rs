@@ -7,13 +7,13 @@
 pub mod capture;
 pub mod capture_routes;
 pub mod check;
+pub mod held;
 pub mod inuse;
 pub mod raw;
 pub mod restore;
 pub mod staging;
 pub mod target;
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -44,7 +44,7 @@ pub fn check_database_file(path: &Path) -> Result<()> {
         .into());
     }
     let mut head = [0u8; 16];
-    let mut f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut f = held::open(path).map_err(|e| Error::io("opening", path, e))?;
     let n = read_up_to(&mut f, &mut head).map_err(|e| Error::io("reading", path, e))?;
     if n < 16 || &head != SQLITE_MAGIC {
         return Err(Repr::NotSqlite {
@@ -56,7 +56,7 @@ pub fn check_database_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..])? {

@@ -25,8 +25,9 @@ fn header_page_size(head: &[u8]) -> Option<u32> {
 
 /// Sends the bytes of the file at `path` to `sink` as the image `image_name`.
 pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result<ImageInfo> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut f = super::held::open(path).map_err(|e| Error::io("opening", path, e))?;
     let len = f
+        .file()
         .metadata()
         .map_err(|e| Error::io("reading", path, e))?
         .len();

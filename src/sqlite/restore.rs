@@ -135,8 +135,12 @@ pub fn install(temp: &Path, target: &Path) -> Result<Vec<PathBuf>> {
     }
     aside.extend(super::target::clear_journal(target)?);
     crate::testhook::point("restore-before-rename");
+    let replaced = super::held::identity(target);
     std::fs::rename(temp, target)
         .map_err(|e| Error::io("renaming restored image onto", target, e))?;
+    // No other descriptor of this process had it open (checked before the
+    // restore): the registry's may close, freeing the replaced file's space.
+    super::held::release(replaced);
     sync_dir(parent_dir(target))?;
     Ok(aside)
 }
@@ -160,10 +164,16 @@ fn checkpoint(target: &Path) -> Result<()> {
 
 /// Page size and whether the database is in WAL mode, from the header of the
 /// database file at `path` (None when it cannot be read or is not SQLite's).
-fn header_facts(path: &Path) -> Option<(u32, bool)> {
+fn header_facts(path: &Path, user_db: bool) -> Option<(u32, bool)> {
     use std::io::Read;
     let mut head = [0u8; 20];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    // A database file (the target) is read through the registry, whose
+    // descriptors are never closed; a temp image of ours is opened and closed.
+    if user_db {
+        super::held::open(path).ok()?.read_exact(&mut head).ok()?;
+    } else {
+        std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    }
     if &head[..16] != b"SQLite format 3\0" {
         return None;
     }
@@ -177,7 +187,9 @@ fn header_facts(path: &Path) -> Option<(u32, bool)> {
 /// cannot change its page size while open, so an image of another page size
 /// does not fit. Checked before anything is saved or changed.
 pub fn check_live_fit(image: &Path, target: &Path) -> Result<()> {
-    let (Some((theirs, wal)), Some((ours, _))) = (header_facts(target), header_facts(image)) else {
+    let (Some((theirs, wal)), Some((ours, _))) =
+        (header_facts(target, true), header_facts(image, false))
+    else {
         return Ok(());
     };
     if wal && theirs != ours {
@@ -213,7 +225,7 @@ pub fn install_live(temp: &Path, target: &Path) -> Result<()> {
         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
             // The backup API's only read-only case: a page size change of a
             // WAL database (normally refused earlier by `check_live_fit`).
-            match (header_facts(target), header_facts(temp)) {
+            match (header_facts(target, true), header_facts(temp, false)) {
                 (Some((theirs, _)), Some((ours, _))) if theirs != ours => {
                     page_size_mismatch(target, theirs, ours)
                 }

@@ -144,17 +144,23 @@ enum Journal {
     Foreign,
 }
 
-/// The first `n` bytes of `path` (fewer if it is shorter).
-fn read_head(path: &Path, n: u64) -> std::io::Result<Vec<u8>> {
+/// The first `n` bytes of `path` (fewer if it is shorter). A database file is
+/// read through [`super::held`] (a descriptor never closed, so no lock of this
+/// process is dropped); a journal, which SQLite never locks, with `std`.
+fn read_head(path: &Path, n: u64, user_db: bool) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut head = Vec::new();
-    std::fs::File::open(path)?.take(n).read_to_end(&mut head)?;
+    if user_db {
+        super::held::open(path)?.take(n).read_to_end(&mut head)?;
+    } else {
+        std::fs::File::open(path)?.take(n).read_to_end(&mut head)?;
+    }
     Ok(head)
 }
 
 fn classify(db: &Path) -> Result<Journal> {
     let j = journal_path(db);
-    let bytes = match read_head(&j, JOURNAL_HEADER as u64) {
+    let bytes = match read_head(&j, JOURNAL_HEADER as u64, false) {
         Ok(head) => head,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Journal::Absent),
         Err(e) => return Err(Error::io("reading", &j, e)),
@@ -166,7 +172,7 @@ fn classify(db: &Path) -> Result<Journal> {
         return Ok(Journal::Foreign);
     }
     let journal_ps = u32::from_be_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
-    let db_ps = match read_head(db, 18) {
+    let db_ps = match read_head(db, 18, true) {
         Ok(d) if d.len() >= 18 => {
             let raw = u16::from_be_bytes([d[16], d[17]]);
             if raw == 1 {
