@@ -98,12 +98,16 @@ impl AtomicFile {
         f.sync_all().map_err(|e| Error::io("syncing", &self.tmp, e))
     }
 
-    /// Flushes and fsyncs, then hands the temp file over to the caller, who must
-    /// rename or remove it (restore checks the file before it replaces anything).
-    pub fn keep_temp(mut self) -> Result<PathBuf> {
-        self.sync()?;
+    /// Flushes (no fsync), then hands the temp file and its path over to the
+    /// caller, who must fsync it before renaming it, or remove it (restore
+    /// fsyncs while SQLite checks the file).
+    pub fn into_unsynced(mut self) -> Result<(PathBuf, File)> {
+        let w = self.file.take().expect("the file is finished once");
+        let f = w
+            .into_inner()
+            .map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
         self.owns_temp = false;
-        Ok(self.tmp.clone())
+        Ok((self.tmp.clone(), f))
     }
 }
 

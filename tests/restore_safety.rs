@@ -10,7 +10,9 @@
 //!   (item 8);
 //! - when SQLite's check cannot run or fails, the error names the target and the
 //!   way out (`--no-check`, `--check quick`); the checksums are always verified
-//!   (item 9);
+//!   (item 9); `quick_check` is the default, `--check full` runs
+//!   `integrity_check` and `foreign_key_check` and reports their times apart
+//!   (issue #10 item 5);
 //! - a damaged live database is saved byte for byte before it is replaced
 //!   (item 18);
 //! - nothing is restored inside a repository folder (item 29).
@@ -622,7 +624,11 @@ fn restore_of_an_image_failing_integrity_check_offers_quick_and_no_check() {
     assert!(!integrity_ok(&src));
     let id = id_of(&t.lb().args(["snapshot"]).arg(&src).json());
     let target = t.path("restored-idx.db");
-    let r = t.lb().args(["restore", &id, "--to"]).arg(&target).run();
+    let r = t
+        .lb()
+        .args(["restore", &id, "--check", "full", "--to"])
+        .arg(&target)
+        .run();
     r.expect_code(1).expect_one_stderr_line();
     assert!(
         r.stderr.contains("restored-idx.db")
@@ -637,6 +643,10 @@ fn restore_of_an_image_failing_integrity_check_offers_quick_and_no_check() {
         .args(["restore", &id, "--check", "quick", "--to"])
         .arg(&target)
         .ok();
+    assert_eq!(blake3_file(&target), blake3_file(&src));
+    std::fs::remove_file(&target).expect("rm");
+    // quick_check is the default.
+    t.lb().args(["restore", &id, "--to"]).arg(&target).ok();
     assert_eq!(blake3_file(&target), blake3_file(&src));
     std::fs::remove_file(&target).expect("rm");
     t.lb()
@@ -749,4 +759,79 @@ fn restore_refuses_targets_inside_a_repository() {
     r.expect_code(2).expect_one_stderr_line();
     t.lb().args(["snapshots"]).ok();
     t.lb().args(["verify"]).ok();
+}
+
+/// Issue #10 item 5: `--check full` runs `integrity_check` then
+/// `foreign_key_check` and reports both times; the default is `quick_check`
+/// alone. A row whose parent is missing passes the quick check (the captured
+/// state is restored as it was) and is refused by the full one.
+#[test]
+fn check_full_runs_integrity_and_foreign_key_checks_and_reports_both() {
+    let t = TestDir::new("check-full");
+    t.init();
+    let src = t.path("fk.db");
+    {
+        let c = open(&src);
+        c.execute_batch(
+            "PRAGMA journal_mode = delete;
+             CREATE TABLE parent(id INTEGER PRIMARY KEY);
+             CREATE TABLE child(id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id));
+             INSERT INTO parent VALUES (1), (2);
+             INSERT INTO child VALUES (10, 1), (11, 2);",
+        )
+        .expect("schema");
+    }
+    let good = id_of(&t.lb().args(["snapshot"]).arg(&src).json());
+
+    let target = t.path("full.db");
+    let full = t
+        .lb()
+        .args(["restore", &good, "--check", "full", "--to"])
+        .arg(&target)
+        .json();
+    assert_eq!(full["check"], "integrity_check");
+    assert!(full["integrity_check_secs"].as_f64().is_some(), "{full}");
+    assert!(full["foreign_key_check_secs"].as_f64().is_some(), "{full}");
+    assert_eq!(blake3_file(&target), blake3_file(&src));
+    std::fs::remove_file(&target).expect("rm");
+    let human = t
+        .lb()
+        .args(["restore", &good, "--check", "full", "--to"])
+        .arg(&target)
+        .ok()
+        .out();
+    assert!(
+        human.contains("integrity_check and foreign_key_check ok")
+            && human.contains("integrity_check took")
+            && human.contains("foreign_key_check"),
+        "{human}"
+    );
+    std::fs::remove_file(&target).expect("rm");
+    let quick = t.lb().args(["restore", &good, "--to"]).arg(&target).json();
+    assert_eq!(quick["check"], "quick_check");
+    assert!(quick["integrity_check_secs"].as_f64().is_some(), "{quick}");
+    assert!(quick["foreign_key_check_secs"].is_null(), "{quick}");
+    std::fs::remove_file(&target).expect("rm");
+
+    // An orphan row (foreign keys off, as many apps leave them).
+    open(&src)
+        .execute_batch("PRAGMA foreign_keys = OFF; INSERT INTO child VALUES (12, 99);")
+        .expect("orphan");
+    let orphan = id_of(&t.lb().args(["snapshot"]).arg(&src).json());
+    let r = t
+        .lb()
+        .args(["restore", &orphan, "--check", "full", "--to"])
+        .arg(&target)
+        .run();
+    r.expect_code(1).expect_one_stderr_line();
+    assert!(
+        r.stderr.contains("foreign_key_check")
+            && r.stderr.contains("row 12 of child")
+            && r.stderr.contains("--check quick"),
+        "stderr: {}",
+        r.stderr
+    );
+    assert!(!target.exists(), "a refused restore created the target");
+    t.lb().args(["restore", &orphan, "--to"]).arg(&target).ok();
+    assert_eq!(blake3_file(&target), blake3_file(&src));
 }

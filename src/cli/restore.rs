@@ -13,9 +13,9 @@ use super::output::{bytes, clean, print_json};
 /// `restore --check` levels.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum CheckArg {
-    /// `PRAGMA quick_check`.
+    /// `PRAGMA quick_check` (the default).
     Quick,
-    /// `PRAGMA integrity_check`.
+    /// `PRAGMA integrity_check`, then `PRAGMA foreign_key_check`.
     Full,
 }
 
@@ -41,8 +41,9 @@ pub(super) struct RestoreArgs {
     /// Write every file of the snapshot into the folder given by --to.
     #[arg(long)]
     all: bool,
-    /// SQLite's check of the restored image: `full` (integrity_check, the
-    /// default) or `quick` (quick_check: indexes not compared with tables).
+    /// SQLite's check of the restored image: `quick` (quick_check, the default:
+    /// every page and record, indexes not compared with their tables) or `full`
+    /// (integrity_check, then foreign_key_check).
     #[arg(long, value_enum, value_name = "LEVEL", conflicts_with = "no_check")]
     check: Option<CheckArg>,
     /// Skip SQLite's check (every chunk and the whole file are still verified by checksum).
@@ -88,14 +89,18 @@ pub(super) fn run(
     let bar = ctx.bar();
     let check = match (no_check, check) {
         (true, _) => Check::None,
-        (false, Some(CheckArg::Quick)) => Check::Quick,
-        (false, _) => Check::Full,
+        (false, Some(CheckArg::Full)) => Check::Full,
+        (false, _) => Check::Quick,
     };
     let opts = RestoreOptions { force, check, live };
     let check_name = match check {
         Check::Full => "integrity_check",
         Check::Quick => "quick_check",
         _ => "none",
+    };
+    let checked_names = match check {
+        Check::Full => "integrity_check and foreign_key_check",
+        _ => check_name,
     };
     let report = if all {
         repo.restore_all(chosen, &to, &opts, &bar)?
@@ -115,6 +120,7 @@ pub(super) fn run(
             "set_aside": report.set_aside,
             "check": check_name,
             "integrity_check_secs": report.integrity_secs,
+            "foreign_key_check_secs": report.foreign_key_secs,
         }));
     } else {
         let raw = if report.pre_restore_raw {
@@ -157,7 +163,7 @@ pub(super) fn run(
         }
         let checked = match check {
             Check::None => "no SQLite check (--no-check)".to_string(),
-            _ => format!("{check_name} ok"),
+            _ => format!("{checked_names} ok"),
         };
         ctx.say(format!(
             "restored snapshot {} to {} ({}, every chunk and the whole file verified, {checked}{})",
@@ -170,8 +176,13 @@ pub(super) fn run(
                 ""
             }
         ));
-        if check != Check::None {
-            ctx.say(format!("{check_name} took {:.2} s", report.integrity_secs));
+        match report.foreign_key_secs {
+            _ if check == Check::None => {}
+            Some(fk) => ctx.say(format!(
+                "{check_name} took {:.2} s, foreign_key_check {fk:.2} s",
+                report.integrity_secs
+            )),
+            None => ctx.say(format!("{check_name} took {:.2} s", report.integrity_secs)),
         }
     }
     Ok(())

@@ -1,26 +1,22 @@
 //! Reading files back: `cat` and `restore`. Every chunk is re-hashed, the whole
-//! file's BLAKE3 and size are compared with the snapshot record, and a database
-//! image passes `PRAGMA integrity_check` (or the check chosen) before it replaces
-//! anything; `restore_guard` holds what is checked and saved before that.
+//! file's BLAKE3 and size are compared with the snapshot record
+//! ([`crate::store::stream`] does the reading, in parallel), and a database image
+//! passes `PRAGMA quick_check` (or the check chosen) before it replaces anything;
+//! its one fsync runs while SQLite checks it. `restore_guard` holds what is
+//! checked and saved before that.
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use rayon::prelude::*;
 
 use super::{restore_guard, Repository};
 use crate::error::{Error, Result};
 use crate::format::{FileEntry, FileKind};
 use crate::fsutil::AtomicFile;
-use crate::id::PackId;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;
 use crate::sqlite::target::{self, Ownership};
-use crate::store::tree::TreeReader;
-use crate::store::{ChunkLoc, ChunkReader};
+use crate::store::stream;
 
 /// Options of a restore.
 #[derive(Debug, Clone, Default)]
@@ -65,12 +61,12 @@ pub struct RestoreReport {
     /// Files kept by renaming them aside (replaced non-database files, stale
     /// journals), with their new names.
     pub set_aside: Vec<PathBuf>,
-    /// Seconds spent in SQLite's check.
+    /// Seconds spent in SQLite's `quick_check` or `integrity_check` (whichever
+    /// [`RestoreOptions::check`] chose).
     pub integrity_secs: f64,
+    /// Seconds spent in `PRAGMA foreign_key_check` ([`Check::Full`] only).
+    pub foreign_key_secs: Option<f64>,
 }
-
-/// Leaves per batch when streaming a file.
-const LEAF_BATCH: usize = 1024;
 
 impl Repository {
     /// Streams one file of a snapshot to `out`, verifying every chunk, the size
@@ -91,140 +87,62 @@ impl Repository {
         out: &mut dyn Write,
         progress: &dyn Progress,
     ) -> Result<u64> {
-        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
-        let mut frames: HashMap<(PackId, u64), Arc<Vec<u8>>> = HashMap::new();
-        let mut tree = TreeReader::new(entry.root);
-        let mut hasher = blake3::Hasher::new();
-        let mut written = 0u64;
         progress.phase(
             &PhaseInfo::new(Phase::ReadFile)
                 .detail(&entry.name)
                 .total(Some(entry.size)),
         );
-        loop {
-            let mut leaves = Vec::with_capacity(LEAF_BATCH);
-            while leaves.len() < LEAF_BATCH {
-                match reader.next_leaf(&mut tree)? {
-                    Some(leaf) => leaves.push(leaf),
-                    None => break,
-                }
-            }
-            if leaves.is_empty() {
-                break;
-            }
-            Repository::check_cancel(progress)?;
-            let buf = self.read_batch(&reader, &leaves, &mut frames)?;
-            hasher.update_rayon(&buf);
-            out.write_all(&buf)
-                .map_err(|e| Error::io("writing", &entry.name, e))?;
-            written += buf.len() as u64;
-            progress.advance(buf.len() as u64);
-        }
-        if written != entry.size || hasher.finalize().as_bytes() != &entry.blake3 {
+        let streamed = stream::stream_file(
+            &entry.name,
+            &self.store,
+            self.index.reader()?,
+            entry.root,
+            out,
+            &mut |n| {
+                Repository::check_cancel(progress)?;
+                progress.advance(n);
+                Ok(())
+            },
+        )?;
+        if streamed.bytes != entry.size || streamed.blake3 != entry.blake3 {
             return Err(Error::corrupt(
                 format!("file {}", entry.name),
                 format!(
-                    "reassembled {written} bytes whose checksum does not match the snapshot record"
+                    "reassembled {} bytes whose checksum does not match the snapshot record",
+                    streamed.bytes
                 ),
             ));
         }
-        Ok(written)
+        Ok(streamed.bytes)
     }
 
-    /// Reads a batch of leaves into one buffer: frames fetched in order, then
-    /// decoded in parallel; every chunk re-hashed in parallel. `frames` carries the
-    /// last frame over to the next batch (consecutive chunks share frames).
-    fn read_batch(
-        &self,
-        reader: &ChunkReader<'_>,
-        leaves: &[crate::format::TreeEntry],
-        frames: &mut HashMap<(PackId, u64), Arc<Vec<u8>>>,
-    ) -> Result<Vec<u8>> {
-        let locs = leaves
-            .iter()
-            .map(|l| reader.locate(&l.id))
-            .collect::<Result<Vec<ChunkLoc>>>()?;
-        let mut wanted: Vec<&ChunkLoc> = Vec::new();
-        let mut seen: HashSet<(PackId, u64)> = HashSet::new();
-        for loc in &locs {
-            let key = (loc.pack, loc.frame_offset);
-            if !frames.contains_key(&key) && seen.insert(key) {
-                wanted.push(loc);
-            }
-        }
-        let stored = wanted
-            .iter()
-            .map(|l| self.store.fetch_frame(l))
-            .collect::<Result<Vec<_>>>()?;
-        let decoded = wanted
-            .par_iter()
-            .zip(stored.par_iter())
-            .map(|(l, s)| {
-                self.store
-                    .decode_frame(l, s)
-                    .map(|raw| ((l.pack, l.frame_offset), Arc::new(raw)))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        frames.extend(decoded);
-        let total: usize = leaves.iter().map(|l| l.len as usize).sum();
-        let mut buf = Vec::with_capacity(total);
-        let mut spans = Vec::with_capacity(leaves.len());
-        for (leaf, loc) in leaves.iter().zip(&locs) {
-            let raw = &frames[&(loc.pack, loc.frame_offset)];
-            let data = raw
-                .get(loc.offset as usize..(loc.offset + loc.len) as usize)
-                .ok_or_else(|| {
-                    Error::corrupt(format!("chunk {}", leaf.id.short()), "outside its frame")
-                })?;
-            if data.len() as u64 != leaf.len {
-                return Err(Error::corrupt(
-                    format!("chunk {}", leaf.id.short()),
-                    "length differs from its tree entry",
-                ));
-            }
-            spans.push((buf.len(), data.len()));
-            buf.extend_from_slice(data);
-        }
-        leaves
-            .par_iter()
-            .zip(locs.par_iter())
-            .zip(spans.par_iter())
-            .try_for_each(|((leaf, loc), (at, len))| {
-                self.store.check_chunk(&leaf.id, &buf[*at..at + len], loc)
-            })?;
-        // Keep only the last frame: the next batch most likely starts inside it.
-        if let Some(last) = locs.last() {
-            let key = (last.pack, last.frame_offset);
-            frames.retain(|k, _| *k == key);
-        }
-        Ok(buf)
-    }
-
-    /// Writes one file of a snapshot to a verified temp file beside `target`;
-    /// returns the temp path (the caller renames or removes it). Temp files of an
-    /// earlier restore of the same target that was killed are removed first. The
-    /// temp file gets the owner, group and mode of an existing `target`, or for a
-    /// new one 0666 less the umask (the user's file, not a repository file).
+    /// Writes one file of a snapshot to a temp file beside `target`, every chunk
+    /// and the whole file verified, and gives it the owner, group and mode of an
+    /// existing `target`, or for a new one 0666 less the umask (the user's file,
+    /// not a repository file). Returns the temp path (the caller renames or
+    /// removes it) and the open file, written but not yet fsynced: the caller
+    /// fsyncs it once, while SQLite checks it. Temp files of an earlier restore of
+    /// the same target that was killed are removed first.
     fn write_verified_temp(
         &self,
         entry: &FileEntry,
         target: &Path,
         progress: &dyn Progress,
-    ) -> Result<(PathBuf, u64)> {
+    ) -> Result<(PathBuf, std::fs::File, u64)> {
         remove_stale_temps(target);
         let keep = Ownership::of(target);
         let mode = if keep.is_some() { 0o600 } else { 0o666 };
         // Dropped on error, the AtomicFile removes its temp file.
         let mut file = AtomicFile::create_with_mode(target, mode)?;
         let n = self.read_file(entry, &mut file, progress)?;
-        let tmp = file.keep_temp()?;
+        let (tmp, f) = file.into_unsynced()?;
         if let Some(k) = keep {
             if let Err(e) = k.apply(&tmp, target) {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e);
             }
         }
-        Ok((tmp, n))
+        Ok((tmp, f, n))
     }
 
     /// Restores the database image of snapshot `spec` to `target` (a file path).
@@ -382,21 +300,35 @@ impl Repository {
         // 1. Every file reassembled and verified into temp files; nothing replaced yet.
         let mut temps = Vec::new();
         let mut bytes = 0;
-        let mut integrity_secs = 0.0;
+        let mut times = sqlite::restore::CheckTimes::default();
         let result = (|| {
             for ((entry, path), shown) in entries.iter().zip(&paths).zip(&shown) {
-                let (tmp, n) = self.write_verified_temp(entry, path, progress)?;
+                let (tmp, file, n) = self.write_verified_temp(entry, path, progress)?;
                 temps.push(tmp.clone());
                 bytes += n;
-                if entry.kind == FileKind::Image {
-                    progress
-                        .phase(&PhaseInfo::new(Phase::CheckImage).detail(&shown.to_string_lossy()));
-                    let t = std::time::Instant::now();
-                    sqlite::restore::check_image(&tmp, shown, opts.check)?;
-                    integrity_secs += t.elapsed().as_secs_f64();
-                    if opts.live && path.exists() {
-                        sqlite::restore::check_live_fit(&tmp, shown)?;
-                    }
+                if entry.kind != FileKind::Image {
+                    sync_temp(&file, &tmp)?;
+                    continue;
+                }
+                progress.phase(&PhaseInfo::new(Phase::CheckImage).detail(&shown.to_string_lossy()));
+                // The one fsync of the file runs while SQLite checks it (from
+                // the page cache); both must succeed before anything is replaced.
+                let (synced, checked) = std::thread::scope(|s| {
+                    let sync = s.spawn(|| sync_temp(&file, &tmp));
+                    let checked = sqlite::restore::check_image(&tmp, shown, opts.check);
+                    let synced = sync
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (synced, checked)
+                });
+                let t = checked?;
+                synced?;
+                times.check_secs += t.check_secs;
+                if let Some(fk) = t.foreign_key_secs {
+                    *times.foreign_key_secs.get_or_insert(0.0) += fk;
+                }
+                if opts.live && path.exists() {
+                    sqlite::restore::check_live_fit(&tmp, shown)?;
                 }
             }
             Ok(())
@@ -469,9 +401,15 @@ impl Repository {
             pre_restore_as_found: as_found,
             live,
             set_aside,
-            integrity_secs,
+            integrity_secs: times.check_secs,
+            foreign_key_secs: times.foreign_key_secs,
         })
     }
+}
+
+/// The one fsync of a restored temp file (its folder is fsynced after the rename).
+fn sync_temp(file: &std::fs::File, tmp: &Path) -> Result<()> {
+    file.sync_all().map_err(|e| Error::io("syncing", tmp, e))
 }
 
 /// Renames the verified `temp` onto `path` (a file of the snapshot that is not

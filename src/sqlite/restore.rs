@@ -2,7 +2,8 @@
 //!
 //! Order: the caller writes the image to a temp file beside the target and
 //! verifies its checksums; [`check_image`] runs SQLite's own check on it
-//! (opened immutable, so no `-wal`/`-shm` is read or created); [`install`] folds
+//! (opened immutable, so no `-wal`/`-shm` is read or created; `quick_check` by
+//! default, `integrity_check` and `foreign_key_check` when asked); [`install`] folds
 //! the old target's WAL into it (so nothing of the old state is lost if we stop
 //! here), moves stale `-wal`/`-shm` files out of the way so they can never be
 //! replayed over the new image, and likewise a `-journal` (see [`super::target`]),
@@ -22,25 +23,35 @@ use crate::fsutil::{parent_dir, sync_dir};
 /// (the checksums of every chunk and of the whole file are verified regardless).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Check {
-    /// `PRAGMA integrity_check` (the default).
-    #[default]
+    /// `PRAGMA integrity_check`, then `PRAGMA foreign_key_check`.
     Full,
-    /// `PRAGMA quick_check`: no comparison of index contents with their tables.
+    /// `PRAGMA quick_check` (the default): every page and record checked, but
+    /// index contents not compared with their tables.
+    #[default]
     Quick,
     /// No SQLite check.
     None,
 }
 
+/// How long each of SQLite's checks of a restored image took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CheckTimes {
+    /// Seconds in `quick_check` or `integrity_check`.
+    pub check_secs: f64,
+    /// Seconds in `foreign_key_check` (only with [`Check::Full`]).
+    pub foreign_key_secs: Option<f64>,
+}
+
 /// Runs the chosen SQLite check on the image at `image` (a temp file, opened
 /// immutable), which is to become `target`: errors name `target` and say whether
 /// the check could not run or failed, and what the user can do.
-pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<()> {
+pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<CheckTimes> {
     let pragma = match level {
         Check::Full => "integrity_check",
         Check::Quick => "quick_check",
-        Check::None => return Ok(()),
+        Check::None => return Ok(CheckTimes::default()),
     };
-    let cannot = |e: &dyn std::fmt::Display| {
+    let cannot = |pragma: &str, e: &dyn std::fmt::Display| {
         let msg = e.to_string();
         let why = if msg.contains("no such collation") || msg.contains("no such function") {
             " (the database uses a collation or function that its application defines and this tool's SQLite lacks)"
@@ -51,32 +62,85 @@ pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<()> {
             "SQLite cannot run {pragma} on the image for {}: {msg}{why}; its checksums were verified",
             target.display()
         )))
-        .with_remedy(crate::error::Remedy::NoCheck)
+        .with_remedy(match level {
+            Check::Full => crate::error::Remedy::WeakerCheck,
+            _ => crate::error::Remedy::NoCheck,
+        })
     };
     let conn = open_immutable(image).map_err(|e| match e.repr() {
-        Repr::Sqlite { source, .. } => cannot(source),
+        Repr::Sqlite { source, .. } => cannot(pragma, source),
         _ => e,
     })?;
+    // No memory map (`mmap_size`): it would halve quick_check's time (one
+    // read per page otherwise) but count the whole image in the process's
+    // resident memory, past the 100 MiB bound of issue #10.
+    let started = std::time::Instant::now();
     let lines: Vec<String> = conn
         .prepare(&format!("PRAGMA {pragma}(20)"))
         .and_then(|mut stmt| {
             stmt.query_map([], |r| r.get::<_, String>(0))
                 .and_then(|rows| rows.collect())
         })
-        .map_err(|e| cannot(&e))?;
-    if lines.len() == 1 && lines[0] == "ok" {
-        return Ok(());
-    }
+        .map_err(|e| cannot(pragma, &e))?;
+    let mut times = CheckTimes {
+        check_secs: started.elapsed().as_secs_f64(),
+        foreign_key_secs: None,
+    };
     let way_out = match level {
         Check::Full => crate::error::Remedy::WeakerCheck,
         _ => crate::error::Remedy::NoCheck,
     };
-    Err(Error::from(Repr::RestoreCheck(format!(
-        "{pragma} of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured",
-        target.display(),
-        lines.join("; ")
-    )))
-    .with_remedy(way_out))
+    if !(lines.len() == 1 && lines[0] == "ok") {
+        return Err(Error::from(Repr::RestoreCheck(format!(
+            "{pragma} of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured",
+            target.display(),
+            lines.join("; ")
+        )))
+        .with_remedy(way_out));
+    }
+    if level == Check::Full {
+        let started = std::time::Instant::now();
+        let found = foreign_key_problems(&conn).map_err(|e| cannot("foreign_key_check", &e))?;
+        times.foreign_key_secs = Some(started.elapsed().as_secs_f64());
+        if !found.is_empty() {
+            return Err(Error::from(Repr::RestoreCheck(format!(
+                "foreign_key_check of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured",
+                target.display(),
+                found.join("; ")
+            )))
+            .with_remedy(way_out));
+        }
+    }
+    Ok(times)
+}
+
+/// Rows shown at most per failed `foreign_key_check`.
+const FOREIGN_KEY_LINES: usize = 20;
+
+/// `PRAGMA foreign_key_check`: one line per violating row (at most
+/// [`FOREIGN_KEY_LINES`], then how many more).
+fn foreign_key_problems(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    let mut more = 0u64;
+    while let Some(r) = rows.next()? {
+        if out.len() >= FOREIGN_KEY_LINES {
+            more += 1;
+            continue;
+        }
+        let table: String = r.get(0)?;
+        let rowid: Option<i64> = r.get(1)?;
+        let parent: String = r.get(2)?;
+        let row = rowid.map_or_else(|| "a row".to_string(), |id| format!("row {id}"));
+        out.push(format!(
+            "{row} of {table} refers to a missing row of {parent}"
+        ));
+    }
+    if more > 0 {
+        out.push(format!("and {more} more"));
+    }
+    Ok(out)
 }
 
 /// Opens a database file read-only and immutable (no locks, no WAL, no `-shm`).

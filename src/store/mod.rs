@@ -8,6 +8,7 @@
 pub mod access;
 pub mod files;
 pub mod pack;
+pub mod stream;
 pub mod tree;
 
 use std::collections::HashSet;
