@@ -11,6 +11,7 @@ pub mod inuse;
 pub mod raw;
 pub mod restore;
 pub mod target;
+pub mod unchanged;
 
 use std::fs::File;
 use std::io::Read;
