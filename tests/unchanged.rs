@@ -39,8 +39,8 @@ fn image_of(repo: &Repository, s: &SnapshotSummary) -> Vec<u8> {
 
 /// The page image SQLite reads now, through a fresh connection.
 fn live_image(db: &Path) -> Vec<u8> {
-    let c = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open");
+    let c =
+        Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
     let mut st = c
         .prepare("SELECT data FROM sqlite_dbpage ORDER BY pgno")
         .expect("sqlite_dbpage");
@@ -130,7 +130,10 @@ fn apply(c: &mut Connection, db: &Path, op: &Op) {
         Op::Vacuum => "VACUUM;".into(),
         Op::Reopen => {
             // Closed first: the last connection to close checkpoints (WAL mode).
-            drop(std::mem::replace(c, Connection::open_in_memory().expect("mem")));
+            drop(std::mem::replace(
+                c,
+                Connection::open_in_memory().expect("mem"),
+            ));
             *c = writer(db);
             return;
         }
@@ -157,10 +160,16 @@ fn run_sequence(start_wal: bool, ops: &[Op]) -> usize {
         let live = live_image(&db);
         let s = snap(&mut repo, &db);
         let stored = image_of(&repo, &s);
-        assert!(stored == live, "after {op:?}: the stored image differs from SQLite's");
+        assert!(
+            stored == live,
+            "after {op:?}: the stored image differs from SQLite's"
+        );
         if s.unchanged {
             hits += 1;
-            assert!(prev == live, "after {op:?}: taken as unchanged but it changed");
+            assert!(
+                prev == live,
+                "after {op:?}: taken as unchanged but it changed"
+            );
         }
         prev = stored;
     }
@@ -237,6 +246,13 @@ fn child_updates_in_place() {
         return;
     };
     let c = writer(Path::new(&db));
+    // Leave the frame in the -wal file (closing would checkpoint it when this
+    // process saw itself as the last one): the WAL route must see it.
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .expect("config");
     c.execute_batch("UPDATE t SET v = printf('%0100d', 7) WHERE id = 5;")
         .expect("update");
 }
@@ -255,7 +271,12 @@ fn changed_by_another_process(mode: &str) {
         .expect("child");
     assert!(status.success());
     let second = snap(&mut repo, &db);
-    assert!(!second.unchanged, "{mode}: a change by another process was missed");
+    // The state was read (not a fallback): the detection itself saw the change.
+    assert!(second.snapshot.record.source_state.is_some(), "{mode}");
+    assert!(
+        !second.unchanged,
+        "{mode}: a change by another process was missed"
+    );
     assert_eq!(second.snapshot.record.sqlite.page_count, pages);
     assert_ne!(image_of(&repo, &second), image_of(&repo, &first));
     assert_eq!(image_of(&repo, &second), live_image(&db));

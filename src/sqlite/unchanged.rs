@@ -21,10 +21,11 @@
 //!   is the database file's, identified by its size, identity and times (and the
 //!   `-wal` file's), which must not be within [`RACY`] of now.
 //!
-//! Only `stat` and plain reads are used; the database file is opened (rollback
-//! mode only) while the read transaction holds its lock and closed after it
-//! ended (closing a descriptor drops this process's POSIX locks on the file).
-//! The `-shm` file is never opened.
+//! Only `stat`, page 1 through `sqlite_dbpage` and plain reads of the `-wal`
+//! file are used. Without `sqlite_dbpage`, the database file is opened
+//! (rollback mode only) while the read transaction holds its lock and closed
+//! after it ended (closing a descriptor drops this process's POSIX locks on
+//! the file). The `-shm` file is never opened.
 
 use std::fs::{File, Metadata};
 use std::io::Read;
@@ -69,7 +70,7 @@ pub fn probe(conn: &Connection, path: &Path) -> Result<Option<SourceState>> {
 /// Whether a snapshot whose parent recorded `parent` may skip reading the
 /// pages of a database now in state `now`.
 pub fn same(parent: Option<&SourceState>, now: &SourceState) -> bool {
-    !now.route.is_empty() && parent == Some(now)
+    !now.route.is_empty() && parent == Some(now) && !crate::testhook::no_unchanged()
 }
 
 fn read_state(conn: &Connection, path: &Path, keep: &mut Option<File>) -> Option<SourceState> {
@@ -81,16 +82,38 @@ fn read_state(conn: &Connection, path: &Path, keep: &mut Option<File>) -> Option
     if mode.eq_ignore_ascii_case("wal") {
         wal_state(path, page_size)
     } else {
-        rollback_state(path, page_size, keep)
+        rollback_state(conn, path, page_size, keep)
     }
 }
 
-fn rollback_state(path: &Path, page_size: u32, keep: &mut Option<File>) -> Option<SourceState> {
-    // Kept open until the transaction has ended (see the module docs).
-    let mut f: &File = keep.insert(File::open(path).ok()?);
+fn rollback_state(
+    conn: &Connection,
+    path: &Path,
+    page_size: u32,
+    keep: &mut Option<File>,
+) -> Option<SourceState> {
     let mut h = [0u8; 100];
-    f.read_exact(&mut h).ok()?;
-    let meta = f.metadata().ok()?;
+    // Page 1 through SQLite's pager, which in rollback mode holds the file's
+    // bytes (checked against the file's change counter when the lock was
+    // taken); without `sqlite_dbpage`, from the file, kept open until the
+    // transaction has ended (see the module docs).
+    let page1: Option<Vec<u8>> = conn
+        .query_row("SELECT data FROM sqlite_dbpage WHERE pgno = 1", [], |r| {
+            r.get(0)
+        })
+        .ok()
+        .filter(|_| !crate::testhook::no_dbpage());
+    let meta = match page1 {
+        Some(p) if p.len() >= h.len() => {
+            h.copy_from_slice(&p[..100]);
+            std::fs::metadata(path).ok()?
+        }
+        _ => {
+            let mut f: &File = keep.insert(File::open(path).ok()?);
+            f.read_exact(&mut h).ok()?;
+            f.metadata().ok()?
+        }
+    };
     if &h[..16] != super::SQLITE_MAGIC || h[18] != 1 || h[19] != 1 {
         return None;
     }
