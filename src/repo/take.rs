@@ -356,7 +356,7 @@ impl Repository {
                     timestamp,
                     state,
                 };
-                return self.snapshot_unchanged(reused, new, opts, written, record_id);
+                return self.snapshot_unchanged(reused, new, opts, progress, written, record_id);
             }
         }
 

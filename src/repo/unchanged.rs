@@ -13,7 +13,7 @@ use crate::export::Table;
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SourceState};
 use crate::id::{PackId, SnapshotId};
 use crate::index::IndexUpdate;
-use crate::progress::NoProgress;
+use crate::progress::{NoProgress, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
 use crate::store::WriteSession;
 
@@ -59,16 +59,20 @@ impl Repository {
         Some(Reused { files, manifest })
     }
 
-    /// Records the snapshot `new` of an unchanged database. `written` and
-    /// `record_id` serve the caller's cleanup as in a capture.
+    /// Records the snapshot `new` of an unchanged database. `progress` may
+    /// cancel it; `written` and `record_id` serve the caller's cleanup as in a
+    /// capture.
     pub(super) fn snapshot_unchanged(
         &mut self,
         reused: Reused,
         new: NewSnapshot<'_>,
         opts: &SnapshotOptions,
+        progress: &dyn Progress,
         written: &RefCell<Vec<(PackId, u64)>>,
         record_id: &Cell<Option<SnapshotId>>,
     ) -> Result<SnapshotSummary> {
+        // Cancelled before anything is written: the snapshot records nothing.
+        Repository::check_cancel(progress)?;
         let parent = new.parent;
         let Reused {
             mut files,
@@ -108,6 +112,7 @@ impl Repository {
             &config,
         )?);
         let added = session.finish()?;
+        Repository::check_cancel(progress)?;
         let pr = &parent.record;
         let record = SnapshotRecord {
             time_ns: i64::try_from(new.now.unix_timestamp_nanos())
