@@ -46,6 +46,17 @@ pub(crate) fn no_dbpage() -> bool {
     false
 }
 
+/// Whether every snapshot must read its pages even when the database is
+/// unchanged since its parent (`LUMINA_BACKUP_NO_UNCHANGED=1`, with the
+/// `test-hooks` feature only), for tests that compare what captures read.
+#[inline(always)]
+pub(crate) fn no_unchanged() -> bool {
+    #[cfg(feature = "test-hooks")]
+    return hooks::no_unchanged();
+    #[cfg(not(feature = "test-hooks"))]
+    false
+}
+
 #[cfg(feature = "test-hooks")]
 mod hooks {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -113,5 +124,13 @@ mod hooks {
     pub(super) fn no_dbpage() -> bool {
         static SET: OnceLock<bool> = OnceLock::new();
         *SET.get_or_init(|| std::env::var_os("LUMINA_BACKUP_NO_DBPAGE").is_some_and(|v| v == "1"))
+    }
+
+    /// Unset it costs one atomic load.
+    pub(super) fn no_unchanged() -> bool {
+        static SET: OnceLock<bool> = OnceLock::new();
+        *SET.get_or_init(|| {
+            std::env::var_os("LUMINA_BACKUP_NO_UNCHANGED").is_some_and(|v| v == "1")
+        })
     }
 }

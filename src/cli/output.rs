@@ -78,6 +78,10 @@ pub struct SnapshotJson {
     pub new_bytes: u64,
     pub files: Vec<FileJson>,
     pub warnings: Vec<String>,
+    /// `snapshot` only: the database was found unchanged since the parent
+    /// snapshot, so no page was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchanged: Option<bool>,
 }
 
 impl SnapshotJson {
@@ -103,6 +107,7 @@ impl SnapshotJson {
                 })
                 .collect(),
             warnings: r.warnings.clone(),
+            unchanged: None,
         }
     }
 }

@@ -81,6 +81,7 @@ pub(super) fn run(
     if ctx.global.json {
         let mut doc = SnapshotJson::from(snap);
         doc.warnings.extend(clock);
+        doc.unchanged = Some(s.unchanged);
         print_json(&doc);
     } else {
         let r = &snap.record;

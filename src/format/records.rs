@@ -130,6 +130,52 @@ pub struct SnapshotRecord {
     /// which count as 0). Orders the history when the clock went back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// What identified the source database's state when it was taken, so the
+    /// next snapshot can tell "unchanged" without reading pages (absent in
+    /// older records and when the state could not be read exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_state: Option<SourceState>,
+}
+
+/// The source database's state as seen before a capture (`sqlite::unchanged`):
+/// two equal states mean the same database content. Fields a route does not
+/// use are 0. Encoded as a map (all fields required inside it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    /// How the state was read: `rollback`, `wal` or `wal-idle`.
+    pub route: String,
+    /// Page size of the database.
+    pub page_size: u32,
+    /// Device and inode of the database file (0 where the platform has none).
+    pub dev: u64,
+    /// Inode of the database file.
+    pub ino: u64,
+    /// Database file size in bytes (`rollback`, `wal-idle`).
+    pub size: u64,
+    /// Database file modification time, unix nanoseconds (`rollback`, `wal-idle`).
+    pub mtime_ns: i64,
+    /// Database file status-change time, unix nanoseconds (`rollback`, `wal-idle`).
+    pub ctime_ns: i64,
+    /// Header offset 24: the file change counter (`rollback`).
+    pub change_counter: u32,
+    /// Header offset 28: the database size in pages (`rollback`).
+    pub header_pages: u32,
+    /// Header offset 92: the version-valid-for number (`rollback`).
+    pub version_valid_for: u32,
+    /// WAL header salt-1 (`wal`).
+    pub wal_salt1: u32,
+    /// WAL header salt-2 (`wal`).
+    pub wal_salt2: u32,
+    /// WAL header checkpoint sequence number (`wal`).
+    pub wal_ckpt_seq: u32,
+    /// The last valid commit frame of the WAL, 1-based (`wal`).
+    pub wal_frames: u32,
+    /// Inode of the `-wal` file (`wal`, `wal-idle`; 0 when absent).
+    pub wal_ino: u64,
+    /// `-wal` file size (`wal-idle`).
+    pub wal_size: u64,
+    /// `-wal` file status-change time, unix nanoseconds (`wal-idle`).
+    pub wal_ctime_ns: i64,
 }
 
 impl SnapshotRecord {
@@ -382,7 +428,31 @@ mod tests {
             },
             warnings: vec![],
             seq: None,
+            source_state: None,
         }
+    }
+
+    /// Issue #10 item 2: `source_state` is optional like `seq`: absent, the
+    /// record encodes exactly as before; present, it round-trips.
+    #[test]
+    fn source_state_is_an_optional_field() {
+        let old = sample_snapshot();
+        let bytes = encode_named(&old);
+        assert!(!bytes.windows(12).any(|w| w == b"source_state"));
+        let newer = SnapshotRecord {
+            source_state: Some(SourceState {
+                route: "wal".into(),
+                page_size: 4096,
+                wal_salt1: 7,
+                wal_frames: 3,
+                ..Default::default()
+            }),
+            ..sample_snapshot()
+        };
+        let back: SnapshotRecord = decode(&encode_named(&newer)).expect("decode");
+        assert_eq!(back, newer);
+        let read_old: SnapshotRecord = decode(&bytes).expect("decode old");
+        assert_eq!(read_old.source_state, None);
     }
 
     /// Issue #8 item 27: `seq` is optional: records without it (older writers)

@@ -20,6 +20,7 @@ mod restore;
 mod restore_guard;
 mod status;
 mod take;
+mod unchanged;
 mod verify;
 
 pub use diff::DiffTarget;

@@ -48,6 +48,10 @@ pub struct SnapshotSummary {
     /// back since the parent was taken (the history still orders this snapshot
     /// after its parent; the caller should say so).
     pub clock_went_back: Option<i64>,
+    /// The database's state equalled its parent's (`sqlite::unchanged`): no
+    /// page was read; the snapshot reuses the parent's image, exports and
+    /// findings (its manifest's `capture_route` is `unchanged`).
+    pub unchanged: bool,
 }
 
 /// A snapshot that added at least this many chunks compacts the index after it.
@@ -334,6 +338,34 @@ impl Repository {
         let config = self.store.config().clone();
         let img_name = image_name(&source);
 
+        // The parent's chunk list (for exports reuse, dedup hints and unchanged
+        // snapshots) is trusted only while the index is known to hold every
+        // chunk snapshots reference: after a lost pack the parent may name chunks
+        // that are gone, and a new snapshot must never reference a chunk it has
+        // not confirmed present.
+        let trust_parent = self.index.refs_complete()?;
+        let parent_snap = parent_snap.filter(|_| trust_parent);
+        // A database in its parent's state is not read (issue #10 item 2).
+        let source_state = match &conn {
+            Some(c) => crate::sqlite::unchanged::probe(c, &source)?,
+            None => None,
+        };
+        if let Some((p, state)) = parent_snap.as_ref().zip(source_state.clone()) {
+            let same = crate::sqlite::unchanged::same(p.record.source_state.as_ref(), &state);
+            if let Some(reused) = same.then(|| self.reusable(p, opts)).flatten() {
+                drop(conn);
+                let new = super::unchanged::NewSnapshot {
+                    source: source_str,
+                    parent: p,
+                    seq,
+                    now,
+                    timestamp,
+                    state,
+                };
+                return self.snapshot_unchanged(reused, new, opts, progress, written, record_id);
+            }
+        }
+
         // Each pack's chunks are indexed as soon as the pack is durable (memory stays
         // bounded by one pack); the snapshot itself is indexed last.
         let index = &self.index;
@@ -358,12 +390,6 @@ impl Repository {
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);
         let (page_params, byte_params) = (config.page_chunker, config.byte_chunker);
-        // The parent's chunk list (for exports reuse and dedup hints) is trusted
-        // only while the index is known to hold every chunk snapshots reference:
-        // after a lost pack the parent may name chunks that are gone, and a new
-        // snapshot must never reference a chunk it has not confirmed present.
-        let trust_parent = self.index.refs_complete()?;
-        let parent_snap = parent_snap.filter(|_| trust_parent);
         let reuse = parent_snap.as_ref().and_then(|p| {
             let all = Table::all().iter().all(|t| p.file(t.file_name()).is_ok());
             let image = p.image()?;
@@ -488,6 +514,7 @@ impl Repository {
             sqlite,
             warnings: extra.warnings,
             seq: Some(seq),
+            source_state,
         };
         let (id, file) = snapshot::encode_record(&record, self.store.cipher());
         record_id.set(Some(id));
@@ -517,6 +544,7 @@ impl Repository {
             snapshot,
             new_chunks,
             clock_went_back,
+            unchanged: false,
         })
     }
 
@@ -665,7 +693,7 @@ fn consume(
 }
 
 /// Stores a small in-memory file (the manifest) and returns its entry.
-fn put_small_file(
+pub(super) fn put_small_file(
     session: &mut WriteSession<'_>,
     name: &str,
     kind: FileKind,

@@ -269,7 +269,7 @@ pub fn at<'a>(snapshots: &'a [Snapshot], db: Option<&str>, time_ns: i64) -> Resu
 }
 
 /// The `manifest.json` file of a snapshot: facts read in the capture transaction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Manifest {
     /// Manifest format.
     pub manifest_version: u32,
@@ -282,16 +282,19 @@ pub struct Manifest {
     #[serde(flatten)]
     pub sqlite: crate::format::SqliteInfo,
     /// Row count per table.
+    #[serde(default)]
     pub tables: std::collections::BTreeMap<String, u64>,
     /// Consistency warnings, and the findings of the capture's checks.
+    #[serde(default)]
     pub warnings: Vec<String>,
     /// SQLite's quick check of the captured state: `ok`, `failed: …`, or `not
     /// checked: …` (over the time budget, or it could not run).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quick_check: Option<String>,
     /// How the page image was read: `dbpage`, `file`, `serialize` or `raw`
-    /// (`sqlite::capture_routes`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// (`sqlite::capture_routes`), or `unchanged`: not read, the parent's
+    /// (`sqlite::unchanged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_route: Option<String>,
 }
 
@@ -320,6 +323,7 @@ mod tests {
                 sqlite: SqliteInfo::default(),
                 warnings: vec![],
                 seq: None,
+                source_state: None,
             },
         }
     }

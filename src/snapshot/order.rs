@@ -118,6 +118,7 @@ mod tests {
                 sqlite: SqliteInfo::default(),
                 warnings: vec![],
                 seq,
+                source_state: None,
             },
         }
     }

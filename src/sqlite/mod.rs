@@ -13,6 +13,7 @@ pub mod raw;
 pub mod restore;
 pub mod staging;
 pub mod target;
+pub mod unchanged;
 
 use std::io::Read;
 use std::path::Path;
