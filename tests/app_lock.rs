@@ -288,9 +288,12 @@ fn temporary_copy_never_stays_behind() {
         eprintln!("skipping the full-disk case: cannot mount a tmpfs here");
         return;
     }
+    // The database is as the snapshot above left it: without this the snapshot
+    // would take the unchanged route, which copies nothing.
     let r = t
         .lb()
         .env("XDG_CACHE_HOME", &cache)
+        .env("LUMINA_BACKUP_NO_UNCHANGED", "1")
         .arg("snapshot")
         .arg(&db)
         .run();

@@ -381,7 +381,7 @@ mod tests {
         );
         assert!(matches!(
             resolve("latest", &list, Some("/c.db")),
-            Err(e) if e.kind() == ErrorKind::InvalidInput && e.to_string().contains("no snapshot of /c.db")
+            Err(e) if e.kind() == ErrorKind::UnknownSnapshot && e.to_string().contains("no snapshot of /c.db")
         ));
         // An id names its snapshot whatever the database.
         assert!(resolve(&list[1].id.to_hex(), &list, Some("/a.db")).is_ok());

@@ -85,11 +85,7 @@ fn read_state(conn: &Connection, path: &Path) -> Option<SourceState> {
     }
 }
 
-fn rollback_state(
-    conn: &Connection,
-    path: &Path,
-    page_size: u32,
-) -> Option<SourceState> {
+fn rollback_state(conn: &Connection, path: &Path, page_size: u32) -> Option<SourceState> {
     let mut h = [0u8; 100];
     // Page 1 through SQLite's pager, which in rollback mode holds the file's
     // bytes (checked against the file's change counter when the lock was
