@@ -1,11 +1,13 @@
 //! lumina-backup: a content-addressed, deduplicating snapshot store for SQLite
 //! databases.
 //!
-//! A snapshot captures one committed state of a live database (WAL or rollback
-//! journal) inside one read transaction, cuts the page image into chunks (one per
-//! page by default), and stores each chunk once, compressed, in pack files indexed
-//! by redb. A snapshot after a small change costs about the changed pages. Restore
-//! re-hashes every chunk and the whole file, runs `PRAGMA integrity_check`, and only
+//! A snapshot copies one committed state of a live database (WAL or rollback
+//! journal) inside one short read transaction, cuts the page image into chunks
+//! (one per page by default), and stores each chunk once, compressed, in pack
+//! files indexed by redb. A snapshot after a small change costs about the
+//! changed pages; one of an unchanged database reads no page. Restore re-hashes
+//! every chunk and the whole file, runs `PRAGMA quick_check` (or
+//! `integrity_check` and `foreign_key_check` with [`Check::Full`]), and only
 //! then swaps the result in atomically.
 //!
 //! # What an app does

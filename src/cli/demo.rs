@@ -153,7 +153,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
         &NoProgress,
     )?;
     say(format!(
-        "7. restored the first snapshot to {} ({}; chunks, checksum and integrity_check verified)",
+        "7. restored the first snapshot to {} ({}; chunks, checksum and SQLite's quick_check verified)",
         show_path(&restored),
         bytes(report.bytes)
     ));

@@ -41,7 +41,7 @@ fn label(phase: Phase) -> &'static str {
         Phase::Export => "exporting",
         Phase::CompactIndex => "compacting the index",
         Phase::ReadFile => "reading",
-        Phase::CheckImage => "integrity_check of",
+        Phase::CheckImage => "checking",
         Phase::Diff => "comparing",
         Phase::VerifyPacks => "checking packs",
         Phase::ReadData => "reading all data",
