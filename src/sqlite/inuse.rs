@@ -60,18 +60,25 @@ const SHM_LOCK_START: i64 = 120;
 #[cfg(unix)]
 const SHM_LOCK_LEN: i64 = 9;
 
+/// (device, inode) of `db` and of its `-wal` and `-shm` files, those that exist.
+#[cfg(unix)]
+fn file_ids(db: &Path) -> Vec<(u64, u64)> {
+    let [wal, shm] = super::restore::sidecars(db);
+    [db, wal.as_path(), shm.as_path()]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
+}
+
 /// Other processes that have `db` (or its `-wal`/`-shm`) open, or hold SQLite
 /// locks on it. Empty when none is found (or `db` does not exist).
 #[cfg(unix)]
 pub fn holders(db: &Path) -> Vec<Holder> {
     let me = std::process::id();
     let mut found: BTreeMap<u32, Holder> = BTreeMap::new();
-    let [wal, shm] = super::restore::sidecars(db);
-    let ids: Vec<(u64, u64)> = [db, wal.as_path(), shm.as_path()]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect();
+    let [_, shm] = super::restore::sidecars(db);
+    let ids = file_ids(db);
     if ids.is_empty() {
         return Vec::new();
     }
@@ -153,12 +160,7 @@ fn lock_holder(file: &Path, start: i64, len: i64) -> Option<u32> {
 pub fn open_here(db: &Path) -> bool {
     #[cfg(target_os = "linux")]
     {
-        let [wal, shm] = super::restore::sidecars(db);
-        let ids: Vec<(u64, u64)> = [db, wal.as_path(), shm.as_path()]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| (m.dev(), m.ino()))
-            .collect();
+        let ids = file_ids(db);
         if ids.is_empty() {
             return false;
         }
