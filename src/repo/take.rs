@@ -17,7 +17,7 @@ use crate::error::{Error, PartialData, Repr, Result, StopCause};
 use crate::export::{self, Table};
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
 use crate::id::{ChunkId, PackId};
-use crate::index::IndexUpdate;
+use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{Phase, PhaseInfo, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
 use crate::sqlite::capture::{self, Piece, PieceWriter};
@@ -366,25 +366,8 @@ impl Repository {
             }
         }
 
-        // Each pack's chunks are indexed as soon as the pack is durable (memory stays
-        // bounded by one pack); the snapshot itself is indexed last.
-        let index = &self.index;
-        let reader = std::cell::RefCell::new(index.reader()?);
-        let mut session =
-            WriteSession::new(&self.store, Box::new(|id| reader.borrow().contains(id)))
-                .with_on_pack(Box::new(|pack, size, locs| {
-                    // Known before its index commit, so a failure there still
-                    // lets the caller remove it.
-                    written.borrow_mut().push((pack, size));
-                    let update = IndexUpdate {
-                        chunks: locs.to_vec(),
-                        packs: vec![(pack, size)],
-                        ..Default::default()
-                    };
-                    index.apply_at(&update, "before-pack-index-commit")?;
-                    *reader.borrow_mut() = index.reader()?;
-                    Ok(())
-                }));
+        let reader = RefCell::new(self.index.reader()?);
+        let mut session = self.indexing_session(&reader, written);
         let (tx, rx) = sync_channel::<Msg>(2);
 
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
@@ -550,6 +533,34 @@ impl Repository {
 
     fn backend_write(&self, path: &str, data: &[u8]) -> Result<()> {
         self.backend.write_atomic(path, data)
+    }
+}
+
+impl Repository {
+    /// A write session for a snapshot: chunks already in the index (as `reader`
+    /// sees it) are skipped, and each pack's chunks are indexed as soon as the
+    /// pack is durable (memory stays bounded by one pack; the snapshot itself is
+    /// indexed last by the caller). Each pack is pushed to `written` before its
+    /// index commit, so a failure there still lets the caller remove it.
+    pub(super) fn indexing_session<'s>(
+        &'s self,
+        reader: &'s RefCell<IndexReader>,
+        written: &'s RefCell<Vec<(PackId, u64)>>,
+    ) -> WriteSession<'s> {
+        let index = &self.index;
+        WriteSession::new(&self.store, Box::new(|id| reader.borrow().contains(id))).with_on_pack(
+            Box::new(move |pack, size, locs| {
+                written.borrow_mut().push((pack, size));
+                let update = IndexUpdate {
+                    chunks: locs.to_vec(),
+                    packs: vec![(pack, size)],
+                    ..Default::default()
+                };
+                index.apply_at(&update, "before-pack-index-commit")?;
+                *reader.borrow_mut() = index.reader()?;
+                Ok(())
+            }),
+        )
     }
 }
 

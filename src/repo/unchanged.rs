@@ -15,7 +15,6 @@ use crate::id::{PackId, SnapshotId};
 use crate::index::IndexUpdate;
 use crate::progress::{NoProgress, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
-use crate::store::WriteSession;
 
 /// The manifest's `capture_route` of a snapshot whose pages were not read.
 pub const ROUTE: &str = "unchanged";
@@ -89,21 +88,8 @@ impl Repository {
         json.push(b'\n');
 
         let config = self.store.config().clone();
-        let index = &self.index;
-        let reader = RefCell::new(index.reader()?);
-        let mut session =
-            WriteSession::new(&self.store, Box::new(|id| reader.borrow().contains(id)))
-                .with_on_pack(Box::new(|pack, size, locs| {
-                    written.borrow_mut().push((pack, size));
-                    let update = IndexUpdate {
-                        chunks: locs.to_vec(),
-                        packs: vec![(pack, size)],
-                        ..Default::default()
-                    };
-                    index.apply_at(&update, "before-pack-index-commit")?;
-                    *reader.borrow_mut() = index.reader()?;
-                    Ok(())
-                }));
+        let reader = RefCell::new(self.index.reader()?);
+        let mut session = self.indexing_session(&reader, written);
         files.push(put_small_file(
             &mut session,
             "manifest.json",
