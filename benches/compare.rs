@@ -5,27 +5,37 @@
 //! cargo bench --bench compare -- [ITEMS] [WORKDIR]      (default 500000 /tmp/lumina-bench)
 //! ```
 //!
-//! States are built exactly like `../shared/bench/baseline.sh` (and reused when they
-//! exist): S0 = `gen_db.py --items ITEMS`; S1 = S0 + 1,000 updates + 1,000 inserts
-//! (seed 11); S2 = S1 + 100 updates (seed 12). Every backup step copies the state to
-//! the same "live" path (so incremental tools find their parent), reads it once to
+//! Two workloads (`LUMINA_BENCH_WORKLOAD`):
+//! * `seed` (default): states built exactly like `../shared/bench/baseline.sh` (and
+//!   reused when they exist): S0 = `gen_db.py --items ITEMS` (WAL mode, the seed
+//!   schema); S1 = S0 + 1,000 updates + 1,000 inserts (seed 11); S2 = S1 + 100
+//!   updates (seed 12).
+//! * `realapp`: the shipping app's schema in rollback-journal mode:
+//!   S0 = `gen_realapp.py create --photos ITEMS --journal delete`; S1 = S0 + 1,000
+//!   photo edits (`gen_realapp.py edit --edits 1000 --seed 11`, the app's own
+//!   `INSERT OR REPLACE` pattern); S2 = S1 + 100 edits (seed 12).
+//!
+//! Every backup step copies the state to the same "live" path (so incremental tools find their parent), reads it once to
 //! warm the page cache and `sync`s (so no step pays for earlier writeback), then
 //! runs the tool under `/usr/bin/time -f '%e %M'` (wall seconds, peak RSS).
 //! "bytes added" is the growth of the repository folder (`du -sb`, so lumina's
 //! redb index counts); for lumina its own `new_bytes` from `snapshot --json`
 //! (packs only) is given too.
 //!
-//! Prints one Markdown table and a ratio section against the targets of issue #2;
-//! writes the raw CSV to `benches/results/<date>-<items>.csv` (override with
-//! `LUMINA_BENCH_CSV`) and the Markdown to `WORKDIR/compare-<items>.md`.
+//! Prints one Markdown table and a ratio section against the targets of issues #2
+//! and #10; writes the raw CSV to `benches/results/<date>-<workload>-<items>.csv`
+//! (override with `LUMINA_BENCH_CSV`) and the Markdown to
+//! `WORKDIR/compare-<workload>-<items>.md`.
 //!
 //! Environment:
 //! * `LUMINA_BIN`: the lumina-backup binary (default: the one cargo built for this
 //!   bench, i.e. `target/release/lumina-backup`).
 //! * `LUMINA_BENCH_SHARED`: folder with gen_db.py, mutate_db.py, page_diff.py
 //!   (default `../shared/bench` next to the crate).
-//! * `LUMINA_BENCH_TOOLS`: comma list of `lumina,lumina-noexp,restic,borg,misc`
-//!   (default all) to run a subset while developing.
+//! * `LUMINA_BENCH_TOOLS`: comma list of
+//!   `lumina,lumina-noexp,lumina-enc,stall,restic,borg,misc` (default all) to run a
+//!   subset while developing (`stall`: `app_stall.py` on a copy of S0 in
+//!   rollback-journal mode while three default snapshots run).
 //!
 //! Needs restic, borgbackup, sqlite3, b3sum, zstd and GNU time on PATH.
 
@@ -221,7 +231,7 @@ impl Bench {
                 .ok()
                 .and_then(|v| v["integrity_check_secs"].as_f64())
             {
-                note = format!("integrity_check {ic:.2} s");
+                note = format!("check {ic:.2} s");
             }
         }
         let got = sh(&format!(
@@ -315,7 +325,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lumina-backup")));
     let tools: Vec<String> = std::env::var("LUMINA_BENCH_TOOLS")
-        .unwrap_or_else(|_| "lumina,lumina-noexp,lumina-enc,restic,borg,misc".into())
+        .unwrap_or_else(|_| "lumina,lumina-noexp,lumina-enc,stall,restic,borg,misc".into())
         .split(',')
         .map(str::to_string)
         .collect();
@@ -328,10 +338,43 @@ fn main() {
     fs::create_dir_all(&work).unwrap();
     let work = fs::canonicalize(&work).unwrap();
 
-    // ---- states, exactly like baseline.sh
-    let s = |k: u32| work.join(format!("s{k}-{items}.db"));
+    let workload = std::env::var("LUMINA_BENCH_WORKLOAD").unwrap_or_else(|_| "seed".into());
+    assert!(
+        workload == "seed" || workload == "realapp",
+        "LUMINA_BENCH_WORKLOAD is seed or realapp"
+    );
+    let realapp = workload == "realapp";
+    let s = |k: u32| {
+        if realapp {
+            work.join(format!("realapp-s{k}-{items}.db"))
+        } else {
+            work.join(format!("s{k}-{items}.db"))
+        }
+    };
     let states = [s(0), s(1), s(2)];
     let py = |script: &str| shared.join(script).display().to_string();
+    if realapp {
+        // ---- the shipping app's schema, rollback journal, the app's edit pattern
+        if !states[0].exists() {
+            eprintln!("generating S0 ({items} photos, rollback journal)...");
+            sh(&format!(
+                "python3 '{}' create --photos {items} --journal delete --out '{}' >/dev/null",
+                py("gen_realapp.py"),
+                states[0].display()
+            ));
+        }
+        for (k, edits, seed) in [(1usize, 1000, 11), (2, 100, 12)] {
+            if !states[k].exists() {
+                fs::copy(&states[k - 1], &states[k]).unwrap();
+                sh(&format!(
+                    "python3 '{}' edit '{}' --edits {edits} --seed {seed} >/dev/null",
+                    py("gen_realapp.py"),
+                    states[k].display()
+                ));
+            }
+        }
+    }
+    // ---- seed states, exactly like baseline.sh
     if !states[0].exists() {
         eprintln!("generating S0 ({items} items)...");
         sh(&format!(
@@ -379,7 +422,8 @@ fn main() {
     let mem = sh("free -g | awk '/Mem:/{print $2}'");
     writeln!(
         head,
-        "database: {items} items, {size0} bytes; {} cores ({cpu}), {mem} GiB RAM; {date}",
+        "database: {workload} workload, {items} {}, {size0} bytes; {} cores ({cpu}), {mem} GiB RAM; {date}",
+        if realapp { "photos" } else { "items" },
         sh("nproc")
     )
     .unwrap();
@@ -486,16 +530,30 @@ fn main() {
                 0.0,
                 String::new(),
             );
-            let q = "SELECT * FROM collections ORDER BY id; SELECT * FROM tags ORDER BY id; SELECT * FROM metadata ORDER BY id; SELECT * FROM item_tags ORDER BY itemId, tagId;";
-            let read =
-                |s: &PathBuf| format!("sqlite3 -readonly '{}' '{q}' >/dev/null", s.display());
+            // Issue #10: diff after 100 updates (S1 -> S2) within 0.5 s.
             b.simple(
-                "sqlite3",
-                "read S0+S1 tables in key order",
-                &format!("{} && {}", read(&states[0]), read(&states[1])),
+                name,
+                "diff S1 S2",
+                &format!(
+                    "'{lb}' --repo '{repo_s}' --quiet --json diff {} {} >/dev/null",
+                    id(1),
+                    id(2)
+                ),
                 0.0,
                 String::new(),
             );
+            if !realapp {
+                let q = "SELECT * FROM collections ORDER BY id; SELECT * FROM tags ORDER BY id; SELECT * FROM metadata ORDER BY id; SELECT * FROM item_tags ORDER BY itemId, tagId;";
+                let read =
+                    |s: &PathBuf| format!("sqlite3 -readonly '{}' '{q}' >/dev/null", s.display());
+                b.simple(
+                    "sqlite3",
+                    "read S0+S1 tables in key order",
+                    &format!("{} && {}", read(&states[0]), read(&states[1])),
+                    0.0,
+                    String::new(),
+                );
+            }
         }
         if name.contains("encrypted") {
             // Opening an encrypted repository runs Argon2id once; `snapshots` does
@@ -509,6 +567,62 @@ fn main() {
             );
         }
         let _ = fs::remove_dir_all(&repo);
+    }
+
+    // ---- the app's stall while default snapshots run back to back (issue #10):
+    // app_stall.py converts a copy of S0 to rollback-journal mode, commits a small
+    // edit every 50 ms with a 5 s busy timeout, and runs three snapshots.
+    if want("lumina") && want("stall") {
+        eprintln!("== app stall");
+        let dir = work.join("stall");
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("lumina.db");
+        fs::copy(&states[0], &db).unwrap();
+        let repo = dir.join("repo");
+        sh(&format!("'{lb}' --repo '{}' --quiet init", repo.display()));
+        warm(&db);
+        let load = loadavg();
+        let out = sh(&format!(
+            "python3 '{}' '{}' --journal delete --rounds 3 --cmd \"'{lb}' --repo '{}' --quiet snapshot '{}'\"",
+            py("app_stall.py"),
+            db.display(),
+            repo.display(),
+            db.display()
+        ));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let max = v["stall_max"].as_f64().unwrap_or(f64::NAN);
+        let snaps: Vec<String> = v["snapshots"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| format!("{} s rc {}", x["s"], x["rc"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        b.push(Row {
+            tool: "lumina-backup".into(),
+            op: "app stall (max)".into(),
+            wall: max,
+            mb: 0.0,
+            rss_kib: 0,
+            added: None,
+            new_bytes: None,
+            note: format!(
+                "app commits {}, failed {}, p50 {} s, p99 {} s; snapshots: {}",
+                v["app_commits"],
+                v["app_failures"],
+                v["stall_p50"],
+                v["stall_p99"],
+                snaps.join(", ")
+            ),
+            load,
+        });
+        if v["app_failures"].as_u64() != Some(0) {
+            b.warnings
+                .push(format!("app stall: failed app commits: {}", v["failures"]));
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     // ---- restic
@@ -648,6 +762,7 @@ fn main() {
             targets(&b, l, d01, d12, &mut ratios);
         }
     }
+    targets_issue10(&b, d12, &mut ratios);
     // Issue #3: encryption costs at most 15% of full-snapshot throughput, and an
     // unlock (Argon2id with the default parameters) takes 0.2–1 s.
     let enc = "lumina-backup --no-exports (encrypted)";
@@ -708,12 +823,14 @@ fn main() {
         }
     }
     print!("{md}");
-    fs::write(work.join(format!("compare-{items}.md")), &md).unwrap();
+    fs::write(work.join(format!("compare-{workload}-{items}.md")), &md).unwrap();
 
     // ---- CSV
     let csv_path = std::env::var_os("LUMINA_BENCH_CSV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate_dir.join(format!("benches/results/{date}-{items}.csv")));
+        .unwrap_or_else(|| {
+            crate_dir.join(format!("benches/results/{date}-{workload}-{items}.csv"))
+        });
     if let Some(d) = csv_path.parent() {
         fs::create_dir_all(d).unwrap();
     }
@@ -857,5 +974,154 @@ fn targets(b: &Bench, l: &str, d01: u64, d12: u64, out: &mut String) {
             "100 MiB".into(),
             top.rss_kib <= 100 * 1024,
         );
+    }
+}
+
+/// The targets of issue #10 ("snapshots that cost what changed"), for the default
+/// variant (with exports) and the image-only one, against restic in the same run.
+fn targets_issue10(b: &Bench, d12: u64, out: &mut String) {
+    let def = "lumina-backup";
+    let img = "lumina-backup --no-exports";
+    if b.get(def, "full").is_none() && b.get(img, "full").is_none() {
+        return;
+    }
+    writeln!(
+        out,
+        "\n### Targets (issue #10)\n\n| target | measured | limit | result |\n|---|---|---|---|"
+    )
+    .unwrap();
+    let mut check = |name: &str, measured: String, limit: String, ok: bool| {
+        let res = if ok { "PASS" } else { "MISS" };
+        writeln!(out, "| {name} | {measured} | {limit} | {res} |").unwrap();
+    };
+    let res = |op: &str| b.get("restic", op).cloned();
+    let vs = |x: &Row, r: &Row| {
+        format!(
+            "{:.2} s = {:.2}x restic ({:.2} s)",
+            x.wall,
+            x.wall / r.wall.max(0.01),
+            r.wall
+        )
+    };
+    // Time ratios against restic.
+    for (l, op, f, what) in [
+        (img, "full", 0.6, "full, image only"),
+        (def, "full", 1.2, "full, with exports"),
+        (img, "incr 100", 0.2, "incr. 100, image only"),
+        (def, "incr 100", 0.3, "incr. 100, with exports"),
+        (def, "unchanged", 0.25, "unchanged"),
+        (def, "restore latest", 0.75, "restore (quick_check)"),
+    ] {
+        if let (Some(x), Some(r)) = (b.get(l, op), res(op)) {
+            check(
+                &format!("{what}: time ≤ {f}x restic"),
+                vs(x, &r),
+                format!("{:.2} s", f * r.wall),
+                x.wall <= f * r.wall,
+            );
+        }
+    }
+    if let Some(x) = b.get(def, "unchanged") {
+        check(
+            "unchanged: ≤ 0.1 s",
+            format!("{:.2} s", x.wall),
+            "0.10 s".into(),
+            x.wall <= 0.1,
+        );
+        let a = x.added.unwrap_or(0);
+        check(
+            "unchanged: adds < 16 KiB",
+            format!("{a} B"),
+            "16384 B".into(),
+            a < 16384,
+        );
+    }
+    // Bytes after 100 updates against the changed pages, deflated.
+    for (l, f, what) in [(img, 2, "image only"), (def, 3, "with exports")] {
+        if let Some(x) = b.get(l, "incr 100") {
+            let a = x.added.unwrap_or(0).max(0) as u64;
+            check(
+                &format!("incr. 100, {what}: bytes ≤ {f}x changed pages deflated"),
+                format!("{a} B = {:.2}x ({d12} B)", a as f64 / d12.max(1) as f64),
+                format!("{} B", f * d12),
+                a <= f * d12,
+            );
+        }
+    }
+    if let Some(x) = b.get(def, "app stall (max)") {
+        let b3 = b.get("b3sum", "hash (1 thread)").map(|h| h.wall);
+        let none_failed = x.note.contains("failed 0,");
+        check(
+            "app never fails while snapshots run",
+            x.note.clone(),
+            "0 failed commits".into(),
+            none_failed,
+        );
+        if let Some(h) = b3 {
+            check(
+                "longest app stall ≤ 1.5x b3sum (1 thread)",
+                format!("{:.2} s (b3sum {h:.2} s)", x.wall),
+                format!("{:.2} s", 1.5 * h),
+                x.wall <= 1.5 * h,
+            );
+        }
+    }
+    if let Some(x) = b.get(def, "diff S1 S2") {
+        check(
+            "diff after 100 updates ≤ 0.5 s",
+            format!("{:.2} s", x.wall),
+            "0.50 s".into(),
+            x.wall <= 0.5,
+        );
+    }
+    // Index size and stored size of the full snapshot.
+    for l in [img, def] {
+        let Some(x) = b.get(l, "full") else { continue };
+        let index: i64 = x
+            .note
+            .strip_prefix("index.redb ")
+            .and_then(|n| n.strip_suffix(" B"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let added = x.added.unwrap_or(0);
+        let packs = x.new_bytes.unwrap_or(0) as i64;
+        if packs > 0 {
+            check(
+                &format!("index ≤ 10% of packs ({l})"),
+                format!(
+                    "{index} B = {:.1}% of {packs} B",
+                    100.0 * index as f64 / packs as f64
+                ),
+                format!("{} B", packs / 10),
+                index * 10 <= packs,
+            );
+        }
+        if let Some(r) = res("full") {
+            let ra = r.added.unwrap_or(0);
+            check(
+                &format!("full stored size ≤ restic's ({l})"),
+                format!(
+                    "{added} B = {:.2}x ({ra} B)",
+                    added as f64 / ra.max(1) as f64
+                ),
+                format!("{ra} B"),
+                added <= ra,
+            );
+        }
+    }
+    for l in [img, def] {
+        if let Some(top) = b
+            .rows
+            .iter()
+            .filter(|r| r.tool == l)
+            .max_by_key(|r| r.rss_kib)
+        {
+            check(
+                &format!("peak RSS ≤ 100 MiB ({l})"),
+                format!("{} MiB ({})", top.rss_kib / 1024, top.op),
+                "100 MiB".into(),
+                top.rss_kib <= 100 * 1024,
+            );
+        }
     }
 }
