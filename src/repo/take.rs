@@ -311,10 +311,9 @@ impl Repository {
         // Reported before the wait for another connection's lock, which the
         // caller may cancel.
         progress.phase(&PhaseInfo::new(Phase::OpenDatabase).detail(&source.to_string_lossy()));
+        // No lock yet: the capture's one read transaction begins below.
         let conn = match raw {
-            None => Some(capture::open_source_until(&source, &|| {
-                progress.cancelled()
-            })?),
+            None => Some(capture::open_source_unlocked(&source)?),
             Some(_) => None,
         };
         let source_str = source.to_string_lossy().into_owned();
@@ -345,14 +344,31 @@ impl Repository {
         // not confirmed present.
         let trust_parent = self.index.refs_complete()?;
         let parent_snap = parent_snap.filter(|_| trust_parent);
-        // A database in its parent's state is not read (issue #10 item 2).
+        // The capture's read transaction begins here, once: the state is read
+        // in it, and a database in its parent's state is not read (issue #10
+        // item 2); otherwise the same transaction copies the pages.
         let source_state = match &conn {
-            Some(c) => crate::sqlite::unchanged::probe(c, &source)?,
+            Some(c) => {
+                use crate::sqlite::unchanged;
+                let before = unchanged::before_read(&source);
+                capture::begin_read_until(c, &source, &|| progress.cancelled())?;
+                unchanged::in_read(c, &source, before)
+            }
             None => None,
         };
-        if let Some((p, state)) = parent_snap.as_ref().zip(source_state.clone()) {
-            let same = crate::sqlite::unchanged::same(p.record.source_state.as_ref(), &state);
-            if let Some(reused) = same.then(|| self.reusable(p, opts)).flatten() {
+        if let (Some(p), Some(state), Some(c)) = (&parent_snap, &source_state, &conn) {
+            let same = crate::sqlite::unchanged::same(p.record.source_state.as_ref(), state);
+            if same {
+                // Nothing more is read from the source.
+                capture::end_read(c, &source)?;
+            }
+            let reused = same.then(|| self.reusable(p, opts)).flatten();
+            if same && reused.is_none() {
+                // The parent cannot serve (rare): the pages are read after all.
+                capture::begin_read_until(c, &source, &|| progress.cancelled())?;
+            }
+            if let Some(reused) = reused {
+                let state = state.clone();
                 drop(conn);
                 let new = super::unchanged::NewSnapshot {
                     source: source_str,
@@ -404,7 +420,7 @@ impl Repository {
                 // The copy of the pages runs ahead of the store session, which is
                 // idle meanwhile: the cancel request is looked at here.
                 let tick = || Repository::check_cancel(progress);
-                capture::capture(
+                capture::capture_begun(
                     &conn,
                     source_ref,
                     img_name_ref,
