@@ -67,10 +67,7 @@ fn history(bin: &Path, n: usize, work: &Path) {
     let db_str = db.to_str().expect("utf-8 path");
     println!("| snapshots | open + list | RSS | snapshot (1 row) | RSS | unchanged | RSS |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    let marks: Vec<usize> = [10, 100, 1000, n]
-        .into_iter()
-        .filter(|m| *m <= n)
-        .collect();
+    let marks: Vec<usize> = [10, 100, 1000, n].into_iter().filter(|m| *m <= n).collect();
     let mut taken = 0;
     let start = Instant::now();
     for &mark in &marks {
@@ -112,7 +109,13 @@ fn big(bin: &Path, photos: u64, work: &Path) {
     let t = Instant::now();
     let ok = Command::new("python3")
         .arg(&gen)
-        .args(["create", "--photos", &photos.to_string(), "--journal", "delete"])
+        .args([
+            "create",
+            "--photos",
+            &photos.to_string(),
+            "--journal",
+            "delete",
+        ])
         .arg("--out")
         .arg(&db)
         .status()
@@ -127,10 +130,16 @@ fn big(bin: &Path, photos: u64, work: &Path) {
     );
     Repository::init(&repo_path).expect("init");
     let db_str = db.to_str().expect("utf-8 path");
-    println!("| {} ({photos} photos) | wall | peak RSS |", mib(size / 1024));
+    println!(
+        "| {} ({photos} photos) | wall | peak RSS |",
+        mib(size / 1024)
+    );
     println!("|---|---:|---:|");
     let row = |what: &str, (s, rss): (f64, u64)| println!("| {what} | {s:.2} s | {} |", mib(rss));
-    row("full snapshot", timed(bin, &repo_path, &["snapshot", db_str]));
+    row(
+        "full snapshot",
+        timed(bin, &repo_path, &["snapshot", db_str]),
+    );
     let ok = Command::new("python3")
         .arg(&gen)
         .args(["edit"])

@@ -145,7 +145,11 @@ pub fn begin_read(conn: &Connection, path: &Path) -> Result<()> {
 
 /// [`begin_read`], giving up with the cancelled error as soon as `cancelled`
 /// says so while it waits for another connection's lock.
-pub fn begin_read_until(conn: &Connection, path: &Path, cancelled: &dyn Fn() -> bool) -> Result<()> {
+pub fn begin_read_until(
+    conn: &Connection,
+    path: &Path,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<()> {
     conn.execute_batch("BEGIN DEFERRED")
         .map_err(|e| Error::sqlite(path, e))?;
     retry_busy(path, cancelled, || {
