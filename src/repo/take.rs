@@ -317,17 +317,9 @@ impl Repository {
             Some(_) => None,
         };
         let source_str = source.to_string_lossy().into_owned();
-        let (parent_snap, seq) = {
-            // `list` is in history order: the last of this database is the newest.
-            let list = self.list()?;
-            let mut of_db = list.iter().filter(|s| s.record.source == source_str);
-            let seq = 1 + of_db
-                .clone()
-                .filter_map(|s| s.record.seq)
-                .max()
-                .unwrap_or(0);
-            (of_db.next_back().cloned(), seq)
-        };
+        // The newest of this database in history order, from the records'
+        // heads (not the whole history decoded).
+        let (parent_snap, seq) = self.newest_of(&source_str)?;
         let parent = parent_snap.as_ref().map(|s| s.id);
         let parent_time = parent_snap.as_ref().map(|s| s.record.time_ns);
         let now: OffsetDateTime = crate::testhook::now();
