@@ -102,7 +102,14 @@ fn big(bin: &Path, photos: u64, work: &Path) {
     let gen = std::env::var_os("SCALE_GEN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_realapp.py")
+            // `../shared` beside the main checkout; a worktree sits one level deeper.
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let near = root.join("../shared/bench/gen_realapp.py");
+            if near.exists() {
+                near
+            } else {
+                root.join("../../shared/bench/gen_realapp.py")
+            }
         });
     let db = work.join("realapp.db");
     let repo_path = work.join("repo");

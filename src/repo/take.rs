@@ -376,7 +376,9 @@ impl Repository {
 
         let reader = RefCell::new(self.index.reader()?);
         let mut session = self.indexing_session(&reader, written);
-        let (tx, rx) = sync_channel::<Msg>(2);
+        // One batch queued while the next is cut: the store session is the
+        // slower side, so a deeper queue only holds more memory (4 MiB a batch).
+        let (tx, rx) = sync_channel::<Msg>(1);
 
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);

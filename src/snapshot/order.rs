@@ -105,7 +105,11 @@ fn history<T: Place>(group: Vec<T>) -> Vec<T> {
     while let Some(Reverse((_, i))) = ready.pop() {
         done[i] = true;
         out.push(i);
-        for &c in children.get(&group[i].id()).map(Vec::as_slice).unwrap_or(&[]) {
+        for &c in children
+            .get(&group[i].id())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
             if !done[c] {
                 ready.push(Reverse((key(&group[c]), c)));
             }
