@@ -211,7 +211,7 @@ mod tests {
         for list in cases {
             for db in ["/a", "/b", "/c"] {
                 let full = order(list.clone());
-                let last = full.iter().filter(|s| s.record.source == db).next_back();
+                let last = full.iter().rfind(|s| s.record.source == db);
                 let want_seq = 1 + full
                     .iter()
                     .filter(|s| s.record.source == db)
