@@ -1,7 +1,7 @@
 //! Invariants: capture works whatever SQLite the program links. Without the
 //! `sqlite_dbpage` table (forced here with `LUMINA_BACKUP_NO_DBPAGE=1`; the real
 //! case is an app that depends on the library, built without this repository's
-//! `.cargo/config.toml`), a WAL database is captured through `serialize` and a
+//! `.cargo/config.toml`), a WAL database is captured through `wal-file` and a
 //! rollback-journal database through `file`; each route yields the very image the
 //! dbpage route yields (same BLAKE3), restores byte-identical to the committed
 //! database, keeps the one-transaction consistency while another connection
@@ -103,11 +103,11 @@ fn routes_agree(mode: &str, fallback: &str) {
 }
 
 /// Issue #9 "capture in any build": without `sqlite_dbpage`, a WAL database
-/// (committed pages still in its `-wal`) is captured through `serialize`, with
+/// (committed pages still in its `-wal`) is captured through `wal-file`, with
 /// the dbpage route's image, and restores byte-identical.
 #[test]
 fn wal_database_without_dbpage_is_captured_exactly() {
-    routes_agree("WAL", "serialize");
+    routes_agree("WAL", "wal-file");
 }
 
 /// Issue #9 "capture in any build": without `sqlite_dbpage`, a rollback-journal
@@ -218,11 +218,11 @@ fn snapshots_during_writes(mode: &str, fallback: &str) {
     );
 }
 
-/// Issue #9 "capture in any build": the serialize route keeps the capture one
+/// Issue #9 "capture in any build": the wal-file route keeps the capture one
 /// consistent committed state while another connection keeps writing (WAL).
 #[test]
-fn serialize_route_is_consistent_under_a_live_writer() {
-    snapshots_during_writes("WAL", "serialize");
+fn wal_file_route_is_consistent_under_a_live_writer() {
+    snapshots_during_writes("WAL", "wal-file");
 }
 
 /// Issue #9 "capture in any build": the file route keeps the capture one
@@ -302,7 +302,7 @@ fn embed_example_builds_without_our_flags_and_restores_byte_identical() {
     );
     // Really built without the flag: the probe found no sqlite_dbpage.
     assert!(out.contains("dbpage false\n"), "{out}");
-    assert!(out.contains("route wal.db serialize\n"), "{out}");
+    assert!(out.contains("route wal.db wal-file\n"), "{out}");
     assert!(out.contains("route rollback.db file\n"), "{out}");
     assert_eq!(out.matches("identical ").count(), 2, "{out}");
 }

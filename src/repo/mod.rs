@@ -584,6 +584,33 @@ impl Repository {
         Ok(snapshot::order::order(out))
     }
 
+    /// The newest snapshot of the database recorded as `source` (the last in
+    /// its history, as [`Self::list`] orders it) and the `seq` its next
+    /// snapshot gets. Decodes only the heads of the other records
+    /// (`snapshot::Head`) and the newest one in full: a new snapshot's cost
+    /// barely grows with the history.
+    pub(crate) fn newest_of(&self, source: &str) -> Result<(Option<Snapshot>, u64)> {
+        let mut group = Vec::new();
+        let mut files = std::collections::HashMap::new();
+        for (id, file) in self.index.snapshots()? {
+            let head = snapshot::decode_head_file(&id, &file, self.store.cipher())?;
+            if head.source == source {
+                group.push(head);
+                files.insert(id, file);
+            }
+        }
+        let (newest, seq) = snapshot::order::newest(group);
+        let newest = match newest {
+            Some(h) => {
+                let file = files.get(&h.id).expect("each head's file was kept");
+                let record = snapshot::decode_record_file(&h.id, file, self.store.cipher())?;
+                Some(Snapshot { id: h.id, record })
+            }
+            None => None,
+        };
+        Ok((newest, seq))
+    }
+
     /// Snapshots passing `filter`, oldest first.
     pub fn list_filtered(&self, filter: &snapshot::Filter) -> Result<Vec<Snapshot>> {
         Ok(self

@@ -311,24 +311,15 @@ impl Repository {
         // Reported before the wait for another connection's lock, which the
         // caller may cancel.
         progress.phase(&PhaseInfo::new(Phase::OpenDatabase).detail(&source.to_string_lossy()));
+        // No lock yet: the capture's one read transaction begins below.
         let conn = match raw {
-            None => Some(capture::open_source_until(&source, &|| {
-                progress.cancelled()
-            })?),
+            None => Some(capture::open_source_unlocked(&source)?),
             Some(_) => None,
         };
         let source_str = source.to_string_lossy().into_owned();
-        let (parent_snap, seq) = {
-            // `list` is in history order: the last of this database is the newest.
-            let list = self.list()?;
-            let mut of_db = list.iter().filter(|s| s.record.source == source_str);
-            let seq = 1 + of_db
-                .clone()
-                .filter_map(|s| s.record.seq)
-                .max()
-                .unwrap_or(0);
-            (of_db.next_back().cloned(), seq)
-        };
+        // The newest of this database in history order, from the records'
+        // heads (not the whole history decoded).
+        let (parent_snap, seq) = self.newest_of(&source_str)?;
         let parent = parent_snap.as_ref().map(|s| s.id);
         let parent_time = parent_snap.as_ref().map(|s| s.record.time_ns);
         let now: OffsetDateTime = crate::testhook::now();
@@ -345,14 +336,31 @@ impl Repository {
         // not confirmed present.
         let trust_parent = self.index.refs_complete()?;
         let parent_snap = parent_snap.filter(|_| trust_parent);
-        // A database in its parent's state is not read (issue #10 item 2).
+        // The capture's read transaction begins here, once: the state is read
+        // in it, and a database in its parent's state is not read (issue #10
+        // item 2); otherwise the same transaction copies the pages.
         let source_state = match &conn {
-            Some(c) => crate::sqlite::unchanged::probe(c, &source)?,
+            Some(c) => {
+                use crate::sqlite::unchanged;
+                let before = unchanged::before_read(&source);
+                capture::begin_read_until(c, &source, &|| progress.cancelled())?;
+                unchanged::in_read(c, &source, before)
+            }
             None => None,
         };
-        if let Some((p, state)) = parent_snap.as_ref().zip(source_state.clone()) {
-            let same = crate::sqlite::unchanged::same(p.record.source_state.as_ref(), &state);
-            if let Some(reused) = same.then(|| self.reusable(p, opts)).flatten() {
+        if let (Some(p), Some(state), Some(c)) = (&parent_snap, &source_state, &conn) {
+            let same = crate::sqlite::unchanged::same(p.record.source_state.as_ref(), state);
+            if same {
+                // Nothing more is read from the source.
+                capture::end_read(c, &source)?;
+            }
+            let reused = same.then(|| self.reusable(p, opts)).flatten();
+            if same && reused.is_none() {
+                // The parent cannot serve (rare): the pages are read after all.
+                capture::begin_read_until(c, &source, &|| progress.cancelled())?;
+            }
+            if let Some(reused) = reused {
+                let state = state.clone();
                 drop(conn);
                 let new = super::unchanged::NewSnapshot {
                     source: source_str,
@@ -368,7 +376,9 @@ impl Repository {
 
         let reader = RefCell::new(self.index.reader()?);
         let mut session = self.indexing_session(&reader, written);
-        let (tx, rx) = sync_channel::<Msg>(2);
+        // One batch queued while the next is cut: the store session is the
+        // slower side, so a deeper queue only holds more memory (4 MiB a batch).
+        let (tx, rx) = sync_channel::<Msg>(1);
 
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);
@@ -404,7 +414,7 @@ impl Repository {
                 // The copy of the pages runs ahead of the store session, which is
                 // idle meanwhile: the cancel request is looked at here.
                 let tick = || Repository::check_cancel(progress);
-                capture::capture(
+                capture::capture_begun(
                     &conn,
                     source_ref,
                     img_name_ref,

@@ -17,13 +17,54 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use super::Snapshot;
+use super::{Head, Snapshot};
 use crate::id::SnapshotId;
 
 type Key = (u64, i64, SnapshotId);
 
-fn key(s: &Snapshot) -> Key {
-    (s.record.seq.unwrap_or(0), s.record.time_ns, s.id)
+/// What places a snapshot in its database's history: a full record or only
+/// its [`Head`].
+trait Place {
+    fn id(&self) -> SnapshotId;
+    fn parent(&self) -> Option<SnapshotId>;
+    fn key(&self) -> Key;
+}
+
+impl Place for Snapshot {
+    fn id(&self) -> SnapshotId {
+        self.id
+    }
+    fn parent(&self) -> Option<SnapshotId> {
+        self.record.parent
+    }
+    fn key(&self) -> Key {
+        (self.record.seq.unwrap_or(0), self.record.time_ns, self.id)
+    }
+}
+
+impl Place for Head {
+    fn id(&self) -> SnapshotId {
+        self.id
+    }
+    fn parent(&self) -> Option<SnapshotId> {
+        self.parent
+    }
+    fn key(&self) -> Key {
+        (self.seq.unwrap_or(0), self.time_ns, self.id)
+    }
+}
+
+fn key<T: Place>(s: &T) -> Key {
+    s.key()
+}
+
+/// The newest of one database's snapshots (the last in its history, as
+/// [`order`] places it) and the `seq` a new snapshot of it gets (one more than
+/// the highest), from their heads alone: a new snapshot needs no more of the
+/// history than this.
+pub fn newest(group: Vec<Head>) -> (Option<Head>, u64) {
+    let seq = 1 + group.iter().filter_map(|h| h.seq).max().unwrap_or(0);
+    (history(group).pop(), seq)
 }
 
 /// Orders snapshots oldest first: overall by time, and within each database by
@@ -49,12 +90,12 @@ pub fn order(mut list: Vec<Snapshot>) -> Vec<Snapshot> {
 }
 
 /// One database's snapshots in history order (oldest first).
-fn history(group: Vec<Snapshot>) -> Vec<Snapshot> {
-    let ids: HashSet<SnapshotId> = group.iter().map(|s| s.id).collect();
+fn history<T: Place>(group: Vec<T>) -> Vec<T> {
+    let ids: HashSet<SnapshotId> = group.iter().map(|s| s.id()).collect();
     let mut children: HashMap<SnapshotId, Vec<usize>> = HashMap::new();
     let mut ready = BinaryHeap::new();
     for (i, s) in group.iter().enumerate() {
-        match s.record.parent.filter(|p| ids.contains(p) && *p != s.id) {
+        match s.parent().filter(|p| ids.contains(p) && *p != s.id()) {
             Some(p) => children.entry(p).or_default().push(i),
             None => ready.push(Reverse((key(s), i))),
         }
@@ -64,7 +105,11 @@ fn history(group: Vec<Snapshot>) -> Vec<Snapshot> {
     while let Some(Reverse((_, i))) = ready.pop() {
         done[i] = true;
         out.push(i);
-        for &c in children.get(&group[i].id).map(Vec::as_slice).unwrap_or(&[]) {
+        for &c in children
+            .get(&group[i].id())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
             if !done[c] {
                 ready.push(Reverse((key(&group[c]), c)));
             }
@@ -75,7 +120,7 @@ fn history(group: Vec<Snapshot>) -> Vec<Snapshot> {
     let mut rest: Vec<usize> = (0..group.len()).filter(|i| !done[*i]).collect();
     rest.sort_by_key(|&i| key(&group[i]));
     out.extend(rest);
-    let mut slots: Vec<Option<Snapshot>> = group.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<T>> = group.into_iter().map(Some).collect();
     out.into_iter()
         .map(|i| slots[i].take().expect("each index once"))
         .collect()
@@ -120,6 +165,70 @@ mod tests {
                 seq,
                 source_state: None,
             },
+        }
+    }
+
+    fn head(s: &Snapshot) -> Head {
+        Head {
+            id: s.id,
+            time_ns: s.record.time_ns,
+            source: s.record.source.clone(),
+            parent: s.record.parent,
+            seq: s.record.seq,
+        }
+    }
+
+    /// `newest` from the heads agrees with the last of the database in the
+    /// full `order` (the parent a new snapshot gets), and with its seq rule.
+    #[test]
+    fn newest_from_heads_is_the_last_of_the_full_order() {
+        let cases = vec![
+            vec![
+                snap(2, "/a", 50, Some(1), Some(2)),
+                snap(1, "/a", 100, None, Some(1)),
+            ],
+            vec![
+                snap(2, "/a", 50, Some(1), None),
+                snap(1, "/a", 100, None, None),
+            ],
+            vec![
+                snap(3, "/a", 50, Some(9), Some(2)),
+                snap(4, "/a", 100, None, Some(1)),
+            ],
+            vec![
+                snap(1, "/a", 100, None, Some(1)),
+                snap(2, "/b", 70, None, Some(1)),
+                snap(3, "/a", 50, Some(1), Some(2)),
+                snap(4, "/b", 80, Some(2), Some(2)),
+            ],
+            vec![
+                snap(1, "/a", 300, None, Some(1)),
+                snap(2, "/a", 400, None, None),
+                snap(5, "/a", 10, Some(6), None),
+                snap(6, "/a", 20, Some(5), None),
+            ],
+        ];
+        for list in cases {
+            for db in ["/a", "/b", "/c"] {
+                let full = order(list.clone());
+                let last = full.iter().rfind(|s| s.record.source == db);
+                let want_seq = 1 + full
+                    .iter()
+                    .filter(|s| s.record.source == db)
+                    .filter_map(|s| s.record.seq)
+                    .max()
+                    .unwrap_or(0);
+                for input in [list.clone(), list.iter().rev().cloned().collect()] {
+                    let heads = input
+                        .iter()
+                        .filter(|s| s.record.source == db)
+                        .map(head)
+                        .collect();
+                    let (newest, seq) = newest(heads);
+                    assert_eq!(newest.map(|h| h.id), last.map(|s| s.id), "{db}");
+                    assert_eq!(seq, want_seq, "{db}");
+                }
+            }
         }
     }
 

@@ -112,12 +112,47 @@ pub fn open_source_until(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Co
     Ok(conn)
 }
 
+/// [`open_source_until`] without touching the schema (no lock is taken): the
+/// caller begins the capture's read transaction at once with
+/// [`begin_read_until`], which reports a file that is not a database the same
+/// way.
+pub fn open_source_unlocked(path: &Path) -> Result<Connection> {
+    super::check_database_file(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| source_error(path, e))?;
+    conn.busy_timeout(BUSY_STEP)
+        .map_err(|e| Error::sqlite(path, e))?;
+    conn.execute_batch("PRAGMA query_only = 1;")
+        .map_err(|e| Error::sqlite(path, e))?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(|e| Error::sqlite(path, e))?;
+    Ok(conn)
+}
+
 /// Starts a read transaction on a connection from [`open_source`] and takes its
 /// read lock (waiting for a lock as the module docs say).
 pub fn begin_read(conn: &Connection, path: &Path) -> Result<()> {
+    begin_read_until(conn, path, &|| false)
+}
+
+/// [`begin_read`], giving up with the cancelled error as soon as `cancelled`
+/// says so while it waits for another connection's lock.
+pub fn begin_read_until(
+    conn: &Connection,
+    path: &Path,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<()> {
     conn.execute_batch("BEGIN DEFERRED")
         .map_err(|e| Error::sqlite(path, e))?;
-    retry_busy(path, &|| false, || {
+    retry_busy(path, cancelled, || {
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
             r.get::<_, i64>(0)
         })
@@ -126,6 +161,16 @@ pub fn begin_read(conn: &Connection, path: &Path) -> Result<()> {
     .inspect_err(|_| {
         let _ = conn.execute_batch("ROLLBACK");
     })
+}
+
+/// Ends the read transaction begun by [`begin_read`] (unless SQLite already
+/// ended it).
+pub fn end_read(conn: &Connection, path: &Path) -> Result<()> {
+    if conn.is_autocommit() {
+        return Ok(());
+    }
+    conn.execute_batch("COMMIT")
+        .map_err(|e| Error::sqlite(path, e))
 }
 
 /// Runs `op` again while it fails with SQLITE_BUSY and the database's files keep
@@ -282,8 +327,9 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
     })
 }
 
-/// Captures the database: copies its page image inside one read transaction on
-/// `conn` into a private temporary file ([`super::staging`]), ends the
+/// Captures the database: copies its page image inside the read transaction
+/// the caller began on `conn` with [`begin_read`] (having read the database's
+/// state in it) into a private temporary file ([`super::staging`]), ends the
 /// transaction, then sends the copy to `sink` as file `image_name` and runs
 /// `body` on a read-only connection to the copy, for whatever else must come
 /// from the same committed state (exports, counts, checks). The source's lock
@@ -291,7 +337,7 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
 ///
 /// `tick` is called between pieces of the copy; an error from it (the caller
 /// cancelled) stops the capture. The temporary copy is removed on every path.
-pub fn capture<T>(
+pub fn capture_begun<T>(
     conn: &Connection,
     path: &Path,
     image_name: &str,
@@ -299,9 +345,10 @@ pub fn capture<T>(
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
-    capture_in(
+    capture_at(
         &super::staging::staging_dir(),
         conn,
+        true,
         path,
         image_name,
         sink,
@@ -310,7 +357,8 @@ pub fn capture<T>(
     )
 }
 
-/// [`capture`] with its temporary copy in `dir`.
+/// [`capture_begun`], beginning the transaction, with its temporary copy in `dir`.
+#[cfg(test)]
 pub(crate) fn capture_in<T>(
     dir: &Path,
     conn: &Connection,
@@ -320,8 +368,23 @@ pub(crate) fn capture_in<T>(
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
+    capture_at(dir, conn, false, path, image_name, sink, tick, body)
+}
+
+/// [`capture_in`]; `begun`: the caller began the read transaction.
+#[allow(clippy::too_many_arguments)]
+fn capture_at<T>(
+    dir: &Path,
+    conn: &Connection,
+    begun: bool,
+    path: &Path,
+    image_name: &str,
+    sink: &mut Sink<'_>,
+    tick: &dyn Fn() -> Result<()>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
+) -> Result<(ImageInfo, T)> {
     let mut staged = super::staging::StagedImage::create(dir)?;
-    let info = copy_pages(conn, path, &mut staged, tick)?;
+    let info = copy_pages(conn, begun, path, &mut staged, tick)?;
     // The source's lock is released: from here on the app commits freely.
     crate::testhook::point("capture-staged");
     staged.close()?;
@@ -339,28 +402,46 @@ pub(crate) fn capture_in<T>(
 /// and ends the transaction.
 fn copy_pages(
     conn: &Connection,
+    begun: bool,
     path: &Path,
     staged: &mut super::staging::StagedImage,
     tick: &dyn Fn() -> Result<()>,
 ) -> Result<ImageInfo> {
+    use super::capture_routes::Route;
     let sq = |e| Error::sqlite(path, e);
-    begin_read(conn, path)?;
+    if !begun {
+        begin_read(conn, path)?;
+    }
     // The file route's second descriptor of the database: closed only after the
     // transaction ends (closing it drops this process's locks on the file).
     let mut keep_open = None;
     let result = (|| -> Result<ImageInfo> {
         // The read lock is held: everything below sees one state.
         let mut info = image_info(conn, path)?;
-        let route = super::capture_routes::choose(conn, &info.journal_mode);
-        info.capture_route = Some(route.as_str());
-        let mut to_file = |piece: Piece| match piece {
-            Piece::Data(data) => {
-                tick()?;
-                staged.write(&data)
+        let mut route = super::capture_routes::choose(conn, &info.journal_mode);
+        if route == Route::WalFile {
+            // In doubt (the `-wal` file restarted while read): again from the
+            // start, then through SQLite's pager.
+            for _ in 0..WAL_FILE_TRIES {
+                staged.reset()?;
+                let mut to_file = to_staged(staged, tick);
+                keep_open =
+                    super::capture_routes::send_wal_file(conn, path, &info, "", &mut to_file)?;
+                if keep_open.is_some() {
+                    break;
+                }
             }
-            Piece::Begin { .. } | Piece::End => Ok(()),
-        };
-        keep_open = super::capture_routes::send_image(conn, path, &info, "", route, &mut to_file)?;
+            if keep_open.is_none() {
+                staged.reset()?;
+                route = Route::Serialize;
+            }
+        }
+        info.capture_route = Some(route.as_str());
+        if route != Route::WalFile {
+            let mut to_file = to_staged(staged, tick);
+            keep_open =
+                super::capture_routes::send_image(conn, path, &info, "", route, &mut to_file)?;
+        }
         Ok(info)
     })();
     // A read transaction changes nothing; end it whatever happened (unless SQLite
@@ -374,6 +455,23 @@ fn copy_pages(
     let info = result?;
     end?;
     Ok(info)
+}
+
+/// Attempts of the `wal-file` route before the `serialize` route.
+const WAL_FILE_TRIES: usize = 3;
+
+/// A sink writing the image's pages into `staged`, calling `tick` per piece.
+fn to_staged<'a>(
+    staged: &'a mut super::staging::StagedImage,
+    tick: &'a dyn Fn() -> Result<()>,
+) -> impl FnMut(Piece) -> Result<()> + 'a {
+    move |piece: Piece| match piece {
+        Piece::Data(data) => {
+            tick()?;
+            staged.write(&data)
+        }
+        Piece::Begin { .. } | Piece::End => Ok(()),
+    }
 }
 
 /// A `Write` that forwards bytes to a sink in pieces of about 1 MiB.

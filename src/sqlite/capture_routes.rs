@@ -1,4 +1,4 @@
-//! The routes by which [`capture`](super::capture::capture) reads the page image,
+//! The routes by which [`capture_begun`](super::capture::capture_begun) reads the page image,
 //! always inside the capture's one read transaction, so every route sees the same
 //! committed state and yields the same bytes (tested: same BLAKE3 per route).
 //!
@@ -11,11 +11,18 @@
 //!   change the file meanwhile. Pages stream out; memory stays bounded. Page 1 is
 //!   checked against what SQLite reports in the same transaction (a file swapped
 //!   in under the path is refused).
-//! - [`Route::Serialize`] (WAL mode, no `sqlite_dbpage`): committed pages may sit
-//!   in the `-wal` file, so they are read through SQLite's pager with
-//!   `sqlite3_serialize`, which copies each page exactly as SQLite has it (the
-//!   same `sqlite3PagerGet` the virtual table uses). It holds one copy of the
-//!   whole image in memory. The online backup API was not chosen: it rewrites
+//! - [`Route::WalFile`] (WAL mode, no `sqlite_dbpage`): committed pages may sit
+//!   in the `-wal` file, so the database file's pages are read with the newest
+//!   copy of each page in the `-wal` file's committed frames laid over them (the
+//!   frames found as SQLite's recovery finds them, `super::unchanged`). Pages
+//!   stream out; memory holds one map entry per page in the `-wal` file.
+//!   In doubt (the `-wal` file restarted while read, a size or page 1 that
+//!   disagrees with SQLite's view in the transaction) it starts again, and
+//!   after [`WAL_FILE_TRIES`](super::capture) attempts takes `Serialize`.
+//! - [`Route::Serialize`] (the fallback of `WalFile`): the pages are read
+//!   through SQLite's pager with `sqlite3_serialize`, which copies each page
+//!   exactly as SQLite has it (the same `sqlite3PagerGet` the virtual table
+//!   uses). It holds one copy of the whole image in memory. The online backup API was not chosen: it rewrites
 //!   page 1's schema cookie, and into a file also the change counter and the
 //!   version fields, whose source values no pragma reports.
 //!
@@ -44,8 +51,12 @@ pub enum Route {
     Dbpage,
     /// The database file, under the read transaction's shared lock.
     File,
-    /// `sqlite3_serialize` through SQLite's pager (WAL mode).
+    /// `sqlite3_serialize` through SQLite's pager (WAL mode; the fallback of
+    /// [`Route::WalFile`]).
     Serialize,
+    /// The database file with the `-wal` file's committed frames laid over it
+    /// (WAL mode), streamed.
+    WalFile,
 }
 
 impl Route {
@@ -55,6 +66,7 @@ impl Route {
             Route::Dbpage => "dbpage",
             Route::File => "file",
             Route::Serialize => "serialize",
+            Route::WalFile => "wal-file",
         }
     }
 }
@@ -81,7 +93,7 @@ pub fn choose(conn: &Connection, journal_mode: &str) -> Route {
     if has_dbpage(conn) && !crate::testhook::no_dbpage() {
         Route::Dbpage
     } else if journal_mode == "wal" {
-        Route::Serialize
+        Route::WalFile
     } else {
         Route::File
     }
@@ -108,9 +120,105 @@ pub fn send_image(
         Route::Dbpage => send_dbpage(conn, path, info, &mut out).map(|()| None)?,
         Route::File => Some(send_file(conn, path, info, &mut out)?),
         Route::Serialize => send_serialized(conn, path, info, &mut out).map(|()| None)?,
+        Route::WalFile => {
+            return Err(Error::internal(
+                "the wal-file route is sent by send_wal_file",
+            ))
+        }
     };
     out.finish()?;
     Ok(keep)
+}
+
+/// Sends the image through [`Route::WalFile`] as file `name`: inside the read
+/// transaction `info` was read in, the database file's pages with the newest
+/// copy of each page in the `-wal` file's committed frames laid over them
+/// (store-format.md, "Capture routes", says why this is exact). `Ok(None)`: in
+/// doubt (the `-wal` file restarted while read, page 1 disagreeing with what
+/// SQLite reports in the transaction); the caller discards what was sent and
+/// tries again or takes [`Route::Serialize`]. `Ok(Some(held))`: sent; `held`
+/// is the database file's descriptor, to be dropped after the transaction.
+pub fn send_wal_file(
+    conn: &Connection,
+    path: &Path,
+    info: &ImageInfo,
+    name: &str,
+    sink: &mut Sink<'_>,
+) -> Result<Option<Held>> {
+    let ps = info.page_size as usize;
+    let wal_path = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    // Newest frame of each page up to the last commit frame.
+    let mut latest: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    let mut pending: Vec<(u32, u64)> = Vec::new();
+    let walk = super::unchanged::walk_wal_frames(&wal_path, info.page_size, &mut |f| {
+        pending.push((f.pgno, f.data_offset));
+        if f.commit_pages != 0 {
+            latest.extend(pending.drain(..));
+        }
+    });
+    let Some(walk) = walk else {
+        return Ok(None);
+    };
+    drop(pending);
+    // The last commit's size is the size SQLite reads in this transaction
+    // (else a commit landed since it began: in doubt).
+    if walk.frames > 0 && u64::from(walk.db_pages) != info.page_count {
+        return Ok(None);
+    }
+    let wal = if walk.frames > 0 {
+        Some(std::fs::File::open(&wal_path).map_err(|e| Error::io("opening", &wal_path, e))?)
+    } else {
+        None
+    };
+    let mut f = super::held::open(path).map_err(|e| Error::io("opening", path, e))?;
+    sink(Piece::Begin {
+        name: name.to_string(),
+        page_size: Some(info.page_size),
+        size_hint: Some(info.page_count * ps as u64),
+    })?;
+    let mut out = Pages::new(ps, sink);
+    let lock = lock_page(ps);
+    let mut buf = vec![0u8; ps * PAGES_PER_PIECE];
+    let mut pgno = 1u64;
+    while pgno <= info.page_count {
+        let n = (info.page_count - pgno + 1).min(PAGES_PER_PIECE as u64);
+        let bytes = &mut buf[..n as usize * ps];
+        f.seek(SeekFrom::Start((pgno - 1) * ps as u64))
+            .map_err(|e| Error::io("reading", path, e))?;
+        let got =
+            crate::platform::read_full(&mut f, bytes).map_err(|e| Error::io("reading", path, e))?;
+        // Past the end of the file SQLite reads zeros too.
+        bytes[got..].fill(0);
+        for (i, page) in bytes.chunks_exact_mut(ps).enumerate() {
+            let no = pgno + i as u64;
+            if no == lock {
+                page.fill(0);
+            } else if let (Some(off), Some(wal)) = (
+                u32::try_from(no).ok().and_then(|k| latest.get(&k)),
+                wal.as_ref(),
+            ) {
+                if crate::platform::read_exact_at(wal, page, *off).is_err() {
+                    return Ok(None);
+                }
+            }
+        }
+        if pgno == 1 {
+            let page = &bytes[..ps];
+            if check_page_one(conn, path, info, page).is_err() {
+                return Ok(None);
+            }
+        }
+        for page in bytes.chunks_exact(ps) {
+            out.push(Some(page))?;
+        }
+        pgno += n;
+    }
+    // No restart since the walk: every frame read belonged to its generation.
+    if walk.header != super::unchanged::wal_header(&wal_path).unwrap_or([0; 32]) {
+        return Ok(None);
+    }
+    out.finish()?;
+    Ok(Some(f))
 }
 
 /// Collects whole pages and hands them to the sink [`PAGES_PER_PIECE`] at a time.
@@ -319,7 +427,12 @@ mod tests {
             }
             Ok(())
         };
-        let keep = send_image(&conn, path, &info, "db", route, &mut sink);
+        let keep = if route == Route::WalFile {
+            send_wal_file(&conn, path, &info, "db", &mut sink)
+                .and_then(|k| k.ok_or_else(|| Error::internal("in doubt")).map(Some))
+        } else {
+            send_image(&conn, path, &info, "db", route, &mut sink)
+        };
         conn.execute_batch("COMMIT").expect("commit");
         drop(keep?);
         assert_eq!(
@@ -382,6 +495,8 @@ mod tests {
         let by_dbpage = image_via(&db, Route::Dbpage).expect("dbpage");
         let by_serialize = image_via(&db, Route::Serialize).expect("serialize");
         assert_eq!(hash(&by_dbpage), hash(&by_serialize));
+        let by_wal_file = image_via(&db, Route::WalFile).expect("wal-file");
+        assert_eq!(hash(&by_dbpage), hash(&by_wal_file));
         let stale = std::fs::read(&db).expect("reading the file");
         assert_ne!(
             hash(&stale),
@@ -482,5 +597,69 @@ mod tests {
             .expect_err("a swapped file must be refused");
         assert_eq!(err.kind(), crate::ErrorKind::SourceUnavailable, "{err}");
         conn.execute_batch("COMMIT").expect("commit");
+    }
+
+    /// Issue #10 item 9: on random WAL histories (writes, deletes that shrink
+    /// the file, checkpoints of every kind, restarts, a reader pinning an old
+    /// state while a writer goes on), the wal-file route yields the dbpage
+    /// route's bytes in the same read transaction.
+    #[test]
+    fn wal_file_route_matches_dbpage_on_random_histories() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..12u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = dir.path().join("h.db");
+            let w = Connection::open(&db).expect("open");
+            w.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .expect("config");
+            let ps = [512, 1024, 4096][rng.gen_range(0..3)];
+            w.execute_batch(&format!(
+                "PRAGMA page_size = {ps}; PRAGMA journal_mode = WAL;
+                 PRAGMA wal_autocheckpoint = {};
+                 CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);",
+                [0, 20, 200][rng.gen_range(0..3)]
+            ))
+            .expect("setup");
+            let reader = open_source(&db).expect("reader");
+            let mut pinned = false;
+            for _ in 0..25 {
+                let sql = match rng.gen_range(0..8) {
+                    0..=2 => format!(
+                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {})
+                         INSERT INTO t(v) SELECT randomblob({}) FROM n;",
+                        rng.gen_range(1..300),
+                        rng.gen_range(1..2000)
+                    ),
+                    3 => format!("UPDATE t SET v = randomblob(50) WHERE id % {} = 0;", rng.gen_range(2..9)),
+                    4 => format!("DELETE FROM t WHERE id % {} = 0;", rng.gen_range(1..5)),
+                    5 => "PRAGMA wal_checkpoint(PASSIVE);".into(),
+                    6 => ["PRAGMA wal_checkpoint(RESTART);", "PRAGMA wal_checkpoint(TRUNCATE);",
+                          "VACUUM;"][rng.gen_range(0..3)].into(),
+                    _ => {
+                        // A reader holding an old state (blocks restarts and
+                        // full checkpoints) or letting it go.
+                        if pinned {
+                            reader.execute_batch("COMMIT").expect("end");
+                        } else {
+                            begin_read(&reader, &db).expect("pin");
+                        }
+                        pinned = !pinned;
+                        continue;
+                    }
+                };
+                // A checkpoint blocked by the pinned reader is fine.
+                let _ = w.execute_batch(&sql);
+                let a = image_via(&db, Route::Dbpage).expect("dbpage");
+                let b = image_via(&db, Route::WalFile).expect("wal-file");
+                assert_eq!(hash(&a), hash(&b), "seed {seed}: {sql}");
+            }
+            if pinned {
+                reader.execute_batch("COMMIT").expect("end");
+            }
+        }
     }
 }

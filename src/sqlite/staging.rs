@@ -1,7 +1,7 @@
 //! The captured page image, staged in a private temporary file so the source's
 //! read transaction lasts only as long as copying the pages.
 //!
-//! [`capture`](super::capture::capture) copies the pages into a [`StagedImage`]
+//! [`capture_begun`](super::capture::capture_begun) copies the pages into a [`StagedImage`]
 //! under the read lock, ends the transaction, and only then streams the copy to
 //! the snapshot (hashing, chunking, compression) and opens it read-only
 //! (`immutable=1`) for the exports, row counts and checks: the same committed
@@ -110,6 +110,20 @@ impl StagedImage {
         w.write_all(data)
             .map_err(|e| Error::io("writing the temporary copy", &self.path, e))?;
         self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Discards what was written (a capture route starting again).
+    pub fn reset(&mut self) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let io = |e| Error::io("writing the temporary copy", &self.path, e);
+        let w = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| Error::internal("the staged image was already closed"))?;
+        w.seek(SeekFrom::Start(0)).map_err(io)?;
+        w.get_ref().set_len(0).map_err(io)?;
+        self.written = 0;
         Ok(())
     }
 

@@ -1,10 +1,15 @@
 //! Knowing "unchanged" without reading pages.
 //!
-//! Before a capture, [`probe`] reads a [`SourceState`]: a few numbers that
-//! identify the database's committed content. Two equal states mean the same
-//! content, so a snapshot whose state equals its parent's reuses the parent's
-//! image instead of reading every page. Whenever a value cannot be read
-//! exactly, [`probe`] returns `None` and the caller reads the pages as before.
+//! A snapshot reads a [`SourceState`] ([`before_read`], then [`in_read`] inside
+//! the capture's own read transaction): a few numbers that identify the
+//! database's committed content. Two equal states mean the same content, so a
+//! snapshot whose state equals its parent's ends the transaction and reuses
+//! the parent's image instead of reading every page; otherwise the same
+//! transaction copies the pages (one lock acquisition per snapshot). Whenever
+//! a value cannot be read exactly, the state is `None` and the pages are read.
+//! The recorded state describes the captured image (rollback mode: the same
+//! transaction) or an older state of it (WAL mode: walked just before the
+//! transaction began), never a newer one.
 //! `store-format.md` ("Source state") says why each route is exact:
 //!
 //! - `rollback` (rollback-journal modes): under the read transaction's SHARED
@@ -35,11 +40,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
-use crate::error::Result;
 use crate::format::SourceState;
 
 /// Bytes of the WAL file header.
-const WAL_HEADER: usize = 32;
+pub(crate) const WAL_HEADER: usize = 32;
 /// Bytes of a WAL frame header.
 const FRAME_HEADER: usize = 24;
 /// The WAL magic number without its low bit (which says big-endian checksums).
@@ -50,39 +54,69 @@ const WAL_VERSION: u32 = 3_007_000;
 /// within the same tick of the file system's clock, unseen: not trusted.
 pub const RACY: Duration = Duration::from_secs(2);
 
-/// Reads the state of the database at `path` through `conn` (from
-/// [`super::capture::open_source`]) in a short read transaction of its own.
-/// `Ok(None)`: not known exactly (the caller reads the pages). Fails only
-/// when the read lock cannot be taken (the capture would fail the same way).
-pub fn probe(conn: &Connection, path: &Path) -> Result<Option<SourceState>> {
+/// What [`before_read`] found, for [`in_read`].
+#[derive(Debug)]
+pub struct BeforeRead {
+    /// A journal with content: unsure whatever the mode.
+    journal: bool,
+    /// The file header said WAL mode: the state walked before the transaction
+    /// began (`None`: unsure), with the page size it assumed.
+    wal: Option<(u32, Option<SourceState>)>,
+}
+
+/// The part of the state read before the capture's read transaction begins:
+/// in WAL mode the whole state, from `stat` and the `-wal` file (no lock is
+/// needed; read before the transaction, it can only describe its state or an
+/// older one, so a recorded state never claims a commit the image lacks).
+pub fn before_read(path: &Path) -> BeforeRead {
     // A journal with content: a hot journal (recovery needed) or a writer
     // mid-transaction; PERSIST mode keeps one too. Read the pages.
-    if len_of(&side(path, "-journal")).unwrap_or(1) > 0 {
-        return Ok(None);
+    let journal = len_of(&side(path, "-journal")).unwrap_or(1) > 0;
+    let mut h = [0u8; 20];
+    let wal = super::held::open(path)
+        .and_then(|mut f| f.read_exact(&mut h))
+        .ok()
+        .filter(|()| h[18] == 2 && h[19] == 2)
+        .map(|()| {
+            let ps = match u16::from_be_bytes([h[16], h[17]]) {
+                1 => 65536,
+                n => u32::from(n),
+            };
+            (ps, wal_state(path, ps))
+        });
+    BeforeRead { journal, wal }
+}
+
+/// The database's state, inside the capture's read transaction on `conn`
+/// (from [`super::capture::open_source`], begun with
+/// [`super::capture::begin_read`]) after [`before_read`]. `None`: not known
+/// exactly (the caller reads the pages).
+pub fn in_read(conn: &Connection, path: &Path, before: BeforeRead) -> Option<SourceState> {
+    if before.journal {
+        return None;
     }
-    super::capture::begin_read(conn, path)?;
-    let state = read_state(conn, path);
-    let ended = conn.is_autocommit() || conn.execute_batch("COMMIT").is_ok();
-    Ok(state.filter(|_| ended))
-}
-
-/// Whether a snapshot whose parent recorded `parent` may skip reading the
-/// pages of a database now in state `now`.
-pub fn same(parent: Option<&SourceState>, now: &SourceState) -> bool {
-    !now.route.is_empty() && parent == Some(now) && !crate::testhook::no_unchanged()
-}
-
-fn read_state(conn: &Connection, path: &Path) -> Option<SourceState> {
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .ok()?;
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).ok()?;
     let page_size = u32::try_from(page_size).ok()?;
     if mode.eq_ignore_ascii_case("wal") {
-        wal_state(path, page_size)
+        // Walked before the transaction began, in the same mode and page size.
+        match before.wal {
+            Some((ps, state)) if ps == page_size => state,
+            _ => None,
+        }
+    } else if before.wal.is_some() {
+        None
     } else {
         rollback_state(conn, path, page_size)
     }
+}
+
+/// Whether a snapshot whose parent recorded `parent` may skip reading the
+/// pages of a database now in state `now`.
+pub fn same(parent: Option<&SourceState>, now: &SourceState) -> bool {
+    !now.route.is_empty() && parent == Some(now) && !crate::testhook::no_unchanged()
 }
 
 fn rollback_state(conn: &Connection, path: &Path, page_size: u32) -> Option<SourceState> {
@@ -182,12 +216,27 @@ fn wal_state(path: &Path, page_size: u32) -> Option<SourceState> {
 
 /// What the WAL file holds.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Walk {
-    salt1: u32,
-    salt2: u32,
-    ckpt_seq: u32,
+pub(crate) struct Walk {
+    pub(crate) salt1: u32,
+    pub(crate) salt2: u32,
+    pub(crate) ckpt_seq: u32,
     /// The last valid commit frame (0: none).
-    frames: u32,
+    pub(crate) frames: u32,
+    /// The database's size in pages after that commit (0: no commit).
+    pub(crate) db_pages: u32,
+    /// The WAL header as read (all zeros: no valid header).
+    pub(crate) header: [u8; WAL_HEADER],
+}
+
+/// One frame of the `-wal` file whose salts and checksum chain are valid.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    /// The page it holds.
+    pub(crate) pgno: u32,
+    /// The database size in pages for a commit frame, else 0.
+    pub(crate) commit_pages: u32,
+    /// Offset of its page data in the `-wal` file.
+    pub(crate) data_offset: u64,
 }
 
 /// Walks the `-wal` file as SQLite's recovery does: a valid header, then frames
@@ -195,6 +244,17 @@ struct Walk {
 /// that commits. `None`: unsure (an unknown version, another page size, a
 /// header rewritten while reading). An absent or invalid header: no frames.
 fn walk_wal(path: &Path, page_size: u32) -> Option<Walk> {
+    walk_wal_frames(path, page_size, &mut |_| {})
+}
+
+/// [`walk_wal`], calling `on_frame` for every valid frame in order (frames
+/// after the last commit frame included: the caller keeps only those up to
+/// [`Walk::frames`]).
+pub(crate) fn walk_wal_frames(
+    path: &Path,
+    page_size: u32,
+    on_frame: &mut dyn FnMut(Frame),
+) -> Option<Walk> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Walk::default()),
@@ -215,11 +275,13 @@ fn walk_wal(path: &Path, page_size: u32) -> Option<Walk> {
     }
     let (salt1, salt2) = (be32(&hdr[16..20]), be32(&hdr[20..24]));
     let mut sum = pair(&hdr[24..32]);
-    let mut frame = vec![0u8; FRAME_HEADER + page_size as usize];
-    let (mut n, mut last_commit) = (0u32, 0u32);
+    let frame_len = FRAME_HEADER + page_size as usize;
+    let mut frame = vec![0u8; frame_len];
+    let (mut n, mut last_commit, mut db_pages) = (0u32, 0u32, 0u32);
     while read_full(&mut r, &mut frame)? {
         let fh = &frame[..FRAME_HEADER];
-        if be32(&fh[0..4]) == 0 || be32(&fh[8..12]) != salt1 || be32(&fh[12..16]) != salt2 {
+        let pgno = be32(&fh[0..4]);
+        if pgno == 0 || be32(&fh[8..12]) != salt1 || be32(&fh[12..16]) != salt2 {
             break;
         }
         let s = checksum(big, &fh[..8], sum);
@@ -228,22 +290,38 @@ fn walk_wal(path: &Path, page_size: u32) -> Option<Walk> {
             break;
         }
         sum = s;
+        let commit_pages = be32(&fh[4..8]);
+        on_frame(Frame {
+            pgno,
+            commit_pages,
+            data_offset: (WAL_HEADER + n as usize * frame_len + FRAME_HEADER) as u64,
+        });
         n = n.checked_add(1)?;
-        if be32(&fh[4..8]) != 0 {
+        if commit_pages != 0 {
             last_commit = n;
+            db_pages = commit_pages;
         }
     }
     // A header rewritten meanwhile (a new WAL generation) may have overwritten
     // frames while they were read: unsure. Salt-1 grows with every restart, so
     // an unchanged header means no restart happened.
-    let mut again = [0u8; WAL_HEADER];
-    crate::platform::read_exact_at(&f, &mut again, 0).ok()?;
-    (again == hdr).then_some(Walk {
+    (wal_header(path)? == hdr).then_some(Walk {
         salt1,
         salt2,
         ckpt_seq: be32(&hdr[12..16]),
         frames: last_commit,
+        db_pages,
+        header: hdr,
     })
+}
+
+/// The first bytes of the `-wal` file (its header) as they are now; `None`
+/// when they cannot be read (a missing or shorter file included).
+pub(crate) fn wal_header(path: &Path) -> Option<[u8; WAL_HEADER]> {
+    let f = File::open(path).ok()?;
+    let mut again = [0u8; WAL_HEADER];
+    crate::platform::read_exact_at(&f, &mut again, 0).ok()?;
+    Some(again)
 }
 
 /// SQLite's WAL checksum (`walChecksumBytes`): 32-bit words, big-endian when
