@@ -48,7 +48,11 @@ fn tiny_history(name: &str, n: usize) -> (TestDir, std::path::PathBuf, Vec<(Stri
             touch_metadata_rows(&db, 1, i as u64);
             checkpoint(&db);
         }
-        let v = t.lb().args(["snapshot", "--no-exports", "-q"]).arg(&db).json();
+        let v = t
+            .lb()
+            .args(["snapshot", "--no-exports", "-q"])
+            .arg(&db)
+            .json();
         snaps.push((id_of(&v), blake3_file(&db)));
     }
     (t, db, snaps)
@@ -62,7 +66,11 @@ fn restores_all(t: &TestDir, snaps: &[(String, String)], every: usize) {
         let out = t.path(&format!("restored-{k}.db"));
         let _ = std::fs::remove_file(&out);
         t.lb().args(["restore", id, "--to"]).arg(&out).ok();
-        assert_eq!(&blake3_file(&out), hash, "snapshot {k} restores byte-identical");
+        assert_eq!(
+            &blake3_file(&out),
+            hash,
+            "snapshot {k} restores byte-identical"
+        );
     }
 }
 
@@ -72,8 +80,13 @@ fn tiny_snapshots_add_little_and_prune_consolidates_their_packs() {
     let (t, _db, snaps) = tiny_history("tiny", n);
     let repo = t.repo();
     let (packs, index, records, count) = sizes(&repo);
-    eprintln!("{n} snapshots: packs {packs} B, index {index} B, records {records} B, {count} pack files");
-    assert!(count >= n / 2, "one pack per snapshot before prune ({count})");
+    eprintln!(
+        "{n} snapshots: packs {packs} B, index {index} B, records {records} B, {count} pack files"
+    );
+    assert!(
+        count >= n / 2,
+        "one pack per snapshot before prune ({count})"
+    );
 
     // Overhead per snapshot, loosely: measured over the last 60 (the first
     // stores the whole database).
@@ -84,7 +97,10 @@ fn tiny_snapshots_add_little_and_prune_consolidates_their_packs() {
     let (dp, di, dr) = (per(packs, p0), per(index, i0), per(records, r0));
     eprintln!("per tiny snapshot: packs {dp:.0} B, index {di:.0} B, records {dr:.0} B");
     assert!(dp < 16_000.0, "packs grow {dp} B per tiny snapshot");
-    assert!(dp + di + dr < 40_000.0, "{dp} + {di} + {dr} B per tiny snapshot");
+    assert!(
+        dp + di + dr < 40_000.0,
+        "{dp} + {di} + {dr} B per tiny snapshot"
+    );
 
     let report = t.lb().args(["prune"]).json();
     eprintln!("prune: {report}");
@@ -120,6 +136,9 @@ fn consolidation_survives_a_kill_at_every_crash_point() {
         t.lb().args(["verify", "--read-data"]).ok();
         restores_all(&t, &snaps, 5);
         touch_metadata_rows(&db, 1, 99);
-        t.lb().args(["snapshot", "--no-exports", "-q"]).arg(&db).ok();
+        t.lb()
+            .args(["snapshot", "--no-exports", "-q"])
+            .arg(&db)
+            .ok();
     }
 }

@@ -65,10 +65,7 @@ impl ChunkLoc {
 
     /// Decodes [`ChunkLoc::encode`]'s output; `pack` turns the pack number
     /// into the pack's id (`None`: a number the index does not list, refused).
-    pub fn decode(
-        b: &[u8],
-        pack: impl FnOnce(u32) -> Option<PackId>,
-    ) -> Result<Self, DecodeError> {
+    pub fn decode(b: &[u8], pack: impl FnOnce(u32) -> Option<PackId>) -> Result<Self, DecodeError> {
         if b.len() != LOC_LEN {
             return Err(DecodeError::Truncated("chunk location"));
         }
@@ -77,7 +74,9 @@ impl ChunkLoc {
         off[..6].copy_from_slice(&b[4..10]);
         let pack_no = u32_at(0);
         let pack = pack(pack_no).ok_or_else(|| {
-            DecodeError::Invalid(format!("chunk location names pack number {pack_no}, not listed"))
+            DecodeError::Invalid(format!(
+                "chunk location names pack number {pack_no}, not listed"
+            ))
         })?;
         let loc = ChunkLoc {
             pack,
@@ -132,7 +131,10 @@ mod tests {
             ..loc
         };
         assert!(far.encode(7).is_none());
-        assert!(ChunkLoc::decode(&b, |_| None).is_err(), "unknown pack number");
+        assert!(
+            ChunkLoc::decode(&b, |_| None).is_err(),
+            "unknown pack number"
+        );
         assert!(ChunkLoc::decode(&b[..27], pack_of).is_err());
     }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::error::{Error, Result};
-use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::format::chunkloc::LOC_LEN;
+use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::store::ChunkLoc;
 
 pub mod guard;
@@ -288,7 +288,9 @@ impl Index {
                         None => {
                             let no = next;
                             next = next.checked_add(1).ok_or_else(|| {
-                                Error::index("pack numbers exhausted: run `repair index`".to_string())
+                                Error::index(
+                                    "pack numbers exhausted: run `repair index`".to_string(),
+                                )
                             })?;
                             pack_ids.insert(no, id.0)?;
                             no
@@ -493,7 +495,7 @@ impl IndexReader {
                 ChunkLoc::decode(&b, |_| pack)
             }
             .map(Some)
-                .map_err(|e| Error::index(format!("entry for chunk {}: {e}", id.short()))),
+            .map_err(|e| Error::index(format!("entry for chunk {}: {e}", id.short()))),
         })
     }
 
@@ -629,8 +631,14 @@ mod tests {
             {
                 let old_chunks: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
                 let old_packs: TableDefinition<[u8; 32], u64> = TableDefinition::new("packs");
-                txn.open_table(old_chunks).expect("chunks").insert([1; 32], &[0u8; 58][..]).expect("put");
-                txn.open_table(old_packs).expect("packs").insert([2; 32], 99).expect("put");
+                txn.open_table(old_chunks)
+                    .expect("chunks")
+                    .insert([1; 32], &[0u8; 58][..])
+                    .expect("put");
+                txn.open_table(old_packs)
+                    .expect("packs")
+                    .insert([2; 32], 99)
+                    .expect("put");
                 let mut meta = txn.open_table(META).expect("meta");
                 meta.insert("version", &[2u8][..]).expect("put");
                 meta.insert(REFS_COMPLETE, &[1u8][..]).expect("put");
@@ -649,7 +657,14 @@ mod tests {
                 ..Default::default()
             })
             .expect("apply");
-        assert_eq!(index.reader().expect("r").get(&ChunkId([1; 32])).expect("get"), Some(loc_in(2, 3)));
+        assert_eq!(
+            index
+                .reader()
+                .expect("r")
+                .get(&ChunkId([1; 32]))
+                .expect("get"),
+            Some(loc_in(2, 3))
+        );
     }
 
     /// Pack numbers are assigned once, never reused after a pack is removed,
