@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::error::{Error, Result};
+use crate::format::chunkloc::LOC_LEN;
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::store::ChunkLoc;
 
@@ -17,17 +18,26 @@ pub mod guard;
 pub mod overlay;
 use guard::guarded;
 
-const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
-const PACKS: TableDefinition<[u8; 32], u64> = TableDefinition::new("packs");
+const CHUNKS: TableDefinition<[u8; 32], [u8; LOC_LEN]> = TableDefinition::new("chunks");
+/// Pack id → pack number (u32 LE) and file size (u64 LE).
+const PACKS: TableDefinition<[u8; 32], [u8; 12]> = TableDefinition::new("packs");
+/// Pack number → pack id (what chunk locations name).
+const PACK_IDS: TableDefinition<u32, [u8; 32]> = TableDefinition::new("pack_ids");
 const SNAPSHOTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("snapshots");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// Meta key of [`Index::refs_complete`]: `[1]` or absent = complete, `[0]` = not known.
 const REFS_COMPLETE: &str = "refs_complete";
 
+/// Meta key of the next pack number to assign (u32 LE; absent = 0). Numbers
+/// only grow and are never reused, so a stale location can never name another
+/// pack than the one it was written for.
+const NEXT_PACK: &str = "next_pack";
+
 /// Version of the index's own layout; an index of another version is emptied
-/// and refilled from the files. 2: snapshots hold the whole record file.
-pub const INDEX_VERSION: u8 = 2;
+/// and refilled from the files. 2: snapshots hold the whole record file;
+/// 3: chunk locations name packs by number (28-byte fixed-width values).
+pub const INDEX_VERSION: u8 = 3;
 
 /// The open index.
 pub struct Index {
@@ -172,8 +182,10 @@ impl Index {
                 Some([INDEX_VERSION]) => {}
                 Some(_) => {
                     // Another layout: empty it; opening the repository refills it.
+                    // Tables are deleted by name, whatever their old types.
                     txn.delete_table(CHUNKS)?;
                     txn.delete_table(PACKS)?;
+                    txn.delete_table(PACK_IDS)?;
                     txn.delete_table(SNAPSHOTS)?;
                     meta.insert("version", &[INDEX_VERSION][..])?;
                     meta.insert(REFS_COMPLETE, &[0][..])?;
@@ -181,6 +193,7 @@ impl Index {
             }
             txn.open_table(CHUNKS)?;
             txn.open_table(PACKS)?;
+            txn.open_table(PACK_IDS)?;
             txn.open_table(SNAPSHOTS)?;
         }
         txn.commit()?;
@@ -195,6 +208,9 @@ impl Index {
         let txn = self.db.begin_read()?;
         txn.open_table(CHUNKS)?.len()?;
         for row in txn.open_table(PACKS)?.iter()? {
+            row?;
+        }
+        for row in txn.open_table(PACK_IDS)?.iter()? {
             row?;
         }
         for row in txn.open_table(SNAPSHOTS)?.iter()? {
@@ -215,6 +231,7 @@ impl Index {
         Ok(current
             && txn.open_table(CHUNKS).is_ok()
             && txn.open_table(PACKS).is_ok()
+            && txn.open_table(PACK_IDS).is_ok()
             && txn.open_table(SNAPSHOTS).is_ok())
     }
 
@@ -228,7 +245,8 @@ impl Index {
         guarded("reading the index", || {
             let txn = self.db.begin_read()?;
             let chunks = txn.open_table(CHUNKS)?;
-            Ok(IndexReader { chunks })
+            let pack_ids = txn.open_table(PACK_IDS)?;
+            Ok(IndexReader { chunks, pack_ids })
         })
     }
 
@@ -246,15 +264,67 @@ impl Index {
                 for id in &update.remove_chunks {
                     chunks.remove(id.0)?;
                 }
-                for (id, loc) in &update.chunks {
-                    chunks.insert(id.0, &loc.encode()[..])?;
-                }
                 let mut packs = txn.open_table(PACKS)?;
+                let mut pack_ids = txn.open_table(PACK_IDS)?;
+                let mut meta = txn.open_table(META)?;
                 for id in &update.remove_packs {
-                    packs.remove(id.0)?;
+                    if let Some(v) = packs.remove(id.0)? {
+                        let (no, _) = pack_entry(&v.value());
+                        drop(v);
+                        pack_ids.remove(no)?;
+                    }
                 }
+                let mut next = match meta.get(NEXT_PACK)? {
+                    Some(v) => u32::from_le_bytes(v.value().try_into().map_err(|_| {
+                        Error::index("bad entry: next pack number is not 4 bytes".to_string())
+                    })?),
+                    None => 0,
+                };
+                let start = next;
                 for (id, size) in &update.packs {
-                    packs.insert(id.0, *size)?;
+                    let known = packs.get(id.0)?.map(|v| pack_entry(&v.value()).0);
+                    let no = match known {
+                        Some(no) => no,
+                        None => {
+                            let no = next;
+                            next = next.checked_add(1).ok_or_else(|| {
+                                Error::index(
+                                    "pack numbers exhausted: run `repair index`".to_string(),
+                                )
+                            })?;
+                            pack_ids.insert(no, id.0)?;
+                            no
+                        }
+                    };
+                    let mut v = [0u8; 12];
+                    v[..4].copy_from_slice(&no.to_le_bytes());
+                    v[4..].copy_from_slice(&size.to_le_bytes());
+                    packs.insert(id.0, v)?;
+                }
+                if next != start {
+                    meta.insert(NEXT_PACK, &next.to_le_bytes()[..])?;
+                }
+                let mut last: Option<(PackId, u32)> = None;
+                for (id, loc) in &update.chunks {
+                    let no = match last {
+                        Some((p, no)) if p == loc.pack => no,
+                        _ => {
+                            let no = packs.get(loc.pack.0)?.map(|v| pack_entry(&v.value()).0);
+                            let no = no.ok_or_else(|| {
+                                Error::index(format!(
+                                    "chunk {} located in pack {}, which is not indexed",
+                                    id.short(),
+                                    loc.pack.short()
+                                ))
+                            })?;
+                            last = Some((loc.pack, no));
+                            no
+                        }
+                    };
+                    let bytes = loc.encode(no).ok_or_else(|| {
+                        Error::index(format!("chunk {}: frame offset too large", id.short()))
+                    })?;
+                    chunks.insert(id.0, bytes)?;
                 }
                 let mut snaps = txn.open_table(SNAPSHOTS)?;
                 for (id, rec) in &update.snapshots {
@@ -264,7 +334,6 @@ impl Index {
                     snaps.remove(id.0)?;
                 }
                 if let Some(complete) = update.refs_complete {
-                    let mut meta = txn.open_table(META)?;
                     meta.insert(REFS_COMPLETE, &[u8::from(complete)][..])?;
                 }
             }
@@ -308,9 +377,11 @@ impl Index {
             let txn = self.db.begin_write()?;
             txn.delete_table(CHUNKS)?;
             txn.delete_table(PACKS)?;
+            txn.delete_table(PACK_IDS)?;
             txn.delete_table(SNAPSHOTS)?;
             txn.open_table(CHUNKS)?;
             txn.open_table(PACKS)?;
+            txn.open_table(PACK_IDS)?;
             txn.open_table(SNAPSHOTS)?;
             txn.commit()?;
             Ok(())
@@ -339,7 +410,7 @@ impl Index {
             let mut out = Vec::new();
             for row in t.iter()? {
                 let (k, v) = row?;
-                out.push((PackId(k.value()), v.value()));
+                out.push((PackId(k.value()), pack_entry(&v.value()).1));
             }
             Ok(out)
         })
@@ -373,10 +444,15 @@ impl Index {
     pub fn for_each_chunk(&self, f: &mut dyn FnMut(ChunkId, ChunkLoc) -> Result<()>) -> Result<()> {
         guarded("reading the index", || {
             let txn = self.db.begin_read()?;
+            let mut ids = std::collections::HashMap::new();
+            for row in txn.open_table(PACK_IDS)?.iter()? {
+                let (k, v) = row?;
+                ids.insert(k.value(), PackId(v.value()));
+            }
             let t = txn.open_table(CHUNKS)?;
             for row in t.iter()? {
                 let (k, v) = row?;
-                let loc = ChunkLoc::decode(v.value())
+                let loc = ChunkLoc::decode(&v.value(), |no| ids.get(&no).copied())
                     .map_err(|e| Error::index(format!("bad entry: {e}")))?;
                 f(ChunkId(k.value()), loc)?;
             }
@@ -392,9 +468,19 @@ fn preallocate(path: &Path) {
     crate::platform::preallocate(path);
 }
 
+/// A pack entry's number and size.
+fn pack_entry(v: &[u8; 12]) -> (u32, u64) {
+    let mut no = [0u8; 4];
+    no.copy_from_slice(&v[..4]);
+    let mut size = [0u8; 8];
+    size.copy_from_slice(&v[4..]);
+    (u32::from_le_bytes(no), u64::from_le_bytes(size))
+}
+
 /// A read transaction over the chunk table.
 pub struct IndexReader {
-    chunks: redb::ReadOnlyTable<[u8; 32], &'static [u8]>,
+    chunks: redb::ReadOnlyTable<[u8; 32], [u8; LOC_LEN]>,
+    pack_ids: redb::ReadOnlyTable<u32, [u8; 32]>,
 }
 
 impl IndexReader {
@@ -402,9 +488,14 @@ impl IndexReader {
     pub fn get(&self, id: &ChunkId) -> Result<Option<ChunkLoc>> {
         guarded("reading the index", || match self.chunks.get(id.0)? {
             None => Ok(None),
-            Some(v) => ChunkLoc::decode(v.value())
-                .map(Some)
-                .map_err(|e| Error::index(format!("entry for chunk {}: {e}", id.short()))),
+            Some(v) => {
+                let b = v.value();
+                let no = ChunkLoc::pack_no(&b).unwrap_or(u32::MAX);
+                let pack = self.pack_ids.get(no)?.map(|p| PackId(p.value()));
+                ChunkLoc::decode(&b, |_| pack)
+            }
+            .map(Some)
+            .map_err(|e| Error::index(format!("entry for chunk {}: {e}", id.short()))),
         })
     }
 
@@ -525,6 +616,98 @@ mod tests {
             let outcome = std::panic::catch_unwind(|| probe(&path).map_err(|e| e.to_string()));
             prop_assert!(outcome.is_ok(), "probe panicked on {:?}", d);
         }
+    }
+
+    /// An index of layout 2 (58-byte locations naming pack ids, `packs`
+    /// holding bare sizes) is emptied on open, whatever its tables' types, and
+    /// marked for a refill from the files.
+    #[test]
+    fn old_layout_index_is_emptied_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.redb");
+        {
+            let db = redb::Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("txn");
+            {
+                let old_chunks: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
+                let old_packs: TableDefinition<[u8; 32], u64> = TableDefinition::new("packs");
+                txn.open_table(old_chunks)
+                    .expect("chunks")
+                    .insert([1; 32], &[0u8; 58][..])
+                    .expect("put");
+                txn.open_table(old_packs)
+                    .expect("packs")
+                    .insert([2; 32], 99)
+                    .expect("put");
+                let mut meta = txn.open_table(META).expect("meta");
+                meta.insert("version", &[2u8][..]).expect("put");
+                meta.insert(REFS_COMPLETE, &[1u8][..]).expect("put");
+            }
+            txn.commit().expect("commit");
+        }
+        let index = Index::open(&path).expect("open");
+        assert!(index.is_current().expect("current"));
+        assert_eq!(index.chunk_count().expect("count"), 0);
+        assert!(index.packs().expect("packs").is_empty());
+        assert!(!index.refs_complete().expect("flag"), "must be refilled");
+        index
+            .apply(&IndexUpdate {
+                packs: vec![(PackId([2; 32]), 7)],
+                chunks: vec![(ChunkId([1; 32]), loc_in(2, 3))],
+                ..Default::default()
+            })
+            .expect("apply");
+        assert_eq!(
+            index
+                .reader()
+                .expect("r")
+                .get(&ChunkId([1; 32]))
+                .expect("get"),
+            Some(loc_in(2, 3))
+        );
+    }
+
+    /// Pack numbers are assigned once, never reused after a pack is removed,
+    /// and a chunk naming a pack the index does not list is refused.
+    #[test]
+    fn pack_numbers_are_never_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(&dir.path().join("index.redb")).expect("open");
+        let add = |p: u8| IndexUpdate {
+            packs: vec![(PackId([p; 32]), 10)],
+            chunks: vec![(ChunkId([p; 32]), loc_in(p, 1))],
+            ..Default::default()
+        };
+        index.apply(&add(1)).expect("1");
+        index
+            .apply(&IndexUpdate {
+                remove_chunks: vec![ChunkId([1; 32])],
+                remove_packs: vec![PackId([1; 32])],
+                ..Default::default()
+            })
+            .expect("drop 1");
+        index.apply(&add(2)).expect("2");
+        index.apply(&add(1)).expect("1 again");
+        let txn = index.db.begin_read().expect("read");
+        let ids = txn.open_table(PACK_IDS).expect("ids");
+        let numbers: Vec<(u32, [u8; 32])> = ids
+            .iter()
+            .expect("iter")
+            .map(|r| {
+                let (k, v) = r.expect("row");
+                (k.value(), v.value())
+            })
+            .collect();
+        assert_eq!(numbers, vec![(1, [2; 32]), (2, [1; 32])]);
+        drop((ids, txn));
+        let r = index.reader().expect("reader");
+        assert_eq!(r.get(&ChunkId([1; 32])).expect("get"), Some(loc_in(1, 1)));
+        drop(r);
+        let orphan = IndexUpdate {
+            chunks: vec![(ChunkId([5; 32]), loc_in(5, 1))],
+            ..Default::default()
+        };
+        assert!(index.apply(&orphan).is_err(), "a chunk in an unlisted pack");
     }
 
     #[test]

@@ -40,6 +40,12 @@ const REPACK_BATCH: usize = 4 << 20;
 /// together, interleaved with the data written in the same session).
 const NODE_FRAME_CACHE: usize = 16;
 
+/// Packs under this size are consolidated by prune ([`PackTally::decide`]):
+/// a quarter of the pack target (2 MiB by default).
+pub(crate) fn small_pack_bytes(config: &crate::format::records::Config) -> u64 {
+    u64::from(config.pack_target) / 4
+}
+
 /// What prune does with a pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,7 +54,8 @@ pub enum PackAction {
     Keep,
     /// No live chunk: delete the file.
     Delete,
-    /// Too much dead data: copy the live chunks into new packs, then delete it.
+    /// Too much dead data, or a small pack consolidated with others: copy the
+    /// live chunks into new packs, then delete it.
     Repack,
 }
 
@@ -221,7 +228,20 @@ impl PackTally {
     /// deleted; one whose dead stored bytes exceed `max_unused` percent of its
     /// size is repacked. Dead bytes are the raw dead share of each frame applied
     /// to its stored length (chunks of one frame compress together).
-    pub(crate) fn decide(&self, packs: &[(PackId, u64)], max_unused: f64) -> Vec<PackPlan> {
+    ///
+    /// Small packs are consolidated: when packs under `small` bytes that would
+    /// be kept, together with the packs repacked anyway, number two or more,
+    /// the small ones are repacked too, so their live chunks end up together
+    /// in full-size packs (each snapshot writes at least one pack; without
+    /// this the pack count would grow with the number of snapshots). A run of
+    /// prunes rewrites at most one not-yet-full pack each time beyond the new
+    /// small ones, so the bytes rewritten stay bounded by `small` per prune.
+    pub(crate) fn decide(
+        &self,
+        packs: &[(PackId, u64)],
+        max_unused: f64,
+        small: u64,
+    ) -> Vec<PackPlan> {
         let mut out = Vec::with_capacity(packs.len());
         for (id, size) in packs {
             let (mut used, mut unused, mut live_chunks) = (0u64, 0u64, 0u64);
@@ -252,6 +272,18 @@ impl PackTally {
                 live_chunks,
                 action,
             });
+        }
+        let is_small = |p: &PackPlan| p.action == PackAction::Keep && p.size < small;
+        let merging = out
+            .iter()
+            .filter(|p| is_small(p) || p.action == PackAction::Repack)
+            .count();
+        if merging >= 2 {
+            for p in &mut out {
+                if is_small(p) {
+                    p.action = PackAction::Repack;
+                }
+            }
         }
         out.sort_by_key(|p| p.id);
         out
@@ -360,7 +392,7 @@ impl Repository {
             chunks_stored += 1;
             Ok(())
         })?;
-        let decisions = tally.decide(&packs, max_unused);
+        let decisions = tally.decide(&packs, max_unused, small_pack_bytes(self.store.config()));
         drop(tally);
         let action: HashMap<PackId, PackAction> =
             decisions.iter().map(|p| (p.id, p.action)).collect();
@@ -626,7 +658,7 @@ mod tests {
             t.add(l, *live);
         }
         let packs: Vec<_> = packs.iter().map(|(p, s)| (PackId([*p; 32]), *s)).collect();
-        t.decide(&packs, max)
+        t.decide(&packs, max, 0)
     }
 
     #[test]
@@ -671,6 +703,30 @@ mod tests {
         let p = decide(&entries, &packs, 0.0);
         assert_eq!(p[0].action, PackAction::Keep);
         assert_eq!(p[2].action, PackAction::Repack);
+    }
+
+    /// Issue #10 item 8: small packs that would be kept are repacked together
+    /// once there are two of them (or one beside a pack repacked anyway); a
+    /// lone small pack, and full-size packs, are left alone.
+    #[test]
+    fn small_packs_are_consolidated() {
+        let mut t = PackTally::default();
+        for p in 1..=4u8 {
+            t.add(&loc(p, 16, 100, 4000, 4000), true);
+        }
+        let ids = |v: &[(u8, u64)]| -> Vec<(PackId, u64)> {
+            v.iter().map(|(p, s)| (PackId([*p; 32]), *s)).collect()
+        };
+        let acts = |v: Vec<PackPlan>| v.into_iter().map(|p| p.action).collect::<Vec<_>>();
+        let p = t.decide(&ids(&[(1, 200), (2, 200), (3, 5000)]), 10.0, 1000);
+        assert_eq!(
+            acts(p),
+            vec![PackAction::Repack, PackAction::Repack, PackAction::Keep]
+        );
+        let p = t.decide(&ids(&[(1, 200), (3, 5000)]), 10.0, 1000);
+        assert_eq!(acts(p), vec![PackAction::Keep, PackAction::Keep]);
+        let p = t.decide(&ids(&[(1, 200), (2, 200)]), 10.0, 0);
+        assert_eq!(acts(p), vec![PackAction::Keep, PackAction::Keep]);
     }
 
     #[test]

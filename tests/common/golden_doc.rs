@@ -759,22 +759,22 @@ fn describe_pack(bytes: &[u8]) -> Result<String, String> {
 }
 
 fn describe_location(b: &[u8]) -> Result<String, String> {
-    if b.len() != 58 {
-        return Err(format!("a location is 58 bytes, not {}", b.len()));
+    if b.len() != 28 {
+        return Err(format!("a location is 28 bytes, not {}", b.len()));
     }
     let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     let mut off = [0u8; 8];
-    off.copy_from_slice(&b[32..40]);
+    off[..6].copy_from_slice(&b[4..10]);
     Ok(format!(
-        "pack id: {}\nframe offset: {}\nframe stored length: {}\nframe raw length: {}\n\
+        "pack number: {}\nframe offset: {}\nframe stored length: {}\nframe raw length: {}\n\
          compression: {}\noffset in frame: {}\nchunk length: {}\nchunk kind: {}\n",
-        hex::encode(&b[..32]),
+        u32_at(0),
         u64::from_le_bytes(off),
-        u32_at(40),
-        u32_at(44),
-        b[48],
-        u32_at(49),
-        u32_at(53),
-        b[57]
+        u32_at(10),
+        u32_at(14),
+        b[18],
+        u32_at(19),
+        u32_at(23),
+        b[27]
     ))
 }
