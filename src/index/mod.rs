@@ -28,6 +28,13 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// Meta key of [`Index::refs_complete`]: `[1]` or absent = complete, `[0]` = not known.
 const REFS_COMPLETE: &str = "refs_complete";
+/// `meta` key: the index file's length after its last compaction (u64 LE).
+const COMPACTED_LEN: &str = "compacted_len";
+/// Growth past the length after the last compaction that makes
+/// [`Index::compact_if_grown`] compact: a quarter of it, at least 1 MiB.
+fn compaction_slack(compacted_len: u64) -> u64 {
+    (compacted_len / 4).max(1 << 20)
+}
 
 /// Meta key of the next pack number to assign (u32 LE; absent = 0). Numbers
 /// only grow and are never reused, so a stale location can never name another
@@ -366,9 +373,42 @@ impl Index {
     pub fn compact(&mut self) -> Result<()> {
         guarded("compacting the index", || {
             while self.db.compact().map_err(Error::from)? {}
+            // Remember the compacted length, so later snapshots compact only
+            // when the file has grown well past it (`compact_if_grown`).
+            if let Ok(len) = std::fs::metadata(&self.path).map(|m| m.len()) {
+                let txn = self.db.begin_write()?;
+                {
+                    let mut meta = txn.open_table(META)?;
+                    meta.insert(COMPACTED_LEN, &len.to_le_bytes()[..])?;
+                }
+                txn.commit()?;
+            }
             preallocate(&self.path);
             Ok(())
         })
+    }
+
+    /// [`Index::compact`], only when the file has grown by more than a quarter
+    /// (at least 1 MiB) since its last compaction, or was never compacted.
+    /// Compacting rewrites the whole index, so doing it after every small
+    /// snapshot made a snapshot's time grow with the history; redb reuses the
+    /// pages its commits free, so small snapshots rarely grow the file.
+    /// Returns whether it compacted.
+    pub fn compact_if_grown(&mut self) -> Result<bool> {
+        let len = std::fs::metadata(&self.path)
+            .map_err(|e| Error::io("reading the size of", &self.path, e))?
+            .len();
+        let last = guarded("reading the index", || {
+            let txn = self.db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let v = meta.get(COMPACTED_LEN)?.map(|v| v.value().to_vec());
+            Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(u64::from_le_bytes))
+        })?;
+        match last {
+            Some(last) if len <= last.saturating_add(compaction_slack(last)) => Ok(false),
+            _ => self.compact().map(|()| true),
+        }
     }
 
     /// Removes everything (before a rebuild).

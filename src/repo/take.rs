@@ -54,10 +54,12 @@ pub struct SnapshotSummary {
     pub unchanged: bool,
 }
 
-/// A snapshot that added at least this many chunks compacts the index after it.
-/// redb copies the pages a commit changes and grows its file by doubling, so
-/// without compaction the index of a 1 GB database grew to several times its live
-/// size (BENCHMARKS.md); compacting costs little next to the snapshot.
+/// A snapshot that added at least this many chunks compacts the index after it
+/// when the index file has grown well past its last compacted length
+/// ([`crate::index::Index::compact_if_grown`]). redb copies the pages a commit
+/// changes and grows its file by doubling, so without compaction the index of a
+/// 1 GB database grew to several times its live size (BENCHMARKS.md); compacting
+/// after every snapshot, though, made a small snapshot's time grow with history.
 const COMPACT_AFTER_CHUNKS: u64 = 1;
 
 /// Bytes of chunks sent per batch from the capture thread.
@@ -525,7 +527,7 @@ impl Repository {
             // The snapshot is committed: compaction only returns space, so a
             // failure here must not report the snapshot as failed.
             progress.phase(&PhaseInfo::new(Phase::CompactIndex));
-            let _ = self.index.compact();
+            let _ = self.index.compact_if_grown();
         }
         let snapshot = Snapshot { id, record };
         if extra.reused_exports {

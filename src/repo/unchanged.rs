@@ -129,9 +129,10 @@ impl Repository {
             ..Default::default()
         })?;
         drop(reader);
-        // As after a capture: without compaction redb's copy-on-write commit
-        // grows the index by tens of KiB (the snapshot stands whatever this does).
-        let _ = self.index.compact();
+        // As after a capture: compact when redb's copy-on-write commits have
+        // grown the file well past its last compaction (the snapshot stands
+        // whatever this does).
+        let _ = self.index.compact_if_grown();
         let snapshot = Snapshot { id, record };
         // No row changed. (Best effort: a cache.)
         let _ = self.record_changes(&snapshot, 0);
