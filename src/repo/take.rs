@@ -16,7 +16,7 @@ use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
 use crate::error::{Error, PartialData, Repr, Result, StopCause};
 use crate::export::{self, Table};
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
-use crate::id::{ChunkId, PackId};
+use crate::id::{ChunkId, IdHasher, PackId};
 use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{Phase, PhaseInfo, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
@@ -69,16 +69,19 @@ enum Msg {
         image: bool,
         size_hint: Option<u64>,
     },
-    Chunks(Vec<Vec<u8>>, u64),
+    /// Chunks with their ids (hashed on the capture thread), and their bytes.
+    Chunks(Vec<(ChunkId, Vec<u8>)>, u64),
     End {
         size: u64,
         blake3: [u8; 32],
     },
 }
 
-/// Runs on the capture thread: cuts pieces into chunks, hashes whole files.
+/// Runs on the capture thread: cuts pieces into chunks, hashes each chunk
+/// (its id) and whole files.
 struct ChunkingSink {
     tx: SyncSender<Msg>,
+    ids: IdHasher,
     /// BLAKE3 of the last file finished (the image, when exports start).
     finished: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
     pages: PageChunker,
@@ -86,14 +89,15 @@ struct ChunkingSink {
     page_size: Option<usize>,
     hasher: blake3::Hasher,
     size: u64,
-    batch: Vec<Vec<u8>>,
+    batch: Vec<(ChunkId, Vec<u8>)>,
     batch_bytes: usize,
 }
 
 impl ChunkingSink {
-    fn new(tx: SyncSender<Msg>, page: PageParams, byte: ByteParams) -> Self {
+    fn new(tx: SyncSender<Msg>, ids: IdHasher, page: PageParams, byte: ByteParams) -> Self {
         ChunkingSink {
             tx,
+            ids,
             finished: Default::default(),
             pages: PageChunker::new(page),
             bytes: ByteChunker::new(byte),
@@ -117,6 +121,15 @@ impl ChunkingSink {
             self.send(Msg::Chunks(batch, n))?;
         }
         Ok(())
+    }
+
+    /// Hashes chunks just cut (their ids) and adds them to the batch.
+    fn take_chunks(&mut self, chunks: Vec<Vec<u8>>) {
+        for c in chunks {
+            let id = self.ids.chunk_id(&c);
+            self.batch_bytes += c.len();
+            self.batch.push((id, c));
+        }
     }
 
     fn accept(&mut self, piece: Piece) -> Result<()> {
@@ -143,10 +156,7 @@ impl ChunkingSink {
                     Some(ps) => out.extend(data.chunks(ps).filter_map(|p| self.pages.push(p))),
                     None => self.bytes.push(&data, &mut |c| out.push(c)),
                 }
-                for c in out {
-                    self.batch_bytes += c.len();
-                    self.batch.push(c);
-                }
+                self.take_chunks(out);
                 if self.batch_bytes >= BATCH_BYTES {
                     self.flush()?;
                 }
@@ -158,10 +168,7 @@ impl ChunkingSink {
                     Some(_) => out.extend(self.pages.finish()),
                     None => self.bytes.finish(&mut |c| out.push(c)),
                 }
-                for c in out {
-                    self.batch_bytes += c.len();
-                    self.batch.push(c);
-                }
+                self.take_chunks(out);
                 self.flush()?;
                 let blake3 = *self.hasher.finalize().as_bytes();
                 self.finished.set(Some(blake3));
@@ -373,6 +380,7 @@ impl Repository {
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);
         let (page_params, byte_params) = (config.page_chunker, config.byte_chunker);
+        let id_hasher = self.store.hasher().clone();
         let reuse = parent_snap.as_ref().and_then(|p| {
             let all = Table::all().iter().all(|t| p.file(t.file_name()).is_ok());
             let image = p.image()?;
@@ -393,7 +401,7 @@ impl Repository {
         let (files, info, extra) = std::thread::scope(|s| -> Result<_> {
             let capture_thread = s.spawn(move || {
                 let conn = conn;
-                let mut state = ChunkingSink::new(tx, page_params, byte_params);
+                let mut state = ChunkingSink::new(tx, id_hasher, page_params, byte_params);
                 let finished = state.finished.clone();
                 let mut sink = |piece: Piece| state.accept(piece);
                 let Some(conn) = conn else {
@@ -670,10 +678,13 @@ fn consume(
                 let (_, image, tree) = current
                     .as_mut()
                     .ok_or_else(|| Error::internal("chunks before a file"))?;
+                // A page whose id is the parent's at the same position costs
+                // only its hash: no index lookup, no compression.
                 let entries = match parent.as_mut().filter(|_| *image) {
-                    Some(p) => session
-                        .put_batch_hinted(KIND_DATA, chunks, &mut |id| p.next() == Some(*id))?,
-                    None => session.put_batch(KIND_DATA, chunks)?,
+                    Some(p) => {
+                        session.put_hashed(KIND_DATA, chunks, &mut |id| p.next() == Some(*id))?
+                    }
+                    None => session.put_hashed(KIND_DATA, chunks, &mut |_| false)?,
                 };
                 for e in entries {
                     tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
