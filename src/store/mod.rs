@@ -480,6 +480,50 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_vouched_for_costs_no_lookup_and_no_compression() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ChunkStore::new(
+            Arc::new(LocalBackend::new(dir.path())),
+            crate::repo::default_config(),
+            Cipher::Plain,
+        );
+        let lookups = std::cell::Cell::new(0);
+        let mut session = WriteSession::new(
+            &store,
+            Box::new(|_| {
+                lookups.set(lookups.get() + 1);
+                Ok(false)
+            }),
+        );
+        let pages: Vec<(ChunkId, Vec<u8>)> = (0..10u8)
+            .map(|i| {
+                let page = vec![i; 4096];
+                (store.hasher().chunk_id(&page), page)
+            })
+            .collect();
+        let parent: Vec<ChunkId> = pages.iter().map(|(id, _)| *id).collect();
+        // The parent had the same pages but the 4th and 8th.
+        let mut hint = parent.into_iter().enumerate().map(|(i, id)| {
+            if i == 3 || i == 7 {
+                ChunkId([9; 32])
+            } else {
+                id
+            }
+        });
+        let entries = session
+            .put_hashed(KIND_DATA, pages.clone(), &mut |id| hint.next() == Some(*id))
+            .expect("put");
+        assert_eq!(entries.len(), 10);
+        assert!(entries
+            .iter()
+            .zip(&pages)
+            .all(|(e, (id, p))| e.id == *id && e.len == p.len() as u64));
+        assert_eq!(lookups.get(), 2, "only the changed pages are looked up");
+        let added = session.finish().expect("finish");
+        assert_eq!(added.chunks_added, 2, "only the changed pages are stored");
+    }
+
+    #[test]
     fn pipelined_session_writes_the_bytes_of_a_sequential_one() {
         for cipher in [
             Cipher::Plain,
