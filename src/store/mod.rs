@@ -222,7 +222,7 @@ impl<'a> WriteSession<'a> {
 
     /// Compresses every frame on the caller's thread, one at a time (tests: the
     /// pipelined session must write the same bytes).
-    #[cfg(any(test, feature = "internals"))]
+    #[cfg(test)]
     pub fn sequential(mut self) -> Self {
         self.depth = 0;
         self
@@ -410,8 +410,11 @@ mod tests {
     use super::*;
     use crate::backend::LocalBackend;
 
+    /// A pack file's path under the repository and its bytes.
+    type PackFile = (std::path::PathBuf, Vec<u8>);
+
     /// Every pack file under `root`, by path, with its bytes.
-    fn packs(root: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    fn packs(root: &std::path::Path) -> Vec<PackFile> {
         let mut out = Vec::new();
         let mut stack = vec![root.to_path_buf()];
         while let Some(dir) = stack.pop() {
@@ -431,10 +434,7 @@ mod tests {
 
     /// Writes the same chunks (some repeated, some compressible, tree nodes
     /// between) through a session; returns what it added and the packs.
-    fn write(
-        sequential: bool,
-        cipher: &Cipher,
-    ) -> (Vec<(ChunkId, ChunkLoc)>, Vec<(std::path::PathBuf, Vec<u8>)>) {
+    fn write(sequential: bool, cipher: &Cipher) -> (Vec<(ChunkId, ChunkLoc)>, Vec<PackFile>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = crate::repo::default_config();
         config.frame_target = 16 << 10;
@@ -458,7 +458,7 @@ mod tests {
                             x = x
                                 .wrapping_mul(6364136223846793005)
                                 .wrapping_add(1442695040888963407);
-                            if (i + j as u64) % 3 == 0 {
+                            if (i + j as u64).is_multiple_of(3) {
                                 (x >> 56) as u8
                             } else {
                                 (j % 7) as u8
@@ -544,7 +544,7 @@ mod tests {
                 assert!(locs_a == locs_b, "same packs");
                 assert!(packs_a == packs_b, "same pack bytes");
             } else {
-                let names = |p: &[(std::path::PathBuf, Vec<u8>)]| {
+                let names = |p: &[PackFile]| {
                     let mut v: Vec<usize> = p.iter().map(|(_, b)| b.len()).collect();
                     v.sort();
                     v
