@@ -162,7 +162,7 @@ fn pack_capacity(config: &Config) -> usize {
 
 /// Frames being compressed at once (on rayon's pool) while the caller keeps
 /// hashing and cutting the next ones: bounds memory to a few frames in flight.
-const FRAMES_IN_FLIGHT: usize = 4;
+const FRAMES_IN_FLIGHT: usize = 2;
 
 /// A frame handed to the pool: its chunks, and the receiver of
 /// `(raw length, compression, stored bytes)`.
