@@ -171,6 +171,14 @@ type InFlight = (
     std::sync::mpsc::Receiver<(usize, Compression, Vec<u8>)>,
 );
 
+/// Runs a compression job, catching a panic: on rayon's pool a panic would
+/// abort the process; caught, the job's sender is dropped unsent and the
+/// session reports "a compression job panicked" (an internal error) instead.
+fn caught(job: impl FnOnce()) {
+    // The job owns everything it touches; nothing is observed half-updated.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+}
+
 /// Adds chunks to the store, skipping those that exist. Packs are written
 /// (atomically) as they fill; nothing references them until the caller commits
 /// the index and a snapshot record.
@@ -312,9 +320,9 @@ impl<'a> WriteSession<'a> {
             let _ = tx.send((raw_len, kind, stored));
         };
         if self.depth == 0 {
-            job();
+            caught(job);
         } else {
-            rayon::spawn(job);
+            rayon::spawn(move || caught(job));
         }
         self.in_flight.push_back((descs, rx));
         while self.in_flight.len() > self.depth {
@@ -477,6 +485,20 @@ mod tests {
         }
         let added = session.finish().expect("finish");
         (added.locations, packs(dir.path()))
+    }
+
+    #[test]
+    fn a_panicking_compression_job_is_an_error_not_an_abort() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Compression, Vec<u8>)>(1);
+        rayon::spawn(move || {
+            caught(move || {
+                let _tx = tx;
+                panic!("injected");
+            })
+        });
+        assert!(rx.recv().is_err(), "the sender is dropped unsent");
+        // The pool is still alive.
+        assert_eq!(rayon::join(|| 1, || 2), (1, 2));
     }
 
     #[test]
