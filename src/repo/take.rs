@@ -15,7 +15,7 @@ use super::Repository;
 use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
 use crate::error::{Error, PartialData, Repr, Result, StopCause};
 use crate::export::{self, Table};
-use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
+use crate::format::{ChecksumKind, FileEntry, FileHasher, FileKind, SnapshotRecord, SqliteInfo};
 use crate::id::{ChunkId, IdHasher, PackId};
 use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{Phase, PhaseInfo, Progress};
@@ -78,23 +78,31 @@ enum Msg {
 }
 
 /// Runs on the capture thread: cuts pieces into chunks, hashes each chunk
-/// (its id) and whole files.
+/// (its id) and computes each file's checksum: from the ids in format 2 (each
+/// byte hashed once), from the bytes in format 1.
 struct ChunkingSink {
     tx: SyncSender<Msg>,
     ids: IdHasher,
-    /// BLAKE3 of the last file finished (the image, when exports start).
+    /// Checksum of the last file finished (the image, when exports start).
     finished: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
     pages: PageChunker,
     bytes: ByteChunker,
     page_size: Option<usize>,
-    hasher: blake3::Hasher,
+    checksum: ChecksumKind,
+    hasher: FileHasher,
     size: u64,
     batch: Vec<(ChunkId, Vec<u8>)>,
     batch_bytes: usize,
 }
 
 impl ChunkingSink {
-    fn new(tx: SyncSender<Msg>, ids: IdHasher, page: PageParams, byte: ByteParams) -> Self {
+    fn new(
+        tx: SyncSender<Msg>,
+        ids: IdHasher,
+        checksum: ChecksumKind,
+        page: PageParams,
+        byte: ByteParams,
+    ) -> Self {
         ChunkingSink {
             tx,
             ids,
@@ -102,7 +110,8 @@ impl ChunkingSink {
             pages: PageChunker::new(page),
             bytes: ByteChunker::new(byte),
             page_size: None,
-            hasher: blake3::Hasher::new(),
+            checksum,
+            hasher: FileHasher::new(checksum),
             size: 0,
             batch: Vec::new(),
             batch_bytes: 0,
@@ -123,10 +132,12 @@ impl ChunkingSink {
         Ok(())
     }
 
-    /// Hashes chunks just cut (their ids) and adds them to the batch.
+    /// Hashes chunks just cut (their ids; in format 2 the file's checksum
+    /// follows from them) and adds them to the batch.
     fn take_chunks(&mut self, chunks: Vec<Vec<u8>>) {
         for c in chunks {
             let id = self.ids.chunk_id(&c);
+            self.hasher.chunk(&id, c.len() as u64);
             self.batch_bytes += c.len();
             self.batch.push((id, c));
         }
@@ -140,7 +151,7 @@ impl ChunkingSink {
                 size_hint,
             } => {
                 self.page_size = page_size.map(|p| p as usize);
-                self.hasher = blake3::Hasher::new();
+                self.hasher = FileHasher::new(self.checksum);
                 self.size = 0;
                 self.send(Msg::Begin {
                     name,
@@ -149,7 +160,7 @@ impl ChunkingSink {
                 })
             }
             Piece::Data(data) => {
-                self.hasher.update(&data);
+                self.hasher.data(&data);
                 self.size += data.len() as u64;
                 let mut out = Vec::new();
                 match self.page_size {
@@ -170,7 +181,7 @@ impl ChunkingSink {
                 }
                 self.take_chunks(out);
                 self.flush()?;
-                let blake3 = *self.hasher.finalize().as_bytes();
+                let blake3 = self.hasher.finish();
                 self.finished.set(Some(blake3));
                 self.send(Msg::End {
                     size: self.size,
@@ -381,6 +392,7 @@ impl Repository {
             (&source, &img_name, &timestamp, opts.no_exports);
         let (page_params, byte_params) = (config.page_chunker, config.byte_chunker);
         let id_hasher = self.store.hasher().clone();
+        let checksum = self.store.format().checksum();
         let reuse = parent_snap.as_ref().and_then(|p| {
             let all = Table::all().iter().all(|t| p.file(t.file_name()).is_ok());
             let image = p.image()?;
@@ -401,7 +413,8 @@ impl Repository {
         let (files, info, extra) = std::thread::scope(|s| -> Result<_> {
             let capture_thread = s.spawn(move || {
                 let conn = conn;
-                let mut state = ChunkingSink::new(tx, id_hasher, page_params, byte_params);
+                let mut state =
+                    ChunkingSink::new(tx, id_hasher, checksum, page_params, byte_params);
                 let finished = state.finished.clone();
                 let mut sink = |piece: Piece| state.accept(piece);
                 let Some(conn) = conn else {
@@ -488,6 +501,7 @@ impl Repository {
             FileKind::Manifest,
             manifest_json,
             &config,
+            checksum,
         )?);
 
         let added = session.finish()?;
@@ -507,7 +521,7 @@ impl Repository {
             seq: Some(seq),
             source_state,
         };
-        let (id, file) = snapshot::encode_record(&record, self.store.cipher());
+        let (id, file) = snapshot::encode_record(&record, self.store.cipher(), self.store.format());
         record_id.set(Some(id));
         self.backend_write(&snapshot::snapshot_path(&id), &file)?;
         crate::testhook::point("after-snapshot-file");
@@ -714,20 +728,25 @@ fn consume(
     Ok(files)
 }
 
-/// Stores a small in-memory file (the manifest) and returns its entry.
+/// Stores a small in-memory file (the manifest) and returns its entry, with
+/// the checksum of the repository's format (`checksum`).
 pub(super) fn put_small_file(
     session: &mut WriteSession<'_>,
     name: &str,
     kind: FileKind,
     data: Vec<u8>,
     config: &crate::format::Config,
+    checksum: ChecksumKind,
 ) -> Result<FileEntry> {
     let mut chunks = Vec::new();
     let mut chunker = ByteChunker::new(config.byte_chunker);
     chunker.push(&data, &mut |c| chunks.push(c));
     chunker.finish(&mut |c| chunks.push(c));
     let mut tree = TreeBuilder::new(config.tree_fanout);
+    let mut hasher = FileHasher::new(checksum);
+    hasher.data(&data);
     for e in session.put_batch(KIND_DATA, chunks)? {
+        hasher.chunk(&e.id, e.len);
         tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
     }
     let root = tree.finish(&mut |node| session.put(KIND_TREE, node))?;
@@ -735,7 +754,7 @@ pub(super) fn put_small_file(
         name: name.to_string(),
         kind,
         size: data.len() as u64,
-        blake3: crate::id::blake3_of(&data),
+        blake3: hasher.finish(),
         root,
     })
 }

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::backend::Backend;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Repr, Result};
-use crate::format::{ChunkDesc, Cipher, Config, TreeEntry};
+use crate::format::{ChunkDesc, Cipher, Config, FormatVersion, TreeEntry};
 use crate::id::{ChunkId, IdHasher, PackId};
 pub use access::ChunkReader;
 pub use pack::{pack_path, ChunkLoc};
@@ -36,6 +36,7 @@ pub struct ChunkStore {
     config: Config,
     cipher: Cipher,
     hasher: IdHasher,
+    format: FormatVersion,
 }
 
 impl std::fmt::Debug for ChunkStore {
@@ -47,15 +48,28 @@ impl std::fmt::Debug for ChunkStore {
 }
 
 impl ChunkStore {
-    /// A store over `backend` with the repository's config.
-    pub fn new(backend: Arc<dyn Backend>, config: Config, cipher: Cipher) -> Self {
+    /// A store over `backend` with the repository's config, writing files of
+    /// the repository's `format`.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        cipher: Cipher,
+        format: FormatVersion,
+    ) -> Self {
         let hasher = cipher.id_hasher();
         ChunkStore {
             backend,
             config,
             cipher,
             hasher,
+            format,
         }
+    }
+
+    /// The repository's format: every file written gets it in its envelope,
+    /// and it says what the files' checksums in snapshot records are.
+    pub fn format(&self) -> FormatVersion {
+        self.format
     }
 
     /// How objects are sealed.
@@ -211,6 +225,7 @@ impl<'a> WriteSession<'a> {
             in_flight: Default::default(),
             depth: FRAMES_IN_FLIGHT,
             pack: pack::PackWriter::with_capacity(
+                store.format,
                 store.cipher.flags(),
                 pack_capacity(&store.config),
             ),
@@ -367,6 +382,7 @@ impl<'a> WriteSession<'a> {
 
     fn write_pack(&mut self) -> Result<()> {
         let fresh = pack::PackWriter::with_capacity(
+            self.store.format,
             self.store.cipher.flags(),
             pack_capacity(&self.store.config),
         );
@@ -451,6 +467,7 @@ mod tests {
             Arc::new(LocalBackend::new(dir.path())),
             config,
             cipher.clone(),
+            FormatVersion::NEWEST,
         );
         let mut session = WriteSession::new(&store, Box::new(|_| Ok(false)));
         if sequential {
@@ -508,6 +525,7 @@ mod tests {
             Arc::new(LocalBackend::new(dir.path())),
             crate::repo::default_config(),
             Cipher::Plain,
+            FormatVersion::NEWEST,
         );
         let lookups = std::cell::Cell::new(0);
         let mut session = WriteSession::new(
