@@ -112,10 +112,15 @@ fn doc_example_files_reference_each_other() {
     let len = u32::from_le_bytes(loc[23..27].try_into().expect("4")) as usize;
     let page = &frame[at..at + len];
     assert_eq!(leaf[0].bin(), Some(&blake3::hash(page).as_bytes()[..]));
+    // Format 2 (section 4.2): the chunk-list digest, BLAKE3 of the context
+    // string then each data chunk's id and length (u64 LE).
+    let mut list = b"lumina-backup chunk-list v2\n".to_vec();
+    list.extend_from_slice(blake3::hash(page).as_bytes());
+    list.extend_from_slice(&(len as u64).to_le_bytes());
     assert_eq!(
         file.get("blake3").and_then(Value::bin),
-        Some(&blake3::hash(page).as_bytes()[..]),
-        "one page: the file's BLAKE3 is the chunk's"
+        Some(&blake3::hash(&list).as_bytes()[..]),
+        "the file's checksum is the digest of its one-chunk list"
     );
     assert_eq!(&page[..16], b"SQLite format 3\0");
     assert_eq!(
@@ -188,7 +193,11 @@ fn doc_example_repository_is_read_by_the_binary() {
         .and_then(Value::bin)
         .map(hex::encode)
         .expect("blake3");
-    assert_eq!(common::blake3_file(&out), want);
+    // One 512-byte page: the chunk-list digest of (BLAKE3 of the file, 512).
+    let mut list = b"lumina-backup chunk-list v2\n".to_vec();
+    list.extend_from_slice(&hex::decode(common::blake3_file(&out)).expect("hex"));
+    list.extend_from_slice(&512u64.to_le_bytes());
+    assert_eq!(hex::encode(blake3::hash(&list).as_bytes()), want);
     let uv: i64 = common::open(&out)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("user_version");
@@ -268,10 +277,34 @@ fn copy_fixture(version: u32, name: &str, to: &Path, with_index: bool) {
     }
 }
 
-/// What the fixtures of format 1 hold (tests/fixtures/make-format-fixtures.sh).
-fn check_format_1(name: &str, with_index: bool) {
-    let t = TestDir::new(&format!("fixture-1-{name}"));
-    copy_fixture(1, name, &t.repo(), with_index);
+/// Every file of the repository at `root` but the index and the lock, with
+/// the format version in its envelope.
+fn envelope_versions(root: &Path) -> Vec<(PathBuf, u16)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read dir") {
+            let p = e.expect("entry").path();
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name != "index.redb" && name != "lock" && !name.starts_with('.') {
+                let b = std::fs::read(&p).expect("read");
+                out.push((p, u16::from_le_bytes([b[8], b[9]])));
+            }
+        }
+    }
+    out
+}
+
+/// What the fixtures of format `version` hold
+/// (tests/fixtures/make-format-fixtures.sh).
+fn check_format(version: u16, name: &str, with_index: bool) {
+    let t = TestDir::new(&format!("fixture-{version}-{name}"));
+    copy_fixture(version.into(), name, &t.repo(), with_index);
+    let files = envelope_versions(&t.repo());
+    assert!(files.len() > 5, "{files:?}");
+    assert!(files.iter().all(|(_, v)| *v == version), "{files:?}");
     let lb = || {
         let l = t.lb();
         if name == "encrypted" {
@@ -290,7 +323,10 @@ fn check_format_1(name: &str, with_index: bool) {
     assert_eq!(list[0]["time"], "2026-01-01T10:00:00Z");
     assert_eq!(list[0]["tags"], serde_json::json!(["first"]));
     assert_eq!(list[0]["note"], "fixture snapshot 1");
-    assert_eq!(list[0]["db"], "/tmp/lumina-fixture-1/lumina.db");
+    assert_eq!(
+        list[0]["db"],
+        format!("/tmp/lumina-fixture-{version}/lumina.db")
+    );
     assert_eq!(list[1]["time"], "2026-01-02T10:00:00Z");
     assert_eq!(list[1]["tags"], serde_json::json!(["second"]));
     assert_eq!(
@@ -359,38 +395,96 @@ fn check_format_1(name: &str, with_index: bool) {
     let v = lb().args(["verify", "--read-data"]).json();
     assert_eq!(v["ok"], true, "{name} after a new snapshot: {v}");
     assert_eq!(v["snapshots_checked"], 3);
+    // In the repository's own format (an old repository is upgraded only by
+    // an explicit migrate), and it restores verified (the format's checksum).
+    let files = envelope_versions(&t.repo());
+    assert!(
+        files.iter().all(|(_, v)| *v == version),
+        "{name}: every file still of format {version}: {files:?}"
+    );
+    let list = lb().arg("snapshots").json();
+    let newest = common::id_of(&list.as_array().expect("array")[2]);
+    let out = t.path("newest.db");
+    lb().args(["restore", &newest, "--to"]).arg(&out).ok();
+    assert_eq!(common::blake3_file(&out), common::blake3_file(&db));
+    let show = lb().args(["show", &newest]).json();
+    let files = show["files"].as_array().expect("files");
+    let image = files.iter().find(|f| f["kind"] == "image").expect("image");
+    let whole = common::blake3_file(&db);
+    if version == 1 {
+        assert_eq!(
+            image["blake3"],
+            whole.as_str(),
+            "format 1: BLAKE3 of the file"
+        );
+    } else {
+        assert_ne!(
+            image["blake3"],
+            whole.as_str(),
+            "format 2: the chunk-list digest"
+        );
+    }
 }
 
 /// Issue #9: a format-1 plain repository, with the index it was written with.
 #[test]
 fn format_1_plain_repository_still_reads() {
-    check_format_1("plain", true);
+    check_format(1, "plain", true);
 }
 
 /// Issue #9: a format-1 plain repository without its index (rebuilt from the files).
 #[test]
 fn format_1_plain_repository_reads_without_its_index() {
-    check_format_1("plain", false);
+    check_format(1, "plain", false);
 }
 
 /// Issue #9: a format-1 encrypted repository (passphrase `fixture`), with its index.
 #[test]
 fn format_1_encrypted_repository_still_reads() {
-    check_format_1("encrypted", true);
+    check_format(1, "encrypted", true);
 }
 
 /// Issue #9: a format-1 encrypted repository without its index.
 #[test]
 fn format_1_encrypted_repository_reads_without_its_index() {
-    check_format_1("encrypted", false);
+    check_format(1, "encrypted", false);
+}
+
+/// A format-2 plain repository, with the index it was written with.
+#[test]
+fn format_2_plain_repository_still_reads() {
+    check_format(2, "plain", true);
+}
+
+/// A format-2 plain repository without its index (rebuilt from the files).
+#[test]
+fn format_2_plain_repository_reads_without_its_index() {
+    check_format(2, "plain", false);
+}
+
+/// A format-2 encrypted repository (passphrase `fixture`), with its index.
+#[test]
+fn format_2_encrypted_repository_still_reads() {
+    check_format(2, "encrypted", true);
+}
+
+/// A format-2 encrypted repository without its index.
+#[test]
+fn format_2_encrypted_repository_reads_without_its_index() {
+    check_format(2, "encrypted", false);
 }
 
 /// The fixtures are what the script says: small, and every file of the
 /// layout is there (a regenerated fixture must not lose a file kind).
 #[test]
-fn format_1_fixtures_hold_every_file_kind() {
-    for name in ["plain", "encrypted"] {
-        let root = fixture(1, name);
+fn format_fixtures_hold_every_file_kind() {
+    for (version, name) in [
+        (1, "plain"),
+        (1, "encrypted"),
+        (2, "plain"),
+        (2, "encrypted"),
+    ] {
+        let root = fixture(version, name);
         let files = common::files_under(&root);
         let total: u64 = files
             .iter()

@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use super::{frame_file, unframe_file, DecodeError, Header, Kind, FLAG_SEALED, HEADER_LEN};
+use super::{
+    frame_file, unframe_file, DecodeError, FormatVersion, Header, Kind, FLAG_SEALED, HEADER_LEN,
+};
 use crate::crypto::MasterKey;
 use crate::id::IdHasher;
 
@@ -47,19 +49,27 @@ impl Cipher {
         }
     }
 
-    /// A complete small file holding `body`, sealed and bound to `name` if encrypted.
-    pub fn write_file(&self, kind: Kind, name: &str, body: &[u8]) -> Vec<u8> {
+    /// A complete small file of format `version` holding `body`, sealed and
+    /// bound to `name` if encrypted.
+    pub fn write_file(
+        &self,
+        version: FormatVersion,
+        kind: Kind,
+        name: &str,
+        body: &[u8],
+    ) -> Vec<u8> {
         match self {
-            Cipher::Plain => frame_file(kind, 0, body),
+            Cipher::Plain => frame_file(version, kind, 0, body),
             Cipher::Sealed(k) => {
                 let sealed_len = body.len() + crate::crypto::SEAL_OVERHEAD;
                 let header = super::encode_header(
+                    version,
                     kind,
                     FLAG_SEALED,
                     u32::try_from(sealed_len).expect("records are far below 4 GiB"),
                 );
                 let sealed = k.seal(&file_ad(&header, name), body);
-                frame_file(kind, FLAG_SEALED, &sealed)
+                frame_file(version, kind, FLAG_SEALED, &sealed)
             }
         }
     }
@@ -154,7 +164,7 @@ mod tests {
     #[test]
     fn files_bind_kind_and_name_and_refuse_downgrade() {
         let c = Cipher::Sealed(Arc::new(MasterKey::generate()));
-        let f = c.write_file(Kind::Snapshot, "abc", b"body");
+        let f = c.write_file(FormatVersion::NEWEST, Kind::Snapshot, "abc", b"body");
         assert_eq!(
             c.read_file(Kind::Snapshot, "abc", &f).expect("open"),
             b"body"
@@ -171,7 +181,7 @@ mod tests {
             Cipher::Plain.read_file(Kind::Snapshot, "abc", &f),
             Err(DecodeError::NeedsKey)
         ));
-        let plain = Cipher::Plain.write_file(Kind::Snapshot, "abc", b"body");
+        let plain = Cipher::Plain.write_file(FormatVersion::NEWEST, Kind::Snapshot, "abc", b"body");
         assert!(matches!(
             c.read_file(Kind::Snapshot, "abc", &plain),
             Err(DecodeError::Unsealed)
@@ -183,7 +193,7 @@ mod tests {
         #[test]
         fn every_flipped_bit_of_a_sealed_file_is_detected(body in proptest::collection::vec(any::<u8>(), 0..100), bit in any::<usize>()) {
             let c = Cipher::Sealed(Arc::new(MasterKey::generate()));
-            let f = c.write_file(Kind::Config, "config", &body);
+            let f = c.write_file(FormatVersion::NEWEST, Kind::Config, "config", &body);
             let mut bad = f.clone();
             let i = bit % (bad.len() * 8);
             bad[i / 8] ^= 1 << (i % 8);

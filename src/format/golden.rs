@@ -82,6 +82,7 @@ fn example_config() -> Config {
 /// A small file sealed as `Cipher::write_file` does, with a given nonce.
 fn sealed_file(kind: Kind, name: &str, body: &[u8], nonce: &[u8; 24]) -> Vec<u8> {
     let header = encode_header(
+        FormatVersion::NEWEST,
         kind,
         FLAG_SEALED,
         u32::try_from(body.len() + crypto::SEAL_OVERHEAD).expect("small"),
@@ -89,6 +90,7 @@ fn sealed_file(kind: Kind, name: &str, body: &[u8], nonce: &[u8; 24]) -> Vec<u8>
     let mut ad = header.to_vec();
     ad.extend_from_slice(name.as_bytes());
     frame_file(
+        FormatVersion::NEWEST,
         kind,
         FLAG_SEALED,
         &golden_doc::seal_with_nonce(&enc_key(), nonce, &ad, body),
@@ -104,7 +106,7 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
     let body = encode_named(&config);
     out.push((
         "config",
-        Cipher::Plain.write_file(Kind::Config, "config", &body),
+        Cipher::Plain.write_file(FormatVersion::NEWEST, Kind::Config, "config", &body),
     ));
     out.push((
         "config-sealed",
@@ -133,7 +135,10 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
         created: T0,
         label: "example".into(),
     };
-    out.push(("key", seal_file(Kind::Key, &encode_named(&key))));
+    out.push((
+        "key",
+        seal_file(FormatVersion::NEWEST, Kind::Key, &encode_named(&key)),
+    ));
 
     let retention = RetentionSettings {
         keep_last: Some(5),
@@ -145,7 +150,12 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
     };
     out.push((
         "retention",
-        Cipher::Plain.write_file(Kind::Retention, "retention", &encode_named(&retention)),
+        Cipher::Plain.write_file(
+            FormatVersion::NEWEST,
+            Kind::Retention,
+            "retention",
+            &encode_named(&retention),
+        ),
     ));
     let status = StatusRecord {
         time_ns: (T0 + 3600) * 1_000_000_000,
@@ -155,7 +165,12 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
     };
     out.push((
         "status",
-        Cipher::Plain.write_file(Kind::Status, "status", &encode_named(&status)),
+        Cipher::Plain.write_file(
+            FormatVersion::NEWEST,
+            Kind::Status,
+            "status",
+            &encode_named(&status),
+        ),
     ));
 
     // The data: one page, one chunk; its tree; one pack holding both.
@@ -180,7 +195,7 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
     assert_eq!(nodes.len(), 1, "one page makes one node");
     let node = nodes.remove(0);
 
-    let mut w = PackWriter::new(0);
+    let mut w = PackWriter::new(FormatVersion::NEWEST, 0);
     let (c, stored) = match frame0 {
         Some(s) => (Compression::Zstd, s),
         None => compress::compress(image.clone(), config.zstd_level),
@@ -219,7 +234,10 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
             name: "example.db".into(),
             kind: FileKind::Image,
             size: 512,
-            blake3: crate::id::blake3_of(&image),
+            blake3: checksum::chunk_list_digest(&[TreeEntry {
+                id: chunk,
+                len: 512,
+            }]),
             root,
         }],
         total_bytes: 512,
@@ -236,7 +254,8 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
         seq: Some(2),
         source_state: None,
     };
-    let (snap_id, snap_file) = crate::snapshot::encode_record(&record, &Cipher::Plain);
+    let (snap_id, snap_file) =
+        crate::snapshot::encode_record(&record, &Cipher::Plain, FormatVersion::NEWEST);
     out.push(("snapshot", snap_file));
     let changes = ChangeSummary {
         parent: SnapshotId(PARENT),
@@ -245,7 +264,12 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
     let changes_name = format!("changes/{}", snap_id.to_hex());
     out.push((
         "changes",
-        Cipher::Plain.write_file(Kind::Changes, &changes_name, &encode_named(&changes)),
+        Cipher::Plain.write_file(
+            FormatVersion::NEWEST,
+            Kind::Changes,
+            &changes_name,
+            &encode_named(&changes),
+        ),
     ));
     out.push(("tree-node", node));
     let loc = pack::locations(pack_id, &desc)[0].1;
@@ -356,7 +380,7 @@ fn library_reads_the_examples_and_seals_as_documented() {
     assert_eq!(opened, plain_body);
 
     // A file the library seals equals the example once its nonce is used.
-    let lib = sealed.write_file(Kind::Config, "config", &plain_body);
+    let lib = sealed.write_file(FormatVersion::NEWEST, Kind::Config, "config", &plain_body);
     let mut n = [0u8; 24];
     n.copy_from_slice(&lib[HEADER_LEN..HEADER_LEN + 24]);
     assert_eq!(lib, sealed_file(Kind::Config, "config", &plain_body, &n));

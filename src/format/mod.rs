@@ -5,6 +5,7 @@
 //! encode/decode of every record. Knows nothing of where bytes live. Every decoder
 //! checks lengths before slicing and returns [`DecodeError`], never panics.
 
+pub mod checksum;
 pub mod chunkloc;
 pub mod cipher;
 #[cfg(test)]
@@ -12,6 +13,7 @@ mod golden;
 pub mod records;
 pub mod typed;
 
+pub use checksum::{ChecksumKind, FileHasher};
 pub use chunkloc::ChunkLoc;
 pub use cipher::Cipher;
 pub use records::*;
@@ -20,8 +22,51 @@ pub use records::*;
 /// (catches text-mode transfers, as PNG's signature does).
 pub const MAGIC: [u8; 8] = [0x8B, b'L', b'U', b'M', b'B', b'K', b'\r', b'\n'];
 
-/// Format version written by this build.
-pub const FORMAT_VERSION: u16 = 1;
+/// Newest format version this build reads and writes (`init` creates
+/// repositories of it; older ones keep being written in their own format).
+pub const FORMAT_VERSION: u16 = FormatVersion::NEWEST.0;
+
+/// A repository's store format version (store-format.md section 8): every file
+/// of the repository is written with it in its envelope, and it says what a
+/// [`FileEntry`]'s checksum is ([`FormatVersion::checksum`]). Learned from the
+/// config file's envelope when a repository is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FormatVersion(u16);
+
+impl FormatVersion {
+    /// Format 1: a file's checksum is the BLAKE3 of its bytes.
+    pub const V1: FormatVersion = FormatVersion(1);
+    /// Format 2: a file's checksum is the digest of its chunk list.
+    pub const V2: FormatVersion = FormatVersion(2);
+    /// What `init` creates.
+    pub const NEWEST: FormatVersion = FormatVersion::V2;
+
+    /// The version of a decoded header (which [`decode_header`] checked to be
+    /// one this build reads).
+    pub fn of(header: &Header) -> FormatVersion {
+        FormatVersion(header.version)
+    }
+
+    /// The number in envelopes.
+    pub fn get(self) -> u16 {
+        self.0
+    }
+
+    /// What [`FileEntry::blake3`] holds in a repository of this format.
+    pub fn checksum(self) -> ChecksumKind {
+        if self > FormatVersion::V1 {
+            ChecksumKind::ChunkList
+        } else {
+            ChecksumKind::WholeFile
+        }
+    }
+}
+
+impl std::fmt::Display for FormatVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Length of the envelope header.
 pub const HEADER_LEN: usize = 16;
@@ -149,11 +194,16 @@ pub struct Header {
     pub body_len: u32,
 }
 
-/// Encodes a header.
-pub fn encode_header(kind: Kind, flags: u8, body_len: u32) -> [u8; HEADER_LEN] {
+/// Encodes a header of format `version`.
+pub fn encode_header(
+    version: FormatVersion,
+    kind: Kind,
+    flags: u8,
+    body_len: u32,
+) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(&MAGIC);
-    h[OFF_VERSION..OFF_VERSION + 2].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[OFF_VERSION..OFF_VERSION + 2].copy_from_slice(&version.get().to_le_bytes());
     h[OFF_KIND] = kind as u8;
     h[OFF_FLAGS] = flags;
     h[OFF_BODY_LEN..OFF_BODY_LEN + 4].copy_from_slice(&body_len.to_le_bytes());
@@ -199,16 +249,17 @@ pub fn decode_header(bytes: &[u8], expected: Kind) -> Result<Header, DecodeError
     })
 }
 
-/// Wraps a body into a complete small file: header, body, BLAKE3 checksum.
-pub fn seal_file(kind: Kind, body: &[u8]) -> Vec<u8> {
-    frame_file(kind, 0, body)
+/// Wraps a body into a complete small file of format `version`: header, body,
+/// BLAKE3 checksum.
+pub fn seal_file(version: FormatVersion, kind: Kind, body: &[u8]) -> Vec<u8> {
+    frame_file(version, kind, 0, body)
 }
 
 /// Header (with `flags`), body, checksum.
-pub(crate) fn frame_file(kind: Kind, flags: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn frame_file(version: FormatVersion, kind: Kind, flags: u8, body: &[u8]) -> Vec<u8> {
     let body_len = u32::try_from(body.len()).expect("records are far below 4 GiB");
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + CHECKSUM_LEN);
-    out.extend_from_slice(&encode_header(kind, flags, body_len));
+    out.extend_from_slice(&encode_header(version, kind, flags, body_len));
     out.extend_from_slice(body);
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
@@ -251,7 +302,7 @@ mod tests {
 
     #[test]
     fn small_file_round_trip_and_damage() {
-        let file = seal_file(Kind::Snapshot, b"hello");
+        let file = seal_file(FormatVersion::V1, Kind::Snapshot, b"hello");
         assert_eq!(open_file(&file, Kind::Snapshot), Ok(&b"hello"[..]));
         assert_eq!(
             open_file(&file, Kind::Config),
@@ -270,7 +321,7 @@ mod tests {
             open_file(&newer, Kind::Snapshot),
             Err(DecodeError::TooNew {
                 found: 9,
-                supported: 1
+                supported: 2
             })
         );
         assert_eq!(
@@ -282,15 +333,19 @@ mod tests {
     #[test]
     fn golden_header_bytes() {
         assert_eq!(
-            hex::encode(encode_header(Kind::Pack, 0, 0)),
+            hex::encode(encode_header(FormatVersion::V1, Kind::Pack, 0, 0)),
             "8b4c554d424b0d0a0100030000000000"
+        );
+        assert_eq!(
+            hex::encode(encode_header(FormatVersion::V2, Kind::Pack, 0, 0)),
+            "8b4c554d424b0d0a0200030000000000"
         );
     }
 
     proptest! {
         #[test]
         fn any_flipped_bit_is_detected(body in proptest::collection::vec(any::<u8>(), 0..200), bit in any::<usize>()) {
-            let file = seal_file(Kind::Config, &body);
+            let file = seal_file(FormatVersion::NEWEST, Kind::Config, &body);
             let mut bad = file.clone();
             let i = bit % (bad.len() * 8);
             bad[i / 8] ^= 1 << (i % 8);

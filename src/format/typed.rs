@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    decode, encode_named, unframe_file, ChangeSummary, Cipher, Config, DecodeError, KeyFile, Kind,
-    RetentionSettings, StatusRecord, FLAG_SEALED,
+    decode, encode_named, unframe_file, ChangeSummary, Cipher, Config, DecodeError, FormatVersion,
+    KeyFile, Kind, RetentionSettings, StatusRecord, FLAG_SEALED,
 };
 use crate::layout;
 
@@ -48,8 +48,13 @@ fn cipher_for<T: RepoFile>(cipher: &Cipher) -> &Cipher {
 
 /// The complete file for `value`: envelope, body (a named MessagePack map),
 /// checksum; sealed and bound to its name when `cipher` seals.
-pub fn encode_file<T: RepoFile>(cipher: &Cipher, name: &str, value: &T) -> Vec<u8> {
-    cipher_for::<T>(cipher).write_file(T::KIND, &T::bound_name(name), &encode_named(value))
+pub fn encode_file<T: RepoFile>(
+    cipher: &Cipher,
+    version: FormatVersion,
+    name: &str,
+    value: &T,
+) -> Vec<u8> {
+    cipher_for::<T>(cipher).write_file(version, T::KIND, &T::bound_name(name), &encode_named(value))
 }
 
 /// Checks the envelope (magic, version, kind, length, checksum), opens the
@@ -150,7 +155,7 @@ mod tests {
     fn round_trip_plain_and_sealed() {
         let sealed = Cipher::Sealed(Arc::new(MasterKey::generate()));
         for cipher in [Cipher::Plain, sealed] {
-            let file = encode_file(&cipher, "", &status());
+            let file = encode_file(&cipher, FormatVersion::NEWEST, "", &status());
             assert_eq!(
                 decode_file::<StatusRecord>(&cipher, "", &file),
                 Ok(status())
@@ -161,8 +166,13 @@ mod tests {
 
     #[test]
     fn the_same_bytes_as_the_hand_written_files() {
-        let file = encode_file(&Cipher::Plain, "", &status());
-        let by_hand = Cipher::Plain.write_file(Kind::Status, "status", &encode_named(&status()));
+        let file = encode_file(&Cipher::Plain, FormatVersion::NEWEST, "", &status());
+        let by_hand = Cipher::Plain.write_file(
+            FormatVersion::NEWEST,
+            Kind::Status,
+            "status",
+            &encode_named(&status()),
+        );
         assert_eq!(file, by_hand);
     }
 
@@ -170,7 +180,7 @@ mod tests {
     fn wrong_kind_damage_and_wrong_key_are_refused() {
         let key = Cipher::Sealed(Arc::new(MasterKey::generate()));
         let other = Cipher::Sealed(Arc::new(MasterKey::generate()));
-        let file = encode_file(&key, "", &status());
+        let file = encode_file(&key, FormatVersion::NEWEST, "", &status());
         assert!(matches!(
             decode_file::<RetentionSettings>(&key, "", &file),
             Err(DecodeError::WrongKind { .. })
@@ -192,7 +202,7 @@ mod tests {
             parent: crate::id::SnapshotId([1; 32]),
             changed_rows: 3,
         };
-        let f = encode_file(&key, "aa", &rec);
+        let f = encode_file(&key, FormatVersion::NEWEST, "aa", &rec);
         assert_eq!(decode_file::<ChangeSummary>(&key, "aa", &f), Ok(rec));
         assert!(decode_file::<ChangeSummary>(&key, "bb", &f).is_err());
     }
@@ -208,7 +218,7 @@ mod tests {
             created: 1,
             label: String::new(),
         };
-        let file = encode_file(&key, "ab", &k);
+        let file = encode_file(&key, FormatVersion::NEWEST, "ab", &k);
         assert_eq!(decode_file::<KeyFile>(&Cipher::Plain, "ab", &file), Ok(k));
         assert_eq!(file[super::super::OFF_FLAGS] & FLAG_SEALED, 0);
     }

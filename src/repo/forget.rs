@@ -46,7 +46,13 @@ impl Repository {
     /// Replaces the stored retention settings (atomically; sealed if encrypted).
     pub fn set_retention_settings(&self, settings: &RetentionSettings) -> Result<()> {
         Policy::from_settings(settings).map_err(|e| Error::invalid_input(e.to_string()))?;
-        files::save(self.backend.as_ref(), self.store.cipher(), "", settings)
+        files::save(
+            self.backend.as_ref(),
+            self.store.cipher(),
+            self.store.format(),
+            "",
+            settings,
+        )
     }
 
     /// The policy `forget` applies without rules on the command line.

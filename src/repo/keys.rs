@@ -56,12 +56,14 @@ fn kdf_candidates(passphrase: &str) -> Vec<Zeroizing<String>> {
     }
 }
 
-/// Wraps `master` under `passphrase` (normalised to NFC); returns (key id, file bytes).
+/// Wraps `master` under `passphrase` (normalised to NFC); returns (key id, file
+/// bytes, of the repository's format `version`).
 pub(crate) fn make_key_file(
     master: &MasterKey,
     passphrase: &str,
     params: KdfParams,
     label: &str,
+    version: format::FormatVersion,
 ) -> Result<(String, Vec<u8>)> {
     if passphrase.is_empty() {
         return Err(Error::invalid_input("the passphrase is empty"));
@@ -80,7 +82,7 @@ pub(crate) fn make_key_file(
     };
     let body = format::encode_named(&record);
     let id = hex::encode(&crate::id::blake3_of(&body)[..16]);
-    Ok((id, format::seal_file(Kind::Key, &body)))
+    Ok((id, format::seal_file(version, Kind::Key, &body)))
 }
 
 /// Whether `name` (in `keys/`) is shaped like a key id: 32 lowercase hex
@@ -203,7 +205,7 @@ impl Repository {
     /// Adds a passphrase; returns the new key's id.
     pub fn key_add(&self, passphrase: &str, params: KdfParams, label: &str) -> Result<String> {
         let master = self.master()?;
-        let (id, file) = make_key_file(master, passphrase, params, label)?;
+        let (id, file) = make_key_file(master, passphrase, params, label, self.store.format())?;
         self.backend.write_atomic(&crate::layout::key(&id), &file)?;
         Ok(id)
     }
@@ -279,7 +281,8 @@ mod tests {
             t_cost: 1,
             p_cost: 1,
         };
-        let (id, file) = make_key_file(&master, "pw", weak, "").expect("wrap");
+        let (id, file) =
+            make_key_file(&master, "pw", weak, "", format::FormatVersion::NEWEST).expect("wrap");
         backend
             .write_atomic(&format!("keys/{id}"), &file)
             .expect("write");
@@ -287,7 +290,7 @@ mod tests {
         assert_eq!(used, id);
         assert_eq!(*back.to_bytes(), *master.to_bytes());
         assert!(unlock(&backend, "nope").is_err_and(|e| e.is_wrong_password()));
-        assert!(make_key_file(&master, "", weak, "").is_err());
+        assert!(make_key_file(&master, "", weak, "", format::FormatVersion::NEWEST).is_err());
     }
 
     proptest! {
@@ -296,7 +299,7 @@ mod tests {
             let _ = read_key_file("k", &bytes);
             let master = MasterKey::generate();
             let weak = KdfParams { m_cost_kib: 8 * 1024, t_cost: 1, p_cost: 1 };
-            let (_, file) = make_key_file(&master, "pw", weak, "").expect("wrap");
+            let (_, file) = make_key_file(&master, "pw", weak, "", format::FormatVersion::NEWEST).expect("wrap");
             let mut bad = file.clone();
             let i = flip % (bad.len() * 8);
             bad[i / 8] ^= 1 << (i % 8);

@@ -46,7 +46,7 @@ use crate::chunker::{ByteParams, PageParams};
 use crate::crypto::{KdfParams, MasterKey};
 use crate::error::{Error, Repr, Result};
 use crate::format::Cipher;
-use crate::format::{self, Config, Kind};
+use crate::format::{self, Config, FormatVersion, Kind};
 use crate::id::SnapshotId;
 use crate::index::{Index, IndexUpdate};
 use crate::layout;
@@ -209,13 +209,14 @@ impl Repository {
             None => Cipher::Plain,
             Some(pw) => {
                 let master = MasterKey::generate();
-                let (id, file) = keys::make_key_file(&master, pw, opts.kdf, "")?;
+                let (id, file) =
+                    keys::make_key_file(&master, pw, opts.kdf, "", FormatVersion::NEWEST)?;
                 backend.write_atomic(&layout::key(&id), &file)?;
                 Cipher::Sealed(Arc::new(master))
             }
         };
         // The config is written last: a folder without it is not a repository yet.
-        crate::store::files::save(&backend, &cipher, "", &config)?;
+        crate::store::files::save(&backend, &cipher, FormatVersion::NEWEST, "", &config)?;
         Ok(config)
     }
 
@@ -225,15 +226,14 @@ impl Repository {
         if !backend.exists(CONFIG_FILE)? {
             return Err(Repr::NoRepository(path.to_path_buf()).into());
         }
-        Self::config_is_sealed(&backend)
+        Ok(Self::config_header(&backend)?.flags & format::FLAG_SEALED != 0)
     }
 
-    /// Whether the config's header says it is sealed (reads only the config).
-    fn config_is_sealed(backend: &dyn Backend) -> Result<bool> {
+    /// The config's envelope header: whether it is sealed, and the
+    /// repository's format (reads only the config).
+    fn config_header(backend: &dyn Backend) -> Result<format::Header> {
         let bytes = backend.read(CONFIG_FILE)?;
-        let header =
-            format::decode_header(&bytes, Kind::Config).map_err(|e| Error::decode("config", e))?;
-        Ok(header.flags & format::FLAG_SEALED != 0)
+        format::decode_header(&bytes, Kind::Config).map_err(|e| Error::decode("config", e))
     }
 
     /// Opens the repository at `path`, taking its lock.
@@ -251,12 +251,12 @@ impl Repository {
     /// [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly).
     pub fn open_read_only(path: &Path, opts: &OpenOptions) -> Result<Self> {
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new_read_only(path));
-        let (cipher, key_id, config) = Self::read_config(path, backend.as_ref(), opts)?;
+        let (cipher, key_id, config, version) = Self::read_config(path, backend.as_ref(), opts)?;
         let lock = RepoLock::acquire_shared(&path.join(LOCK_FILE), opts.lock_wait)?;
         let index = Index::open_read_only(&path.join(INDEX_FILE))?;
         let mut repo = Repository {
             root: path.to_path_buf(),
-            store: ChunkStore::new(backend.clone(), config, cipher),
+            store: ChunkStore::new(backend.clone(), config, cipher, version),
             backend,
             index,
             key_id,
@@ -283,7 +283,7 @@ impl Repository {
 
     fn open_inner(path: &Path, opts: &OpenOptions, discard_index: bool) -> Result<Self> {
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
-        let (cipher, key_id, config) = Self::read_config(path, backend.as_ref(), opts)?;
+        let (cipher, key_id, config, version) = Self::read_config(path, backend.as_ref(), opts)?;
         let lock = RepoLock::acquire(&path.join(LOCK_FILE), &opts.purpose, opts.lock_wait)?;
         let index_path = path.join(INDEX_FILE);
         if discard_index {
@@ -303,7 +303,7 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let store = ChunkStore::new(backend.clone(), config, cipher);
+        let store = ChunkStore::new(backend.clone(), config, cipher, version);
         let mut repo = Repository {
             root: path.to_path_buf(),
             backend,
@@ -351,18 +351,20 @@ impl Repository {
         &self.notices
     }
 
-    /// Unlocks (if encrypted) and decodes the config; touches no file.
+    /// Unlocks (if encrypted) and decodes the config; touches no file. Also
+    /// returns the key's id and the repository's format (the config's).
     fn read_config(
         path: &Path,
         backend: &dyn Backend,
         opts: &OpenOptions,
-    ) -> Result<(Cipher, Option<String>, Config)> {
+    ) -> Result<(Cipher, Option<String>, Config, FormatVersion)> {
         if !backend.exists(CONFIG_FILE)? {
             return Err(Repr::NoRepository(path.to_path_buf()).into());
         }
         // Keys are checked before anything is locked or opened: a wrong passphrase
         // touches no file.
-        let (cipher, key_id) = if Self::config_is_sealed(backend)? {
+        let header = Self::config_header(backend)?;
+        let (cipher, key_id) = if header.flags & format::FLAG_SEALED != 0 {
             let pw = opts
                 .passphrase
                 .as_ref()
@@ -382,7 +384,7 @@ impl Repository {
             (Cipher::Plain, None)
         };
         let config: Config = crate::store::files::get(backend, &cipher, "")?;
-        Ok((cipher, key_id, config))
+        Ok((cipher, key_id, config, FormatVersion::of(&header)))
     }
 
     /// The repository folder.

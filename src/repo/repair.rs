@@ -196,7 +196,8 @@ impl Repository {
             } else {
                 let names: Vec<String> = lost.iter().map(|(n, _, _)| n.clone()).collect();
                 let trimmed = trim(&record, &names);
-                let (new_id, bytes) = snapshot::encode_record(&trimmed, self.store.cipher());
+                let (new_id, bytes) =
+                    snapshot::encode_record(&trimmed, self.store.cipher(), self.store.format());
                 plan.trimmed.push(TrimmedSnapshot {
                     old_id: id.to_hex(),
                     new_id: new_id.to_hex(),

@@ -70,7 +70,8 @@ pub struct RestoreReport {
 
 impl Repository {
     /// Streams one file of a snapshot to `out`, verifying every chunk, the size
-    /// and the whole-file BLAKE3. On any mismatch it fails (what was written to
+    /// and the file's checksum (store-format.md 4.2: the chunk-list digest in
+    /// format 2, the whole-file BLAKE3 in format 1). On any mismatch it fails (what was written to
     /// `out` must then be discarded by the caller).
     pub fn read_file(
         &self,
@@ -97,6 +98,7 @@ impl Repository {
             &self.store,
             self.index.reader()?,
             entry.root,
+            self.store.format().checksum(),
             out,
             &mut |n| {
                 Repository::check_cancel(progress)?;
@@ -104,7 +106,7 @@ impl Repository {
                 Ok(())
             },
         )?;
-        if streamed.bytes != entry.size || streamed.blake3 != entry.blake3 {
+        if streamed.bytes != entry.size || streamed.checksum != entry.blake3 {
             return Err(Error::corrupt(
                 format!("file {}", entry.name),
                 format!(
@@ -385,7 +387,7 @@ impl Repository {
                     sqlite::restore::install(&temps[i], path).map(|aside| set_aside.extend(aside))
                 }
             } else {
-                install_file(&temps[i], path, entry).map(|aside| set_aside.extend(aside))
+                install_file(&temps[i], path).map(|aside| set_aside.extend(aside))
             };
             if let Err(e) = installed {
                 cleanup(&temps[i..]);
@@ -415,19 +417,39 @@ fn sync_temp(file: &std::fs::File, tmp: &Path) -> Result<()> {
 /// Renames the verified `temp` onto `path` (a file of the snapshot that is not
 /// its database). An existing `path` whose bytes differ is first renamed aside,
 /// so nothing the user had is lost; returns that name.
-fn install_file(temp: &Path, path: &Path, entry: &FileEntry) -> Result<Option<PathBuf>> {
+fn install_file(temp: &Path, path: &Path) -> Result<Option<PathBuf>> {
     let mut aside = None;
     if path.exists() {
-        let same = std::fs::read(path)
-            .map(|b| b.len() as u64 == entry.size && blake3::hash(&b).as_bytes() == &entry.blake3)
-            .unwrap_or(false);
-        if !same {
+        // Compared with the verified temp file itself (whatever the format's
+        // checksum is); an unreadable file counts as different.
+        if !same_bytes(path, temp).unwrap_or(false) {
             aside = Some(target::move_aside_as(path, "pre-restore")?);
         }
     }
     std::fs::rename(temp, path).map_err(|e| Error::io("renaming into", path, e))?;
     crate::fsutil::sync_dir(crate::fsutil::parent_dir(path))?;
     Ok(aside)
+}
+
+/// Whether files `a` and `b` hold the same bytes (read a piece at a time).
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            // Same length: `b` ends here too.
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
 }
 
 /// Removes `.tmp-<name>-<16 hex>` files beside `target`: what a killed restore of
@@ -446,6 +468,128 @@ fn remove_stale_temps(target: &Path) {
         if let Some(rest) = file.strip_prefix(&prefix) {
             if rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit()) {
                 let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::format::{ChecksumKind, FormatVersion, TreeEntry};
+    use crate::id::ChunkId;
+    use crate::progress::NoProgress;
+    use crate::store::tree::{TreeBuilder, TreeReader};
+    use crate::store::{ChunkReader, KIND_TREE};
+
+    /// A format-2 repository holding one snapshot of a database of a dozen
+    /// distinct pages; returns the repository and the snapshot's image entry.
+    fn repo_with_snapshot(dir: &Path) -> (Repository, FileEntry) {
+        let db = dir.join("app.db");
+        let c = rusqlite::Connection::open(&db).expect("db");
+        c.execute_batch(
+            "PRAGMA page_size = 1024; CREATE TABLE t(x TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+             INSERT INTO t SELECT printf('%d-%s', i, hex(randomblob(200))) FROM n;",
+        )
+        .expect("fill");
+        drop(c);
+        let root = dir.join("repo");
+        Repository::init(&root).expect("init");
+        let mut repo = Repository::open(&root, &crate::repo::OpenOptions::default()).expect("open");
+        assert_eq!(repo.store.format(), FormatVersion::NEWEST);
+        let opts = crate::repo::SnapshotOptions {
+            no_exports: true,
+            ..Default::default()
+        };
+        let s = repo.snapshot(&db, &opts, &NoProgress).expect("snapshot");
+        let image = s.snapshot.image().expect("image").clone();
+        (repo, image)
+    }
+
+    fn leaves(repo: &Repository, root: ChunkId) -> Vec<TreeEntry> {
+        let mut r = ChunkReader::new(&repo.store, repo.index.reader().expect("reader"));
+        let mut tree = TreeReader::new(root);
+        let mut out = Vec::new();
+        while let Some(l) = r.next_leaf(&mut tree).expect("leaf") {
+            out.push(l);
+        }
+        out
+    }
+
+    /// Stores a tree listing `list` (chunks the repository holds); returns its root.
+    fn store_tree(repo: &Repository, list: &[TreeEntry]) -> ChunkId {
+        let reader = RefCell::new(repo.index.reader().expect("reader"));
+        let written = RefCell::new(Vec::new());
+        let mut session = repo.indexing_session(&reader, &written);
+        let mut tree = TreeBuilder::new(repo.store.config().tree_fanout);
+        for e in list {
+            tree.push(*e, &mut |node| session.put(KIND_TREE, node))
+                .expect("push");
+        }
+        let root = tree
+            .finish(&mut |node| session.put(KIND_TREE, node))
+            .expect("finish");
+        session.finish().expect("session");
+        root
+    }
+
+    fn read(repo: &Repository, entry: &FileEntry) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        repo.read_file(entry, &mut out, &NoProgress).map(|_| out)
+    }
+
+    /// Format 2: every chunk checks against its id, and the chunk-list digest
+    /// in the record catches a tree whose (valid, stored) chunks are in another
+    /// order, fewer, or other chunks of the same length.
+    #[test]
+    fn format_2_restore_detects_a_reordered_missing_or_substituted_chunk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (repo, image) = repo_with_snapshot(dir.path());
+        let list = leaves(&repo, image.root);
+        assert!(list.len() >= 8, "{} pages", list.len());
+        assert_eq!(
+            image.blake3,
+            crate::format::checksum::chunk_list_digest(&list),
+            "the record holds the chunk-list digest"
+        );
+        let bytes = read(&repo, &image).expect("the snapshot reads");
+        assert_eq!(bytes.len() as u64, image.size);
+        assert_eq!(repo.store.format().checksum(), ChecksumKind::ChunkList);
+
+        // The same list stored again is the same tree, and reads.
+        assert_eq!(store_tree(&repo, &list), image.root);
+
+        let (a, b) = (2, 5);
+        assert_ne!(list[a].id, list[b].id, "distinct pages");
+        let mut reordered = list.clone();
+        reordered.swap(a, b);
+        let mut substituted = list.clone();
+        substituted[a] = list[b];
+        let mut missing = list.clone();
+        missing.remove(a);
+        for (what, damaged, same_size) in [
+            ("reordered", reordered, true),
+            ("substituted", substituted, true),
+            ("missing", missing, false),
+        ] {
+            let root = store_tree(&repo, &damaged);
+            let entry = FileEntry {
+                root,
+                ..image.clone()
+            };
+            let e = read(&repo, &entry).expect_err(what);
+            assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{what}: {e}");
+            assert!(
+                e.to_string().contains("checksum does not match"),
+                "{what}: {e}"
+            );
+            if same_size {
+                // Only the digest tells: the size is right, every chunk is valid.
+                let total: u64 = damaged.iter().map(|l| l.len).sum();
+                assert_eq!(total, image.size, "{what}");
             }
         }
     }

@@ -154,7 +154,13 @@ impl Repository {
             db: db.to_string(),
             message: message.to_string(),
         };
-        files::save(self.backend.as_ref(), self.store.cipher(), "", &rec)
+        files::save(
+            self.backend.as_ref(),
+            self.store.cipher(),
+            self.store.format(),
+            "",
+            &rec,
+        )
     }
 
     /// Changes the tags and note of a snapshot. Records are content-addressed, so
@@ -184,7 +190,7 @@ impl Repository {
         if record == old.record {
             return Ok(old);
         }
-        let (id, file) = snapshot::encode_record(&record, self.store.cipher());
+        let (id, file) = snapshot::encode_record(&record, self.store.cipher(), self.store.format());
         self.backend
             .write_atomic(&snapshot::snapshot_path(&id), &file)?;
         self.index.apply(&IndexUpdate {
@@ -212,6 +218,7 @@ impl Repository {
         files::save(
             self.backend.as_ref(),
             self.store.cipher(),
+            self.store.format(),
             &snap.id.to_hex(),
             &rec,
         )

@@ -15,8 +15,8 @@ use super::Repository;
 use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
 use crate::error::{Error, PartialData, Repr, Result, StopCause};
 use crate::export::{self, Table};
-use crate::format::{FileEntry, FileKind, SnapshotRecord, SqliteInfo};
-use crate::id::{ChunkId, PackId};
+use crate::format::{ChecksumKind, FileEntry, FileHasher, FileKind, SnapshotRecord, SqliteInfo};
+use crate::id::{ChunkId, IdHasher, PackId};
 use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{Phase, PhaseInfo, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
@@ -71,36 +71,49 @@ enum Msg {
         image: bool,
         size_hint: Option<u64>,
     },
-    Chunks(Vec<Vec<u8>>, u64),
+    /// Chunks with their ids (hashed on the capture thread), and their bytes.
+    Chunks(Vec<(ChunkId, Vec<u8>)>, u64),
     End {
         size: u64,
         blake3: [u8; 32],
     },
 }
 
-/// Runs on the capture thread: cuts pieces into chunks, hashes whole files.
+/// Runs on the capture thread: cuts pieces into chunks, hashes each chunk
+/// (its id) and computes each file's checksum: from the ids in format 2 (each
+/// byte hashed once), from the bytes in format 1.
 struct ChunkingSink {
     tx: SyncSender<Msg>,
-    /// BLAKE3 of the last file finished (the image, when exports start).
+    ids: IdHasher,
+    /// Checksum of the last file finished (the image, when exports start).
     finished: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
     pages: PageChunker,
     bytes: ByteChunker,
     page_size: Option<usize>,
-    hasher: blake3::Hasher,
+    checksum: ChecksumKind,
+    hasher: FileHasher,
     size: u64,
-    batch: Vec<Vec<u8>>,
+    batch: Vec<(ChunkId, Vec<u8>)>,
     batch_bytes: usize,
 }
 
 impl ChunkingSink {
-    fn new(tx: SyncSender<Msg>, page: PageParams, byte: ByteParams) -> Self {
+    fn new(
+        tx: SyncSender<Msg>,
+        ids: IdHasher,
+        checksum: ChecksumKind,
+        page: PageParams,
+        byte: ByteParams,
+    ) -> Self {
         ChunkingSink {
             tx,
+            ids,
             finished: Default::default(),
             pages: PageChunker::new(page),
             bytes: ByteChunker::new(byte),
             page_size: None,
-            hasher: blake3::Hasher::new(),
+            checksum,
+            hasher: FileHasher::new(checksum),
             size: 0,
             batch: Vec::new(),
             batch_bytes: 0,
@@ -121,6 +134,17 @@ impl ChunkingSink {
         Ok(())
     }
 
+    /// Hashes chunks just cut (their ids; in format 2 the file's checksum
+    /// follows from them) and adds them to the batch.
+    fn take_chunks(&mut self, chunks: Vec<Vec<u8>>) {
+        for c in chunks {
+            let id = self.ids.chunk_id(&c);
+            self.hasher.chunk(&id, c.len() as u64);
+            self.batch_bytes += c.len();
+            self.batch.push((id, c));
+        }
+    }
+
     fn accept(&mut self, piece: Piece) -> Result<()> {
         match piece {
             Piece::Begin {
@@ -129,7 +153,7 @@ impl ChunkingSink {
                 size_hint,
             } => {
                 self.page_size = page_size.map(|p| p as usize);
-                self.hasher = blake3::Hasher::new();
+                self.hasher = FileHasher::new(self.checksum);
                 self.size = 0;
                 self.send(Msg::Begin {
                     name,
@@ -138,17 +162,14 @@ impl ChunkingSink {
                 })
             }
             Piece::Data(data) => {
-                self.hasher.update(&data);
+                self.hasher.data(&data);
                 self.size += data.len() as u64;
                 let mut out = Vec::new();
                 match self.page_size {
                     Some(ps) => out.extend(data.chunks(ps).filter_map(|p| self.pages.push(p))),
                     None => self.bytes.push(&data, &mut |c| out.push(c)),
                 }
-                for c in out {
-                    self.batch_bytes += c.len();
-                    self.batch.push(c);
-                }
+                self.take_chunks(out);
                 if self.batch_bytes >= BATCH_BYTES {
                     self.flush()?;
                 }
@@ -160,12 +181,9 @@ impl ChunkingSink {
                     Some(_) => out.extend(self.pages.finish()),
                     None => self.bytes.finish(&mut |c| out.push(c)),
                 }
-                for c in out {
-                    self.batch_bytes += c.len();
-                    self.batch.push(c);
-                }
+                self.take_chunks(out);
                 self.flush()?;
-                let blake3 = *self.hasher.finalize().as_bytes();
+                let blake3 = self.hasher.finish();
                 self.finished.set(Some(blake3));
                 self.send(Msg::End {
                     size: self.size,
@@ -385,6 +403,8 @@ impl Repository {
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);
         let (page_params, byte_params) = (config.page_chunker, config.byte_chunker);
+        let id_hasher = self.store.hasher().clone();
+        let checksum = self.store.format().checksum();
         let reuse = parent_snap.as_ref().and_then(|p| {
             let all = Table::all().iter().all(|t| p.file(t.file_name()).is_ok());
             let image = p.image()?;
@@ -405,7 +425,8 @@ impl Repository {
         let (files, info, extra) = std::thread::scope(|s| -> Result<_> {
             let capture_thread = s.spawn(move || {
                 let conn = conn;
-                let mut state = ChunkingSink::new(tx, page_params, byte_params);
+                let mut state =
+                    ChunkingSink::new(tx, id_hasher, checksum, page_params, byte_params);
                 let finished = state.finished.clone();
                 let mut sink = |piece: Piece| state.accept(piece);
                 let Some(conn) = conn else {
@@ -492,6 +513,7 @@ impl Repository {
             FileKind::Manifest,
             manifest_json,
             &config,
+            checksum,
         )?);
 
         let added = session.finish()?;
@@ -511,7 +533,7 @@ impl Repository {
             seq: Some(seq),
             source_state,
         };
-        let (id, file) = snapshot::encode_record(&record, self.store.cipher());
+        let (id, file) = snapshot::encode_record(&record, self.store.cipher(), self.store.format());
         record_id.set(Some(id));
         self.backend_write(&snapshot::snapshot_path(&id), &file)?;
         crate::testhook::point("after-snapshot-file");
@@ -682,10 +704,13 @@ fn consume(
                 let (_, image, tree) = current
                     .as_mut()
                     .ok_or_else(|| Error::internal("chunks before a file"))?;
+                // A page whose id is the parent's at the same position costs
+                // only its hash: no index lookup, no compression.
                 let entries = match parent.as_mut().filter(|_| *image) {
-                    Some(p) => session
-                        .put_batch_hinted(KIND_DATA, chunks, &mut |id| p.next() == Some(*id))?,
-                    None => session.put_batch(KIND_DATA, chunks)?,
+                    Some(p) => {
+                        session.put_hashed(KIND_DATA, chunks, &mut |id| p.next() == Some(*id))?
+                    }
+                    None => session.put_hashed(KIND_DATA, chunks, &mut |_| false)?,
                 };
                 for e in entries {
                     tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
@@ -715,20 +740,25 @@ fn consume(
     Ok(files)
 }
 
-/// Stores a small in-memory file (the manifest) and returns its entry.
+/// Stores a small in-memory file (the manifest) and returns its entry, with
+/// the checksum of the repository's format (`checksum`).
 pub(super) fn put_small_file(
     session: &mut WriteSession<'_>,
     name: &str,
     kind: FileKind,
     data: Vec<u8>,
     config: &crate::format::Config,
+    checksum: ChecksumKind,
 ) -> Result<FileEntry> {
     let mut chunks = Vec::new();
     let mut chunker = ByteChunker::new(config.byte_chunker);
     chunker.push(&data, &mut |c| chunks.push(c));
     chunker.finish(&mut |c| chunks.push(c));
     let mut tree = TreeBuilder::new(config.tree_fanout);
+    let mut hasher = FileHasher::new(checksum);
+    hasher.data(&data);
     for e in session.put_batch(KIND_DATA, chunks)? {
+        hasher.chunk(&e.id, e.len);
         tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
     }
     let root = tree.finish(&mut |node| session.put(KIND_TREE, node))?;
@@ -736,7 +766,7 @@ pub(super) fn put_small_file(
         name: name.to_string(),
         kind,
         size: data.len() as u64,
-        blake3: crate::id::blake3_of(&data),
+        blake3: hasher.finish(),
         root,
     })
 }

@@ -96,6 +96,7 @@ impl Repository {
             FileKind::Manifest,
             json,
             &config,
+            self.store.format().checksum(),
         )?);
         let added = session.finish()?;
         Repository::check_cancel(progress)?;
@@ -116,7 +117,7 @@ impl Repository {
             seq: Some(new.seq),
             source_state: Some(new.state),
         };
-        let (id, file) = snapshot::encode_record(&record, self.store.cipher());
+        let (id, file) = snapshot::encode_record(&record, self.store.cipher(), self.store.format());
         record_id.set(Some(id));
         self.backend
             .write_atomic(&snapshot::snapshot_path(&id), &file)?;

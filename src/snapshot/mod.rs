@@ -12,7 +12,7 @@ pub mod order;
 use serde::Serialize;
 
 use crate::error::{Error, Repr, Result};
-use crate::format::{self, Cipher, FileEntry, FileKind, Kind, SnapshotRecord};
+use crate::format::{self, Cipher, FileEntry, FileKind, FormatVersion, Kind, SnapshotRecord};
 use crate::id::SnapshotId;
 
 /// Shortest prefix accepted for a snapshot id.
@@ -62,12 +62,20 @@ pub fn snapshot_path(id: &SnapshotId) -> String {
     crate::layout::snapshot(id)
 }
 
-/// Encodes a record into its file bytes; returns the id (BLAKE3 of the body,
-/// keyed in an encrypted repository).
-pub fn encode_record(record: &SnapshotRecord, cipher: &Cipher) -> (SnapshotId, Vec<u8>) {
+/// Encodes a record into its file bytes (of the repository's format
+/// `version`); returns the id (BLAKE3 of the body, keyed in an encrypted
+/// repository).
+pub fn encode_record(
+    record: &SnapshotRecord,
+    cipher: &Cipher,
+    version: FormatVersion,
+) -> (SnapshotId, Vec<u8>) {
     let body = format::encode_named(record);
     let id = SnapshotId(cipher.id_hasher().chunk_id(&body).0);
-    (id, cipher.write_file(Kind::Snapshot, &id.to_hex(), &body))
+    (
+        id,
+        cipher.write_file(version, Kind::Snapshot, &id.to_hex(), &body),
+    )
 }
 
 /// Decodes a snapshot file and checks it is the record `id` names.
@@ -405,7 +413,7 @@ mod tests {
                 root: crate::id::ChunkId([2; 32]),
             }];
             s.record.total_bytes = 3;
-            let (id, file) = encode_record(&s.record, &Cipher::Plain);
+            let (id, file) = encode_record(&s.record, &Cipher::Plain, FormatVersion::NEWEST);
             let head = decode_head_file(&id, &file, &Cipher::Plain).expect("head");
             assert_eq!(
                 head,

@@ -204,7 +204,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let backend: Arc<dyn crate::backend::Backend> =
             Arc::new(LocalBackend::new(dir.path().join("repo")));
-        let store = ChunkStore::new(backend, crate::repo::default_config(), Cipher::Plain);
+        let store = ChunkStore::new(
+            backend,
+            crate::repo::default_config(),
+            Cipher::Plain,
+            crate::format::FormatVersion::NEWEST,
+        );
         let index = Index::open(&dir.path().join("index.redb")).expect("index");
         Fixture {
             _dir: dir,

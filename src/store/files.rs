@@ -6,7 +6,7 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::typed::{decode_file, encode_file, RepoFile};
-use crate::format::Cipher;
+use crate::format::{Cipher, FormatVersion};
 
 /// Decodes the bytes of the file `name` of type `T`; a failure names the file
 /// as `T::object(name)`.
@@ -36,10 +36,11 @@ pub fn get_optional<T: RepoFile>(
 pub fn save<T: RepoFile>(
     backend: &dyn Backend,
     cipher: &Cipher,
+    version: FormatVersion,
     name: &str,
     value: &T,
 ) -> Result<()> {
-    backend.write_atomic(&T::path(name), &encode_file(cipher, name, value))
+    backend.write_atomic(&T::path(name), &encode_file(cipher, version, name, value))
 }
 
 #[cfg(test)]
@@ -64,7 +65,7 @@ mod tests {
             keep_last: Some(3),
             ..Default::default()
         };
-        save(&b, &key, "", &rules).expect("save");
+        save(&b, &key, FormatVersion::NEWEST, "", &rules).expect("save");
         assert_eq!(
             get::<RetentionSettings>(&b, &key, "").expect("get"),
             rules.clone()

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::backend::Backend;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Repr, Result};
-use crate::format::{ChunkDesc, Cipher, Config, TreeEntry};
+use crate::format::{ChunkDesc, Cipher, Config, FormatVersion, TreeEntry};
 use crate::id::{ChunkId, IdHasher, PackId};
 pub use access::ChunkReader;
 pub use pack::{pack_path, ChunkLoc};
@@ -36,6 +36,7 @@ pub struct ChunkStore {
     config: Config,
     cipher: Cipher,
     hasher: IdHasher,
+    format: FormatVersion,
 }
 
 impl std::fmt::Debug for ChunkStore {
@@ -47,15 +48,28 @@ impl std::fmt::Debug for ChunkStore {
 }
 
 impl ChunkStore {
-    /// A store over `backend` with the repository's config.
-    pub fn new(backend: Arc<dyn Backend>, config: Config, cipher: Cipher) -> Self {
+    /// A store over `backend` with the repository's config, writing files of
+    /// the repository's `format`.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        cipher: Cipher,
+        format: FormatVersion,
+    ) -> Self {
         let hasher = cipher.id_hasher();
         ChunkStore {
             backend,
             config,
             cipher,
             hasher,
+            format,
         }
+    }
+
+    /// The repository's format: every file written gets it in its envelope,
+    /// and it says what the files' checksums in snapshot records are.
+    pub fn format(&self) -> FormatVersion {
+        self.format
     }
 
     /// How objects are sealed.
@@ -160,8 +174,24 @@ fn pack_capacity(config: &Config) -> usize {
     config.pack_target as usize + 2 * config.frame_target as usize + (64 << 10)
 }
 
-/// Frames compressed together in one parallel step.
-const PARALLEL_FRAMES: usize = 8;
+/// Frames being compressed at once (on rayon's pool) while the caller keeps
+/// hashing and cutting the next ones: bounds memory to a few frames in flight.
+const FRAMES_IN_FLIGHT: usize = 2;
+
+/// A frame handed to the pool: its chunks, and the receiver of
+/// `(raw length, compression, stored bytes)`.
+type InFlight = (
+    Vec<ChunkDesc>,
+    std::sync::mpsc::Receiver<(usize, Compression, Vec<u8>)>,
+);
+
+/// Runs a compression job, catching a panic: on rayon's pool a panic would
+/// abort the process; caught, the job's sender is dropped unsent and the
+/// session reports "a compression job panicked" (an internal error) instead.
+fn caught(job: impl FnOnce()) {
+    // The job owns everything it touches; nothing is observed half-updated.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+}
 
 /// Adds chunks to the store, skipping those that exist. Packs are written
 /// (atomically) as they fill; nothing references them until the caller commits
@@ -174,7 +204,11 @@ pub struct WriteSession<'a> {
     /// a snapshot's trees (verify, prune, diff of the structure) never decompresses
     /// file data.
     open: [(Vec<ChunkDesc>, Vec<u8>); 2],
-    ready: Vec<(Vec<ChunkDesc>, Vec<u8>)>,
+    /// Closed frames being compressed, oldest first: they enter the pack in
+    /// this order, so the bytes are those of a sequential session.
+    in_flight: std::collections::VecDeque<InFlight>,
+    /// Frames allowed in flight (0: compress on the caller's thread).
+    depth: usize,
     pack: pack::PackWriter,
     added: Added,
     on_pack: Option<OnPackFn<'a>>,
@@ -188,8 +222,10 @@ impl<'a> WriteSession<'a> {
             known,
             seen: HashSet::new(),
             open: Default::default(),
-            ready: Vec::new(),
+            in_flight: Default::default(),
+            depth: FRAMES_IN_FLIGHT,
             pack: pack::PackWriter::with_capacity(
+                store.format,
                 store.cipher.flags(),
                 pack_capacity(&store.config),
             ),
@@ -204,6 +240,14 @@ impl<'a> WriteSession<'a> {
     /// `on_pack` commits (the chunks are forgotten by the session afterwards).
     pub fn with_on_pack(mut self, on_pack: OnPackFn<'a>) -> Self {
         self.on_pack = Some(on_pack);
+        self
+    }
+
+    /// Compresses every frame on the caller's thread, one at a time (tests: the
+    /// pipelined session must write the same bytes).
+    #[cfg(test)]
+    pub fn sequential(mut self) -> Self {
+        self.depth = 0;
         self
     }
 
@@ -223,8 +267,21 @@ impl<'a> WriteSession<'a> {
     ) -> Result<Vec<TreeEntry>> {
         let hasher = self.store.hasher.clone();
         let ids: Vec<ChunkId> = chunks.par_iter().map(|c| hasher.chunk_id(c)).collect();
+        self.put_hashed(kind, ids.into_iter().zip(chunks).collect(), already_stored)
+    }
+
+    /// [`WriteSession::put_batch_hinted`] for chunks the caller has hashed
+    /// already (`store.hasher()`), each with its id: a chunk whose id
+    /// `already_stored` vouches for costs nothing more (no lookup, no
+    /// compression).
+    pub fn put_hashed(
+        &mut self,
+        kind: u8,
+        chunks: Vec<(ChunkId, Vec<u8>)>,
+        already_stored: &mut dyn FnMut(&ChunkId) -> bool,
+    ) -> Result<Vec<TreeEntry>> {
         let mut entries = Vec::with_capacity(chunks.len());
-        for (id, data) in ids.into_iter().zip(chunks) {
+        for (id, data) in chunks {
             entries.push(TreeEntry {
                 id,
                 len: data.len() as u64,
@@ -232,9 +289,6 @@ impl<'a> WriteSession<'a> {
             if !already_stored(&id) {
                 self.add(id, kind, data)?;
             }
-        }
-        if self.ready.len() >= PARALLEL_FRAMES {
-            self.flush_frames()?;
         }
         Ok(entries)
     }
@@ -258,60 +312,77 @@ impl<'a> WriteSession<'a> {
         descs.push(ChunkDesc { id, kind, len });
         raw.extend_from_slice(&data);
         if raw.len() >= self.store.config.frame_target as usize {
-            self.close_frame(slot);
+            self.close_frame(slot)?;
         }
         Ok(())
     }
 
-    fn close_frame(&mut self, slot: usize) {
+    /// Closes the open frame of `slot` and starts its compression; waits for
+    /// the oldest frames while more than the allowed number are in flight.
+    fn close_frame(&mut self, slot: usize) -> Result<()> {
         let (descs, raw) = std::mem::take(&mut self.open[slot]);
-        if !descs.is_empty() {
-            self.ready.push((descs, raw));
+        if descs.is_empty() {
+            return Ok(());
         }
+        let level = self.store.config.zstd_level;
+        let cipher = self.store.cipher.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job = move || {
+            let raw_len = raw.len();
+            let (kind, stored) = compress::compress(raw, level);
+            let stored = cipher.seal_frame(raw_len as u32, kind.code(), stored);
+            // The session may be gone (it failed): the frame is dropped.
+            let _ = tx.send((raw_len, kind, stored));
+        };
+        if self.depth == 0 {
+            caught(job);
+        } else {
+            rayon::spawn(move || caught(job));
+        }
+        self.in_flight.push_back((descs, rx));
+        while self.in_flight.len() > self.depth {
+            self.land_oldest()?;
+        }
+        Ok(())
     }
 
-    fn flush_frames(&mut self) -> Result<()> {
-        let level = self.store.config.zstd_level;
-        let cipher = &self.store.cipher;
-        let frames = std::mem::take(&mut self.ready);
-        let compressed: Vec<_> = frames
-            .into_par_iter()
-            .map(|(chunks, raw)| {
-                let raw_len = raw.len();
-                let (kind, stored) = compress::compress(raw, level);
-                let stored = cipher.seal_frame(raw_len as u32, kind.code(), stored);
-                (chunks, raw_len, kind, stored)
-            })
-            .collect();
-        for (chunks, raw_len, kind, stored) in compressed {
-            let offset = self.pack.add_frame(kind, &stored, chunks.clone());
-            let frame_len = stored.len() as u32;
-            let mut at = 0u32;
-            for c in chunks {
-                self.added.locations.push((
-                    c.id,
-                    ChunkLoc {
-                        pack: PackId::default(),
-                        frame_offset: offset,
-                        frame_len,
-                        frame_raw_len: raw_len as u32,
-                        compression: kind.code(),
-                        offset: at,
-                        len: c.len,
-                        kind: c.kind,
-                    },
-                ));
-                at += c.len;
-            }
-            if self.pack.len() >= self.store.config.pack_target as usize {
-                self.write_pack()?;
-            }
+    /// Waits for the oldest frame in flight and adds it to the pack (writing
+    /// the pack when full).
+    fn land_oldest(&mut self) -> Result<()> {
+        let Some((chunks, rx)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let (raw_len, kind, stored) = rx
+            .recv()
+            .map_err(|_| Error::internal("a compression job panicked"))?;
+        let offset = self.pack.add_frame(kind, &stored, chunks.clone());
+        let frame_len = stored.len() as u32;
+        let mut at = 0u32;
+        for c in chunks {
+            self.added.locations.push((
+                c.id,
+                ChunkLoc {
+                    pack: PackId::default(),
+                    frame_offset: offset,
+                    frame_len,
+                    frame_raw_len: raw_len as u32,
+                    compression: kind.code(),
+                    offset: at,
+                    len: c.len,
+                    kind: c.kind,
+                },
+            ));
+            at += c.len;
+        }
+        if self.pack.len() >= self.store.config.pack_target as usize {
+            self.write_pack()?;
         }
         Ok(())
     }
 
     fn write_pack(&mut self) -> Result<()> {
         let fresh = pack::PackWriter::with_capacity(
+            self.store.format,
             self.store.cipher.flags(),
             pack_capacity(&self.store.config),
         );
@@ -348,10 +419,178 @@ impl<'a> WriteSession<'a> {
 
     /// Writes everything pending; returns what was added.
     pub fn finish(mut self) -> Result<Added> {
-        self.close_frame(0);
-        self.close_frame(1);
-        self.flush_frames()?;
+        self.close_frame(0)?;
+        self.close_frame(1)?;
+        while !self.in_flight.is_empty() {
+            self.land_oldest()?;
+        }
         self.write_pack()?;
         Ok(self.added)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::LocalBackend;
+
+    /// A pack file's path under the repository and its bytes.
+    type PackFile = (std::path::PathBuf, Vec<u8>);
+
+    /// Every pack file under `root`, by path, with its bytes.
+    fn packs(root: &std::path::Path) -> Vec<PackFile> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).expect("read dir") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let bytes = std::fs::read(&p).expect("read");
+                    out.push((p.strip_prefix(root).expect("under").to_path_buf(), bytes));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Writes the same chunks (some repeated, some compressible, tree nodes
+    /// between) through a session; returns what it added and the packs.
+    fn write(sequential: bool, cipher: &Cipher) -> (Vec<(ChunkId, ChunkLoc)>, Vec<PackFile>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::repo::default_config();
+        config.frame_target = 16 << 10;
+        config.pack_target = 64 << 10;
+        let store = ChunkStore::new(
+            Arc::new(LocalBackend::new(dir.path())),
+            config,
+            cipher.clone(),
+            FormatVersion::NEWEST,
+        );
+        let mut session = WriteSession::new(&store, Box::new(|_| Ok(false)));
+        if sequential {
+            session = session.sequential();
+        }
+        let mut x = 7u64;
+        for batch in 0..20u64 {
+            let chunks: Vec<Vec<u8>> = (0..37u64)
+                .map(|i| {
+                    let n = 1000 + ((batch * 37 + i) % 3000) as usize;
+                    (0..n)
+                        .map(|j| {
+                            x = x
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            if (i + j as u64).is_multiple_of(3) {
+                                (x >> 56) as u8
+                            } else {
+                                (j % 7) as u8
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut repeated = chunks.clone();
+            repeated.truncate(5);
+            session.put_batch(KIND_DATA, chunks).expect("put");
+            session.put_batch(KIND_DATA, repeated).expect("put again");
+            session
+                .put(KIND_TREE, vec![batch as u8; 300])
+                .expect("tree");
+        }
+        let added = session.finish().expect("finish");
+        (added.locations, packs(dir.path()))
+    }
+
+    #[test]
+    fn a_panicking_compression_job_is_an_error_not_an_abort() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Compression, Vec<u8>)>(1);
+        rayon::spawn(move || {
+            caught(move || {
+                let _tx = tx;
+                panic!("injected");
+            })
+        });
+        assert!(rx.recv().is_err(), "the sender is dropped unsent");
+        // The pool is still alive.
+        assert_eq!(rayon::join(|| 1, || 2), (1, 2));
+    }
+
+    #[test]
+    fn a_chunk_vouched_for_costs_no_lookup_and_no_compression() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ChunkStore::new(
+            Arc::new(LocalBackend::new(dir.path())),
+            crate::repo::default_config(),
+            Cipher::Plain,
+            FormatVersion::NEWEST,
+        );
+        let lookups = std::cell::Cell::new(0);
+        let mut session = WriteSession::new(
+            &store,
+            Box::new(|_| {
+                lookups.set(lookups.get() + 1);
+                Ok(false)
+            }),
+        );
+        let pages: Vec<(ChunkId, Vec<u8>)> = (0..10u8)
+            .map(|i| {
+                let page = vec![i; 4096];
+                (store.hasher().chunk_id(&page), page)
+            })
+            .collect();
+        let parent: Vec<ChunkId> = pages.iter().map(|(id, _)| *id).collect();
+        // The parent had the same pages but the 4th and 8th.
+        let mut hint = parent.into_iter().enumerate().map(|(i, id)| {
+            if i == 3 || i == 7 {
+                ChunkId([9; 32])
+            } else {
+                id
+            }
+        });
+        let entries = session
+            .put_hashed(KIND_DATA, pages.clone(), &mut |id| hint.next() == Some(*id))
+            .expect("put");
+        assert_eq!(entries.len(), 10);
+        assert!(entries
+            .iter()
+            .zip(&pages)
+            .all(|(e, (id, p))| e.id == *id && e.len == p.len() as u64));
+        assert_eq!(lookups.get(), 2, "only the changed pages are looked up");
+        let added = session.finish().expect("finish");
+        assert_eq!(added.chunks_added, 2, "only the changed pages are stored");
+    }
+
+    #[test]
+    fn pipelined_session_writes_the_bytes_of_a_sequential_one() {
+        for cipher in [
+            Cipher::Plain,
+            Cipher::Sealed(Arc::new(crate::crypto::MasterKey::generate())),
+        ] {
+            let (locs_a, packs_a) = write(true, &cipher);
+            let (locs_b, packs_b) = write(false, &cipher);
+            assert!(packs_a.len() > 3, "several packs: {}", packs_a.len());
+            // Sealed frames have random nonces (so other pack ids); the
+            // layout still matches.
+            let layout = |l: &[(ChunkId, ChunkLoc)]| {
+                l.iter()
+                    .map(|(id, loc)| (*id, loc.frame_offset, loc.frame_len, loc.offset))
+                    .collect::<Vec<_>>()
+            };
+            assert!(layout(&locs_a) == layout(&locs_b), "same chunk locations");
+            if !cipher.is_sealed() {
+                assert!(locs_a == locs_b, "same packs");
+                assert!(packs_a == packs_b, "same pack bytes");
+            } else {
+                let names = |p: &[PackFile]| {
+                    let mut v: Vec<usize> = p.iter().map(|(_, b)| b.len()).collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(names(&packs_a), names(&packs_b));
+            }
+        }
     }
 }

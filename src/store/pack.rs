@@ -7,7 +7,8 @@
 
 use crate::compress::Compression;
 use crate::format::{
-    self, ChunkDesc, Cipher, DecodeError, FrameDesc, Kind, PackDescription, FLAG_SEALED, HEADER_LEN,
+    self, ChunkDesc, Cipher, DecodeError, FormatVersion, FrameDesc, Kind, PackDescription,
+    FLAG_SEALED, HEADER_LEN,
 };
 use crate::id::{ChunkId, PackId};
 
@@ -33,15 +34,15 @@ pub struct PackWriter {
 impl PackWriter {
     /// An empty pack (header only) with the cipher's flags.
     #[cfg(any(test, feature = "internals"))]
-    pub fn new(flags: u8) -> Self {
-        Self::with_capacity(flags, 1 << 20)
+    pub fn new(version: FormatVersion, flags: u8) -> Self {
+        Self::with_capacity(version, flags, 1 << 20)
     }
 
     /// An empty pack whose buffer is sized for `capacity` bytes up front (so it
     /// does not double past the pack target).
-    pub fn with_capacity(flags: u8, capacity: usize) -> Self {
+    pub fn with_capacity(version: FormatVersion, flags: u8, capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity);
-        buf.extend_from_slice(&format::encode_header(Kind::Pack, flags, 0));
+        buf.extend_from_slice(&format::encode_header(version, Kind::Pack, flags, 0));
         PackWriter {
             buf,
             frames: Vec::new(),
@@ -184,7 +185,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> (PackId, Vec<u8>, PackDescription) {
-        let mut w = PackWriter::new(0);
+        let mut w = PackWriter::new(FormatVersion::NEWEST, 0);
         let a = ChunkDesc {
             id: ChunkId([1; 32]),
             kind: 0,

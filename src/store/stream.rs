@@ -3,11 +3,14 @@
 //! Two stages run at the same time: a producer thread walks the chunk tree,
 //! looks the chunks up in the index, reads and decompresses their frames and
 //! re-hashes every chunk against its id (the lookups, decompression and hashing
-//! in parallel with rayon); the calling thread hashes the whole file in order and
-//! writes it. Batches travel through a bounded channel (a few MiB in flight) and
-//! their buffers go back to the producer, so memory stays bounded and no batch
-//! allocates afresh. Only bytes that matched their chunk id reach the writer; the
-//! whole-file checksum is the caller's to compare (it knows the record).
+//! in parallel with rayon); the calling thread writes it. The file's checksum
+//! is computed on the way: in format 2 by the producer from the tree's leaves
+//! (the ids each chunk was checked against, so each byte is hashed once), in
+//! format 1 by the calling thread from the bytes written. Batches travel through
+//! a bounded channel (a few MiB in flight) and their buffers go back to the
+//! producer, so memory stays bounded and no batch allocates afresh. Only bytes
+//! that matched their chunk id reach the writer; the checksum is the caller's to
+//! compare (it knows the record).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -19,7 +22,7 @@ use rayon::prelude::*;
 use super::tree::TreeReader;
 use super::{ChunkLoc, ChunkReader, ChunkStore};
 use crate::error::{Error, Result};
-use crate::format::TreeEntry;
+use crate::format::{ChecksumKind, FileHasher, TreeEntry};
 use crate::id::{ChunkId, PackId};
 use crate::index::IndexReader;
 
@@ -36,12 +39,14 @@ const IN_FLIGHT: usize = 2;
 pub struct Streamed {
     /// Bytes written.
     pub bytes: u64,
-    /// BLAKE3 of everything written, in order.
-    pub blake3: [u8; 32],
+    /// The file's checksum of the kind asked for (store-format.md 4.2): the
+    /// digest of the chunk list read, or the BLAKE3 of everything written.
+    pub checksum: [u8; 32],
 }
 
 /// Writes the content under tree `root` to `out` in order; every chunk is checked
-/// against its id before it is written. `after_batch(n)` runs on the calling
+/// against its id before it is written, and the file's checksum of kind
+/// `checksum` is computed on the way. `after_batch(n)` runs on the calling
 /// thread after each `n` bytes written (progress; an error, e.g. a cancel, stops
 /// the stream). On error, what `out` received must be discarded by the caller;
 /// `name` names the file in write errors.
@@ -50,38 +55,51 @@ pub fn stream_file(
     store: &ChunkStore,
     index: IndexReader,
     root: ChunkId,
+    checksum: ChecksumKind,
     out: &mut dyn Write,
     after_batch: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<Streamed> {
     let (full_tx, full_rx) = sync_channel::<Result<Vec<u8>>>(IN_FLIGHT);
     let (free_tx, free_rx) = channel::<Vec<u8>>();
     std::thread::scope(|s| {
-        let producer = s.spawn(move || produce(store, index, root, &full_tx, &free_rx));
-        let written = consume(name, full_rx, &free_tx, out, after_batch);
+        let producer = s.spawn(move || {
+            let mut leaves = FileHasher::new(checksum);
+            produce(store, index, root, &mut leaves, &full_tx, &free_rx);
+            leaves
+        });
+        let mut bytes = FileHasher::new(checksum);
+        let written = consume(name, full_rx, &free_tx, out, &mut bytes, after_batch);
         // `full_rx` is dropped by now: a producer blocked on a full channel sees
         // the writer gone and stops.
-        match producer.join() {
-            Ok(()) => written,
+        let leaves = match producer.join() {
+            Ok(leaves) => leaves,
             Err(panic) => std::panic::resume_unwind(panic),
-        }
+        };
+        // Each hasher saw only its own input: the leaves, or the bytes.
+        let hasher = if bytes.needs_data() { bytes } else { leaves };
+        written.map(|bytes| Streamed {
+            bytes,
+            checksum: hasher.finish(),
+        })
     })
 }
 
-/// The calling thread's half: hash and write each batch in order.
+/// The calling thread's half: write each batch in order (hashing it when the
+/// checksum is of the bytes); returns the bytes written.
 fn consume(
     name: &str,
     full: Receiver<Result<Vec<u8>>>,
     free: &Sender<Vec<u8>>,
     out: &mut dyn Write,
+    hasher: &mut FileHasher,
     after_batch: &mut dyn FnMut(u64) -> Result<()>,
-) -> Result<Streamed> {
-    let mut hasher = blake3::Hasher::new();
+) -> Result<u64> {
     let mut bytes = 0u64;
     for batch in full {
         let buf = batch?;
         // Hashed then written piece by piece, while each piece is in this core's cache.
         for piece in buf.chunks(WRITE_PIECE) {
-            hasher.update(piece);
+            hasher.data(piece);
             out.write_all(piece)
                 .map_err(|e| Error::io("writing", name, e))?;
         }
@@ -90,18 +108,17 @@ fn consume(
         // The producer may be done: then the buffer is simply dropped.
         let _ = free.send(buf);
     }
-    Ok(Streamed {
-        bytes,
-        blake3: *hasher.finalize().as_bytes(),
-    })
+    Ok(bytes)
 }
 
 /// The producer thread: batches of verified bytes in file order, then the end
-/// of the channel (or one error).
+/// of the channel (or one error). Every leaf read goes to `leaves` (the
+/// chunk-list digest) in order.
 fn produce(
     store: &ChunkStore,
     index: IndexReader,
     root: ChunkId,
+    leaves_hasher: &mut FileHasher,
     full: &SyncSender<Result<Vec<u8>>>,
     free: &Receiver<Vec<u8>>,
 ) {
@@ -121,7 +138,12 @@ fn produce(
                 return Ok(None);
             }
             let buf = free.try_recv().unwrap_or_default();
-            read_batch(store, &reader, &leaves, &mut frames, buf).map(Some)
+            let buf = read_batch(store, &reader, &leaves, &mut frames, buf)?;
+            // Only leaves whose chunks matched their ids count.
+            for l in &leaves {
+                leaves_hasher.chunk(&l.id, l.len);
+            }
+            Ok(Some(buf))
         })();
         match batch {
             Ok(None) => return,

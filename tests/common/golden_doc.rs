@@ -414,7 +414,7 @@ fn header(bytes: &[u8], expected_kind: u8) -> Result<Header, String> {
         flags: bytes[11],
         body_len: u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]),
     };
-    if h.version != 1 {
+    if !(1..=2).contains(&h.version) {
         return Err(format!("format version {}", h.version));
     }
     if h.kind != expected_kind {

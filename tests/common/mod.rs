@@ -317,6 +317,24 @@ pub fn blake3_file(path: &Path) -> String {
     blake3::hash(&bytes).to_hex().to_string()
 }
 
+/// The checksum a plain format-2 repository records for the database image
+/// at `path` (store-format.md 4.2): the chunk-list digest of its pages, one
+/// chunk per page (the default page chunker), ids unkeyed.
+pub fn image_digest(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let ps = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65536,
+        n => usize::from(n),
+    };
+    let mut h = blake3::Hasher::new();
+    h.update(b"lumina-backup chunk-list v2\n");
+    for page in bytes.chunks(ps) {
+        h.update(blake3::hash(page).as_bytes());
+        h.update(&(page.len() as u64).to_le_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
 /// Changes `n` rows of `metadata` (spread by a seeded generator) in one transaction.
 pub fn touch_metadata_rows(path: &Path, n: u64, seed: u64) {
     let mut c = open(path);
