@@ -17,7 +17,11 @@ use crate::export::{self, Table};
 use crate::fsutil::AtomicFile;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;
+use crate::format::FileEntry;
+use crate::id::ChunkId;
 use crate::sqlite;
+use crate::store::tree::TreeReader;
+use crate::store::ChunkReader;
 
 /// The newer side of a diff.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +81,20 @@ impl Repository {
             DiffTarget::Snapshot(s) => Table::all().iter().all(|t| s.file(t.file_name()).is_ok()),
             DiffTarget::Live(db) => export::is_lumina(&sqlite::capture::open_source(db)?)?,
         };
-        let report = if old_lumina && new_lumina {
+        // Two snapshots: from the pages that differ (see `diff::pages`), read in
+        // place through the chunk reader; the full route below when that route
+        // declines (schema change, grouped pages, ...). The live database keeps
+        // the full route: its pages have no identities to compare without
+        // reading (and hashing) the whole file anyway.
+        let by_pages = match new {
+            DiffTarget::Snapshot(s) => {
+                self.diff_by_pages(old, s, old_lumina && new_lumina, progress)?
+            }
+            DiffTarget::Live(_) => None,
+        };
+        let report = if let Some(report) = by_pages {
+            report
+        } else if old_lumina && new_lumina {
             // The exported tables row by row as the app's exports show them; every
             // other table (the app has more than the four it exports) from the
             // images, keyed by its declared primary key.
@@ -101,6 +118,32 @@ impl Repository {
             }
         }
         Ok(report)
+    }
+
+    /// The page route ([`diff::pages`]); `None` when it declines.
+    fn diff_by_pages(
+        &self,
+        old: &Snapshot,
+        new: &Snapshot,
+        lumina: bool,
+        progress: &dyn Progress,
+    ) -> Result<Option<DiffReport>> {
+        let (Some(ia), Some(ib)) = (old.image(), new.image()) else {
+            return Ok(None);
+        };
+        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
+        let (Some(a), Some(b)) = (page_ids(&mut reader, ia)?, page_ids(&mut reader, ib)?) else {
+            return Ok(None);
+        };
+        let mut read = |id: &ChunkId| -> Result<Vec<u8>> {
+            let loc = reader.locate(id)?;
+            reader.chunk_at(id, &loc)
+        };
+        progress.phase(&PhaseInfo::new(Phase::Diff).detail("changed pages"));
+        match diff::pages::diff_pages(&a, &b, &mut read, lumina)? {
+            diff::pages::Outcome::Report(r) => Ok(Some(r)),
+            diff::pages::Outcome::Fallback(_why) => Ok(None),
+        }
     }
 
     fn diff_exports(
@@ -205,6 +248,21 @@ impl Repository {
         }
         Ok(report)
     }
+}
+
+/// The chunk ids of an image, one per page: `None` unless every chunk has the
+/// same length (one page each; the header's page size is checked against it).
+fn page_ids(reader: &mut ChunkReader<'_>, entry: &FileEntry) -> Result<Option<Vec<ChunkId>>> {
+    let mut walk = TreeReader::new(entry.root);
+    let mut ids = Vec::new();
+    let mut len = None;
+    while let Some(leaf) = reader.next_leaf(&mut walk)? {
+        if *len.get_or_insert(leaf.len) != leaf.len {
+            return Ok(None);
+        }
+        ids.push(leaf.id);
+    }
+    Ok((!ids.is_empty()).then_some(ids))
 }
 
 fn has_table(conn: &rusqlite::Connection, name: &str) -> Result<bool> {
