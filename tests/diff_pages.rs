@@ -45,8 +45,10 @@ CREATE INDEX idx_meta_coll ON metadata(collectionId);
 
 fn create(path: &Path, page_size: u32, rows: u32) -> Connection {
     let c = Connection::open(path).expect("open");
-    c.execute_batch(&format!("PRAGMA page_size={page_size}; PRAGMA journal_mode=DELETE;"))
-        .expect("pragmas");
+    c.execute_batch(&format!(
+        "PRAGMA page_size={page_size}; PRAGMA journal_mode=DELETE;"
+    ))
+    .expect("pragmas");
     c.execute_batch(SCHEMA).expect("schema");
     c.execute_batch("BEGIN").unwrap();
     for i in 0..rows {
@@ -59,7 +61,7 @@ fn create(path: &Path, page_size: u32, rows: u32) -> Connection {
 /// One edit of kind `op` on item `i` (deterministic).
 fn edit(c: &Connection, op: u32, i: u32) {
     let id = format!("photos/{i:05}.jpg");
-    let big = vec![(i % 251) as u8; if i % 7 == 0 { 70_000 } else { 30 }];
+    let big = vec![(i % 251) as u8; if i.is_multiple_of(7) { 70_000 } else { 30 }];
     match op % 7 {
         0 => {
             c.execute(
@@ -67,7 +69,8 @@ fn edit(c: &Connection, op: u32, i: u32) {
                 params![id, format!("c{}", i % 3), format!("[\"t{i}\"]"), 3.0, big],
             )
             .unwrap();
-            c.execute("DELETE FROM item_tags WHERE itemId = ?1", [&id]).unwrap();
+            c.execute("DELETE FROM item_tags WHERE itemId = ?1", [&id])
+                .unwrap();
             for t in 0..(i % 4) {
                 c.execute(
                     "INSERT INTO item_tags VALUES (?1, ?2, ?3)",
@@ -82,10 +85,15 @@ fn edit(c: &Connection, op: u32, i: u32) {
             .unwrap();
             c.execute(
                 "INSERT OR REPLACE INTO counters VALUES (?1, ?2, ?3)",
-                params![i64::from(i % 40), i64::from(i), "x".repeat((i % 9) as usize * 700)],
+                params![
+                    i64::from(i % 40),
+                    i64::from(i),
+                    "x".repeat((i % 9) as usize * 700)
+                ],
             )
             .unwrap();
-            c.execute("INSERT INTO loose VALUES (?1, NULL)", [i64::from(i)]).unwrap();
+            c.execute("INSERT INTO loose VALUES (?1, NULL)", [i64::from(i)])
+                .unwrap();
             c.execute(
                 "INSERT OR REPLACE INTO wr2 VALUES (?1, ?2, ?3)",
                 params![i64::from(i % 30), format!("k{}", i % 5), big],
@@ -93,20 +101,33 @@ fn edit(c: &Connection, op: u32, i: u32) {
             .unwrap();
         }
         1 => {
-            c.execute("DELETE FROM metadata WHERE id = ?1", [&id]).unwrap();
+            c.execute("DELETE FROM metadata WHERE id = ?1", [&id])
+                .unwrap();
         }
         2 => {
-            c.execute("UPDATE metadata SET score = score + 0.5, aiTags = NULL WHERE id = ?1", [&id])
-                .unwrap();
+            c.execute(
+                "UPDATE metadata SET score = score + 0.5, aiTags = NULL WHERE id = ?1",
+                [&id],
+            )
+            .unwrap();
         }
         3 => {
-            c.execute("DELETE FROM tag_aliases WHERE aliasName = ?1", [format!("alias{}", i % 50)])
+            c.execute(
+                "DELETE FROM tag_aliases WHERE aliasName = ?1",
+                [format!("alias{}", i % 50)],
+            )
+            .unwrap();
+            c.execute("DELETE FROM loose WHERE a = ?1", [i64::from(i)])
                 .unwrap();
-            c.execute("DELETE FROM loose WHERE a = ?1", [i64::from(i)]).unwrap();
         }
         4 => {
-            c.execute("UPDATE wr2 SET v = x'00' WHERE k1 = ?1", [i64::from(i % 30)]).unwrap();
-            c.execute("DELETE FROM counters WHERE id = ?1", [i64::from(i % 40)]).unwrap();
+            c.execute(
+                "UPDATE wr2 SET v = x'00' WHERE k1 = ?1",
+                [i64::from(i % 30)],
+            )
+            .unwrap();
+            c.execute("DELETE FROM counters WHERE id = ?1", [i64::from(i % 40)])
+                .unwrap();
         }
         5 => edit(c, 0, i + 1000),
         _ => {
@@ -141,15 +162,23 @@ fn check(page_size: u32, rows: u32, edits: &[(u32, u32)]) -> DiffReport {
         no_exports: true,
         ..Default::default()
     };
-    let a = r.snapshot(&db, &opts, &NoProgress).expect("snapshot a").snapshot;
+    let a = r
+        .snapshot(&db, &opts, &NoProgress)
+        .expect("snapshot a")
+        .snapshot;
     for &(op, i) in edits {
         edit(&c, op, i);
     }
-    let b = r.snapshot(&db, &opts, &NoProgress).expect("snapshot b").snapshot;
+    let b = r
+        .snapshot(&db, &opts, &NoProgress)
+        .expect("snapshot b")
+        .snapshot;
     let route = Route::default();
     let by_pages = r.diff(&a, DiffTarget::Snapshot(&b), &route).expect("diff");
     assert!(*route.0.lock().unwrap(), "the page route was taken");
-    let full = r.diff(&a, DiffTarget::Live(&db), &NoProgress).expect("full diff");
+    let full = r
+        .diff(&a, DiffTarget::Live(&db), &NoProgress)
+        .expect("full diff");
     assert_eq!(by_pages, full);
     by_pages
 }
@@ -163,14 +192,21 @@ fn count(d: &DiffReport, table: &str) -> (usize, usize, usize) {
 fn insert_or_replace_is_changed_in_every_table_4096() {
     let d = check(4096, 300, &[(6, 10), (6, 11), (6, 14)]);
     assert_eq!(count(&d, "metadata"), (0, 0, 3));
-    assert_eq!(d.tables["metadata"].changed[0], serde_json::json!("photos/00010.jpg"));
+    assert_eq!(
+        d.tables["metadata"].changed[0],
+        serde_json::json!("photos/00010.jpg")
+    );
     assert_eq!(count(&d, "tag_aliases"), (0, 0, 3));
     assert_eq!(count(&d, "loose"), (0, 0, 0));
 }
 
 #[test]
 fn deletes_inserts_and_overflow_512() {
-    let d = check(512, 120, &[(1, 5), (1, 7), (2, 14), (0, 500), (3, 9), (4, 3)]);
+    let d = check(
+        512,
+        120,
+        &[(1, 5), (1, 7), (2, 14), (0, 500), (3, 9), (4, 3)],
+    );
     assert_eq!(count(&d, "metadata"), (1, 2, 1));
 }
 
@@ -192,23 +228,35 @@ fn lumina_database_with_exports_matches_the_export_route() {
     let db = dir.path("lumina.db");
     common::create_lumina(&db, 300, 1);
     let mut r = repo(&dir);
-    let a = r.snapshot(&db, &SnapshotOptions::default(), &NoProgress).expect("a").snapshot;
+    let a = r
+        .snapshot(&db, &SnapshotOptions::default(), &NoProgress)
+        .expect("a")
+        .snapshot;
     common::touch_metadata_rows(&db, 5, 2);
     let c = Connection::open(&db).unwrap();
-    let id: String = c.query_row("SELECT id FROM metadata LIMIT 1 OFFSET 7", [], |r| r.get(0)).unwrap();
+    let id: String = c
+        .query_row("SELECT id FROM metadata LIMIT 1 OFFSET 7", [], |r| r.get(0))
+        .unwrap();
     c.execute(
         "INSERT OR REPLACE INTO metadata(id, collectionId, aiTags) VALUES (?1, 'c', '[1, 2]')",
         [&id],
     )
     .unwrap();
     drop(c);
-    let b = r.snapshot(&db, &SnapshotOptions::default(), &NoProgress).expect("b").snapshot;
+    let b = r
+        .snapshot(&db, &SnapshotOptions::default(), &NoProgress)
+        .expect("b")
+        .snapshot;
     let route = Route::default();
     let by_pages = r.diff(&a, DiffTarget::Snapshot(&b), &route).expect("diff");
     assert!(*route.0.lock().unwrap(), "the page route was taken");
-    let full = r.diff(&a, DiffTarget::Live(&db), &NoProgress).expect("full");
+    let full = r
+        .diff(&a, DiffTarget::Live(&db), &NoProgress)
+        .expect("full");
     assert_eq!(by_pages, full);
-    assert!(by_pages.tables["metadata"].changed.contains(&serde_json::json!(id)));
+    assert!(by_pages.tables["metadata"]
+        .changed
+        .contains(&serde_json::json!(id)));
     assert!(by_pages.tables["metadata"].removed.is_empty());
 }
 

@@ -30,8 +30,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::{Row, RowSource, Tie};
 use super::{KeyInfo, KeyOrder, TableDiff};
+use super::{Row, RowSource, Tie};
 use crate::error::{Error, Result};
 use crate::export::Table;
 use crate::id::ChunkId;
@@ -60,9 +60,7 @@ impl Pages<'_, '_> {
         let id = no
             .checked_sub(1)
             .and_then(|i| ids.get(i as usize))
-            .ok_or_else(|| {
-                Error::corrupt(format!("database page {no}"), "is beyond the image")
-            })?;
+            .ok_or_else(|| Error::corrupt(format!("database page {no}"), "is beyond the image"))?;
         if let Some(p) = self.cache.get(id) {
             return Ok(p.clone());
         }
@@ -245,9 +243,11 @@ fn plan(name: &str, sql: &str, lumina: bool) -> Result<std::result::Result<Plan,
         (0..cols.len()).collect()
     };
     if key.by_rowid
-        && cols
-            .iter()
-            .any(|c| ["rowid", "_rowid_", "oid"].iter().any(|r| c.0.eq_ignore_ascii_case(r)))
+        && cols.iter().any(|c| {
+            ["rowid", "_rowid_", "oid"]
+                .iter()
+                .any(|r| c.0.eq_ignore_ascii_case(r))
+        })
     {
         return fallback(format!("table {name} has a column named like the rowid"));
     }
@@ -445,8 +445,7 @@ fn diff_inner(
     }
     let (sa, sb) = (schema(&a, pages)?, schema(&b, pages)?);
     let (ta, tb) = (tables(&sa), tables(&sb));
-    let same = ta.len() == tb.len()
-        && ta.iter().zip(&tb).all(|(x, y)| x.0 == y.0 && x.1 == y.1);
+    let same = ta.len() == tb.len() && ta.iter().zip(&tb).all(|(x, y)| x.0 == y.0 && x.1 == y.1);
     if !same {
         return fallback("the schema differs");
     }
@@ -470,11 +469,17 @@ fn diff_inner(
         per_table.push((plan, rows_a, rows_b));
     }
     let table_roots: HashSet<u32> = ta.iter().map(|t| t.2).collect();
-    for e in sa.iter().filter(|e| e.root > 0 && !table_roots.contains(&e.root)) {
+    for e in sa
+        .iter()
+        .filter(|e| e.root > 0 && !table_roots.contains(&e.root))
+    {
         row_pages(&a, e.root, pages, &mut known_a)?;
     }
     let table_roots: HashSet<u32> = tb.iter().map(|t| t.2).collect();
-    for e in sb.iter().filter(|e| e.root > 0 && !table_roots.contains(&e.root)) {
+    for e in sb
+        .iter()
+        .filter(|e| e.root > 0 && !table_roots.contains(&e.root))
+    {
         row_pages(&b, e.root, pages, &mut known_b)?;
     }
     row_pages(&a, 1, pages, &mut known_a)?;
@@ -539,7 +544,9 @@ fn diff_inner(
             }
         }
         let order = plan.order();
-        let mut decode = |s: &Side<'_>, list: &[u32]| -> Result<std::result::Result<Vec<Row>, String>> {
+        let mut decode = |s: &Side<'_>,
+                          list: &[u32]|
+         -> Result<std::result::Result<Vec<Row>, String>> {
             let mut left = skip.clone();
             let mut rows = Vec::new();
             for &no in list {
@@ -553,7 +560,7 @@ fn diff_inner(
                 let bytes = pages.get(s.ids, no)?;
                 let page = Page::parse(no, &bytes, s.h.usable)?;
                 if page.kind.is_table() == plan.without_rowid
-                    || (plan.without_rowid == false && !page.kind.is_leaf())
+                    || (!plan.without_rowid && !page.kind.is_leaf())
                 {
                     return Err(Error::corrupt(
                         format!("database page {no}"),

@@ -62,7 +62,10 @@ pub fn header(page1: &[u8], image_pages: u32) -> Result<Header> {
     let reserved = u32::from(*page1.get(20).ok_or_else(|| corrupt(1, "too short"))?);
     let usable = page_size - reserved;
     if usable < 480 {
-        return Err(corrupt(1, format!("has {reserved} reserved bytes per page")));
+        return Err(corrupt(
+            1,
+            format!("has {reserved} reserved bytes per page"),
+        ));
     }
     let counted = u32_at(page1, 28, 1)?;
     let valid_for = u32_at(page1, 92, 1)?;
@@ -194,7 +197,10 @@ impl<'a> Page<'a> {
     fn cell_offset(&self, i: usize) -> Result<usize> {
         let at = usize::from(u16_at(self.data, self.cells_at + 2 * i, self.no)?);
         if at < self.cells_at + 2 * self.count || at >= self.usable {
-            return Err(corrupt(self.no, format!("cell {i} at offset {at} is outside the page")));
+            return Err(corrupt(
+                self.no,
+                format!("cell {i} at offset {at} is outside the page"),
+            ));
         }
         Ok(at)
     }
@@ -275,11 +281,7 @@ fn local_len(kind: Kind, p: u64, u: u64) -> usize {
 }
 
 /// The overflow pages of a cell, in chain order (read through `read`).
-pub fn overflow_pages(
-    cell: &Cell<'_>,
-    h: &Header,
-    read: &mut ReadPage<'_>,
-) -> Result<Vec<u32>> {
+pub fn overflow_pages(cell: &Cell<'_>, h: &Header, read: &mut ReadPage<'_>) -> Result<Vec<u32>> {
     let mut pages = Vec::new();
     follow(cell, h, read, &mut |no, _| {
         pages.push(no);
@@ -396,7 +398,10 @@ pub fn freelist(h: &Header, read: &mut ReadPage<'_>) -> Result<Vec<u32>> {
     let mut trunk = h.freelist_trunk;
     while trunk != 0 {
         if trunk > h.page_count || !seen.insert(trunk) || out.len() > h.page_count as usize {
-            return Err(corrupt(trunk, "freelist points outside the database or loops"));
+            return Err(corrupt(
+                trunk,
+                "freelist points outside the database or loops",
+            ));
         }
         let page = read(trunk)?;
         out.push(trunk);
@@ -466,11 +471,18 @@ mod tests {
                     2 => (i as f64 / 3.0).into(),
                     _ => "é".repeat(i as usize * 11).into(),
                 };
-                c.execute("INSERT INTO t VALUES (?1, ?2, ?3)", rusqlite::params![i, a, blob])
-                    .unwrap();
+                c.execute(
+                    "INSERT INTO t VALUES (?1, ?2, ?3)",
+                    rusqlite::params![i, a, blob],
+                )
+                .unwrap();
             }
             let root: u32 = c
-                .query_row("SELECT rootpage FROM sqlite_schema WHERE name='t'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT rootpage FROM sqlite_schema WHERE name='t'",
+                    [],
+                    |r| r.get(0),
+                )
                 .unwrap();
             drop(c);
             let file = std::fs::read(&path).unwrap();
