@@ -16,15 +16,30 @@ use lumina_backup::{
 use proptest::prelude::*;
 use rusqlite::{params, Connection};
 
+/// Which route a diff took, from its progress phases: "changed pages" when the
+/// page route starts, "all rows: <why>" when it declines.
 #[derive(Default)]
-struct Route(Mutex<bool>);
+struct Route(Mutex<Vec<String>>);
 impl Progress for Route {
     fn phase(&self, info: &PhaseInfo<'_>) {
-        if info.detail == Some("changed pages") {
-            *self.0.lock().unwrap() = true;
+        if let Some(d) = info.detail {
+            self.0.lock().unwrap().push(d.to_string());
         }
     }
     fn advance(&self, _n: u64) {}
+}
+impl Route {
+    /// The page route gave the report.
+    fn by_pages(&self) -> bool {
+        let started = self.0.lock().unwrap().iter().any(|d| d == "changed pages");
+        started && self.declined().is_none()
+    }
+    /// Why the page route declined, if it did.
+    fn declined(&self) -> Option<String> {
+        let seen = self.0.lock().unwrap();
+        seen.iter()
+            .find_map(|d| d.strip_prefix("all rows: ").map(str::to_string))
+    }
 }
 
 fn repo(dir: &TestDir) -> Repository {
@@ -175,7 +190,7 @@ fn check(page_size: u32, rows: u32, edits: &[(u32, u32)]) -> DiffReport {
         .snapshot;
     let route = Route::default();
     let by_pages = r.diff(&a, DiffTarget::Snapshot(&b), &route).expect("diff");
-    assert!(*route.0.lock().unwrap(), "the page route was taken");
+    assert!(route.by_pages(), "the page route was taken: {:?}", route.0);
     let full = r
         .diff(&a, DiffTarget::Live(&db), &NoProgress)
         .expect("full diff");
@@ -249,7 +264,7 @@ fn lumina_database_with_exports_matches_the_export_route() {
         .snapshot;
     let route = Route::default();
     let by_pages = r.diff(&a, DiffTarget::Snapshot(&b), &route).expect("diff");
-    assert!(*route.0.lock().unwrap(), "the page route was taken");
+    assert!(route.by_pages(), "the page route was taken: {:?}", route.0);
     let full = r
         .diff(&a, DiffTarget::Live(&db), &NoProgress)
         .expect("full");
@@ -270,4 +285,308 @@ proptest! {
     ) {
         check(page, rows, &edits);
     }
+}
+
+/// Snapshots `db` (with `opts`), runs `change`, snapshots again; returns the
+/// diff of the two snapshots (with its route) and the full route's diff (the
+/// first snapshot against the live database).
+fn around(
+    r: &mut Repository,
+    db: &Path,
+    opts: &SnapshotOptions,
+    change: impl FnOnce(),
+) -> (
+    Result<DiffReport, lumina_backup::Error>,
+    Route,
+    Result<DiffReport, lumina_backup::Error>,
+) {
+    let a = r
+        .snapshot(db, opts, &NoProgress)
+        .expect("snapshot a")
+        .snapshot;
+    change();
+    let b = r
+        .snapshot(db, opts, &NoProgress)
+        .expect("snapshot b")
+        .snapshot;
+    let route = Route::default();
+    let by_snapshots = r.diff(&a, DiffTarget::Snapshot(&b), &route);
+    let full = r.diff(&a, DiffTarget::Live(db), &NoProgress);
+    (by_snapshots, route, full)
+}
+
+fn image_only() -> SnapshotOptions {
+    SnapshotOptions {
+        no_exports: true,
+        ..Default::default()
+    }
+}
+
+/// `gen_realapp.py` (the real app's schema and edit pattern), or why not.
+fn gen_realapp() -> Result<std::path::PathBuf, String> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        std::env::var_os("LUMINA_BENCH_SHARED").map(std::path::PathBuf::from),
+        Some(here.join("../shared/bench")),
+        Some(here.join("../../shared/bench")),
+    ];
+    let script = candidates
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("gen_realapp.py"))
+        .find(|p| p.is_file())
+        .ok_or("gen_realapp.py not found (set LUMINA_BENCH_SHARED)")?;
+    match std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(script),
+        _ => Err("python3 is missing".into()),
+    }
+}
+
+fn python(script: &Path, args: &[&str]) {
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "gen_realapp.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every row of every table, to tell independently which tables changed.
+fn table_rows(db: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let c = Connection::open(db).unwrap();
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names
+        .into_iter()
+        .map(|t| {
+            let mut rows: Vec<String> = c
+                .prepare(&format!("SELECT * FROM \"{t}\""))
+                .unwrap()
+                .query_map([], |r| {
+                    let n = r.as_ref().column_count();
+                    Ok((0..n)
+                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            rows.sort();
+            (t, rows)
+        })
+        .collect()
+}
+
+#[test]
+fn real_app_schema_insert_or_replace_and_every_table() {
+    let script = match gen_realapp() {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let dir = TestDir::new("diff-pages-realapp");
+    let db = dir.path("app.db");
+    let dbs = db.to_str().unwrap();
+    python(
+        &script,
+        &[
+            "create",
+            "--photos",
+            "300",
+            "--journal",
+            "delete",
+            "--out",
+            dbs,
+        ],
+    );
+    let mut r = repo(&dir);
+    let opts = SnapshotOptions::default();
+    let before = table_rows(&db);
+    let ids_before: Vec<(String, i64)> = Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT id, rowid FROM metadata")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let (d, route, full) = around(&mut r, &db, &opts, || {
+        python(&script, &["edit", dbs, "--edits", "20"]);
+    });
+    let d = d.expect("diff");
+    assert!(route.by_pages(), "the page route was taken: {:?}", route.0);
+    assert_eq!(d, full.expect("full diff"));
+    let after = table_rows(&db);
+    assert_eq!(
+        d.tables.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "every table is compared"
+    );
+    for (t, rows) in &after {
+        assert_eq!(
+            !d.tables[t].is_empty(),
+            before[t] != *rows,
+            "table {t} is listed as changed exactly when it changed"
+        );
+    }
+    // The app's save re-inserts the metadata row (a new rowid): "changed".
+    let m = &d.tables["metadata"];
+    assert!(!m.changed.is_empty());
+    assert!(m.removed.is_empty() && m.added.is_empty(), "{m:?}");
+    let c = Connection::open(&db).unwrap();
+    let moved = ids_before.iter().any(|(id, rowid)| {
+        c.query_row("SELECT rowid FROM metadata WHERE id = ?1", [id], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|now| now != *rowid)
+        .unwrap_or(false)
+    });
+    assert!(moved, "the edit re-inserted rows under new rowids");
+
+    // An edit of tables the app does not export only.
+    let (d2, route2, full2) = around(&mut r, &db, &opts, || {
+        c.execute_batch(
+            "UPDATE tag_aliases SET aliasName = aliasName || '-renamed'
+                 WHERE id = (SELECT min(id) FROM tag_aliases);
+             UPDATE collection_folders SET name = 'moved'
+                 WHERE id = (SELECT min(id) FROM collection_folders);",
+        )
+        .unwrap();
+    });
+    let d2 = d2.expect("diff");
+    assert!(route2.by_pages(), "{:?}", route2.0);
+    assert_eq!(d2, full2.expect("full diff"));
+    for (t, diff) in &d2.tables {
+        let expect = usize::from(t == "tag_aliases" || t == "collection_folders");
+        assert_eq!(diff.changed.len(), expect, "table {t}: {diff:?}");
+        assert!(
+            diff.added.is_empty() && diff.removed.is_empty(),
+            "table {t}"
+        );
+    }
+}
+
+/// The page route declines (and the full route answers) when the schema differs.
+#[test]
+fn schema_change_takes_the_full_route() {
+    for change in [
+        "ALTER TABLE metadata ADD COLUMN extra TEXT DEFAULT 'x'",
+        "CREATE TABLE newer(k TEXT PRIMARY KEY, v); INSERT INTO newer VALUES ('a', 1)",
+    ] {
+        let dir = TestDir::new("diff-pages-schema");
+        let db = dir.path("app.db");
+        let c = create(&db, 4096, 80);
+        let mut r = repo(&dir);
+        let (d, route, full) = around(&mut r, &db, &image_only(), || {
+            c.execute_batch(change).unwrap();
+            edit(&c, 2, 3);
+        });
+        let why = route.declined().expect("the page route declined");
+        assert!(why.contains("schema"), "{why}");
+        assert_eq!(d.expect("diff"), full.expect("full diff"));
+    }
+}
+
+/// A column added before both snapshots: old rows' records are short, their
+/// value is the declared default; the page route reads them so.
+#[test]
+fn added_column_with_default_on_both_sides() {
+    let dir = TestDir::new("diff-pages-added-column");
+    let db = dir.path("app.db");
+    let c = create(&db, 1024, 120);
+    c.execute_batch(
+        "ALTER TABLE metadata ADD COLUMN extra TEXT DEFAULT 'x';
+         ALTER TABLE counters ADD COLUMN n2 REAL DEFAULT 2;",
+    )
+    .unwrap();
+    let mut r = repo(&dir);
+    let (d, route, full) = around(&mut r, &db, &image_only(), || {
+        for (op, i) in [(2, 3), (1, 5), (4, 7), (2, 40)] {
+            edit(&c, op, i);
+        }
+        c.execute_batch(
+            "UPDATE metadata SET extra = 'y' WHERE id = 'photos/00011.jpg';
+             INSERT OR REPLACE INTO metadata(id, score) VALUES ('photos/00012.jpg', 9);
+             INSERT INTO metadata(id) VALUES ('photos/new.jpg');
+             UPDATE counters SET n = n + 1 WHERE id = 3;",
+        )
+        .unwrap();
+    });
+    assert!(route.by_pages(), "{:?}", route.0);
+    assert_eq!(d.expect("diff"), full.expect("full diff"));
+}
+
+/// A table with a collation only the app registers: a snapshot of it cannot be
+/// taken today (its consistency check needs the collation), and says so in one
+/// line; the page route's decline on such a schema is tested in `diff::pages`.
+#[test]
+fn custom_collation_is_refused_clearly() {
+    let dir = TestDir::new("diff-pages-collation");
+    let db = dir.path("app.db");
+    let c = create(&db, 4096, 30);
+    // As an app that registers `appnocase` (same order as NOCASE) writes it.
+    c.execute_batch(
+        "CREATE TABLE names(k TEXT PRIMARY KEY COLLATE nocase, v);
+         INSERT INTO names VALUES ('a', 1), ('B', 2);
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = replace(sql, 'nocase', 'appnocase') WHERE name = 'names';
+         PRAGMA writable_schema = OFF;",
+    )
+    .unwrap();
+    drop(c);
+    let mut r = repo(&dir);
+    let e = r
+        .snapshot(&db, &image_only(), &NoProgress)
+        .expect_err("no snapshot without the collation");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("appnocase"),
+        "the error names the collation: {msg}"
+    );
+    assert!(!msg.contains('\n'), "one line: {msg}");
+}
+
+/// auto_vacuum=FULL: pointer-map pages change with every move; deletes and
+/// inserts (with overflow) give the full route's report.
+#[test]
+fn autovacuum_full_with_pointer_map_pages() {
+    let dir = TestDir::new("diff-pages-autovacuum");
+    let db = dir.path("app.db");
+    let c = Connection::open(&db).unwrap();
+    c.execute_batch("PRAGMA auto_vacuum=FULL; PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;")
+        .unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    for i in 0..200 {
+        edit(&c, 0, i);
+    }
+    let av: i64 = c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+    assert_eq!(av, 1);
+    let mut r = repo(&dir);
+    let (d, route, full) = around(&mut r, &db, &image_only(), || {
+        for i in (0..200).step_by(3) {
+            edit(&c, 1, i);
+        }
+        for (op, i) in [(0, 900), (0, 901), (3, 10), (4, 5), (6, 20), (2, 22)] {
+            edit(&c, op, i);
+        }
+    });
+    let d = d.expect("diff");
+    assert_eq!(d, full.expect("full diff"));
+    assert_eq!(d.tables["metadata"].removed.len(), 67);
+    eprintln!("auto_vacuum=FULL: by pages {}", route.by_pages());
 }

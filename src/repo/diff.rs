@@ -131,18 +131,27 @@ impl Repository {
         let (Some(ia), Some(ib)) = (old.image(), new.image()) else {
             return Ok(None);
         };
-        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
-        let (Some(a), Some(b)) = (page_ids(&mut reader, ia)?, page_ids(&mut reader, ib)?) else {
-            return Ok(None);
-        };
-        let mut read = |id: &ChunkId| -> Result<Vec<u8>> {
-            let loc = reader.locate(id)?;
-            reader.chunk_at(id, &loc)
-        };
         progress.phase(&PhaseInfo::new(Phase::Diff).detail("changed pages"));
-        match diff::pages::diff_pages(&a, &b, &mut read, lumina)? {
+        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
+        let outcome = match (page_ids(&mut reader, ia)?, page_ids(&mut reader, ib)?) {
+            (Some(a), Some(b)) => {
+                let mut read = |id: &ChunkId| -> Result<Vec<u8>> {
+                    let loc = reader.locate(id)?;
+                    reader.chunk_at(id, &loc)
+                };
+                diff::pages::diff_pages(&a, &b, &mut read, lumina)?
+            }
+            _ => diff::pages::Outcome::Fallback("the image's chunks are not single pages".into()),
+        };
+        match outcome {
             diff::pages::Outcome::Report(r) => Ok(Some(r)),
-            diff::pages::Outcome::Fallback(_why) => Ok(None),
+            diff::pages::Outcome::Fallback(why) => {
+                // Said in the progress (the CLI shows the phase), so a slow
+                // diff tells why it reads every row.
+                let detail = format!("all rows: {why}");
+                progress.phase(&PhaseInfo::new(Phase::Diff).detail(&detail));
+                Ok(None)
+            }
         }
     }
 
