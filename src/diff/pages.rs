@@ -594,3 +594,52 @@ fn diff_inner(
     }
     Ok(Ok(report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pages of a database file and a reader of them by id.
+    fn pages_of(path: &std::path::Path) -> (Vec<ChunkId>, HashMap<ChunkId, Vec<u8>>) {
+        let bytes = std::fs::read(path).expect("read db");
+        let size = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+        let mut ids = Vec::new();
+        let mut by_id = HashMap::new();
+        for p in bytes.chunks(size) {
+            let id = ChunkId(*blake3::hash(p).as_bytes());
+            ids.push(id);
+            by_id.insert(id, p.to_vec());
+        }
+        (ids, by_id)
+    }
+
+    /// A collation the in-memory replay cannot create: declined, naming the table.
+    #[test]
+    fn unknown_collation_declines() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let db = tmp.path().join("c.db");
+        let c = rusqlite::Connection::open(&db).expect("db");
+        c.execute_batch(
+            "CREATE TABLE plain(k TEXT PRIMARY KEY, v);
+             CREATE TABLE names(k TEXT PRIMARY KEY COLLATE nocase, v);
+             INSERT INTO names VALUES ('a', 1);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = replace(sql, 'nocase', 'appnocase')
+                 WHERE name = 'names';
+             PRAGMA writable_schema = OFF;",
+        )
+        .expect("schema");
+        drop(c);
+        let (ids, by_id) = pages_of(&db);
+        let mut read = |id: &ChunkId| -> Result<Vec<u8>> {
+            by_id
+                .get(id)
+                .cloned()
+                .ok_or_else(|| Error::corrupt("test page", "missing"))
+        };
+        match diff_pages(&ids, &ids, &mut read, false).expect("diff") {
+            Outcome::Fallback(why) => assert!(why.contains("names"), "{why}"),
+            Outcome::Report(r) => panic!("expected a decline, got {r:?}"),
+        }
+    }
+}

@@ -326,3 +326,63 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::LocalBackend;
+    use crate::chunker::PageParams;
+    use crate::format::{Cipher, Config};
+    use crate::progress::NoProgress;
+    use crate::repo::{OpenOptions, SnapshotOptions};
+
+    /// A repository whose page chunker groups pages (not settable from the CLI:
+    /// the config is rewritten): the page route declines, the full route answers.
+    #[test]
+    fn grouped_pages_take_the_full_route() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("repo");
+        Repository::init(&root).expect("init");
+        let backend = LocalBackend::new(&root);
+        let mut config: Config =
+            crate::store::files::get(&backend, &Cipher::Plain, "").expect("config");
+        config.page_chunker = PageParams {
+            avg_pages: 4,
+            max_pages: 16,
+        };
+        crate::store::files::save(&backend, &Cipher::Plain, "", &config).expect("save");
+        let db = tmp.path().join("app.db");
+        let c = rusqlite::Connection::open(&db).expect("db");
+        c.execute_batch(
+            "CREATE TABLE t(k TEXT PRIMARY KEY, v BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO t SELECT 'k' || i, randomblob(100) FROM n;",
+        )
+        .expect("fill");
+        let mut r = Repository::open(&root, &OpenOptions::default()).expect("open");
+        let opts = SnapshotOptions {
+            no_exports: true,
+            ..Default::default()
+        };
+        let a = r.snapshot(&db, &opts, &NoProgress).expect("a").snapshot;
+        c.execute_batch(
+            "UPDATE t SET v = x'00' WHERE k = 'k7'; DELETE FROM t WHERE k = 'k900';
+             INSERT INTO t VALUES ('new', NULL);",
+        )
+        .expect("edit");
+        let b = r.snapshot(&db, &opts, &NoProgress).expect("b").snapshot;
+        assert!(r
+            .diff_by_pages(&a, &b, false, &NoProgress)
+            .expect("page route")
+            .is_none());
+        let d = r
+            .diff(&a, DiffTarget::Snapshot(&b), &NoProgress)
+            .expect("diff");
+        let full = r
+            .diff(&a, DiffTarget::Live(&db), &NoProgress)
+            .expect("full");
+        assert_eq!(d, full);
+        let t = &d.tables["t"];
+        assert_eq!((t.added.len(), t.removed.len(), t.changed.len()), (1, 1, 1));
+    }
+}
