@@ -84,18 +84,20 @@ fn fallback<T>(why: impl Into<String>) -> Result<std::result::Result<T, String>>
 
 /// Diffs image `a` (older) against image `b`, given each one's page identities
 /// (page n is `ids[n - 1]`). `lumina`: render the four exported tables as their
-/// JSON exports do (as the full route compares them).
+/// JSON exports do (as the full route compares them). `on_table` is called
+/// with each table's name as its comparison starts (progress).
 pub fn diff_pages(
     a: &[ChunkId],
     b: &[ChunkId],
     read: &mut ReadById<'_>,
     lumina: bool,
+    on_table: &mut dyn FnMut(&str),
 ) -> Result<Outcome> {
     let mut pages = Pages {
         read,
         cache: HashMap::new(),
     };
-    match diff_inner(a, b, &mut pages, lumina)? {
+    match diff_inner(a, b, &mut pages, lumina, on_table)? {
         Ok(r) => Ok(Outcome::Report(r)),
         Err(why) => Ok(Outcome::Fallback(why)),
     }
@@ -428,6 +430,7 @@ fn diff_inner(
     b_ids: &[ChunkId],
     pages: &mut Pages<'_, '_>,
     lumina: bool,
+    on_table: &mut dyn FnMut(&str),
 ) -> Result<std::result::Result<super::DiffReport, String>> {
     let a = match side(a_ids, pages)? {
         Ok(s) => s,
@@ -504,6 +507,7 @@ fn diff_inner(
 
     let mut report = super::DiffReport::default();
     for (plan, rows_a, rows_b) in per_table {
+        on_table(&plan.name);
         let mut count: HashMap<ChunkId, (usize, usize, u32)> = HashMap::new();
         for &no in &rows_a {
             let id = id_of(&a, no).ok_or_else(|| Error::corrupt("database image", "short"))?;
@@ -637,7 +641,7 @@ mod tests {
                 .cloned()
                 .ok_or_else(|| Error::corrupt("test page", "missing"))
         };
-        match diff_pages(&ids, &ids, &mut read, false).expect("diff") {
+        match diff_pages(&ids, &ids, &mut read, false, &mut |_| {}).expect("diff") {
             Outcome::Fallback(why) => assert!(why.contains("names"), "{why}"),
             Outcome::Report(r) => panic!("expected a decline, got {r:?}"),
         }

@@ -131,7 +131,6 @@ impl Repository {
         let (Some(ia), Some(ib)) = (old.image(), new.image()) else {
             return Ok(None);
         };
-        progress.phase(&PhaseInfo::new(Phase::Diff).detail("changed pages"));
         let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
         let outcome = match (page_ids(&mut reader, ia)?, page_ids(&mut reader, ib)?) {
             (Some(a), Some(b)) => {
@@ -139,19 +138,14 @@ impl Repository {
                     let loc = reader.locate(id)?;
                     reader.chunk_at(id, &loc)
                 };
-                diff::pages::diff_pages(&a, &b, &mut read, lumina)?
+                let mut on_table = |t: &str| progress.phase(&PhaseInfo::new(Phase::Diff).detail(t));
+                diff::pages::diff_pages(&a, &b, &mut read, lumina, &mut on_table)?
             }
             _ => diff::pages::Outcome::Fallback("the image's chunks are not single pages".into()),
         };
         match outcome {
             diff::pages::Outcome::Report(r) => Ok(Some(r)),
-            diff::pages::Outcome::Fallback(why) => {
-                // Said in the progress (the CLI shows the phase), so a slow
-                // diff tells why it reads every row.
-                let detail = format!("all rows: {why}");
-                progress.phase(&PhaseInfo::new(Phase::Diff).detail(&detail));
-                Ok(None)
-            }
+            diff::pages::Outcome::Fallback(_why) => Ok(None),
         }
     }
 
