@@ -12,10 +12,11 @@
 //! whose key holds a NULL are told apart by their rowid ([`Tie`]).
 
 pub mod order;
+pub mod pages;
 mod sources;
 
 pub use order::{Collation, Encoding, KeyOrder};
-pub use sources::{key_info, sqlite_tables, JsonExportRows, SqliteRows};
+pub use sources::{key_info, sqlite_tables, JsonExportRows, KeyInfo, SqliteRows};
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;

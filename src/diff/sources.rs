@@ -89,6 +89,15 @@ impl<R: BufRead> RowSource for JsonExportRows<R> {
     }
 }
 
+/// One line of a JSON export parsed as [`JsonExportRows`] reads it.
+pub(crate) fn export_row(text: &str, name: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(c) => Ok(c),
+        Err(_) => lenient_row(text)
+            .map_err(|e| Error::corrupt(name.to_string(), format!("row does not parse: {e}"))),
+    }
+}
+
 /// A row holding values `serde_json::Value` cannot (`1e999`, how exports write
 /// infinity, or such numbers inside a JSON column): those values are kept as
 /// tagged raw text, equal only to the same text.
@@ -132,7 +141,7 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-fn to_json(v: ValueRef<'_>) -> Value {
+pub(crate) fn to_json(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::from(i),
@@ -159,9 +168,9 @@ pub struct KeyInfo {
     pub order: KeyOrder,
     /// A name that reads the rowid (`rowid`, `_rowid_` or `oid`, whichever no
     /// column shadows), for a rowid table with a declared key.
-    rowid: Option<String>,
+    pub(crate) rowid: Option<String>,
     /// The table has no declared key: rows are keyed by rowid.
-    by_rowid: bool,
+    pub(crate) by_rowid: bool,
 }
 
 /// Reads how `table` is keyed.

@@ -139,6 +139,32 @@ pub fn write_json_observed(
     })
 }
 
+/// One row of `table` exactly as [`write_json`] writes it (without the separator
+/// before it): `diff` renders rows it decodes from pages with it.
+pub(crate) fn row_json(
+    table: Table,
+    names: &[String],
+    values: &[ValueRef<'_>],
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    for (i, (name, value)) in names.iter().zip(values).enumerate() {
+        buf.push(if i == 0 { b'{' } else { b',' });
+        push_str(&mut buf, name)?;
+        buf.push(b':');
+        if table
+            .json_columns()
+            .iter()
+            .any(|j| j.eq_ignore_ascii_case(name))
+        {
+            push_json_column(&mut buf, *value)?;
+        } else {
+            push_value(&mut buf, *value)?;
+        }
+    }
+    buf.push(b'}');
+    Ok(buf)
+}
+
 /// A JSON string literal (quotes, escapes) appended to `buf`.
 fn push_str(buf: &mut Vec<u8>, s: &str) -> io::Result<()> {
     serde_json::Serializer::new(&mut *buf)

@@ -38,6 +38,7 @@ mod check;
 mod csv;
 mod import;
 mod json;
+pub(crate) use json::row_json;
 mod shape;
 
 pub use self::check::ConsistencyScan;

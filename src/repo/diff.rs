@@ -14,10 +14,14 @@ use super::Repository;
 use crate::diff::{self, DiffReport, JsonExportRows, RowSource, SqliteRows, TableDiff};
 use crate::error::{Error, Result};
 use crate::export::{self, Table};
+use crate::format::FileEntry;
 use crate::fsutil::AtomicFile;
+use crate::id::ChunkId;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;
+use crate::store::tree::TreeReader;
+use crate::store::ChunkReader;
 
 /// The newer side of a diff.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +81,20 @@ impl Repository {
             DiffTarget::Snapshot(s) => Table::all().iter().all(|t| s.file(t.file_name()).is_ok()),
             DiffTarget::Live(db) => export::is_lumina(&sqlite::capture::open_source(db)?)?,
         };
-        let report = if old_lumina && new_lumina {
+        // Two snapshots: from the pages that differ (see `diff::pages`), read in
+        // place through the chunk reader; the full route below when that route
+        // declines (schema change, grouped pages, ...). The live database keeps
+        // the full route: its pages have no identities to compare without
+        // reading (and hashing) the whole file anyway.
+        let by_pages = match new {
+            DiffTarget::Snapshot(s) => {
+                self.diff_by_pages(old, s, old_lumina && new_lumina, progress)?
+            }
+            DiffTarget::Live(_) => None,
+        };
+        let report = if let Some(report) = by_pages {
+            report
+        } else if old_lumina && new_lumina {
             // The exported tables row by row as the app's exports show them; every
             // other table (the app has more than the four it exports) from the
             // images, keyed by its declared primary key.
@@ -101,6 +118,35 @@ impl Repository {
             }
         }
         Ok(report)
+    }
+
+    /// The page route ([`diff::pages`]); `None` when it declines.
+    fn diff_by_pages(
+        &self,
+        old: &Snapshot,
+        new: &Snapshot,
+        lumina: bool,
+        progress: &dyn Progress,
+    ) -> Result<Option<DiffReport>> {
+        let (Some(ia), Some(ib)) = (old.image(), new.image()) else {
+            return Ok(None);
+        };
+        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
+        let outcome = match (page_ids(&mut reader, ia)?, page_ids(&mut reader, ib)?) {
+            (Some(a), Some(b)) => {
+                let mut read = |id: &ChunkId| -> Result<Vec<u8>> {
+                    let loc = reader.locate(id)?;
+                    reader.chunk_at(id, &loc)
+                };
+                let mut on_table = |t: &str| progress.phase(&PhaseInfo::new(Phase::Diff).detail(t));
+                diff::pages::diff_pages(&a, &b, &mut read, lumina, &mut on_table)?
+            }
+            _ => diff::pages::Outcome::Fallback("the image's chunks are not single pages".into()),
+        };
+        match outcome {
+            diff::pages::Outcome::Report(r) => Ok(Some(r)),
+            diff::pages::Outcome::Fallback(_why) => Ok(None),
+        }
     }
 
     fn diff_exports(
@@ -207,6 +253,21 @@ impl Repository {
     }
 }
 
+/// The chunk ids of an image, one per page: `None` unless every chunk has the
+/// same length (one page each; the header's page size is checked against it).
+fn page_ids(reader: &mut ChunkReader<'_>, entry: &FileEntry) -> Result<Option<Vec<ChunkId>>> {
+    let mut walk = TreeReader::new(entry.root);
+    let mut ids = Vec::new();
+    let mut len = None;
+    while let Some(leaf) = reader.next_leaf(&mut walk)? {
+        if *len.get_or_insert(leaf.len) != leaf.len {
+            return Ok(None);
+        }
+        ids.push(leaf.id);
+    }
+    Ok((!ids.is_empty()).then_some(ids))
+}
+
 fn has_table(conn: &rusqlite::Connection, name: &str) -> Result<bool> {
     Ok(diff::sqlite_tables(conn)?.iter().any(|n| n == name))
 }
@@ -257,5 +318,65 @@ struct TempDir(std::path::PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::LocalBackend;
+    use crate::chunker::PageParams;
+    use crate::format::{Cipher, Config};
+    use crate::progress::NoProgress;
+    use crate::repo::{OpenOptions, SnapshotOptions};
+
+    /// A repository whose page chunker groups pages (not settable from the CLI:
+    /// the config is rewritten): the page route declines, the full route answers.
+    #[test]
+    fn grouped_pages_take_the_full_route() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("repo");
+        Repository::init(&root).expect("init");
+        let backend = LocalBackend::new(&root);
+        let mut config: Config =
+            crate::store::files::get(&backend, &Cipher::Plain, "").expect("config");
+        config.page_chunker = PageParams {
+            avg_pages: 4,
+            max_pages: 16,
+        };
+        crate::store::files::save(&backend, &Cipher::Plain, "", &config).expect("save");
+        let db = tmp.path().join("app.db");
+        let c = rusqlite::Connection::open(&db).expect("db");
+        c.execute_batch(
+            "CREATE TABLE t(k TEXT PRIMARY KEY, v BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO t SELECT 'k' || i, randomblob(100) FROM n;",
+        )
+        .expect("fill");
+        let mut r = Repository::open(&root, &OpenOptions::default()).expect("open");
+        let opts = SnapshotOptions {
+            no_exports: true,
+            ..Default::default()
+        };
+        let a = r.snapshot(&db, &opts, &NoProgress).expect("a").snapshot;
+        c.execute_batch(
+            "UPDATE t SET v = x'00' WHERE k = 'k7'; DELETE FROM t WHERE k = 'k900';
+             INSERT INTO t VALUES ('new', NULL);",
+        )
+        .expect("edit");
+        let b = r.snapshot(&db, &opts, &NoProgress).expect("b").snapshot;
+        assert!(r
+            .diff_by_pages(&a, &b, false, &NoProgress)
+            .expect("page route")
+            .is_none());
+        let d = r
+            .diff(&a, DiffTarget::Snapshot(&b), &NoProgress)
+            .expect("diff");
+        let full = r
+            .diff(&a, DiffTarget::Live(&db), &NoProgress)
+            .expect("full");
+        assert_eq!(d, full);
+        let t = &d.tables["t"];
+        assert_eq!((t.added.len(), t.removed.len(), t.changed.len()), (1, 1, 1));
     }
 }

@@ -4,12 +4,14 @@
 //! Knows nothing of chunks, packs or repositories: capture hands bytes to a sink,
 //! restore works on files.
 
+pub mod btree;
 pub mod capture;
 pub mod capture_routes;
 pub mod check;
 pub mod held;
 pub mod inuse;
 pub mod raw;
+pub mod record;
 pub mod restore;
 pub mod staging;
 pub mod target;
