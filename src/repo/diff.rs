@@ -344,7 +344,14 @@ mod tests {
             avg_pages: 4,
             max_pages: 16,
         };
-        crate::store::files::save(&backend, &Cipher::Plain, "", &config).expect("save");
+        crate::store::files::save(
+            &backend,
+            &Cipher::Plain,
+            crate::format::FormatVersion::NEWEST,
+            "",
+            &config,
+        )
+        .expect("save");
         let db = tmp.path().join("app.db");
         let c = rusqlite::Connection::open(&db).expect("db");
         c.execute_batch(
