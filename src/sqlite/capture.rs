@@ -422,17 +422,20 @@ fn copy_pages(
         if route == Route::WalFile {
             // In doubt (the `-wal` file restarted while read): again from the
             // start, then through SQLite's pager.
+            let sqlite_pages = info.page_count;
             for _ in 0..WAL_FILE_TRIES {
                 staged.reset()?;
+                info.page_count = sqlite_pages;
                 let mut to_file = to_staged(staged, tick);
                 keep_open =
-                    super::capture_routes::send_wal_file(conn, path, &info, "", &mut to_file)?;
+                    super::capture_routes::send_wal_file(conn, path, &mut info, "", &mut to_file)?;
                 if keep_open.is_some() {
                     break;
                 }
             }
             if keep_open.is_none() {
                 staged.reset()?;
+                info.page_count = sqlite_pages;
                 route = Route::Serialize;
             }
         }

@@ -138,10 +138,15 @@ pub fn send_image(
 /// SQLite reports in the transaction); the caller discards what was sent and
 /// tries again or takes [`Route::Serialize`]. `Ok(Some(held))`: sent; `held`
 /// is the database file's descriptor, to be dropped after the transaction.
+///
+/// When a writer committed between the transaction's start and the walk, the
+/// image is that newer committed state (consistent in itself: every frame of it
+/// chains to its commit frame) and `info.page_count` is set to its size; page 1
+/// must still agree with the transaction on everything else it is checked for.
 pub fn send_wal_file(
     conn: &Connection,
     path: &Path,
-    info: &ImageInfo,
+    info: &mut ImageInfo,
     name: &str,
     sink: &mut Sink<'_>,
 ) -> Result<Option<Held>> {
@@ -160,10 +165,11 @@ pub fn send_wal_file(
         return Ok(None);
     };
     drop(pending);
-    // The last commit's size is the size SQLite reads in this transaction
-    // (else a commit landed since it began: in doubt).
-    if walk.frames > 0 && u64::from(walk.db_pages) != info.page_count {
-        return Ok(None);
+    // The last commit's size is the image's size. It differs from what SQLite
+    // reports in this transaction when a writer committed since it began: the
+    // image is then that newer committed state (page 1 is still checked below).
+    if walk.frames > 0 {
+        info.page_count = u64::from(walk.db_pages);
     }
     let wal = if walk.frames > 0 {
         Some(std::fs::File::open(&wal_path).map_err(|e| Error::io("opening", &wal_path, e))?)
@@ -419,7 +425,7 @@ mod tests {
     fn image_via(path: &Path, route: Route) -> Result<Vec<u8>> {
         let conn = open_source(path)?;
         begin_read(&conn, path)?;
-        let info = image_info(&conn, path)?;
+        let mut info = image_info(&conn, path)?;
         let mut out = Vec::new();
         let mut sink = |p: Piece| {
             if let Piece::Data(d) = p {
@@ -428,7 +434,7 @@ mod tests {
             Ok(())
         };
         let keep = if route == Route::WalFile {
-            send_wal_file(&conn, path, &info, "db", &mut sink)
+            send_wal_file(&conn, path, &mut info, "db", &mut sink)
                 .and_then(|k| k.ok_or_else(|| Error::internal("in doubt")).map(Some))
         } else {
             send_image(&conn, path, &info, "db", route, &mut sink)
