@@ -726,3 +726,34 @@ fn latest_of_a_database_without_snapshots_says_what_to_do() {
     assert!(r.stderr.contains("snapshot"), "{}", r.stderr);
     assert!(!r.stderr.contains("`latest ("), "{}", r.stderr);
 }
+
+/// Third review: non-ASCII characters in the database's path, the restore
+/// target's and the cache folder's (the staged capture) reached SQLite as
+/// mojibake through the `file:` URI of the immutable opens, so restore's check,
+/// `diff --db` and a snapshot from such a home folder failed.
+#[test]
+fn non_ascii_paths_snapshot_restore_and_diff() {
+    let t = TestDir::new("non-ascii-paths");
+    t.init();
+    let dir = t.path("sp ace/日本 é");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let cache = t.path("cache ü/ç");
+    std::fs::create_dir_all(&cache).expect("mkdir cache");
+    let db = dir.join("d b ü.db");
+    make_db(&db, "one");
+    let lb = || t.lb().env("XDG_CACHE_HOME", &cache);
+    let first = id_of(&lb().arg("snapshot").arg(&db).json());
+    set_value(&db, "two");
+    let d = lb().args(["diff", &first, "--db"]).arg(&db).json();
+    assert!(d["tables"].is_object(), "{d}");
+    let second = id_of(&lb().arg("snapshot").arg(&db).json());
+    let out = dir.join("é.db");
+    lb().args(["restore", &first, "--to"]).arg(&out).ok();
+    assert_eq!(value(&out), "one");
+    lb().args(["restore", &first, "--force", "--to"])
+        .arg(&db)
+        .ok();
+    assert_eq!(value(&db), "one");
+    let d = lb().args(["diff", &first, &second]).json();
+    assert!(d["tables"].is_object(), "{d}");
+}

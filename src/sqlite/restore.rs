@@ -153,12 +153,25 @@ pub fn open_immutable(path: &Path) -> Result<Connection> {
     .map_err(|e| Error::sqlite(path, e))
 }
 
+/// The path part of a `file:` URI: SQLite decodes `%XX` escapes back into
+/// bytes, so `?`, `#`, `%`, control characters and every byte of a non-ASCII
+/// character are escaped (a byte pushed as a `char` would be re-encoded as
+/// UTF-8 and name another file), and the path's own bytes are used on Unix
+/// (file names need not be UTF-8).
 fn uri_escape(path: &Path) -> String {
-    let mut out = String::new();
-    for b in path.to_string_lossy().bytes() {
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
+    };
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().into_owned().into_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for b in bytes {
         match b {
             b'?' | b'#' | b'%' => out.push_str(&format!("%{b:02X}")),
-            _ => out.push(b as char),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("%{b:02X}")),
         }
     }
     out
@@ -323,4 +336,36 @@ pub fn install_live(temp: &Path, target: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Non-ASCII, non-UTF-8 and URI-special file names open as themselves.
+    #[test]
+    fn open_immutable_takes_any_file_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut names: Vec<std::ffi::OsString> = ["é.db", "日本 ü.db", "q?x#y%41.db", "plain.db"]
+            .iter()
+            .map(|n| (*n).into())
+            .collect();
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt;
+            names.push(std::ffi::OsString::from_vec(b"latin1-\xe9.db".to_vec()));
+        }
+        for name in names {
+            let path = dir.path().join(&name);
+            let c = Connection::open(&path).expect("create");
+            c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (7);")
+                .expect("fill");
+            drop(c);
+            let c = open_immutable(&path).expect("open_immutable");
+            let x: i64 = c
+                .query_row("SELECT x FROM t", [], |r| r.get(0))
+                .expect("read");
+            assert_eq!(x, 7, "{name:?}");
+        }
+    }
 }
