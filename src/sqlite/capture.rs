@@ -84,25 +84,7 @@ pub fn open_source(path: &Path) -> Result<Connection> {
 /// [`open_source`], giving up with the cancelled error as soon as `cancelled`
 /// says so while it waits for another connection's lock.
 pub fn open_source_until(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Connection> {
-    super::check_database_file(path)?;
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .map_err(|e| source_error(path, e))?;
-    conn.busy_timeout(BUSY_STEP)
-        .map_err(|e| Error::sqlite(path, e))?;
-    conn.execute_batch("PRAGMA query_only = 1;")
-        .map_err(|e| Error::sqlite(path, e))?;
-    // Closing the last connection to a WAL database would checkpoint it, writing to
-    // the user's file; a backup tool only reads.
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )
-    .map_err(|e| Error::sqlite(path, e))?;
+    let conn = open_source_unlocked(path)?;
     // Touch the schema now so "file is not a database" surfaces as bad input.
     retry_busy(path, cancelled, || {
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
@@ -129,6 +111,8 @@ pub fn open_source_unlocked(path: &Path) -> Result<Connection> {
         .map_err(|e| Error::sqlite(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1;")
         .map_err(|e| Error::sqlite(path, e))?;
+    // Closing the last connection to a WAL database would checkpoint it, writing to
+    // the user's file; a backup tool only reads.
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,

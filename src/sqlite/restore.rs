@@ -346,13 +346,15 @@ mod tests {
     #[test]
     fn open_immutable_takes_any_file_name() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut names: Vec<std::ffi::OsString> = ["é.db", "日本 ü.db", "q?x#y%41.db", "plain.db"]
+        let mut names: Vec<std::ffi::OsString> = ["é.db", "日本 ü.db", "x#y%41.db", "plain.db"]
             .iter()
             .map(|n| (*n).into())
             .collect();
+        // `?` cannot be in a Windows file name; a non-UTF-8 name only exists on Unix.
         #[cfg(unix)]
         {
             use std::os::unix::ffi::OsStringExt;
+            names.push("q?x.db".into());
             names.push(std::ffi::OsString::from_vec(b"latin1-\xe9.db".to_vec()));
         }
         for name in names {
