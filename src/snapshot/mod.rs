@@ -79,8 +79,8 @@ pub fn encode_record(
 }
 
 /// Opens a snapshot file (its envelope, seal and checksum) and checks that its
-/// body is the record `id` names; returns the object's name for errors and the body.
-fn checked_body(id: &SnapshotId, bytes: &[u8], cipher: &Cipher) -> Result<(String, Vec<u8>)> {
+/// body is the record `id` names; returns the body.
+fn checked_body(id: &SnapshotId, bytes: &[u8], cipher: &Cipher) -> Result<Vec<u8>> {
     let object = format!("snapshot {}", id.short());
     let body = cipher
         .read_file(Kind::Snapshot, &id.to_hex(), bytes)
@@ -88,7 +88,7 @@ fn checked_body(id: &SnapshotId, bytes: &[u8], cipher: &Cipher) -> Result<(Strin
     if cipher.id_hasher().chunk_id(&body).0 != id.0 {
         return Err(Error::corrupt(object, "content does not match its name"));
     }
-    Ok((object, body))
+    Ok(body)
 }
 
 /// Decodes a snapshot file and checks it is the record `id` names.
@@ -97,7 +97,7 @@ pub fn decode_record_file(
     bytes: &[u8],
     cipher: &Cipher,
 ) -> Result<SnapshotRecord> {
-    let (object, body) = checked_body(id, bytes, cipher)?;
+    let body = checked_body(id, bytes, cipher)?;
     decode_record_body(id, &body)
 }
 
@@ -139,7 +139,7 @@ struct HeadFields {
 /// Decodes the head of a snapshot file, checking it is the record `id` names
 /// as [`decode_record_file`] does (the rest of the record is not validated).
 pub fn decode_head_file(id: &SnapshotId, bytes: &[u8], cipher: &Cipher) -> Result<Head> {
-    let (object, body) = checked_body(id, bytes, cipher)?;
+    let body = checked_body(id, bytes, cipher)?;
     let head = match format::decode::<HeadFields>(&body) {
         Ok(h) => h,
         // Not a named map (never written so, but decodable as a full
