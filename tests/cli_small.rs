@@ -160,3 +160,37 @@ fn passphrase_for_unencrypted_repository_warns() {
     let r = t.lb().arg("snapshots").arg("--password-file").arg(&pw).ok();
     assert!(r.stderr.contains("not encrypted"), "{}", r.stderr);
 }
+
+/// Third review: `show` called a format-2 chunk-list digest "blake3", which a
+/// user compares with `b3sum` of the restored file and takes for corruption.
+/// It now says which checksum it prints, by the repository's format.
+#[test]
+fn show_labels_the_checksum_by_format() {
+    let t = TestDir::new("show-checksum-kind");
+    t.init();
+    let db = t.path("app.db");
+    make_db(&db, "one");
+    let id = id_of(&t.lb().arg("snapshot").arg(&db).json());
+    let text = t.lb().args(["show", &id]).ok().out();
+    assert!(text.contains("not comparable with b3sum"), "{text}");
+    assert!(text.contains(" digest "), "{text}");
+    assert!(!text.contains(" blake3 "), "{text}");
+    let doc = t.lb().args(["show", &id]).json();
+    assert_eq!(doc["checksum_kind"], "chunk-list-v2", "{doc}");
+    assert_eq!(doc["format_version"], 2, "{doc}");
+
+    // A format-1 repository (the fixture) keeps the whole file's BLAKE3.
+    let old = TestDir::new("show-checksum-kind-v1");
+    copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-1/plain"),
+        &old.repo(),
+    );
+    let list = old.lb().arg("snapshots").json();
+    let first = list[0]["id"].as_str().expect("an id").to_string();
+    let text = old.lb().args(["show", &first]).ok().out();
+    assert!(text.contains(" blake3 "), "{text}");
+    assert!(!text.contains("b3sum"), "{text}");
+    let doc = old.lb().args(["show", &first]).json();
+    assert_eq!(doc["checksum_kind"], "blake3", "{doc}");
+    assert_eq!(doc["format_version"], 1, "{doc}");
+}

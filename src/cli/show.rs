@@ -45,6 +45,8 @@ pub(super) fn run(ctx: &Ctx, ShowArgs { snap, db }: ShowArgs) -> Result<(), Erro
             "lumina": s.record.sqlite.lumina,
         });
         doc["encrypted"] = serde_json::json!(repo.encrypted());
+        doc["format_version"] = serde_json::json!(repo.format_version());
+        doc["checksum_kind"] = serde_json::json!(repo.checksum_kind());
         print_json(&doc);
     } else {
         let r = &s.record;
@@ -79,10 +81,19 @@ pub(super) fn run(ctx: &Ctx, ShowArgs { snap, db }: ShowArgs) -> Result<(), Erro
             bytes(r.total_bytes),
             bytes(r.new_bytes)
         ));
-        ctx.say("  files:");
+        // Format 2 checksums are chunk-list digests, not what `b3sum` prints.
+        let label = if repo.checksum_kind() == "blake3" {
+            ctx.say("  files:");
+            "blake3"
+        } else {
+            ctx.say(
+                "  files (checksum: digest of the file's chunk list, not comparable with b3sum):",
+            );
+            "digest"
+        };
         for f in &r.files {
             ctx.say(format!(
-                "    {:<18} {:>12}  blake3 {}",
+                "    {:<18} {:>12}  {label} {}",
                 f.name,
                 bytes(f.size),
                 hex::encode(f.blake3)

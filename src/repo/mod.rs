@@ -397,6 +397,23 @@ impl Repository {
         self.store.config()
     }
 
+    /// The repository's store format version (1 or 2; store-format.md section 8).
+    pub fn format_version(&self) -> u16 {
+        self.store.format().get()
+    }
+
+    /// What the checksum of a snapshot's files (`FileEntry::blake3`) holds in
+    /// this repository: `"blake3"` in format 1 (the BLAKE3 of the file's bytes,
+    /// as `b3sum` prints it), `"chunk-list-v2"` in format 2 (the digest of the
+    /// file's ordered chunk ids and lengths, store-format.md section 4.2, which
+    /// no other tool computes).
+    pub fn checksum_kind(&self) -> &'static str {
+        match self.store.format().checksum() {
+            crate::format::ChecksumKind::WholeFile => "blake3",
+            crate::format::ChecksumKind::ChunkList => "chunk-list-v2",
+        }
+    }
+
     /// Whether the repository is encrypted.
     pub fn encrypted(&self) -> bool {
         self.store.cipher().is_sealed()
