@@ -46,6 +46,17 @@ pub(crate) fn no_dbpage() -> bool {
     false
 }
 
+/// Whether a rollback-journal database is read through `sqlite_dbpage` rather
+/// than its file (`LUMINA_BACKUP_PREFER_DBPAGE=1`, with the `test-hooks` feature
+/// only), so tests can compare the two routes on the same database.
+#[inline(always)]
+pub(crate) fn prefer_dbpage() -> bool {
+    #[cfg(feature = "test-hooks")]
+    return hooks::prefer_dbpage();
+    #[cfg(not(feature = "test-hooks"))]
+    false
+}
+
 /// Whether every snapshot must read its pages even when the database is
 /// unchanged since its parent (`LUMINA_BACKUP_NO_UNCHANGED=1`, with the
 /// `test-hooks` feature only), for tests that compare what captures read.
@@ -124,6 +135,14 @@ mod hooks {
     pub(super) fn no_dbpage() -> bool {
         static SET: OnceLock<bool> = OnceLock::new();
         *SET.get_or_init(|| std::env::var_os("LUMINA_BACKUP_NO_DBPAGE").is_some_and(|v| v == "1"))
+    }
+
+    /// Unset it costs one atomic load.
+    pub(super) fn prefer_dbpage() -> bool {
+        static SET: OnceLock<bool> = OnceLock::new();
+        *SET.get_or_init(|| {
+            std::env::var_os("LUMINA_BACKUP_PREFER_DBPAGE").is_some_and(|v| v == "1")
+        })
     }
 
     /// Unset it costs one atomic load.

@@ -52,6 +52,10 @@ fn snapshot(t: &TestDir, db: &Path, no_dbpage: bool) -> (String, String, String)
         .env("LUMINA_BACKUP_NO_UNCHANGED", "1");
     if no_dbpage {
         cmd = cmd.env("LUMINA_BACKUP_NO_DBPAGE", "1");
+    } else {
+        // Rollback-journal databases default to the `file` route: read them
+        // through `sqlite_dbpage` here, to compare the two.
+        cmd = cmd.env("LUMINA_BACKUP_PREFER_DBPAGE", "1");
     }
     let s = cmd.json();
     let id = id_of(&s);
@@ -305,4 +309,22 @@ fn embed_example_builds_without_our_flags_and_restores_byte_identical() {
     assert!(out.contains("route wal.db wal-file\n"), "{out}");
     assert!(out.contains("route rollback.db file\n"), "{out}");
     assert_eq!(out.matches("identical ").count(), 2, "{out}");
+}
+
+/// A rollback-journal database is read from its file by default (large reads
+/// under the shared lock, so the app waits less), and a WAL database through
+/// `sqlite_dbpage` when this build has it.
+#[test]
+fn default_routes_by_journal_mode() {
+    for (mode, want) in [("DELETE", "file"), ("WAL", "dbpage")] {
+        let t = TestDir::new(&format!("default-route-{mode}"));
+        t.init();
+        let db = t.path("app.db");
+        let _app = make_db(&db, mode);
+        let id = id_of(&t.lb().args(["snapshot"]).arg(&db).json());
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&t.lb().args(["cat", &id, "manifest.json"]).ok().stdout)
+                .expect("manifest.json");
+        assert_eq!(manifest["capture_route"], want, "{mode}");
+    }
 }
