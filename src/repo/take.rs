@@ -16,13 +16,13 @@ use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
 use crate::error::{Error, PartialData, Repr, Result, StopCause};
 use crate::export::{self, Table};
 use crate::format::{ChecksumKind, FileEntry, FileHasher, FileKind, SnapshotRecord, SqliteInfo};
-use crate::id::{ChunkId, IdHasher, PackId};
+use crate::id::{ChunkId, IdHasher, PackId, SnapshotId};
 use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{Phase, PhaseInfo, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
 use crate::sqlite::capture::{self, Piece, PieceWriter};
 use crate::store::tree::TreeBuilder;
-use crate::store::{WriteSession, KIND_DATA, KIND_TREE};
+use crate::store::{Added, WriteSession, KIND_DATA, KIND_TREE};
 
 /// Options of a snapshot.
 #[derive(Debug, Clone, Default)]
@@ -319,7 +319,7 @@ impl Repository {
         progress: &dyn Progress,
         raw: Option<String>,
         written: &RefCell<Vec<(PackId, u64)>>,
-        record_id: &Cell<Option<crate::id::SnapshotId>>,
+        record_id: &Cell<Option<SnapshotId>>,
     ) -> Result<SnapshotSummary> {
         let source: PathBuf = std::fs::canonicalize(db).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Repr::NoSuchDatabase(db.to_path_buf()).into(),
@@ -533,17 +533,8 @@ impl Repository {
             seq: Some(seq),
             source_state,
         };
-        let (id, file) = snapshot::encode_record(&record, self.store.cipher(), self.store.format());
-        record_id.set(Some(id));
-        self.backend_write(&snapshot::snapshot_path(&id), &file)?;
-        crate::testhook::point("after-snapshot-file");
         let new_chunks = added.chunks_added;
-        self.index.apply(&IndexUpdate {
-            chunks: added.locations,
-            packs: added.packs,
-            snapshots: vec![(id, file)],
-            ..Default::default()
-        })?;
+        let id = self.commit_snapshot(&record, added, record_id)?;
         drop(reader);
         if new_chunks >= COMPACT_AFTER_CHUNKS {
             // The snapshot is committed: compaction only returns space, so a
@@ -565,8 +556,28 @@ impl Repository {
         })
     }
 
-    fn backend_write(&self, path: &str, data: &[u8]) -> Result<()> {
-        self.backend.write_atomic(path, data)
+    /// The commit point of a snapshot (store-format.md 6.3, steps 2 and 3):
+    /// writes `record`'s file, then indexes the session's packs and chunks with
+    /// the snapshot in one transaction, committed last. `record_id` is set before
+    /// the file is written, so a failure's cleanup knows what to remove.
+    pub(super) fn commit_snapshot(
+        &self,
+        record: &SnapshotRecord,
+        added: Added,
+        record_id: &Cell<Option<SnapshotId>>,
+    ) -> Result<SnapshotId> {
+        let (id, file) = snapshot::encode_record(record, self.store.cipher(), self.store.format());
+        record_id.set(Some(id));
+        self.backend
+            .write_atomic(&snapshot::snapshot_path(&id), &file)?;
+        crate::testhook::point("after-snapshot-file");
+        self.index.apply(&IndexUpdate {
+            chunks: added.locations,
+            packs: added.packs,
+            snapshots: vec![(id, file)],
+            ..Default::default()
+        })?;
+        Ok(id)
     }
 }
 

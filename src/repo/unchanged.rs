@@ -12,9 +12,8 @@ use crate::error::{Error, Result};
 use crate::export::Table;
 use crate::format::{FileEntry, FileKind, SnapshotRecord, SourceState};
 use crate::id::{PackId, SnapshotId};
-use crate::index::IndexUpdate;
 use crate::progress::{NoProgress, Progress};
-use crate::snapshot::{self, Manifest, Snapshot};
+use crate::snapshot::{Manifest, Snapshot};
 
 /// The manifest's `capture_route` of a snapshot whose pages were not read.
 pub const ROUTE: &str = "unchanged";
@@ -117,18 +116,8 @@ impl Repository {
             seq: Some(new.seq),
             source_state: Some(new.state),
         };
-        let (id, file) = snapshot::encode_record(&record, self.store.cipher(), self.store.format());
-        record_id.set(Some(id));
-        self.backend
-            .write_atomic(&snapshot::snapshot_path(&id), &file)?;
-        crate::testhook::point("after-snapshot-file");
         let new_chunks = added.chunks_added;
-        self.index.apply(&IndexUpdate {
-            chunks: added.locations,
-            packs: added.packs,
-            snapshots: vec![(id, file)],
-            ..Default::default()
-        })?;
+        let id = self.commit_snapshot(&record, added, record_id)?;
         drop(reader);
         // As after a capture: compact when redb's copy-on-write commits have
         // grown the file well past its last compaction (the snapshot stands
