@@ -201,12 +201,7 @@ pub fn send_wal_file(
     while pgno <= info.page_count {
         let n = (info.page_count - pgno + 1).min(PAGES_PER_PIECE as u64);
         let bytes = &mut buf[..n as usize * ps];
-        f.seek(SeekFrom::Start((pgno - 1) * ps as u64))
-            .map_err(|e| Error::io("reading", path, e))?;
-        let got =
-            crate::platform::read_full(&mut f, bytes).map_err(|e| Error::io("reading", path, e))?;
-        // Past the end of the file SQLite reads zeros too.
-        bytes[got..].fill(0);
+        read_pages(&mut f, path, pgno, ps, bytes)?;
         for (i, page) in bytes.chunks_exact_mut(ps).enumerate() {
             let no = pgno + i as u64;
             if no == lock {
@@ -237,6 +232,16 @@ pub fn send_wal_file(
     }
     out.finish()?;
     Ok(Some(f))
+}
+
+/// Reads the pages from `pgno` (1-based, pages of `ps` bytes) into `bytes`,
+/// zeros past the end of the file (SQLite reads zeros there too).
+fn read_pages(f: &mut Held, path: &Path, pgno: u64, ps: usize, bytes: &mut [u8]) -> Result<()> {
+    f.seek(SeekFrom::Start((pgno - 1) * ps as u64))
+        .map_err(|e| Error::io("reading", path, e))?;
+    let got = crate::platform::read_full(f, bytes).map_err(|e| Error::io("reading", path, e))?;
+    bytes[got..].fill(0);
+    Ok(())
 }
 
 /// Collects whole pages and hands them to the sink [`PAGES_PER_PIECE`] at a time.
@@ -373,12 +378,7 @@ fn send_file(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) 
             n = n.min(lock - pgno);
         }
         let bytes = &mut buf[..n as usize * ps];
-        f.seek(SeekFrom::Start((pgno - 1) * ps as u64))
-            .map_err(|e| Error::io("reading", path, e))?;
-        let got =
-            crate::platform::read_full(&mut f, bytes).map_err(|e| Error::io("reading", path, e))?;
-        // Past the end of the file SQLite reads zeros too.
-        bytes[got..].fill(0);
+        read_pages(&mut f, path, pgno, ps, bytes)?;
         if pgno == 1 {
             check_page_one(conn, path, info, &bytes[..ps])?;
         }
