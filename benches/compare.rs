@@ -860,6 +860,15 @@ fn main() {
     eprintln!("CSV: {}", csv_path.display());
 }
 
+/// The head of a targets table; rows by [`target_row`].
+const TARGETS_HEADER: &str = "| target | measured | limit | result |\n|---|---|---|---|";
+
+/// One row of a targets table: PASS when `ok`, else MISS.
+fn target_row(out: &mut String, name: &str, measured: String, limit: String, ok: bool) {
+    let res = if ok { "PASS" } else { "MISS" };
+    writeln!(out, "| {name} | {measured} | {limit} | {res} |").unwrap();
+}
+
 /// One table of the issue #2 targets for the lumina variant `l`. Bytes are judged
 /// on the growth of the repository folder; the packs alone (`new_bytes`) are shown
 /// in brackets with their own verdict.
@@ -871,14 +880,9 @@ fn targets(b: &Bench, l: &str, d01: u64, d12: u64, out: &mut String) {
          in brackets the packs alone (`new_bytes`) and their own verdict.\n"
     )
     .unwrap();
-    writeln!(
-        out,
-        "| target | measured | limit | result |\n|---|---|---|---|"
-    )
-    .unwrap();
+    writeln!(out, "{TARGETS_HEADER}").unwrap();
     let mut check = |name: &str, measured: String, limit: String, ok: bool| {
-        let res = if ok { "PASS" } else { "MISS" };
-        writeln!(out, "| {name} | {measured} | {limit} | {res} |").unwrap();
+        target_row(out, name, measured, limit, ok)
     };
     let verdict = |ok: bool| if ok { "pass" } else { "miss" };
     let lum = |op: &str| b.get(l, op).cloned();
@@ -985,14 +989,9 @@ fn targets_issue10(b: &Bench, d12: u64, out: &mut String) {
     if b.get(def, "full").is_none() && b.get(img, "full").is_none() {
         return;
     }
-    writeln!(
-        out,
-        "\n### Targets (issue #10)\n\n| target | measured | limit | result |\n|---|---|---|---|"
-    )
-    .unwrap();
+    writeln!(out, "\n### Targets (issue #10)\n\n{TARGETS_HEADER}").unwrap();
     let mut check = |name: &str, measured: String, limit: String, ok: bool| {
-        let res = if ok { "PASS" } else { "MISS" };
-        writeln!(out, "| {name} | {measured} | {limit} | {res} |").unwrap();
+        target_row(out, name, measured, limit, ok)
     };
     let res = |op: &str| b.get("restic", op).cloned();
     let vs = |x: &Row, r: &Row| {

@@ -16,8 +16,9 @@
 //! copy of that database instead of a generated one; `PRUNE_NO_EXPORTS=1` takes
 //! image-only snapshots.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use lumina_backup::{NoProgress, OpenOptions, Repository, SnapshotOptions};
@@ -40,26 +41,6 @@ fn du(path: &Path) -> u64 {
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
-}
-
-/// Runs the CLI under GNU time; returns (wall s, peak RSS KiB, stdout).
-fn timed(bin: &Path, repo: &Path, args: &[&str]) -> (f64, u64, String) {
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%e %M"])
-        .arg(bin)
-        .arg("--repo")
-        .arg(repo)
-        .args(["--quiet", "--json"])
-        .args(args)
-        .output()
-        .expect("running /usr/bin/time");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    let last = stderr.lines().last().unwrap_or_default();
-    let mut it = last.split_whitespace();
-    let secs: f64 = it.next().and_then(|s| s.parse().ok()).expect("time output");
-    let rss: u64 = it.next().and_then(|s| s.parse().ok()).expect("time output");
-    (secs, rss, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn main() {
@@ -136,13 +117,13 @@ fn main() {
     let before_all = du(&repo_path);
 
     let keep = (snapshots / 20).max(1).to_string();
-    let (f_secs, f_rss, _) = timed(&bin, &repo_path, &["forget", "--keep-last", &keep]);
-    let (d_secs, d_rss, _) = timed(&bin, &repo_path, &["prune", "--dry-run"]);
-    let (p_secs, p_rss, p_out) = timed(&bin, &repo_path, &["prune"]);
+    let (f_secs, f_rss, _) = common::timed(&bin, &repo_path, &["forget", "--keep-last", &keep]);
+    let (d_secs, d_rss, _) = common::timed(&bin, &repo_path, &["prune", "--dry-run"]);
+    let (p_secs, p_rss, p_out) = common::timed(&bin, &repo_path, &["prune"]);
     let report: serde_json::Value = serde_json::from_str(&p_out).expect("prune json");
     let after = du(&packs_dir);
     let after_all = du(&repo_path);
-    let (v_secs, v_rss, _) = timed(&bin, &repo_path, &["verify", "--read-data"]);
+    let (v_secs, v_rss, _) = common::timed(&bin, &repo_path, &["verify", "--read-data"]);
 
     println!(
         "database: {} ({items} items), {snapshots} snapshots (built in {build_secs:.0} s), kept {keep}",

@@ -20,6 +20,8 @@
 //! each with its wall time and the child's peak RSS. `LUMINA_BIN` overrides the
 //! binary. Machine load matters: run it alone.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -28,21 +30,7 @@ use lumina_backup::{NoProgress, OpenOptions, Repository, SnapshotOptions};
 
 /// Runs the CLI under GNU time; returns (wall s, peak RSS KiB).
 fn timed(bin: &Path, repo: &Path, args: &[&str]) -> (f64, u64) {
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%e %M"])
-        .arg(bin)
-        .arg("--repo")
-        .arg(repo)
-        .args(["--quiet", "--json"])
-        .args(args)
-        .output()
-        .expect("running /usr/bin/time");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    let last = stderr.lines().last().unwrap_or_default();
-    let mut it = last.split_whitespace();
-    let secs: f64 = it.next().and_then(|s| s.parse().ok()).expect("time output");
-    let rss: u64 = it.next().and_then(|s| s.parse().ok()).expect("time output");
+    let (secs, rss, _) = common::timed(bin, repo, args);
     (secs, rss)
 }
 
