@@ -154,7 +154,7 @@ pub use repo::{
 // Snapshots: take one (options and summary), list and choose them.
 pub use format::{FileEntry, FileKind, SnapshotRecord, SourceState, SqliteInfo};
 pub use id::{ChunkId, PackId, SnapshotId};
-pub use repo::{SnapshotOptions, SnapshotSummary};
+pub use repo::{ExportRows, SnapshotOptions, SnapshotSummary};
 pub use snapshot::order::clock_went_back;
 pub use snapshot::{rfc3339, Filter as SnapshotFilter, Snapshot};
 

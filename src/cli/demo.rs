@@ -81,7 +81,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
     say(format!(
         "3. snapshot {}: {} files, {} total, {} stored",
         first.snapshot.id.short(),
-        r.files.len(),
+        first.snapshot.user_files().count(),
         bytes(r.total_bytes),
         bytes(r.new_bytes)
     ));

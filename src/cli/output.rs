@@ -96,9 +96,8 @@ impl SnapshotJson {
             note: r.note.clone(),
             total_bytes: r.total_bytes,
             new_bytes: r.new_bytes,
-            files: r
-                .files
-                .iter()
+            files: s
+                .user_files()
                 .map(|f| FileJson {
                     name: f.name.clone(),
                     kind: format!("{:?}", f.kind).to_lowercase(),

@@ -91,7 +91,7 @@ pub(super) fn run(ctx: &Ctx, ShowArgs { snap, db }: ShowArgs) -> Result<(), Erro
             );
             "digest"
         };
-        for f in &r.files {
+        for f in s.user_files() {
             ctx.say(format!(
                 "    {:<18} {:>12}  {label} {}",
                 f.name,

@@ -90,7 +90,7 @@ pub(super) fn run(
             snap.id.short(),
             r.source,
             bytes(r.total_bytes),
-            r.files.len(),
+            snap.user_files().count(),
             bytes(r.new_bytes)
         ));
         for w in r.warnings.iter().chain(&clock) {

@@ -75,59 +75,20 @@ pub fn write_json_observed(
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
-        let json_col: Vec<bool> = names
-            .iter()
-            .map(|n| {
-                table
-                    .json_columns()
-                    .iter()
-                    .any(|j| j.eq_ignore_ascii_case(n))
-            })
-            .collect();
-        // `{"id":` for the first column, `,"name":` for the others.
-        let mut prefixes = Vec::with_capacity(names.len());
-        for (i, name) in names.iter().enumerate() {
-            let mut p = Vec::with_capacity(name.len() + 4);
-            p.push(if i == 0 { b'{' } else { b',' });
-            push_str(&mut p, name)?;
-            p.push(b':');
-            prefixes.push(p);
-        }
-
+        let render = RowRenderer::new(table, &names, 0)?;
+        out.write_all(&header(table, timestamp, total)?)?;
         let mut buf = Vec::with_capacity(8 * 1024);
-        buf.extend_from_slice(b"{\"version\":");
-        push_str(&mut buf, FORMAT_VERSION)?;
-        buf.extend_from_slice(b",\"timestamp\":");
-        push_str(&mut buf, timestamp)?;
-        buf.push(b',');
-        push_str(&mut buf, table.total_key())?;
-        buf.push(b':');
-        CompactFormatter.write_u64(&mut buf, total)?;
-        buf.push(b',');
-        push_str(&mut buf, table.array_key())?;
-        buf.extend_from_slice(b":[");
-        out.write_all(&buf)?;
-
         let mut written = 0u64;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             buf.clear();
             buf.extend_from_slice(if written == 0 { b"\n" } else { b",\n" });
-            for (i, prefix) in prefixes.iter().enumerate() {
-                buf.extend_from_slice(prefix);
-                let value = row.get_ref(i)?;
-                if json_col[i] {
-                    push_json_column(&mut buf, value)?;
-                } else {
-                    push_value(&mut buf, value)?;
-                }
-            }
-            buf.push(b'}');
+            render.push(&mut buf, row)?;
             out.write_all(&buf)?;
             observe(row)?;
             written += 1;
         }
-        out.write_all(b"\n]}\n")?;
+        out.write_all(TRAILER)?;
         if written != total {
             return Err(Error::Changed {
                 table,
@@ -137,6 +98,80 @@ pub fn write_json_observed(
         }
         Ok(written)
     })
+}
+
+/// What ends every JSON export, after the last row.
+pub(crate) const TRAILER: &[u8] = b"\n]}\n";
+
+/// The start of a JSON export, up to and including the `[` before the rows:
+/// `{"version":"1.0.0","timestamp":"…","totalItems":N,"metadata":[`.
+pub(crate) fn header(table: Table, timestamp: &str, total: u64) -> Result<Vec<u8>, Error> {
+    let mut buf = Vec::with_capacity(128);
+    buf.extend_from_slice(b"{\"version\":");
+    push_str(&mut buf, FORMAT_VERSION)?;
+    buf.extend_from_slice(b",\"timestamp\":");
+    push_str(&mut buf, timestamp)?;
+    buf.push(b',');
+    push_str(&mut buf, table.total_key())?;
+    buf.push(b':');
+    CompactFormatter.write_u64(&mut buf, total)?;
+    buf.push(b',');
+    push_str(&mut buf, table.array_key())?;
+    buf.extend_from_slice(b":[");
+    Ok(buf)
+}
+
+/// Renders rows of one table as [`write_json`] writes them (without the
+/// separator before each), from statement rows whose columns from `offset` on
+/// are the table's columns, named `names`.
+pub(crate) struct RowRenderer {
+    /// `{"id":` for the first column, `,"name":` for the others.
+    prefixes: Vec<Vec<u8>>,
+    json_col: Vec<bool>,
+    offset: usize,
+}
+
+impl RowRenderer {
+    /// A renderer of `table`'s rows with the columns `names` (in `SELECT *` order).
+    pub(crate) fn new(table: Table, names: &[String], offset: usize) -> Result<Self, Error> {
+        let json_col = names
+            .iter()
+            .map(|n| {
+                table
+                    .json_columns()
+                    .iter()
+                    .any(|j| j.eq_ignore_ascii_case(n))
+            })
+            .collect();
+        let mut prefixes = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let mut p = Vec::with_capacity(name.len() + 4);
+            p.push(if i == 0 { b'{' } else { b',' });
+            push_str(&mut p, name)?;
+            p.push(b':');
+            prefixes.push(p);
+        }
+        Ok(RowRenderer {
+            prefixes,
+            json_col,
+            offset,
+        })
+    }
+
+    /// Appends `row` as one JSON object to `buf`.
+    pub(crate) fn push(&self, buf: &mut Vec<u8>, row: &rusqlite::Row<'_>) -> Result<(), Error> {
+        for (i, prefix) in self.prefixes.iter().enumerate() {
+            buf.extend_from_slice(prefix);
+            let value = row.get_ref(self.offset + i)?;
+            if self.json_col[i] {
+                push_json_column(buf, value)?;
+            } else {
+                push_value(buf, value)?;
+            }
+        }
+        buf.push(b'}');
+        Ok(())
+    }
 }
 
 /// One row of `table` exactly as [`write_json`] writes it (without the separator

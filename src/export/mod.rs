@@ -38,7 +38,7 @@ mod check;
 mod csv;
 mod import;
 mod json;
-pub(crate) use json::row_json;
+pub(crate) use json::{header, row_json, RowRenderer, TRAILER};
 mod shape;
 
 pub use self::check::ConsistencyScan;

@@ -8,6 +8,7 @@
 pub mod checksum;
 pub mod chunkloc;
 pub mod cipher;
+pub mod export_map;
 #[cfg(test)]
 mod golden;
 pub mod records;
@@ -16,6 +17,7 @@ pub mod typed;
 pub use checksum::{ChecksumKind, FileHasher};
 pub use chunkloc::ChunkLoc;
 pub use cipher::Cipher;
+pub use export_map::{ExportMap, TableMap, EXPORT_MAP_NAME};
 pub use records::*;
 
 /// First 8 bytes of every repository file: a non-ASCII byte, a name, CR LF

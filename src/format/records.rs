@@ -62,6 +62,17 @@ pub enum FileKind {
     Export,
     /// The manifest (JSON).
     Manifest,
+    /// How the exports were cut into segments (`exports.map`, format 2).
+    #[serde(rename = "export-map")]
+    ExportMap,
+}
+
+impl FileKind {
+    /// Files the store keeps for itself (the export map): not listed to users,
+    /// not restored by `restore --all`, but referenced like any file.
+    pub fn is_internal(self) -> bool {
+        self == FileKind::ExportMap
+    }
 }
 
 /// One file of a snapshot.
@@ -179,12 +190,22 @@ pub struct SourceState {
 }
 
 impl SnapshotRecord {
+    /// The sum of the sizes of the files users see (all but internal ones):
+    /// what `total_bytes` holds.
+    pub fn user_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| !f.kind.is_internal())
+            .map(|f| f.size)
+            .sum()
+    }
+
     /// Checks invariants after decoding.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.files.is_empty() {
             return Err(DecodeError::Invalid("snapshot lists no files".into()));
         }
-        let sum: u64 = self.files.iter().map(|f| f.size).sum();
+        let sum = self.user_bytes();
         if sum != self.total_bytes {
             return Err(DecodeError::Invalid(format!(
                 "total_bytes {} is not the sum of file sizes {sum}",

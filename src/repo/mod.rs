@@ -6,6 +6,9 @@
 //! up to date with the files (the files are the truth; the index is a cache).
 
 mod diff;
+mod export_plan;
+mod export_render;
+mod export_write;
 mod exports;
 mod files;
 mod forget;
@@ -34,7 +37,7 @@ pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
 pub use status::{DatabaseStatus, Status};
 
 pub use restore::{Check, RestoreOptions, RestoreReport};
-pub use take::{SnapshotOptions, SnapshotSummary};
+pub use take::{ExportRows, SnapshotOptions, SnapshotSummary};
 pub use verify::{RebuildReport, VerifyReport};
 
 use std::path::{Path, PathBuf};

@@ -265,7 +265,7 @@ impl Repository {
 fn trim(record: &SnapshotRecord, lost: &[String]) -> SnapshotRecord {
     let mut r = record.clone();
     r.files.retain(|f| !lost.contains(&f.name));
-    r.total_bytes = r.files.iter().map(|f| f.size).sum();
+    r.total_bytes = r.user_bytes();
     // Files are gone: the next snapshot must not reuse this one as unchanged.
     r.source_state = None;
     let line = format!("[repair snapshots: lost {}]", lost.join(", "));

@@ -235,7 +235,7 @@ impl Repository {
         }
         restore_guard::refuse_inside_repository(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating folder", dir, e))?;
-        let entries = snap.record.files.clone();
+        let entries: Vec<_> = snap.user_files().cloned().collect();
         self.restore_entries(snap, &entries, dir, false, opts, progress)
     }
 

@@ -5,17 +5,22 @@
 //! file, then the index (see `store-format.md`, "Write order and recovery").
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::export_render::ParentExport;
 use super::Repository;
 use crate::chunker::{ByteChunker, ByteParams, PageChunker, PageParams};
 use crate::error::{Error, PartialData, Repr, Result, StopCause};
 use crate::export::{self, Table};
-use crate::format::{ChecksumKind, FileEntry, FileHasher, FileKind, SnapshotRecord, SqliteInfo};
+use crate::format::{
+    ChecksumKind, FileEntry, FileHasher, FileKind, SnapshotRecord, SqliteInfo, TreeEntry,
+    EXPORT_MAP_NAME,
+};
 use crate::id::{ChunkId, IdHasher, PackId, SnapshotId};
 use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{Phase, PhaseInfo, Progress};
@@ -52,6 +57,20 @@ pub struct SnapshotSummary {
     /// page was read; the snapshot reuses the parent's image, exports and
     /// findings (its manifest's `capture_route` is `unchanged`).
     pub unchanged: bool,
+    /// Rows of the JSON exports rendered from the database, and rows in them
+    /// (the rest was reused from the parent's export segments); `None` when
+    /// the snapshot has no exports or reused its parent's whole.
+    pub export_rows: Option<ExportRows>,
+}
+
+/// How much of a snapshot's JSON exports was rendered (issue #10 item 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportRows {
+    /// Rows rendered from the database.
+    pub rendered: u64,
+    /// Rows in the four exports.
+    pub total: u64,
 }
 
 /// A snapshot that added at least this many chunks compacts the index after it
@@ -73,6 +92,8 @@ enum Msg {
     },
     /// Chunks with their ids (hashed on the capture thread), and their bytes.
     Chunks(Vec<(ChunkId, Vec<u8>)>, u64),
+    /// Chunks already stored (a parent's export segments), appended as they are.
+    Reused(Vec<TreeEntry>),
     End {
         size: u64,
         blake3: [u8; 32],
@@ -87,6 +108,8 @@ struct ChunkingSink {
     ids: IdHasher,
     /// Checksum of the last file finished (the image, when exports start).
     finished: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
+    /// Chunks of the current file so far (exports count their segments' chunks).
+    file_chunks: std::rc::Rc<std::cell::Cell<u64>>,
     pages: PageChunker,
     bytes: ByteChunker,
     page_size: Option<usize>,
@@ -109,6 +132,7 @@ impl ChunkingSink {
             tx,
             ids,
             finished: Default::default(),
+            file_chunks: Default::default(),
             pages: PageChunker::new(page),
             bytes: ByteChunker::new(byte),
             page_size: None,
@@ -137,6 +161,8 @@ impl ChunkingSink {
     /// Hashes chunks just cut (their ids; in format 2 the file's checksum
     /// follows from them) and adds them to the batch.
     fn take_chunks(&mut self, chunks: Vec<Vec<u8>>) {
+        self.file_chunks
+            .set(self.file_chunks.get() + chunks.len() as u64);
         for c in chunks {
             let id = self.ids.chunk_id(&c);
             self.hasher.chunk(&id, c.len() as u64);
@@ -155,6 +181,7 @@ impl ChunkingSink {
                 self.page_size = page_size.map(|p| p as usize);
                 self.hasher = FileHasher::new(self.checksum);
                 self.size = 0;
+                self.file_chunks.set(0);
                 self.send(Msg::Begin {
                     name,
                     image: page_size.is_some(),
@@ -174,6 +201,33 @@ impl ChunkingSink {
                     self.flush()?;
                 }
                 Ok(())
+            }
+            Piece::Cut | Piece::Reuse(_) if self.page_size.is_some() => {
+                Err(Error::internal("a cut inside a page image"))
+            }
+            Piece::Cut => {
+                let mut out = Vec::new();
+                self.bytes.finish(&mut |c| out.push(c));
+                self.take_chunks(out);
+                Ok(())
+            }
+            Piece::Reuse(entries) => {
+                if self.checksum != ChecksumKind::ChunkList {
+                    return Err(Error::internal(
+                        "reused chunks need the chunk-list checksum",
+                    ));
+                }
+                let mut out = Vec::new();
+                self.bytes.finish(&mut |c| out.push(c));
+                self.take_chunks(out);
+                self.flush()?;
+                self.file_chunks
+                    .set(self.file_chunks.get() + entries.len() as u64);
+                for e in &entries {
+                    self.hasher.chunk(&e.id, e.len);
+                    self.size += e.len;
+                }
+                self.send(Msg::Reused(entries))
             }
             Piece::End => {
                 let mut out = Vec::new();
@@ -198,6 +252,8 @@ impl ChunkingSink {
 struct Extra {
     /// The image equals the parent's: its exports were reused, not rewritten.
     reused_exports: bool,
+    /// Rows of the exports rendered, and in all (when exports were written).
+    export_rows: Option<ExportRows>,
     lumina: bool,
     tables: Vec<(String, u64)>,
     warnings: Vec<String>,
@@ -210,6 +266,7 @@ impl Extra {
     fn raw(warning: Option<String>) -> Extra {
         Extra {
             reused_exports: false,
+            export_rows: None,
             lumina: false,
             tables: Vec::new(),
             warnings: warning.into_iter().collect(),
@@ -226,7 +283,9 @@ fn image_name(source: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let reserved = name == "manifest.json" || Table::all().iter().any(|t| t.file_name() == name);
+    let reserved = name == "manifest.json"
+        || name == EXPORT_MAP_NAME
+        || Table::all().iter().any(|t| t.file_name() == name);
     if name.is_empty() || reserved {
         "database.db".to_string()
     } else {
@@ -422,12 +481,28 @@ impl Repository {
             }),
             None => None,
         };
+        // The exports wait for the image to be stored (which pages equal the
+        // parent's) and for the parent's export map, loaded meanwhile.
+        let (handoff_tx, handoff_rx) = std::sync::mpsc::channel::<Handoff>();
+        let load_parent = || {
+            parent_snap
+                .as_ref()
+                .map(|p| self.parent_exports(p))
+                .unwrap_or_default()
+        };
+        let page_chunks = page_params.avg_pages == 1 && page_params.max_pages == 1;
         let (files, info, extra) = std::thread::scope(|s| -> Result<_> {
             let capture_thread = s.spawn(move || {
                 let conn = conn;
                 let mut state =
                     ChunkingSink::new(tx, id_hasher, checksum, page_params, byte_params);
                 let finished = state.finished.clone();
+                let inputs = ExportInputs {
+                    handoff: handoff_rx,
+                    file_chunks: state.file_chunks.clone(),
+                    segmented: checksum == ChecksumKind::ChunkList,
+                    page_chunks,
+                };
                 let mut sink = |piece: Piece| state.accept(piece);
                 let Some(conn) = conn else {
                     let info =
@@ -451,6 +526,7 @@ impl Repository {
                             no_exports,
                             finished.get(),
                             reuse_ref,
+                            inputs,
                         )
                     },
                 )
@@ -461,6 +537,10 @@ impl Repository {
                 config.tree_fanout,
                 progress,
                 parent_leaves,
+                Some(HandoffTo {
+                    tx: handoff_tx,
+                    load: &load_parent,
+                }),
             );
             let captured = capture_thread
                 .join()
@@ -503,7 +583,9 @@ impl Repository {
                 files.extend(
                     Table::all()
                         .iter()
-                        .filter_map(|t| p.file(t.file_name()).ok().cloned()),
+                        .map(|t| t.file_name())
+                        .chain([EXPORT_MAP_NAME])
+                        .filter_map(|name| p.file(name).ok().cloned()),
                 );
             }
         }
@@ -525,7 +607,11 @@ impl Repository {
             parent,
             tags: opts.tags.clone(),
             note: opts.note.clone(),
-            total_bytes: files.iter().map(|f| f.size).sum(),
+            total_bytes: files
+                .iter()
+                .filter(|f| !f.kind.is_internal())
+                .map(|f| f.size)
+                .sum(),
             files,
             new_bytes: added.stored_bytes,
             sqlite,
@@ -553,6 +639,7 @@ impl Repository {
             new_chunks,
             clock_went_back,
             unchanged: false,
+            export_rows: extra.export_rows,
         })
     }
 
@@ -615,6 +702,18 @@ struct Reuse {
     warnings: Vec<String>,
 }
 
+/// What the capture thread needs for segmented exports besides the image.
+pub(super) struct ExportInputs {
+    /// The store side's [`Handoff`], sent once the image is stored.
+    pub handoff: std::sync::mpsc::Receiver<Handoff>,
+    /// The chunk counter of the current file ([`ChunkingSink`]).
+    pub file_chunks: std::rc::Rc<Cell<u64>>,
+    /// Format 2 (chunks can be reused by reference) — else exports are whole.
+    pub segmented: bool,
+    /// One image chunk per page, so [`Handoff::same`] is per page.
+    pub page_chunks: bool,
+}
+
 fn read_extra(
     conn: &rusqlite::Connection,
     sink: &mut capture::Sink<'_>,
@@ -622,16 +721,19 @@ fn read_extra(
     no_exports: bool,
     image_blake3: Option<[u8; 32]>,
     reuse: Option<&Reuse>,
+    inputs: ExportInputs,
 ) -> Result<Extra> {
     let lumina = export::is_lumina(conn)?;
     let tables = export::row_counts(conn)?;
     let mut warnings = Vec::new();
+    let mut export_rows = None;
     if let Some(r) = reuse.filter(|r| lumina && !no_exports && image_blake3 == Some(r.image_blake3))
     {
         // Same image, same rows: the parent's exports (and findings) are this
         // state's exports; skip the most expensive part of a snapshot.
         return Ok(Extra {
             reused_exports: true,
+            export_rows: None,
             lumina,
             tables,
             // The parent's warnings include its checks of this same image.
@@ -639,7 +741,11 @@ fn read_extra(
             quick_check: "not checked again: same image as the parent snapshot".into(),
         });
     }
-    if lumina && !no_exports {
+    if lumina && !no_exports && inputs.segmented {
+        let (w, rows) = super::export_write::write_exports(conn, sink, timestamp, inputs)?;
+        warnings = w;
+        export_rows = Some(rows);
+    } else if lumina && !no_exports {
         // The consistency check rides along the export pass (no extra queries).
         let mut scan = export::ConsistencyScan::new();
         for table in Table::all() {
@@ -658,6 +764,7 @@ fn read_extra(
     warnings.extend(check.warnings);
     Ok(Extra {
         reused_exports: false,
+        export_rows,
         lumina,
         tables,
         warnings,
@@ -689,6 +796,22 @@ impl ParentLeaves<'_> {
     }
 }
 
+/// What the store side hands the capture thread once the image is stored (the
+/// exports need it): which pages equal the parent's, and the parent's exports.
+pub(super) struct Handoff {
+    /// `same[p - 1]`: page `p` has the parent's page `p`'s chunk id (empty
+    /// without a parent).
+    pub same: Vec<bool>,
+    /// The parent's segmented exports by file name.
+    pub parents: HashMap<String, ParentExport>,
+}
+
+/// Where [`consume`] sends the [`Handoff`], and how it loads the parent's exports.
+struct HandoffTo<'a> {
+    tx: std::sync::mpsc::Sender<Handoff>,
+    load: &'a dyn Fn() -> HashMap<String, ParentExport>,
+}
+
 /// Main-thread side: stores chunk batches and builds each file's tree.
 fn consume(
     rx: std::sync::mpsc::Receiver<Msg>,
@@ -696,9 +819,11 @@ fn consume(
     fanout: u32,
     progress: &dyn Progress,
     mut parent: Option<ParentLeaves<'_>>,
+    mut handoff: Option<HandoffTo<'_>>,
 ) -> Result<Vec<FileEntry>> {
     let mut files = Vec::new();
     let mut current: Option<(String, bool, TreeBuilder)> = None;
+    let mut same = Vec::new();
     for msg in rx {
         match msg {
             Msg::Begin {
@@ -718,11 +843,24 @@ fn consume(
                 // A page whose id is the parent's at the same position costs
                 // only its hash: no index lookup, no compression.
                 let entries = match parent.as_mut().filter(|_| *image) {
-                    Some(p) => {
-                        session.put_hashed(KIND_DATA, chunks, &mut |id| p.next() == Some(*id))?
-                    }
+                    Some(p) => session.put_hashed(KIND_DATA, chunks, &mut |id| {
+                        let equal = p.next() == Some(*id);
+                        same.push(equal);
+                        equal
+                    })?,
                     None => session.put_hashed(KIND_DATA, chunks, &mut |_| false)?,
                 };
+                for e in entries {
+                    tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
+                }
+                progress.advance(bytes);
+            }
+            Msg::Reused(entries) => {
+                Repository::check_cancel(progress)?;
+                let (_, _, tree) = current
+                    .as_mut()
+                    .ok_or_else(|| Error::internal("chunks before a file"))?;
+                let bytes: u64 = entries.iter().map(|e| e.len).sum();
                 for e in entries {
                     tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
                 }
@@ -735,9 +873,21 @@ fn consume(
                 let root = tree.finish(&mut |node| session.put(KIND_TREE, node))?;
                 let kind = if image {
                     FileKind::Image
+                } else if name == EXPORT_MAP_NAME {
+                    FileKind::ExportMap
                 } else {
                     FileKind::Export
                 };
+                if image {
+                    if let Some(h) = handoff.take() {
+                        // The capture thread waits for this before the exports;
+                        // it may have stopped (its error then wins).
+                        let _ = h.tx.send(Handoff {
+                            same: std::mem::take(&mut same),
+                            parents: (h.load)(),
+                        });
+                    }
+                }
                 files.push(FileEntry {
                     name,
                     kind,

@@ -49,6 +49,8 @@ impl Repository {
             for t in Table::all() {
                 files.push(parent.file(t.file_name()).ok()?.clone());
             }
+            // The segment map goes with the exports it describes (if any).
+            files.extend(parent.file(crate::format::EXPORT_MAP_NAME).ok().cloned());
         }
         let entry = parent.file("manifest.json").ok()?;
         let mut bytes = Vec::new();
@@ -108,7 +110,11 @@ impl Repository {
             parent: Some(parent.id),
             tags: opts.tags.clone(),
             note: opts.note.clone(),
-            total_bytes: files.iter().map(|f| f.size).sum(),
+            total_bytes: files
+                .iter()
+                .filter(|f| !f.kind.is_internal())
+                .map(|f| f.size)
+                .sum(),
             files,
             new_bytes: added.stored_bytes,
             sqlite: pr.sqlite.clone(),
@@ -132,6 +138,7 @@ impl Repository {
             new_chunks,
             clock_went_back,
             unchanged: true,
+            export_rows: None,
         })
     }
 }

@@ -28,6 +28,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The files a user sees (`show`, `restore --all`, `--json`): every file
+    /// but the store's own ([`FileKind::is_internal`]).
+    pub fn user_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.record.files.iter().filter(|f| !f.kind.is_internal())
+    }
+
     /// The database image entry.
     pub fn image(&self) -> Option<&FileEntry> {
         self.record.files.iter().find(|f| f.kind == FileKind::Image)

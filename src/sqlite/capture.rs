@@ -40,6 +40,13 @@ pub enum Piece {
     },
     /// File content (for the image: a whole number of pages).
     Data(Vec<u8>),
+    /// A chunk boundary here (a file's content before and after it is cut
+    /// into chunks separately), so a later snapshot can reuse the chunks on
+    /// either side whole.
+    Cut,
+    /// Chunks already stored (a parent snapshot's), appended to the current file
+    /// as they are; a [`Piece::Cut`] precedes it implicitly.
+    Reuse(Vec<crate::format::TreeEntry>),
     /// The current file ends.
     End,
 }
@@ -457,7 +464,10 @@ fn to_staged<'a>(
             tick()?;
             staged.write(&data)
         }
-        Piece::Begin { .. } | Piece::End => Ok(()),
+        Piece::Begin { .. } | Piece::Cut | Piece::End => Ok(()),
+        Piece::Reuse(_) => Err(crate::error::Error::internal(
+            "reused chunks in a page image",
+        )),
     }
 }
 
@@ -491,6 +501,28 @@ impl<'s, 'a> PieceWriter<'s, 'a> {
         }
         (self.sink)(Piece::End)?;
         Ok(self.written)
+    }
+}
+
+impl PieceWriter<'_, '_> {
+    fn flush_buf(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            (self.sink)(Piece::Data(std::mem::take(&mut self.buf)))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the current chunk here ([`Piece::Cut`]).
+    pub fn cut(&mut self) -> Result<()> {
+        self.flush_buf()?;
+        (self.sink)(Piece::Cut)
+    }
+
+    /// Appends stored chunks by reference ([`Piece::Reuse`]), after a cut.
+    pub fn reuse(&mut self, entries: Vec<crate::format::TreeEntry>) -> Result<()> {
+        self.flush_buf()?;
+        self.written += entries.iter().map(|e| e.len).sum::<u64>();
+        (self.sink)(Piece::Reuse(entries))
     }
 }
 

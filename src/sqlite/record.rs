@@ -119,10 +119,79 @@ pub fn decode(rec: &[u8]) -> Result<Vec<Val>, String> {
     Ok(out)
 }
 
+/// An index entry's rowid (its record's last value, an integer) and whether
+/// any of its other values is NULL, without decoding those values.
+pub fn index_entry(rec: &[u8]) -> Result<(i64, bool), String> {
+    let (hlen, n) = varint(rec)?;
+    let hlen = usize::try_from(hlen).map_err(|_| "header length too large")?;
+    if hlen < n || hlen > rec.len() {
+        return Err(format!(
+            "record header length {hlen} outside the record of {} bytes",
+            rec.len()
+        ));
+    }
+    let mut at = n;
+    let mut body = hlen;
+    let mut null = false;
+    let mut last = None;
+    while at < hlen {
+        let (t, k) = varint(&rec[at..hlen])?;
+        at += k;
+        if let Some((lt, _)) = last {
+            null |= lt == 0;
+        }
+        let len = body_len(t)?;
+        let end = body
+            .checked_add(len)
+            .filter(|&e| e <= rec.len())
+            .ok_or_else(|| format!("a value of serial type {t} runs past the record"))?;
+        last = Some((t, body..end));
+        body = end;
+    }
+    let rowid = match last {
+        Some((1..=6, range)) => {
+            let b = &rec[range];
+            let mut v: i64 = if b.first().is_some_and(|&x| x & 0x80 != 0) {
+                -1
+            } else {
+                0
+            };
+            for &x in b {
+                v = (v << 8) | i64::from(x);
+            }
+            v
+        }
+        Some((8, _)) => 0,
+        Some((9, _)) => 1,
+        _ => return Err("an index entry does not end with a rowid".into()),
+    };
+    Ok((rowid, null))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn index_entry_agrees_with_decode(rec in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let full = decode(&rec);
+            match index_entry(&rec) {
+                Ok((rowid, null)) => {
+                    let vals = full.expect("index_entry accepted what decode refuses");
+                    let (last, rest) = vals.split_last().expect("a value");
+                    prop_assert_eq!(last, &Val::Int(rowid));
+                    prop_assert_eq!(null, rest.contains(&Val::Null));
+                }
+                Err(_) => {
+                    if let Ok(vals) = full {
+                        prop_assert!(!matches!(vals.last(), Some(Val::Int(_))));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn varints() {

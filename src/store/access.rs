@@ -170,7 +170,6 @@ impl<'s> ChunkReader<'s> {
     }
 
     /// Every leaf of the tree under `root`, in order.
-    #[cfg(test)]
     pub fn leaves(&mut self, root: ChunkId) -> Result<Vec<TreeEntry>> {
         let mut walk = TreeReader::new(root);
         let mut out = Vec::new();

@@ -1,0 +1,316 @@
+//! Exports in proportion to the change (issue #10 item 4): after random edits,
+//! every snapshot's JSON exports are byte-identical to a whole render of the
+//! database at that moment (only the header's timestamp differs), while most
+//! rows are reused from the parent's export segments.
+
+mod common;
+
+use std::path::Path;
+
+use common::TestDir;
+use lumina_backup::{
+    export_database, ExportFormat, ExportRequest, InitOptions, KdfParams, NoProgress, OpenOptions,
+    Repository, SnapshotOptions, SnapshotSummary, Table,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rusqlite::{params, Connection};
+
+fn create(path: &Path, page_size: u32, journal: &str, photos: usize) -> Connection {
+    let c = Connection::open(path).expect("open");
+    c.execute_batch(&format!(
+        "PRAGMA page_size={page_size}; PRAGMA journal_mode={journal};"
+    ))
+    .expect("pragmas");
+    for t in Table::all() {
+        c.execute_batch(t.create_sql()).expect("schema");
+    }
+    c.execute_batch("BEGIN").expect("begin");
+    for k in 0..3 {
+        c.execute(
+            "INSERT INTO collections VALUES (?1, ?2, 1, NULL, 0)",
+            params![format!("c-{k}"), format!("Collection {k}")],
+        )
+        .expect("collection");
+    }
+    for k in 0..40 {
+        c.execute(
+            "INSERT INTO tags VALUES (?1, ?2, ?3, 'ai', 0.5, NULL, 7)",
+            params![format!("t-{k:02}"), format!("Tag {k}"), format!("tag {k}")],
+        )
+        .expect("tag");
+    }
+    let mut rng = StdRng::seed_from_u64(7);
+    for i in 0..photos {
+        insert_photo(&c, &mut rng, &format!("/photos/{:06}.jpg", i * 10));
+    }
+    c.execute_batch("COMMIT").expect("commit");
+    c
+}
+
+/// A description of `len` characters (long ones overflow their page).
+fn text(rng: &mut StdRng, len: usize) -> String {
+    (0..len)
+        .map(|_| char::from(b'a' + rng.gen_range(0..26u8)))
+        .collect()
+}
+
+fn insert_photo(c: &Connection, rng: &mut StdRng, id: &str) {
+    let len = if rng.gen_bool(0.1) {
+        3000
+    } else {
+        rng.gen_range(20..300)
+    };
+    c.execute(
+        "INSERT OR REPLACE INTO metadata VALUES (?1, ?2, NULL, ?3, ?4, NULL, 'red', '[]', 0, ?5, 1)",
+        params![
+            id,
+            format!("c-{}", rng.gen_range(0..4)), // c-3 does not exist: an orphan
+            text(rng, len),
+            format!("[\"{}\"]", text(rng, 5)),
+            rng.gen_range(0..1_000_000i64),
+        ],
+    )
+    .expect("photo");
+    c.execute("DELETE FROM item_tags WHERE itemId = ?1", [id])
+        .expect("untag");
+    for _ in 0..rng.gen_range(0..5) {
+        c.execute(
+            "INSERT OR IGNORE INTO item_tags VALUES (?1, ?2, 5)",
+            params![id, format!("t-{:02}", rng.gen_range(0..40))],
+        )
+        .expect("tag");
+    }
+}
+
+fn random_ids(c: &Connection, rng: &mut StdRng, n: usize) -> Vec<String> {
+    let mut stmt = c
+        .prepare("SELECT id FROM metadata ORDER BY random() LIMIT ?1")
+        .expect("ids");
+    let _ = rng;
+    stmt.query_map([n as i64], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// One round of edits like the app's: saves (INSERT OR REPLACE, a new rowid),
+/// in-place updates (same-size changes of long rows rewrite overflow pages in
+/// place), deletions, new photos between old ones, tag edits.
+fn edit(c: &Connection, rng: &mut StdRng, ops: usize) {
+    c.execute_batch("BEGIN").expect("begin");
+    for _ in 0..ops {
+        let id = random_ids(c, rng, 1).pop();
+        match (rng.gen_range(0..6), id) {
+            (0, Some(id)) => insert_photo(c, rng, &id),
+            (1, Some(id)) => {
+                // Same length, other bytes: SQLite overwrites the cell in place.
+                let old: String = c
+                    .query_row(
+                        "SELECT aiDescription FROM metadata WHERE id = ?1",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .expect("old");
+                // Long rows keep their start (on the leaf) and change their
+                // end (on overflow pages): only the overflow pages change.
+                let keep = old.len().saturating_sub(50);
+                let new = format!("{}{}", &old[..keep], text(rng, old.len() - keep));
+                c.execute(
+                    "UPDATE metadata SET aiDescription = ?1 WHERE id = ?2",
+                    params![new, id],
+                )
+                .expect("update");
+            }
+            (2, Some(id)) => {
+                c.execute("DELETE FROM metadata WHERE id = ?1", [&id])
+                    .expect("delete");
+                c.execute("DELETE FROM item_tags WHERE itemId = ?1", [&id])
+                    .expect("delete tags");
+            }
+            (3, _) => {
+                let id = format!("/photos/{:06}.jpg", rng.gen_range(0..200_000) | 1);
+                insert_photo(c, rng, &id);
+            }
+            (4, _) => {
+                c.execute(
+                    "UPDATE tags SET name = ?1 WHERE id = ?2",
+                    params![text(rng, 8), format!("t-{:02}", rng.gen_range(0..40))],
+                )
+                .expect("tag name");
+            }
+            (_, Some(id)) => {
+                c.execute(
+                    "UPDATE metadata SET isHidden = 1 - isHidden WHERE id = ?1",
+                    [&id],
+                )
+                .expect("hide");
+            }
+            _ => {}
+        }
+    }
+    c.execute_batch("COMMIT").expect("commit");
+}
+
+/// `bytes` with the value of its header's `timestamp` removed.
+fn without_timestamp(bytes: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(bytes.to_vec()).expect("utf-8 export");
+    let start = text.find("\"timestamp\":\"").expect("a timestamp") + 13;
+    let end = start + text[start..].find('"').expect("its end");
+    format!("{}{}", &text[..start], &text[end..]).into_bytes()
+}
+
+/// Checks each stored export of `summary`'s snapshot against a whole render
+/// of `db` as it is now.
+fn check_exports(repo: &Repository, summary: &SnapshotSummary, db: &Path, dir: &TestDir) {
+    let out = dir.path("whole");
+    let _ = std::fs::remove_dir_all(&out);
+    export_database(
+        db,
+        &ExportRequest {
+            tables: Table::all().to_vec(),
+            format: ExportFormat::Json,
+            out: out.clone(),
+            gzip: false,
+        },
+    )
+    .expect("whole export");
+    for t in Table::all() {
+        let entry = summary.snapshot.file(t.file_name()).expect("export file");
+        let mut stored = Vec::new();
+        repo.read_file(entry, &mut stored, &NoProgress)
+            .expect("read");
+        let whole = std::fs::read(out.join(t.file_name())).expect("whole file");
+        assert!(
+            without_timestamp(&stored) == without_timestamp(&whole),
+            "{} of snapshot {} differs from a whole render",
+            t.file_name(),
+            summary.snapshot.id.short()
+        );
+    }
+}
+
+fn run(page_size: u32, journal: &str, seed: u64) {
+    let dir = TestDir::new("incr-exports");
+    let db = dir.path("lumina.db");
+    let conn = create(&db, page_size, journal, 4000);
+    Repository::init(&dir.repo()).expect("init");
+    let mut repo = Repository::open(&dir.repo(), &OpenOptions::default()).expect("open");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut partial = 0;
+    for round in 0..10 {
+        match round {
+            0 => {}
+            4 => {} // nothing changed
+            6 => {
+                conn.execute_batch("VACUUM").expect("vacuum"); // pages renumbered
+                edit(&conn, &mut rng, 3);
+            }
+            8 => {
+                // A new column: every row renders differently.
+                conn.execute_batch("ALTER TABLE tags ADD COLUMN note TEXT DEFAULT 'n'")
+                    .expect("alter");
+                edit(&conn, &mut rng, 2);
+            }
+            _ => {
+                let ops = rng.gen_range(1..5);
+                edit(&conn, &mut rng, ops)
+            }
+        }
+        let summary = repo
+            .snapshot(&db, &SnapshotOptions::default(), &NoProgress)
+            .expect("snapshot");
+        check_exports(&repo, &summary, &db, &dir);
+        eprintln!("round {round}: {:?}", summary.export_rows);
+        if let Some(rows) = summary.export_rows {
+            if round > 0 && rows.rendered * 2 < rows.total {
+                partial += 1;
+            }
+            if round == 0 {
+                assert_eq!(rows.rendered, rows.total, "a first snapshot renders all");
+            }
+        }
+        assert!(
+            summary.snapshot.file("exports.map").is_ok(),
+            "round {round}: no export map"
+        );
+    }
+    assert!(
+        partial >= 5,
+        "only {partial} snapshots reused most of their parent's rows"
+    );
+}
+
+#[test]
+fn rollback_journal_small_pages() {
+    run(1024, "DELETE", 1);
+}
+
+#[test]
+fn wal_default_pages() {
+    run(4096, "WAL", 2);
+}
+
+#[test]
+fn encrypted_repository_reuses_segments_too() {
+    let dir = TestDir::new("incr-exports-enc");
+    let db = dir.path("lumina.db");
+    let conn = create(&db, 4096, "DELETE", 4000);
+    let init = InitOptions {
+        passphrase: Some(zeroize::Zeroizing::new("pw".to_string())),
+        kdf: KdfParams {
+            m_cost_kib: 8 * 1024,
+            t_cost: 1,
+            p_cost: 1,
+        },
+        force: false,
+    };
+    Repository::init_with(&dir.repo(), &init).expect("init");
+    let mut repo =
+        Repository::open(&dir.repo(), &OpenOptions::default().with_passphrase("pw")).expect("open");
+    let mut rng = StdRng::seed_from_u64(3);
+    repo.snapshot(&db, &SnapshotOptions::default(), &NoProgress)
+        .expect("first");
+    edit(&conn, &mut rng, 3);
+    let s = repo
+        .snapshot(&db, &SnapshotOptions::default(), &NoProgress)
+        .expect("second");
+    check_exports(&repo, &s, &db, &dir);
+    let rows = s.export_rows.expect("exports written");
+    assert!(rows.rendered * 2 < rows.total, "{rows:?}");
+}
+
+/// Tables an export cannot cut into segments (a NULL primary key, a WITHOUT
+/// ROWID table, an INTEGER PRIMARY KEY) are rendered whole, still exactly.
+#[test]
+fn odd_schemas_are_rendered_whole_and_exactly() {
+    let dir = TestDir::new("incr-exports-odd");
+    let db = dir.path("odd.db");
+    let c = Connection::open(&db).expect("open");
+    c.execute_batch(
+        "CREATE TABLE collections(id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE tags(id TEXT PRIMARY KEY, name TEXT) WITHOUT ROWID;
+         CREATE TABLE metadata(id TEXT PRIMARY KEY, collectionId TEXT, aiTags TEXT);
+         CREATE TABLE item_tags(itemId TEXT, tagId TEXT, addedAt INTEGER, PRIMARY KEY(itemId, tagId));
+         INSERT INTO collections VALUES (1, 'one'), (2, 'two');
+         INSERT INTO tags VALUES ('a', 'A'), ('b', 'B');
+         INSERT INTO metadata VALUES (NULL, '1', '[1]'), (NULL, '2', 'x'), ('p', '1', NULL);
+         INSERT INTO item_tags VALUES ('p', 'a', 1), ('p', 'b', 2);",
+    )
+    .expect("odd schema");
+    Repository::init(&dir.repo()).expect("init");
+    let mut repo = Repository::open(&dir.repo(), &OpenOptions::default()).expect("open");
+    for round in 0..3 {
+        c.execute(
+            "INSERT INTO item_tags VALUES (?1, 'a', 3)",
+            [format!("q{round}")],
+        )
+        .expect("edit");
+        c.execute("INSERT INTO metadata VALUES (NULL, '9', ?1)", [round])
+            .expect("null key");
+        let s = repo
+            .snapshot(&db, &SnapshotOptions::default(), &NoProgress)
+            .expect("snapshot");
+        check_exports(&repo, &s, &db, &dir);
+    }
+}
