@@ -109,6 +109,20 @@ pub enum Problem {
         /// The size the record says.
         expected: u64,
     },
+    /// A file's data chunks, in order, do not match the checksum its record
+    /// holds (format 2: the chunk-list digest, store-format.md 4.2): its tree
+    /// lists other chunks, or the same in another order, or the record was
+    /// altered. Every chunk may be intact; restore would refuse the file.
+    FileChecksum {
+        /// The snapshot.
+        snapshot: SnapshotId,
+        /// The file in it.
+        file: String,
+        /// The digest of the chunks its tree lists (hex).
+        actual: String,
+        /// The checksum the record holds (hex).
+        expected: String,
+    },
 }
 
 impl Problem {
@@ -128,7 +142,8 @@ impl Problem {
             Problem::SnapshotUnreadable { snapshot, .. }
             | Problem::ChunkMissing { snapshot, .. }
             | Problem::FileDamaged { snapshot, .. }
-            | Problem::FileSize { snapshot, .. } => Some(snapshot),
+            | Problem::FileSize { snapshot, .. }
+            | Problem::FileChecksum { snapshot, .. } => Some(snapshot),
             _ => None,
         }
     }
@@ -195,6 +210,19 @@ impl std::fmt::Display for Problem {
                 f,
                 "snapshot {} file {file}: chunks add up to {actual} bytes, record says {expected}",
                 snapshot.short()
+            ),
+            Problem::FileChecksum {
+                snapshot,
+                file,
+                actual,
+                expected,
+            } => write!(
+                f,
+                "snapshot {} file {file}: its chunk list has checksum {}, record says {} \
+                 (chunks substituted or reordered, or the record altered)",
+                snapshot.short(),
+                &actual[..actual.len().min(12)],
+                &expected[..expected.len().min(12)],
             ),
         }
     }
