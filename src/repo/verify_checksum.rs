@@ -318,8 +318,9 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         for id in &ids {
             assert!(
-                problems.iter().any(|p| p.snapshot() == Some(id)
-                    && matches!(p, Problem::FileChecksum { .. })),
+                problems
+                    .iter()
+                    .any(|p| p.snapshot() == Some(id) && matches!(p, Problem::FileChecksum { .. })),
                 "{problems:?}"
             );
         }
