@@ -268,6 +268,20 @@ mod tests {
         let damage = Damage::from(&Error::corrupt("pack 0707", "bad frame"));
         assert_eq!(damage.kind, ErrorKind::Corrupt);
         assert_eq!(damage.object.as_deref(), Some("pack 0707"));
+        let p = Problem::FileChecksum {
+            snapshot: snap,
+            file: "app.db".into(),
+            actual: "12".repeat(32),
+            expected: "34".repeat(32),
+        };
+        assert_eq!(p.snapshot(), Some(&snap));
+        let line = p.to_string();
+        assert!(
+            line.starts_with(&format!("snapshot {} file app.db: ", snap.short()))
+                && line.contains("checksum 121212121212, record says 343434343434")
+                && !line.contains('\n'),
+            "{line}"
+        );
         let json = serde_json::to_string(&Problem::PackNotIndexed { pack }).expect("json");
         assert!(json.starts_with("\"pack "), "{json}");
     }
