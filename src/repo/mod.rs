@@ -25,6 +25,7 @@ mod status;
 mod take;
 mod unchanged;
 mod verify;
+mod verify_checksum;
 
 pub use diff::DiffTarget;
 pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};

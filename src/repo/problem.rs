@@ -109,6 +109,20 @@ pub enum Problem {
         /// The size the record says.
         expected: u64,
     },
+    /// A file's data chunks, in order, do not match the checksum its record
+    /// holds (format 2: the chunk-list digest, store-format.md 4.2): its tree
+    /// lists other chunks, or the same in another order, or the record was
+    /// altered. Every chunk may be intact; restore would refuse the file.
+    FileChecksum {
+        /// The snapshot.
+        snapshot: SnapshotId,
+        /// The file in it.
+        file: String,
+        /// The digest of the chunks its tree lists (hex).
+        actual: String,
+        /// The checksum the record holds (hex).
+        expected: String,
+    },
 }
 
 impl Problem {
@@ -128,7 +142,8 @@ impl Problem {
             Problem::SnapshotUnreadable { snapshot, .. }
             | Problem::ChunkMissing { snapshot, .. }
             | Problem::FileDamaged { snapshot, .. }
-            | Problem::FileSize { snapshot, .. } => Some(snapshot),
+            | Problem::FileSize { snapshot, .. }
+            | Problem::FileChecksum { snapshot, .. } => Some(snapshot),
             _ => None,
         }
     }
@@ -196,6 +211,19 @@ impl std::fmt::Display for Problem {
                 "snapshot {} file {file}: chunks add up to {actual} bytes, record says {expected}",
                 snapshot.short()
             ),
+            Problem::FileChecksum {
+                snapshot,
+                file,
+                actual,
+                expected,
+            } => write!(
+                f,
+                "snapshot {} file {file}: its chunk list has checksum {}, record says {} \
+                 (chunks substituted or reordered, or the record altered)",
+                snapshot.short(),
+                &actual[..actual.len().min(12)],
+                &expected[..expected.len().min(12)],
+            ),
         }
     }
 }
@@ -240,6 +268,20 @@ mod tests {
         let damage = Damage::from(&Error::corrupt("pack 0707", "bad frame"));
         assert_eq!(damage.kind, ErrorKind::Corrupt);
         assert_eq!(damage.object.as_deref(), Some("pack 0707"));
+        let p = Problem::FileChecksum {
+            snapshot: snap,
+            file: "app.db".into(),
+            actual: "12".repeat(32),
+            expected: "34".repeat(32),
+        };
+        assert_eq!(p.snapshot(), Some(&snap));
+        let line = p.to_string();
+        assert!(
+            line.starts_with(&format!("snapshot {} file app.db: ", snap.short()))
+                && line.contains("checksum 121212121212, record says 343434343434")
+                && !line.contains('\n'),
+            "{line}"
+        );
         let json = serde_json::to_string(&Problem::PackNotIndexed { pack }).expect("json");
         assert!(json.starts_with("\"pack "), "{json}");
     }

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
+use super::verify_checksum::ChecksumCheck;
 use super::{files, OpenOptions, Problem, Repository};
 use crate::compress::{self, Compression};
 use crate::error::{Error, ErrorKind, Repr, Result};
@@ -68,8 +69,9 @@ pub struct RebuildReport {
 
 impl Repository {
     /// Checks the repository. Structure always: config, every snapshot file, every
-    /// pack's description, every tree node, and that every chunk a snapshot needs
-    /// is indexed in a pack that exists. With `read_data`, every pack is read in
+    /// pack's description, every tree node, that every chunk a snapshot needs
+    /// is indexed in a pack that exists, and (format 2) that every file's tree
+    /// lists the chunks its recorded checksum names, in order. With `read_data`, every pack is read in
     /// full: its name must be the BLAKE3 of its bytes, every frame must decompress
     /// and every chunk must match its id.
     pub fn verify(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
@@ -139,6 +141,9 @@ impl Repository {
         // trees, so each distinct subtree is walked once. A damaged subtree never
         // enters this set, so it is reported for every snapshot that needs it.
         let mut good_nodes: HashSet<ChunkId> = HashSet::new();
+        // Each file's recorded checksum against its tree (format 2), once per
+        // distinct file version.
+        let mut checksums = ChecksumCheck::new(self.store.format().checksum());
         let ids = self.snapshot_ids()?;
         progress.phase(&PhaseInfo::new(Phase::VerifySnapshots).total(Some(ids.len() as u64)));
         for id in ids {
@@ -241,7 +246,18 @@ impl Repository {
                         actual: size,
                         expected: file.size,
                     }),
-                    Ok(()) => good_nodes.extend(walked.drain(..)),
+                    Ok(()) => {
+                        good_nodes.extend(walked.drain(..));
+                        match checksums.check(&mut reader, id, file) {
+                            Ok(None) => {}
+                            Ok(Some(p)) => r.problems.push(p),
+                            Err(e) => r.problems.push(Problem::FileDamaged {
+                                snapshot: id,
+                                file: file.name.clone(),
+                                damage: (&e).into(),
+                            }),
+                        }
+                    }
                 }
             }
         }
