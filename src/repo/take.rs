@@ -65,6 +65,9 @@ const COMPACT_AFTER_CHUNKS: u64 = 1;
 /// Bytes of chunks sent per batch from the capture thread.
 const BATCH_BYTES: usize = 4 << 20;
 
+/// Chunks hashed per task of the thread pool (64 pages of 4 KiB: 256 KiB).
+const MIN_CHUNKS_PER_TASK: usize = 64;
+
 enum Msg {
     Begin {
         name: String,
@@ -80,8 +83,9 @@ enum Msg {
 }
 
 /// Runs on the capture thread: cuts pieces into chunks, hashes each chunk
-/// (its id) and computes each file's checksum: from the ids in format 2 (each
-/// byte hashed once), from the bytes in format 1.
+/// (its id; several at once on the thread pool) and computes each file's
+/// checksum: from the ids in format 2 (each byte hashed once), from the bytes
+/// in format 1.
 struct ChunkingSink {
     tx: SyncSender<Msg>,
     ids: IdHasher,
@@ -134,11 +138,16 @@ impl ChunkingSink {
         Ok(())
     }
 
-    /// Hashes chunks just cut (their ids; in format 2 the file's checksum
-    /// follows from them) and adds them to the batch.
+    /// Hashes chunks just cut (their ids, on the thread pool; in format 2 the
+    /// file's checksum follows from them, in order) and adds them to the batch.
     fn take_chunks(&mut self, chunks: Vec<Vec<u8>>) {
-        for c in chunks {
-            let id = self.ids.chunk_id(&c);
+        use rayon::prelude::*;
+        let ids: Vec<ChunkId> = chunks
+            .par_iter()
+            .with_min_len(MIN_CHUNKS_PER_TASK)
+            .map(|c| self.ids.chunk_id(c))
+            .collect();
+        for (id, c) in ids.into_iter().zip(chunks) {
             self.hasher.chunk(&id, c.len() as u64);
             self.batch_bytes += c.len();
             self.batch.push((id, c));
@@ -443,10 +452,11 @@ impl Repository {
                     img_name_ref,
                     &mut sink,
                     &tick,
-                    |image, sink| {
+                    |image, sink, check| {
                         read_extra(
                             image,
                             sink,
+                            check,
                             timestamp_ref,
                             no_exports,
                             finished.get(),
@@ -618,6 +628,7 @@ struct Reuse {
 fn read_extra(
     conn: &rusqlite::Connection,
     sink: &mut capture::Sink<'_>,
+    check: crate::sqlite::check::BackgroundCheck,
     timestamp: &str,
     no_exports: bool,
     image_blake3: Option<[u8; 32]>,
@@ -651,10 +662,9 @@ fn read_extra(
         }
         warnings = scan.finish().warnings();
     }
-    // Last, bounded in time (see `sqlite::check`); on the captured copy, after
-    // the source's read transaction ended.
-    let check =
-        crate::sqlite::check::check_captured(conn, crate::sqlite::check::QUICK_CHECK_BUDGET);
+    // Running on the captured copy since the image was staged; waited for last,
+    // at most its time budget (see `sqlite::check`).
+    let check = check.finish()?;
     warnings.extend(check.warnings);
     Ok(Extra {
         reused_exports: false,
