@@ -84,6 +84,9 @@ const COMPACT_AFTER_CHUNKS: u64 = 1;
 /// Bytes of chunks sent per batch from the capture thread.
 const BATCH_BYTES: usize = 4 << 20;
 
+/// Chunks hashed per task of the thread pool (64 pages of 4 KiB: 256 KiB).
+const MIN_CHUNKS_PER_TASK: usize = 64;
+
 enum Msg {
     Begin {
         name: String,
@@ -101,8 +104,9 @@ enum Msg {
 }
 
 /// Runs on the capture thread: cuts pieces into chunks, hashes each chunk
-/// (its id) and computes each file's checksum: from the ids in format 2 (each
-/// byte hashed once), from the bytes in format 1.
+/// (its id; several at once on the thread pool) and computes each file's
+/// checksum: from the ids in format 2 (each byte hashed once), from the bytes
+/// in format 1.
 struct ChunkingSink {
     tx: SyncSender<Msg>,
     ids: IdHasher,
@@ -158,13 +162,18 @@ impl ChunkingSink {
         Ok(())
     }
 
-    /// Hashes chunks just cut (their ids; in format 2 the file's checksum
-    /// follows from them) and adds them to the batch.
+    /// Hashes chunks just cut (their ids, on the thread pool; in format 2 the
+    /// file's checksum follows from them, in order) and adds them to the batch.
     fn take_chunks(&mut self, chunks: Vec<Vec<u8>>) {
         self.file_chunks
             .set(self.file_chunks.get() + chunks.len() as u64);
-        for c in chunks {
-            let id = self.ids.chunk_id(&c);
+        use rayon::prelude::*;
+        let ids: Vec<ChunkId> = chunks
+            .par_iter()
+            .with_min_len(MIN_CHUNKS_PER_TASK)
+            .map(|c| self.ids.chunk_id(c))
+            .collect();
+        for (id, c) in ids.into_iter().zip(chunks) {
             self.hasher.chunk(&id, c.len() as u64);
             self.batch_bytes += c.len();
             self.batch.push((id, c));
@@ -500,6 +509,7 @@ impl Repository {
                 let inputs = ExportInputs {
                     handoff: handoff_rx,
                     file_chunks: state.file_chunks.clone(),
+                    no_exports,
                     segmented: checksum == ChecksumKind::ChunkList,
                     page_chunks,
                 };
@@ -518,12 +528,12 @@ impl Repository {
                     img_name_ref,
                     &mut sink,
                     &tick,
-                    |image, sink| {
+                    |image, sink, check| {
                         read_extra(
                             image,
                             sink,
+                            check,
                             timestamp_ref,
-                            no_exports,
                             finished.get(),
                             reuse_ref,
                             inputs,
@@ -708,6 +718,8 @@ pub(super) struct ExportInputs {
     pub handoff: std::sync::mpsc::Receiver<Handoff>,
     /// The chunk counter of the current file ([`ChunkingSink`]).
     pub file_chunks: std::rc::Rc<Cell<u64>>,
+    /// `--no-exports`: the image and manifest only.
+    pub no_exports: bool,
     /// Format 2 (chunks can be reused by reference) — else exports are whole.
     pub segmented: bool,
     /// One image chunk per page, so [`Handoff::same`] is per page.
@@ -717,12 +729,13 @@ pub(super) struct ExportInputs {
 fn read_extra(
     conn: &rusqlite::Connection,
     sink: &mut capture::Sink<'_>,
+    check: crate::sqlite::check::BackgroundCheck,
     timestamp: &str,
-    no_exports: bool,
     image_blake3: Option<[u8; 32]>,
     reuse: Option<&Reuse>,
     inputs: ExportInputs,
 ) -> Result<Extra> {
+    let no_exports = inputs.no_exports;
     let lumina = export::is_lumina(conn)?;
     let tables = export::row_counts(conn)?;
     let mut warnings = Vec::new();
@@ -757,10 +770,9 @@ fn read_extra(
         }
         warnings = scan.finish().warnings();
     }
-    // Last, bounded in time (see `sqlite::check`); on the captured copy, after
-    // the source's read transaction ended.
-    let check =
-        crate::sqlite::check::check_captured(conn, crate::sqlite::check::QUICK_CHECK_BUDGET);
+    // Running on the captured copy since the image was staged; waited for last,
+    // at most its time budget (see `sqlite::check`).
+    let check = check.finish()?;
     warnings.extend(check.warnings);
     Ok(Extra {
         reused_exports: false,

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::check::BackgroundCheck;
 use crate::error::{Error, Repr, Result};
 
 /// One piece of captured output.
@@ -323,8 +324,10 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
 /// state in it) into a private temporary file ([`super::staging`]), ends the
 /// transaction, then sends the copy to `sink` as file `image_name` and runs
 /// `body` on a read-only connection to the copy, for whatever else must come
-/// from the same committed state (exports, counts, checks). The source's lock
-/// is held only while the pages are copied.
+/// from the same committed state (exports, counts). `body` also gets the checks
+/// of the copy ([`BackgroundCheck`]), running meanwhile on another thread; it
+/// takes their report, or drops them to stop them. The source's lock is held
+/// only while the pages are copied.
 ///
 /// `tick` is called between pieces of the copy; an error from it (the caller
 /// cancelled) stops the capture. The temporary copy is removed on every path.
@@ -334,7 +337,7 @@ pub fn capture_begun<T>(
     image_name: &str,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
-    body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     capture_at(
         &super::staging::staging_dir(),
@@ -357,7 +360,7 @@ pub(crate) fn capture_in<T>(
     image_name: &str,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
-    body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     capture_at(dir, conn, false, path, image_name, sink, tick, body)
 }
@@ -372,18 +375,22 @@ fn capture_at<T>(
     image_name: &str,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
-    body: impl FnOnce(&Connection, &mut Sink<'_>) -> Result<T>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     let mut staged = super::staging::StagedImage::create(dir)?;
     let info = copy_pages(conn, begun, path, &mut staged, tick)?;
     // The source's lock is released: from here on the app commits freely.
     crate::testhook::point("capture-staged");
     staged.close()?;
+    // Checked meanwhile on another thread; stopped and joined, if the body does
+    // not wait for it, before `staged` removes the file.
+    let check =
+        super::check::BackgroundCheck::start(staged.path(), super::check::QUICK_CHECK_BUDGET);
     staged.send(image_name, &info, sink)?;
     let extra = {
         // Closed before `staged` removes its file (Windows cannot remove an open one).
         let image = staged.open()?;
-        body(&image, sink)?
+        body(&image, sink, check)?
     };
     drop(staged);
     Ok((info, extra))

@@ -8,11 +8,22 @@
 //! blocks the app's commits in rollback-journal mode; it now runs after it, and
 //! the budget bounds the snapshot's time): a progress handler stops the check
 //! when the budget runs out and the manifest says it was not checked.
+//!
+//! In a snapshot the checks run as a [`BackgroundCheck`]: on their own thread and
+//! connection to the staged copy, while the copy is streamed to the store and the
+//! exports are written; the budget counts from the moment the snapshot asks for
+//! the verdict ([`BackgroundCheck::finish`]), where the check used to begin.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+
+use crate::error::{Error, Result};
 
 /// The quick check's time budget inside a snapshot.
 pub const QUICK_CHECK_BUDGET: Duration = Duration::from_secs(1);
@@ -32,8 +43,19 @@ pub struct CheckReport {
 /// Runs the schema check and a quick check bounded by `budget` on `conn` (the
 /// captured copy, or a connection inside the caller's read transaction).
 pub fn check_captured(conn: &Connection, budget: Duration) -> CheckReport {
+    let deadline = Instant::now() + budget;
+    report(conn, budget, move || Instant::now() >= deadline)
+}
+
+/// [`check_captured`], the quick check stopped when `stop` says so (reported
+/// as over `budget`).
+fn report(
+    conn: &Connection,
+    budget: Duration,
+    stop: impl FnMut() -> bool + Send + 'static,
+) -> CheckReport {
     let mut warnings = missing_names(conn);
-    let quick_check = match quick_check(conn, budget) {
+    let quick_check = match quick_check(conn, stop) {
         QuickCheck::Ok => "ok".to_string(),
         QuickCheck::Failed(lines) => {
             let shown = lines
@@ -84,11 +106,10 @@ enum QuickCheck {
     Error(String),
 }
 
-fn quick_check(conn: &Connection, budget: Duration) -> QuickCheck {
+fn quick_check(conn: &Connection, stop: impl FnMut() -> bool + Send + 'static) -> QuickCheck {
     // SQLite calls the handler every 1000 VM steps; returning true interrupts the
     // statement (SQLITE_INTERRUPT), which leaves the read transaction as it was.
-    let deadline = Instant::now() + budget;
-    conn.progress_handler(1000, Some(move || Instant::now() >= deadline));
+    conn.progress_handler(1000, Some(stop));
     let result = (|| -> rusqlite::Result<Vec<String>> {
         let mut stmt = conn.prepare("PRAGMA quick_check")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -102,6 +123,88 @@ fn quick_check(conn: &Connection, budget: Duration) -> QuickCheck {
             QuickCheck::OverBudget
         }
         Err(e) => QuickCheck::Error(e.to_string()),
+    }
+}
+
+/// [`check_captured`] of a staged copy, running on its own thread (with its own
+/// read-only connection) from [`BackgroundCheck::start`] while the caller reads
+/// the same copy. Dropped without [`BackgroundCheck::finish`], it stops the check
+/// and joins the thread: no thread outlives it, so the copy may be removed after.
+#[derive(Debug)]
+pub struct BackgroundCheck {
+    shared: Arc<Shared>,
+    budget: Duration,
+    thread: Option<JoinHandle<Result<CheckReport>>>,
+    /// The copy, for a check run on the caller's thread (the thread could not start).
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+struct Shared {
+    base: Instant,
+    /// Nanoseconds after `base` at which the quick check stops; `u64::MAX`
+    /// until [`BackgroundCheck::finish`] sets it.
+    deadline_ns: AtomicU64,
+    /// Set on drop: the verdict is not wanted.
+    abandoned: AtomicBool,
+}
+
+impl Shared {
+    fn stop(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+            || self.base.elapsed().as_nanos()
+                >= u128::from(self.deadline_ns.load(Ordering::Relaxed))
+    }
+}
+
+impl BackgroundCheck {
+    /// Starts the checks of the (closed, no longer written) copy at `path`; the
+    /// quick check gets `budget` from [`BackgroundCheck::finish`] on.
+    pub fn start(path: &Path, budget: Duration) -> BackgroundCheck {
+        let shared = Arc::new(Shared {
+            base: Instant::now(),
+            deadline_ns: AtomicU64::new(u64::MAX),
+            abandoned: AtomicBool::new(false),
+        });
+        let (p, sh) = (path.to_path_buf(), shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("quick-check".into())
+            .spawn(move || {
+                let conn = super::staging::open_staged(&p)?;
+                Ok(report(&conn, budget, move || sh.stop()))
+            })
+            .ok();
+        BackgroundCheck {
+            shared,
+            budget,
+            thread,
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// The checks' report: waits at most the budget for the quick check.
+    pub fn finish(mut self) -> Result<CheckReport> {
+        let at = self.shared.base.elapsed() + self.budget;
+        let ns = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.shared.deadline_ns.store(ns, Ordering::Relaxed);
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| Error::internal("the quick check's thread panicked"))?,
+            None => {
+                let conn = super::staging::open_staged(&self.path)?;
+                Ok(check_captured(&conn, self.budget))
+            }
+        }
+    }
+}
+
+impl Drop for BackgroundCheck {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.shared.abandoned.store(true, Ordering::Relaxed);
+            let _ = t.join();
+        }
     }
 }
 
@@ -240,6 +343,37 @@ mod tests {
             .expect("still usable");
         assert_eq!(n, 5000);
         conn.execute_batch("COMMIT").expect("commit");
+    }
+
+    /// Issue #10: the check runs beside the caller; its report is the same as
+    /// run in line, and dropping it stops and joins its thread.
+    #[test]
+    fn background_check_reports_as_in_line_and_stops_on_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("a.db");
+        let conn = Connection::open(&db).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO t SELECT i, hex(randomblob(50)) FROM n;",
+        )
+        .expect("fill");
+        drop(conn);
+        let in_line = check_captured(
+            &super::super::staging::open_staged(&db).expect("open"),
+            Duration::from_secs(30),
+        );
+        assert_eq!(in_line.quick_check, "ok");
+        let r = BackgroundCheck::start(&db, Duration::from_secs(30))
+            .finish()
+            .expect("report");
+        assert_eq!(r, in_line);
+        drop(BackgroundCheck::start(&db, Duration::from_secs(30)));
+        // A copy that cannot be opened: the report says why.
+        let missing = dir.path().join("missing.db");
+        assert!(BackgroundCheck::start(&missing, Duration::from_secs(1))
+            .finish()
+            .is_err());
     }
 
     #[test]
