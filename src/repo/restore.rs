@@ -474,7 +474,7 @@ fn remove_stale_temps(target: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::cell::RefCell;
 
     use super::*;
@@ -509,18 +509,15 @@ mod tests {
         (repo, image)
     }
 
-    fn leaves(repo: &Repository, root: ChunkId) -> Vec<TreeEntry> {
-        let mut r = ChunkReader::new(&repo.store, repo.index.reader().expect("reader"));
-        let mut tree = TreeReader::new(root);
-        let mut out = Vec::new();
-        while let Some(l) = r.next_leaf(&mut tree).expect("leaf") {
-            out.push(l);
-        }
-        out
+    /// The leaves of the tree under `root` (shared with `verify_checksum`'s tests).
+    pub(in crate::repo) fn leaves(repo: &Repository, root: ChunkId) -> Vec<TreeEntry> {
+        ChunkReader::new(&repo.store, repo.index.reader().expect("reader"))
+            .leaves(root)
+            .expect("leaves")
     }
 
     /// Stores a tree listing `list` (chunks the repository holds); returns its root.
-    fn store_tree(repo: &Repository, list: &[TreeEntry]) -> ChunkId {
+    pub(in crate::repo) fn store_tree(repo: &Repository, list: &[TreeEntry]) -> ChunkId {
         let reader = RefCell::new(repo.index.reader().expect("reader"));
         let written = RefCell::new(Vec::new());
         let mut session = repo.indexing_session(&reader, &written);

@@ -133,7 +133,6 @@ impl ChecksumCheck {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::path::Path;
 
     use crate::crypto::KdfParams;
@@ -141,9 +140,7 @@ mod tests {
     use crate::progress::NoProgress;
     use crate::repo::{InitOptions, OpenOptions, Problem, Repository, SnapshotOptions};
     use crate::snapshot::{encode_record, snapshot_path};
-    use crate::store::tree::{TreeBuilder, TreeReader};
-    use crate::store::{ChunkReader, KIND_TREE};
-    use crate::{ChunkId, SnapshotId};
+    use crate::SnapshotId;
 
     /// A format-2 repository (encrypted with a weak key if `encrypted`) with two
     /// snapshots of a database of a few dozen pages whose second state differs
@@ -265,31 +262,7 @@ mod tests {
         }
     }
 
-    fn leaves(repo: &Repository, root: ChunkId) -> Vec<TreeEntry> {
-        let mut r = ChunkReader::new(&repo.store, repo.index.reader().expect("reader"));
-        let mut tree = TreeReader::new(root);
-        let mut out = Vec::new();
-        while let Some(l) = r.next_leaf(&mut tree).expect("leaf") {
-            out.push(l);
-        }
-        out
-    }
-
-    fn store_tree(repo: &Repository, list: &[TreeEntry]) -> ChunkId {
-        let reader = RefCell::new(repo.index.reader().expect("reader"));
-        let written = RefCell::new(Vec::new());
-        let mut session = repo.indexing_session(&reader, &written);
-        let mut tree = TreeBuilder::new(repo.store.config().tree_fanout);
-        for e in list {
-            tree.push(*e, &mut |node| session.put(KIND_TREE, node))
-                .expect("push");
-        }
-        let root = tree
-            .finish(&mut |node| session.put(KIND_TREE, node))
-            .expect("finish");
-        session.finish().expect("session");
-        root
-    }
+    use crate::repo::restore::tests::{leaves, store_tree};
 
     /// A tree whose leaves were swapped (same chunks, same size, every node
     /// valid), named by a record of every snapshot: each snapshot is reported,

@@ -63,8 +63,9 @@ fn body_len(t: u64) -> Result<usize, String> {
     })
 }
 
-/// Decodes a whole record.
-pub fn decode(rec: &[u8]) -> Result<Vec<Val>, String> {
+/// The record's header length and the length of the varint giving it,
+/// checked against the record.
+fn header(rec: &[u8]) -> Result<(usize, usize), String> {
     let (hlen, n) = varint(rec)?;
     let hlen = usize::try_from(hlen).map_err(|_| "header length too large")?;
     if hlen < n || hlen > rec.len() {
@@ -73,6 +74,12 @@ pub fn decode(rec: &[u8]) -> Result<Vec<Val>, String> {
             rec.len()
         ));
     }
+    Ok((hlen, n))
+}
+
+/// Decodes a whole record.
+pub fn decode(rec: &[u8]) -> Result<Vec<Val>, String> {
+    let (hlen, n) = header(rec)?;
     let mut types = Vec::new();
     let mut at = n;
     while at < hlen {
@@ -122,14 +129,7 @@ pub fn decode(rec: &[u8]) -> Result<Vec<Val>, String> {
 /// An index entry's rowid (its record's last value, an integer) and whether
 /// any of its other values is NULL, without decoding those values.
 pub fn index_entry(rec: &[u8]) -> Result<(i64, bool), String> {
-    let (hlen, n) = varint(rec)?;
-    let hlen = usize::try_from(hlen).map_err(|_| "header length too large")?;
-    if hlen < n || hlen > rec.len() {
-        return Err(format!(
-            "record header length {hlen} outside the record of {} bytes",
-            rec.len()
-        ));
-    }
+    let (hlen, n) = header(rec)?;
     let mut at = n;
     let mut body = hlen;
     let mut null = false;
