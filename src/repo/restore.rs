@@ -481,7 +481,7 @@ pub(super) mod tests {
     use crate::format::{ChecksumKind, FormatVersion, TreeEntry};
     use crate::id::ChunkId;
     use crate::progress::NoProgress;
-    use crate::store::tree::{TreeBuilder, TreeReader};
+    use crate::store::tree::TreeBuilder;
     use crate::store::{ChunkReader, KIND_TREE};
 
     /// A format-2 repository holding one snapshot of a database of a dozen

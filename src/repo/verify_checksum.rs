@@ -136,7 +136,7 @@ mod tests {
     use std::path::Path;
 
     use crate::crypto::KdfParams;
-    use crate::format::{FileKind, SnapshotRecord, TreeEntry};
+    use crate::format::{FileKind, SnapshotRecord};
     use crate::progress::NoProgress;
     use crate::repo::{InitOptions, OpenOptions, Problem, Repository, SnapshotOptions};
     use crate::snapshot::{encode_record, snapshot_path};
