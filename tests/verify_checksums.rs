@@ -118,6 +118,12 @@ fn a_file_pointed_at_another_versions_tree_is_a_verify_problem() {
     expect_named(&t, &borrowed, &ib.name);
     // Every chunk is intact: read-data finds nothing more.
     t.lb().args(["verify", "--read-data"]).run().expect_code(3);
+    // Only the list's checksum tells, and `cat` checks it before writing a
+    // byte to stdout (which cannot be taken back).
+    let r = t.lb().args(["cat", &borrowed, &ib.name]).run();
+    r.expect_code(1);
+    assert!(r.stdout.is_empty(), "cat wrote {} bytes", r.stdout.len());
+    assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
 }
 
 /// Released repositories (format 1: whole-file checksums, not checked by

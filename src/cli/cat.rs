@@ -26,6 +26,9 @@ pub(super) fn run(ctx: &Ctx, CatArgs { snap, file, db }: CatArgs) -> Result<(), 
     let s = repo.resolve_in(&snap, db.as_deref())?;
     let entry = s.file(&file)?;
     let stdout = std::io::stdout();
+    // What reaches stdout cannot be taken back: the order and set of chunks
+    // is checked first (each chunk is checked as it is read).
+    repo.check_chunk_list(entry)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     repo.read_file(entry, &mut out, &lumina_backup::NoProgress)?;
     out.flush().map_err(|e| Error::io("writing", "stdout", e))?;

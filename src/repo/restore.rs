@@ -118,6 +118,35 @@ impl Repository {
         Ok(streamed.bytes)
     }
 
+    /// Checks, from `entry`'s tree nodes alone (no data chunk read), that its
+    /// chunks add up to its size and, in format 2, that their list has its
+    /// checksum: a writer that cannot take back what it wrote (stdout) calls it
+    /// before [`Repository::read_file`], which checks it again at the end.
+    /// Format 1's checksum needs the bytes: only the size is checked here.
+    pub fn check_chunk_list(&self, entry: &FileEntry) -> Result<()> {
+        use crate::format::{ChecksumKind, FileHasher};
+        let kind = self.store.format().checksum();
+        let mut reader = crate::store::ChunkReader::new(&self.store, self.index.reader()?);
+        let mut tree = crate::store::tree::TreeReader::new(entry.root);
+        let mut hasher = FileHasher::new(ChecksumKind::ChunkList);
+        let mut size = 0u64;
+        while let Some(leaf) = reader.next_leaf(&mut tree)? {
+            hasher.chunk(&leaf.id, leaf.len);
+            size = size.saturating_add(leaf.len);
+        }
+        let digest_ok = kind != ChecksumKind::ChunkList || hasher.finish() == entry.blake3;
+        if size != entry.size || !digest_ok {
+            return Err(Error::corrupt(
+                format!("file {}", entry.name),
+                format!(
+                    "its chunk list ({size} bytes) does not match the snapshot record; \
+                     nothing was written"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Writes one file of a snapshot to a temp file beside `target`, every chunk
     /// and the whole file verified, and gives it the owner, group and mode of an
     /// existing `target`, or for a new one 0666 less the umask (the user's file,

@@ -51,9 +51,7 @@ impl Snapshot {
                 snapshot: self.id.short(),
                 name: name.to_string(),
                 available: self
-                    .record
-                    .files
-                    .iter()
+                    .user_files()
                     .map(|f| f.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
