@@ -169,11 +169,15 @@ pub(super) struct ParentSide<'a> {
 pub(super) struct PlannedSegment {
     /// Its fingerprint.
     pub fingerprint: [u8; 32],
-    /// The rowids of its rows, in export order.
+    /// Its rows.
+    pub rows: u64,
+    /// The rowids of its rows, in export order, kept only where they may be
+    /// read by rowid (a parent exists and the segment is not reusable): memory
+    /// stays in proportion to the change.
     pub rowids: Vec<i64>,
-    /// Whether the parent's segment of this fingerprint may be reused: no rowid
-    /// of it is dirty (the caller also needs the fingerprint in the parent's map).
-    pub clean: bool,
+    /// The parent's map has a segment of this fingerprint and row count, and no
+    /// rowid of it is dirty: its chunks are this segment's bytes.
+    pub reusable: bool,
 }
 
 /// The plan of one export.
@@ -277,14 +281,19 @@ pub(super) fn plan(
         pending_cut: false,
         rows: 0,
         leaf_buf: Vec::new(),
+        parent: parent.as_ref().map(|p| {
+            p.map
+                .segments
+                .iter()
+                .map(|s| (s.fingerprint, s.rows))
+                .collect()
+        }),
+        dirty,
     };
     let mut seen = HashSet::new();
     in_order(facts.pk_root, 0, h, read, &mut seen, &mut cut)?;
     let rows = cut.rows;
-    let mut segments = cut.finish();
-    for s in &mut segments {
-        s.clean = parent.is_some() && !s.rowids.iter().any(|r| dirty.contains(r));
-    }
+    let segments = cut.finish();
     Ok(Plan {
         segments,
         rows,
@@ -311,6 +320,10 @@ struct Cutter {
     rows: u64,
     /// A leaf's entries, each as its length (u64 LE) and bytes: hashed at once.
     leaf_buf: Vec<u8>,
+    /// The parent's segments (fingerprint → rows), if any.
+    parent: Option<std::collections::HashMap<[u8; 32], u64>>,
+    /// Rowids whose rows may differ from the parent's.
+    dirty: HashSet<i64>,
 }
 
 impl Cutter {
@@ -324,11 +337,20 @@ impl Cutter {
     }
 
     fn close(&mut self) {
-        if let Some((h, rowids)) = self.current.take() {
+        if let Some((h, mut rowids)) = self.current.take() {
+            let fingerprint = *h.finalize().as_bytes();
+            let rows = rowids.len() as u64;
+            let reusable = self.parent.as_ref().is_some_and(|p| {
+                p.get(&fingerprint) == Some(&rows) && !rowids.iter().any(|r| self.dirty.contains(r))
+            });
+            if reusable || self.parent.is_none() {
+                rowids = Vec::new();
+            }
             self.segments.push(PlannedSegment {
-                fingerprint: *h.finalize().as_bytes(),
+                fingerprint,
+                rows,
                 rowids,
-                clean: false,
+                reusable,
             });
         }
     }

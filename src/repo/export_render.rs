@@ -65,17 +65,16 @@ pub(super) enum Mode {
 
 /// The mode for `plan`: lookups when a parent can supply at least half the rows.
 pub(super) fn mode(plan: &Plan, parent: Option<&ParentExport>) -> Mode {
-    let Some(parent) = parent else {
+    if parent.is_none() {
         return Mode::Scan;
-    };
-    let known = parent.by_fingerprint();
-    let to_render: usize = plan
+    }
+    let to_render: u64 = plan
         .segments
         .iter()
-        .filter(|s| !(s.clean && known.contains_key(&s.fingerprint)))
-        .map(|s| s.rowids.len())
+        .filter(|s| !s.reusable)
+        .map(|s| s.rows)
         .sum();
-    if (to_render as u64) * 2 <= plan.rows {
+    if to_render * 2 <= plan.rows {
         Mode::Lookup
     } else {
         Mode::Scan
@@ -146,29 +145,36 @@ pub(super) fn write(
         let before_chunks = chunks.get();
         let before_bytes = w.written;
         let reuse = match mode {
-            Mode::Lookup if seg.clean => known
+            Mode::Lookup if seg.reusable => known
                 .get(&seg.fingerprint)
-                .filter(|(_, rows)| *rows == seg.rowids.len() as u64),
+                .filter(|(_, rows)| *rows == seg.rows),
             _ => None,
         };
         if let Some((entries, _)) = reuse {
             w.reuse(entries.to_vec())?;
-            written_rows += seg.rowids.len() as u64;
+            written_rows += seg.rows;
         } else {
-            for &rowid in &seg.rowids {
+            if mode == Mode::Lookup && seg.rowids.len() as u64 != seg.rows {
+                return Err(Error::internal("a segment to render without its rowids"));
+            }
+            for i in 0..seg.rows as usize {
                 buf.clear();
                 buf.extend_from_slice(if written_rows == 0 { b"\n" } else { b",\n" });
                 match (&mut scan, &mut lookup) {
                     (Some(rows), _) => {
                         let row = rows.next().map_err(sq)?.ok_or_else(|| changed(facts))?;
-                        if row.get::<_, i64>(0).map_err(sq)? != rowid {
-                            return Err(changed(facts));
+                        // Rowids are kept only for segments a parent cannot
+                        // supply; those are checked against the scan.
+                        if let Some(&rowid) = seg.rowids.get(i) {
+                            if row.get::<_, i64>(0).map_err(sq)? != rowid {
+                                return Err(changed(facts));
+                            }
                         }
                         render.push(&mut buf, row)?;
                         observe(row)?;
                     }
                     (None, Some(stmt)) => {
-                        let mut rows = stmt.query([rowid]).map_err(sq)?;
+                        let mut rows = stmt.query([seg.rowids[i]]).map_err(sq)?;
                         let row = rows.next().map_err(sq)?.ok_or_else(|| changed(facts))?;
                         render.push(&mut buf, row)?;
                     }
@@ -186,7 +192,7 @@ pub(super) fn write(
             chunks: u32::try_from(chunks.get() - before_chunks)
                 .map_err(|_| Error::internal("chunks"))?,
             bytes: w.written - before_bytes,
-            rows: seg.rowids.len() as u64,
+            rows: seg.rows,
         });
     }
     if let Some(rows) = &mut scan {
