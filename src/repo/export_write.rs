@@ -35,9 +35,13 @@ pub(super) fn write_exports(
         .recv()
         .map_err(|_| Error::from(Repr::Cancelled))?;
     let same = if inputs.page_chunks { same } else { Vec::new() };
-    let mut pages = StagedPages::open(conn)?;
-    let h = pages.header.clone();
-    let mut read = |no: u32| pages.read(no);
+    // Pages that cannot be read (the header refused) render every table whole.
+    let mut pages = StagedPages::open(conn).ok();
+    let h = pages.as_ref().map(|p| p.header.clone());
+    let mut read = |no: u32| match pages.as_mut() {
+        Some(p) => p.read(no),
+        None => Err(Error::internal("no staged pages")),
+    };
 
     struct Planned {
         table: Table,
@@ -48,8 +52,10 @@ pub(super) fn write_exports(
     let mut planned: Vec<(Table, Option<Planned>)> = Vec::new();
     for table in Table::all() {
         // Any doubt (an unusual schema, a decoding error) renders the table whole.
-        let facts = export_plan::table_facts(conn, table, &h).ok().flatten();
-        let entry = facts.and_then(|facts| {
+        let facts = h
+            .as_ref()
+            .and_then(|h| export_plan::table_facts(conn, table, h).ok().flatten());
+        let entry = facts.zip(h.as_ref()).and_then(|(facts, h)| {
             let parent = parents
                 .get(table.file_name())
                 .filter(|p| p.map.context == facts.context);
@@ -57,7 +63,7 @@ pub(super) fn write_exports(
                 map: &p.map,
                 same: &same,
             });
-            let plan = export_plan::plan(&facts, &h, &mut read, side).ok()?;
+            let plan = export_plan::plan(&facts, h, &mut read, side).ok()?;
             let mode = export_render::mode(&plan, parent);
             Some(Planned {
                 table,
