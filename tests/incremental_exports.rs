@@ -319,3 +319,29 @@ fn odd_schemas_are_rendered_whole_and_exactly() {
         check_exports(&repo, &s, &db, &dir);
     }
 }
+
+/// `snapshot --json` says how many export rows were rendered.
+#[test]
+fn snapshot_json_reports_rendered_rows() {
+    let dir = TestDir::new("incr-exports-cli");
+    let db = dir.path("lumina.db");
+    let conn = create(&db, 4096, "DELETE", 2000);
+    dir.init();
+    let first = dir.lb().args(["snapshot"]).arg(&db).json();
+    let all = first["export_rows"]["total"].as_u64().expect("total");
+    assert_eq!(
+        first["export_rows"]["rendered"].as_u64(),
+        Some(all),
+        "{first}"
+    );
+    let mut rng = StdRng::seed_from_u64(9);
+    edit(&conn, &mut rng, 1);
+    let second = dir.lb().args(["snapshot"]).arg(&db).json();
+    let rendered = second["export_rows"]["rendered"]
+        .as_u64()
+        .expect("rendered");
+    assert!(rendered * 2 < all, "{second}");
+    let third = dir.lb().args(["snapshot"]).arg(&db).json();
+    assert_eq!(third["unchanged"], true, "{third}");
+    assert!(third.get("export_rows").is_none(), "{third}");
+}

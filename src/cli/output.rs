@@ -82,6 +82,17 @@ pub struct SnapshotJson {
     /// snapshot, so no page was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unchanged: Option<bool>,
+    /// `snapshot` only: rows of the JSON exports rendered from the database,
+    /// and in all (the rest reused from the parent's exports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_rows: Option<ExportRowsJson>,
+}
+
+/// `export_rows` of `snapshot --json`.
+#[derive(Serialize)]
+pub struct ExportRowsJson {
+    pub rendered: u64,
+    pub total: u64,
 }
 
 impl SnapshotJson {
@@ -107,6 +118,7 @@ impl SnapshotJson {
                 .collect(),
             warnings: r.warnings.clone(),
             unchanged: None,
+            export_rows: None,
         }
     }
 }

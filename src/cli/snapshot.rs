@@ -82,6 +82,10 @@ pub(super) fn run(
         let mut doc = SnapshotJson::from(snap);
         doc.warnings.extend(clock);
         doc.unchanged = Some(s.unchanged);
+        doc.export_rows = s.export_rows.map(|r| super::output::ExportRowsJson {
+            rendered: r.rendered,
+            total: r.total,
+        });
         print_json(&doc);
     } else {
         let r = &snap.record;
