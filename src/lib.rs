@@ -223,8 +223,8 @@ pub mod __internals {
     /// The on-disk records and their decoders.
     pub mod format {
         pub use crate::format::{
-            decode, decode_tree_node, open_file, Cipher, Config, KeyFile, Kind, PackDescription,
-            SnapshotRecord,
+            decode, decode_tree_node, open_file, Cipher, Config, ExportMap, KeyFile, Kind,
+            PackDescription, SnapshotRecord,
         };
     }
 }
