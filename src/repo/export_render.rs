@@ -131,13 +131,9 @@ pub(super) fn write(
         .map(|s| (*s).to_owned())
         .collect();
     let render = RowRenderer::new(table, &names, offset)?;
-    let mut scan = match mode {
-        Mode::Scan => Some(stmt.query([]).map_err(sq)?),
-        Mode::Lookup => None,
-    };
-    let mut lookup = match mode {
-        Mode::Lookup => Some(conn.prepare(&sql).map_err(sq)?),
-        Mode::Scan => None,
+    let mut source = match mode {
+        Mode::Scan => Source::Scan(stmt.query([]).map_err(sq)?),
+        Mode::Lookup => Source::Lookup(&mut stmt),
     };
     let mut written_rows = 0u64;
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -160,8 +156,8 @@ pub(super) fn write(
             for i in 0..seg.rows as usize {
                 buf.clear();
                 buf.extend_from_slice(if written_rows == 0 { b"\n" } else { b",\n" });
-                match (&mut scan, &mut lookup) {
-                    (Some(rows), _) => {
+                match &mut source {
+                    Source::Scan(rows) => {
                         let row = rows.next().map_err(sq)?.ok_or_else(|| changed(facts))?;
                         // Rowids are kept only for segments a parent cannot
                         // supply; those are checked against the scan.
@@ -173,12 +169,11 @@ pub(super) fn write(
                         render.push(&mut buf, row)?;
                         observe(row)?;
                     }
-                    (None, Some(stmt)) => {
+                    Source::Lookup(stmt) => {
                         let mut rows = stmt.query([seg.rowids[i]]).map_err(sq)?;
                         let row = rows.next().map_err(sq)?.ok_or_else(|| changed(facts))?;
                         render.push(&mut buf, row)?;
                     }
-                    (None, None) => return Err(Error::internal("no row source")),
                 }
                 w.write_all(&buf)
                     .map_err(|e| Error::internal(e.to_string()))?;
@@ -195,7 +190,7 @@ pub(super) fn write(
             rows: seg.rows,
         });
     }
-    if let Some(rows) = &mut scan {
+    if let Source::Scan(rows) = &mut source {
         if rows.next().map_err(sq)?.is_some() {
             return Err(changed(facts));
         }
@@ -204,6 +199,13 @@ pub(super) fn write(
         .map_err(|e| Error::internal(e.to_string()))?;
     w.finish()?;
     Ok(map)
+}
+
+/// Where rendered rows come from: one statement, scanned in key order or
+/// queried by rowid.
+enum Source<'r, 'c> {
+    Scan(rusqlite::Rows<'r>),
+    Lookup(&'r mut rusqlite::Statement<'c>),
 }
 
 /// The index and the table disagree (a damaged image): the snapshot fails as

@@ -44,7 +44,6 @@ pub(super) fn write_exports(
     };
 
     struct Planned {
-        table: Table,
         facts: export_plan::TableFacts,
         plan: export_plan::Plan,
         mode: Mode,
@@ -65,12 +64,7 @@ pub(super) fn write_exports(
             });
             let plan = export_plan::plan(&facts, h, &mut read, side).ok()?;
             let mode = export_render::mode(&plan, parent);
-            Some(Planned {
-                table,
-                facts,
-                plan,
-                mode,
-            })
+            Some(Planned { facts, plan, mode })
         });
         planned.push((table, entry));
     }
@@ -111,12 +105,9 @@ pub(super) fn write_exports(
                 rows.total += maps
                     .last()
                     .map_or(0, |m| m.segments.iter().map(|s| s.rows).sum());
-                debug_assert_eq!(p.table, table);
             }
             None => {
-                let mut w = PieceWriter::begin(sink, table.file_name())?;
-                let n = export::write_json_observed(conn, table, timestamp, &mut w, &mut observe)?;
-                w.finish()?;
+                let n = write_whole(conn, table, timestamp, sink, &mut observe)?;
                 rows.rendered += n;
                 rows.total += n;
             }
@@ -140,6 +131,21 @@ pub(super) fn write_exports(
     Ok((warnings, rows))
 }
 
+/// Writes the export of `table` rendered whole (every row, in one pass that
+/// `observe` sees) as one file to `sink`; returns its rows.
+pub(super) fn write_whole(
+    conn: &rusqlite::Connection,
+    table: Table,
+    timestamp: &str,
+    sink: &mut Sink<'_>,
+    observe: &mut dyn FnMut(&rusqlite::Row<'_>) -> std::result::Result<(), export::Error>,
+) -> Result<u64> {
+    let mut w = PieceWriter::begin(sink, table.file_name())?;
+    let rows = export::write_json_observed(conn, table, timestamp, &mut w, observe)?;
+    w.finish()?;
+    Ok(rows)
+}
+
 /// Reads pages of the staged image (the file `conn` has open).
 struct StagedPages {
     file: std::fs::File,
@@ -161,13 +167,9 @@ impl StagedPages {
         let mut first = vec![0u8; 100];
         file.read_exact(&mut first)
             .map_err(|e| Error::io("reading", &path, e))?;
-        let raw = u16::from_be_bytes([first[16], first[17]]);
-        let page_size = if raw == 1 {
-            65536
-        } else {
-            u64::from(raw).max(1)
-        };
-        let pages = u32::try_from(len / page_size).unwrap_or(u32::MAX);
+        let page_size = crate::sqlite::header_page_size(&first)
+            .ok_or_else(|| Error::corrupt("the staged image", "has no valid page size"))?;
+        let pages = u32::try_from(len / u64::from(page_size)).unwrap_or(u32::MAX);
         let header = btree::header(&first, pages)?;
         Ok(StagedPages { file, header, path })
     }

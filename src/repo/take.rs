@@ -25,7 +25,7 @@ use crate::id::{ChunkId, IdHasher, PackId, SnapshotId};
 use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{Phase, PhaseInfo, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
-use crate::sqlite::capture::{self, Piece, PieceWriter};
+use crate::sqlite::capture::{self, Piece};
 use crate::store::tree::TreeBuilder;
 use crate::store::{Added, WriteSession, KIND_DATA, KIND_TREE};
 
@@ -180,6 +180,14 @@ impl ChunkingSink {
         }
     }
 
+    /// Ends the current byte chunk here: what the byte chunker holds is cut
+    /// into its final chunks.
+    fn cut_bytes(&mut self) {
+        let mut out = Vec::new();
+        self.bytes.finish(&mut |c| out.push(c));
+        self.take_chunks(out);
+    }
+
     fn accept(&mut self, piece: Piece) -> Result<()> {
         match piece {
             Piece::Begin {
@@ -215,9 +223,7 @@ impl ChunkingSink {
                 Err(Error::internal("a cut inside a page image"))
             }
             Piece::Cut => {
-                let mut out = Vec::new();
-                self.bytes.finish(&mut |c| out.push(c));
-                self.take_chunks(out);
+                self.cut_bytes();
                 Ok(())
             }
             Piece::Reuse(entries) => {
@@ -226,9 +232,7 @@ impl ChunkingSink {
                         "reused chunks need the chunk-list checksum",
                     ));
                 }
-                let mut out = Vec::new();
-                self.bytes.finish(&mut |c| out.push(c));
-                self.take_chunks(out);
+                self.cut_bytes();
                 self.flush()?;
                 self.file_chunks
                     .set(self.file_chunks.get() + entries.len() as u64);
@@ -762,11 +766,9 @@ fn read_extra(
         // The consistency check rides along the export pass (no extra queries).
         let mut scan = export::ConsistencyScan::new();
         for table in Table::all() {
-            let mut w = PieceWriter::begin(sink, table.file_name())?;
-            export::write_json_observed(conn, table, timestamp, &mut w, &mut |row| {
+            super::export_write::write_whole(conn, table, timestamp, sink, &mut |row| {
                 scan.observe(table, row)
             })?;
-            w.finish()?;
         }
         warnings = scan.finish().warnings();
     }
@@ -847,32 +849,35 @@ fn consume(
                 progress.phase(&PhaseInfo::new(phase).detail(&name).total(size_hint));
                 current = Some((name, image, TreeBuilder::new(fanout)));
             }
-            Msg::Chunks(chunks, bytes) => {
+            msg @ (Msg::Chunks(..) | Msg::Reused(_)) => {
                 Repository::check_cancel(progress)?;
                 let (_, image, tree) = current
                     .as_mut()
                     .ok_or_else(|| Error::internal("chunks before a file"))?;
-                // A page whose id is the parent's at the same position costs
-                // only its hash: no index lookup, no compression.
-                let entries = match parent.as_mut().filter(|_| *image) {
-                    Some(p) => session.put_hashed(KIND_DATA, chunks, &mut |id| {
-                        let equal = p.next() == Some(*id);
-                        same.push(equal);
-                        equal
-                    })?,
-                    None => session.put_hashed(KIND_DATA, chunks, &mut |_| false)?,
+                let (entries, bytes) = match msg {
+                    // A page whose id is the parent's at the same position costs
+                    // only its hash: no index lookup, no compression.
+                    Msg::Chunks(chunks, bytes) => match parent.as_mut().filter(|_| *image) {
+                        Some(p) => (
+                            session.put_hashed(KIND_DATA, chunks, &mut |id| {
+                                let equal = p.next() == Some(*id);
+                                same.push(equal);
+                                equal
+                            })?,
+                            bytes,
+                        ),
+                        None => (
+                            session.put_hashed(KIND_DATA, chunks, &mut |_| false)?,
+                            bytes,
+                        ),
+                    },
+                    // Stored already (the parent's export segments).
+                    Msg::Reused(entries) => {
+                        let bytes = entries.iter().map(|e| e.len).sum();
+                        (entries, bytes)
+                    }
+                    _ => unreachable!("matched above"),
                 };
-                for e in entries {
-                    tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
-                }
-                progress.advance(bytes);
-            }
-            Msg::Reused(entries) => {
-                Repository::check_cancel(progress)?;
-                let (_, _, tree) = current
-                    .as_mut()
-                    .ok_or_else(|| Error::internal("chunks before a file"))?;
-                let bytes: u64 = entries.iter().map(|e| e.len).sum();
                 for e in entries {
                     tree.push(e, &mut |node| session.put(KIND_TREE, node))?;
                 }

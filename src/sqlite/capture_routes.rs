@@ -399,14 +399,8 @@ fn check_page_one(conn: &Connection, path: &Path, info: &ImageInfo, page: &[u8])
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
             .map_err(|e| Error::sqlite(path, e))
     };
-    let raw_ps = u16::from_be_bytes([page[16], page[17]]);
-    let page_size = if raw_ps == 1 {
-        65536
-    } else {
-        u32::from(raw_ps)
-    };
     let mut same = page.starts_with(super::SQLITE_MAGIC)
-        && page_size == info.page_size
+        && super::header_page_size(page) == Some(info.page_size)
         && i64::from(be32(40)) == pragma("schema_version")?
         && i64::from(be32(36)) == pragma("freelist_count")?
         && i64::from(be32(60) as i32) == info.user_version;

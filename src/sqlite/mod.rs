@@ -25,6 +25,14 @@ use crate::error::{Error, Repr, Result};
 /// The 16-byte header every SQLite 3 database starts with.
 pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
+/// The page size a database header states (offset 16; 1 means 65536), if it
+/// is a valid one.
+pub(crate) fn header_page_size(head: &[u8]) -> Option<u32> {
+    let raw = u16::from_be_bytes([*head.get(16)?, *head.get(17)?]);
+    let ps = if raw == 1 { 65536 } else { u32::from(raw) };
+    ((512..=65536).contains(&ps) && ps.is_power_of_two()).then_some(ps)
+}
+
 /// Checks that `path` is an existing SQLite 3 database file, with a clear error
 /// (exit code 2) if not.
 pub fn check_database_file(path: &Path) -> Result<()> {

@@ -16,13 +16,6 @@ use crate::error::{Error, Result};
 /// Pages sent per [`Piece::Data`].
 const PAGES_PER_PIECE: usize = 256;
 
-/// The page size a database header states, if it is a valid one.
-fn header_page_size(head: &[u8]) -> Option<u32> {
-    let raw = u16::from_be_bytes([*head.get(16)?, *head.get(17)?]);
-    let ps = if raw == 1 { 65536 } else { u32::from(raw) };
-    ((512..=65536).contains(&ps) && ps.is_power_of_two()).then_some(ps)
-}
-
 /// Sends the bytes of the file at `path` to `sink` as the image `image_name`.
 pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result<ImageInfo> {
     let mut f = super::held::open(path).map_err(|e| Error::io("opening", path, e))?;
@@ -34,7 +27,7 @@ pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result
     let mut head = [0u8; 100];
     let n =
         crate::platform::read_full(&mut f, &mut head).map_err(|e| Error::io("reading", path, e))?;
-    let page_size = header_page_size(&head[..n]).unwrap_or(4096);
+    let page_size = super::header_page_size(&head[..n]).unwrap_or(4096);
     let user_version = head
         .get(60..64)
         .filter(|_| n >= 64)
@@ -96,6 +89,6 @@ mod tests {
         assert_eq!(got, bytes);
         assert_eq!(info.page_size, 1024);
         assert_eq!(info.page_count, 301);
-        assert_eq!(header_page_size(&[0u8; 10]), None);
+        assert_eq!(crate::sqlite::header_page_size(&[0u8; 10]), None);
     }
 }
