@@ -124,17 +124,12 @@ impl Repository {
     /// before [`Repository::read_file`], which checks it again at the end.
     /// Format 1's checksum needs the bytes: only the size is checked here.
     pub fn check_chunk_list(&self, entry: &FileEntry) -> Result<()> {
-        use crate::format::{ChecksumKind, FileHasher};
-        let kind = self.store.format().checksum();
+        use crate::format::ChecksumKind;
         let mut reader = crate::store::ChunkReader::new(&self.store, self.index.reader()?);
-        let mut tree = crate::store::tree::TreeReader::new(entry.root);
-        let mut hasher = FileHasher::new(ChecksumKind::ChunkList);
-        let mut size = 0u64;
-        while let Some(leaf) = reader.next_leaf(&mut tree)? {
-            hasher.chunk(&leaf.id, leaf.len);
-            size = size.saturating_add(leaf.len);
-        }
-        let digest_ok = kind != ChecksumKind::ChunkList || hasher.finish() == entry.blake3;
+        let (size, digest) =
+            crate::store::tree::size_and_list_digest(entry.root, &mut |id| reader.node(id))?;
+        let digest_ok =
+            self.store.format().checksum() != ChecksumKind::ChunkList || digest == entry.blake3;
         if size != entry.size || !digest_ok {
             return Err(Error::corrupt(
                 format!("file {}", entry.name),

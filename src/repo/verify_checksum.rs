@@ -14,9 +14,8 @@ use std::collections::HashMap;
 
 use super::Problem;
 use crate::error::Result;
-use crate::format::{ChecksumKind, FileEntry, FileHasher, TreeNode};
+use crate::format::{ChecksumKind, FileEntry, TreeNode};
 use crate::id::{ChunkId, SnapshotId};
-use crate::store::tree::TreeReader;
 use crate::store::ChunkReader;
 
 /// Tree entries (40 bytes each) kept in decoded nodes before the cache is
@@ -103,11 +102,9 @@ impl ChecksumCheck {
         })
     }
 
-    /// The total length and chunk-list digest of the leaves under `root`.
+    /// The total length and chunk-list digest of the leaves under `root`,
+    /// through the node cache.
     fn walk(&mut self, reader: &mut ChunkReader<'_>, root: ChunkId) -> Result<(u64, [u8; 32])> {
-        let mut tree = TreeReader::new(root);
-        let mut hasher = FileHasher::new(ChecksumKind::ChunkList);
-        let mut size = 0u64;
         let nodes = &mut self.nodes;
         let cached = &mut self.cached_entries;
         let mut get = |id: &ChunkId| -> Result<TreeNode> {
@@ -123,11 +120,7 @@ impl ChecksumCheck {
             nodes.insert(*id, node.clone());
             Ok(node)
         };
-        while let Some(leaf) = tree.next_leaf(&mut get)? {
-            size = size.saturating_add(leaf.len);
-            hasher.chunk(&leaf.id, leaf.len);
-        }
-        Ok((size, hasher.finish()))
+        crate::store::tree::size_and_list_digest(root, &mut get)
     }
 }
 

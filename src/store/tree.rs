@@ -91,6 +91,20 @@ impl TreeBuilder {
 /// Reads one node by id (fetch, verify, decode).
 pub type GetNode<'a> = dyn FnMut(&ChunkId) -> Result<TreeNode> + 'a;
 
+/// The total length of the leaves under `root` and their chunk-list digest
+/// (store-format.md 4.2, a format-2 file's checksum), from the tree's nodes
+/// alone (read through `get`); no data chunk is read.
+pub fn size_and_list_digest(root: ChunkId, get: &mut GetNode<'_>) -> Result<(u64, [u8; 32])> {
+    let mut tree = TreeReader::new(root);
+    let mut hasher = format::FileHasher::new(format::ChecksumKind::ChunkList);
+    let mut size = 0u64;
+    while let Some(leaf) = tree.next_leaf(get)? {
+        size = size.saturating_add(leaf.len);
+        hasher.chunk(&leaf.id, leaf.len);
+    }
+    Ok((size, hasher.finish()))
+}
+
 /// Walks a tree's leaves in order, holding one node per level.
 #[derive(Debug)]
 pub struct TreeReader {
