@@ -864,6 +864,30 @@ fn main() {
 const TARGETS_HEADER: &str = "| target | measured | limit | result |\n|---|---|---|---|";
 
 /// One row of a targets table: PASS when `ok`, else MISS.
+/// `X s = Rx WHAT (Y s)`: a time against another tool's in the same run.
+fn time_vs(x: &Row, r: &Row, what: &str) -> String {
+    format!(
+        "{:.2} s = {:.2}x {what} ({:.2} s)",
+        x.wall,
+        x.wall / r.wall.max(0.01),
+        r.wall
+    )
+}
+
+/// The peak RSS of `tool` over all its steps (which step), and whether it is
+/// within 100 MiB.
+fn peak_rss(b: &Bench, tool: &str) -> Option<(String, bool)> {
+    let top = b
+        .rows
+        .iter()
+        .filter(|r| r.tool == tool)
+        .max_by_key(|r| r.rss_kib)?;
+    Some((
+        format!("{} MiB ({})", top.rss_kib / 1024, top.op),
+        top.rss_kib <= 100 * 1024,
+    ))
+}
+
 fn target_row(out: &mut String, name: &str, measured: String, limit: String, ok: bool) {
     let res = if ok { "PASS" } else { "MISS" };
     writeln!(out, "| {name} | {measured} | {limit} | {res} |").unwrap();
@@ -887,14 +911,6 @@ fn targets(b: &Bench, l: &str, d01: u64, d12: u64, out: &mut String) {
     let verdict = |ok: bool| if ok { "pass" } else { "miss" };
     let lum = |op: &str| b.get(l, op).cloned();
     let res = |op: &str| b.get("restic", op).cloned();
-    let time_vs = |x: &Row, r: &Row, what: &str| {
-        format!(
-            "{:.2} s = {:.2}x {what} ({:.2} s)",
-            x.wall,
-            x.wall / r.wall.max(0.01),
-            r.wall
-        )
-    };
     if let (Some(x), Some(r)) = (lum("full"), res("full")) {
         check(
             "full: time ≤ 0.5x restic",
@@ -966,18 +982,8 @@ fn targets(b: &Bench, l: &str, d01: u64, d12: u64, out: &mut String) {
             x.wall <= 0.75 * r.wall,
         );
     }
-    if let Some(top) = b
-        .rows
-        .iter()
-        .filter(|r| r.tool == l)
-        .max_by_key(|r| r.rss_kib)
-    {
-        check(
-            "peak RSS ≤ 100 MiB",
-            format!("{} MiB ({})", top.rss_kib / 1024, top.op),
-            "100 MiB".into(),
-            top.rss_kib <= 100 * 1024,
-        );
+    if let Some((measured, ok)) = peak_rss(b, l) {
+        check("peak RSS ≤ 100 MiB", measured, "100 MiB".into(), ok);
     }
 }
 
@@ -994,14 +1000,6 @@ fn targets_issue10(b: &Bench, d12: u64, out: &mut String) {
         target_row(out, name, measured, limit, ok)
     };
     let res = |op: &str| b.get("restic", op).cloned();
-    let vs = |x: &Row, r: &Row| {
-        format!(
-            "{:.2} s = {:.2}x restic ({:.2} s)",
-            x.wall,
-            x.wall / r.wall.max(0.01),
-            r.wall
-        )
-    };
     // Time ratios against restic.
     for (l, op, f, what) in [
         (img, "full", 0.6, "full, image only"),
@@ -1014,7 +1012,7 @@ fn targets_issue10(b: &Bench, d12: u64, out: &mut String) {
         if let (Some(x), Some(r)) = (b.get(l, op), res(op)) {
             check(
                 &format!("{what}: time ≤ {f}x restic"),
-                vs(x, &r),
+                time_vs(x, &r, "restic"),
                 format!("{:.2} s", f * r.wall),
                 x.wall <= f * r.wall,
             );
@@ -1109,17 +1107,12 @@ fn targets_issue10(b: &Bench, d12: u64, out: &mut String) {
         }
     }
     for l in [img, def] {
-        if let Some(top) = b
-            .rows
-            .iter()
-            .filter(|r| r.tool == l)
-            .max_by_key(|r| r.rss_kib)
-        {
+        if let Some((measured, ok)) = peak_rss(b, l) {
             check(
                 &format!("peak RSS ≤ 100 MiB ({l})"),
-                format!("{} MiB ({})", top.rss_kib / 1024, top.op),
+                measured,
                 "100 MiB".into(),
-                top.rss_kib <= 100 * 1024,
+                ok,
             );
         }
     }
