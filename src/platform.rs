@@ -45,6 +45,32 @@ pub(crate) fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result
     }
 }
 
+/// Writes all of `data` at `offset`, without using the file's cursor (on
+/// Windows the cursor moves, but every writer here passes its offset).
+pub(crate) fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(f, data, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let (mut data, mut offset) = (data, offset);
+        while !data.is_empty() {
+            match f.seek_write(data, offset) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    data = &data[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `.unix_mode(m)` on `OpenOptions` and `DirBuilder`: new files and folders get
 /// Unix mode `m` (the umask then restricts it); no effect on Windows, where they
 /// inherit the folder's ACL.

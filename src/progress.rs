@@ -69,7 +69,7 @@ use crate::error::Result;
 pub enum Phase {
     /// Snapshot: opening the database, waiting until it can be read
     /// consistently (a busy writer may hold it for a while), and copying its
-    /// pages to a private temporary file (`sqlite::staging`, the only time the
+    /// pages to a private file (`sqlite::staging`, the only time the
     /// app's lock is held). Detail: the database path. No count.
     OpenDatabase,
     /// Snapshot: reading the database image into the repository. Bytes; detail:

@@ -107,11 +107,24 @@ fn lb(t: &TestDir) -> Lb {
     t.lb().env("XDG_CACHE_HOME", t.path("cache"))
 }
 
-fn leftovers(t: &TestDir) -> Vec<PathBuf> {
+/// The files in the staging folder whose names start with `prefix`.
+fn staged(t: &TestDir, prefix: &str) -> Vec<PathBuf> {
     match std::fs::read_dir(staging(t)) {
-        Ok(d) => d.map(|e| e.expect("entry").path()).collect(),
+        Ok(d) => d
+            .map(|e| e.expect("entry").path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// Temporary copies left in the staging folder.
+fn leftovers(t: &TestDir) -> Vec<PathBuf> {
+    staged(t, "lumina-backup-capture-")
 }
 
 /// An export with its `"timestamp"` value blanked (the one field that is the
@@ -173,6 +186,8 @@ fn app_writer_never_fails_while_snapshots_run() {
     let max = summary["max"].as_f64().unwrap_or(f64::MAX);
     assert!(max < 1.5, "the app waited {max} s for one commit");
     assert!(leftovers(&t).is_empty(), "{:?}", leftovers(&t));
+    // The kept copy of the database (and the file naming its database) stays.
+    assert_eq!(staged(&t, "lumina-backup-copy-").len(), 2);
 
     // Each snapshot's exports are those of its own image (restored, exported
     // through a connection to it), though the app wrote meanwhile.
@@ -231,7 +246,7 @@ fn temporary_copy_never_stays_behind() {
     // Stopped right after the copy: the copy exists, private; SIGINT removes it.
     let mut child = lb(&t)
         .env("LUMINA_BACKUP_STOP_AT", "capture-staged")
-        .arg("snapshot")
+        .args(["snapshot", "--temporary-copy"])
         .arg(&db)
         .spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -271,12 +286,12 @@ fn temporary_copy_never_stays_behind() {
     // Killed there: the copy stays until the next snapshot removes it.
     let r = lb(&t)
         .crash_at("capture-staged")
-        .arg("snapshot")
+        .args(["snapshot", "--temporary-copy"])
         .arg(&db)
         .run();
     assert_eq!(r.signal, Some(9), "{}", r.stderr);
     assert_eq!(leftovers(&t).len(), 1);
-    lb(&t).arg("snapshot").arg(&db).ok();
+    lb(&t).args(["snapshot", "--temporary-copy"]).arg(&db).ok();
     assert!(leftovers(&t).is_empty(), "{:?}", leftovers(&t));
 
     // No room for the copy: one line naming it, nothing recorded, nothing left.
@@ -297,7 +312,7 @@ fn temporary_copy_never_stays_behind() {
         .lb()
         .env("XDG_CACHE_HOME", &cache)
         .env("LUMINA_BACKUP_NO_UNCHANGED", "1")
-        .arg("snapshot")
+        .args(["snapshot", "--temporary-copy"])
         .arg(&db)
         .run();
     let left: Vec<_> = std::fs::read_dir(cache.join("lumina-backup"))

@@ -74,6 +74,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
             tags: vec!["demo".into()],
             note: "first".into(),
             no_exports: false,
+            ..Default::default()
         },
         &NoProgress,
     )?;
@@ -106,6 +107,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
             tags: vec!["demo".into()],
             note: "after edits".into(),
             no_exports: false,
+            ..Default::default()
         },
         &NoProgress,
     )?;

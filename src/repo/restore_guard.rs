@@ -104,6 +104,7 @@ impl Repository {
                 snap.id.short()
             ),
             no_exports: true,
+            ..Default::default()
         };
         let warning = "raw copy of the file's bytes before SQLite rolled back the journal beside it; not a consistent capture; it restores only without the check".to_string();
         self.snapshot_raw(real, &opts, warning, progress)
@@ -129,6 +130,7 @@ impl Repository {
                 snap.id.short()
             ),
             no_exports: false,
+            ..Default::default()
         };
         let e = match self.snapshot(real, &opts, progress) {
             Ok(s) => return Ok((s.snapshot, false)),

@@ -39,6 +39,11 @@ pub struct SnapshotOptions {
     /// Store the image and manifest only: no JSON exports (and so no consistency
     /// check, which rides along the export pass) even for a Lumina database.
     pub no_exports: bool,
+    /// Stage the captured pages in a temporary copy, written whole and removed
+    /// afterwards, instead of the database's kept copy in the cache folder
+    /// (`sqlite::kept`: it takes the database's size on disk between
+    /// snapshots, and lets the next capture write only the pages that changed).
+    pub temporary_copy: bool,
 }
 
 /// What a snapshot did.
@@ -474,6 +479,11 @@ impl Repository {
 
         let (source_ref, img_name_ref, timestamp_ref, no_exports) =
             (&source, &img_name, &timestamp, opts.no_exports);
+        let staging = if opts.temporary_copy {
+            capture::Staging::Temporary
+        } else {
+            capture::Staging::Kept
+        };
         let (page_params, byte_params) = (config.page_chunker, config.byte_chunker);
         let id_hasher = self.store.hasher().clone();
         let checksum = self.store.format().checksum();
@@ -530,6 +540,7 @@ impl Repository {
                     &conn,
                     source_ref,
                     img_name_ref,
+                    staging,
                     &mut sink,
                     &tick,
                     |image, sink, check| {

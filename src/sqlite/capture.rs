@@ -71,6 +71,9 @@ pub struct ImageInfo {
     /// How the pages were read ([`Route::as_str`](super::capture_routes::Route::as_str),
     /// or `raw`).
     pub capture_route: Option<&'static str>,
+    /// Bytes the capture wrote to its staged copy: the image's size for a
+    /// temporary copy, the pages that changed for a kept one.
+    pub staged_written: u64,
 }
 
 /// Longest wait for another process's lock while the database keeps changing
@@ -316,6 +319,7 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
         journal_mode: journal_mode.to_lowercase(),
         sqlite_version,
         capture_route: None,
+        staged_written: 0,
     })
 }
 
@@ -331,16 +335,19 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
 ///
 /// `tick` is called between pieces of the copy; an error from it (the caller
 /// cancelled) stops the capture. The temporary copy is removed on every path.
+#[allow(clippy::too_many_arguments)]
 pub fn capture_begun<T>(
     conn: &Connection,
     path: &Path,
     image_name: &str,
+    staging: Staging,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     capture_at(
         &super::staging::staging_dir(),
+        staging,
         conn,
         true,
         path,
@@ -362,13 +369,35 @@ pub(crate) fn capture_in<T>(
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
-    capture_at(dir, conn, false, path, image_name, sink, tick, body)
+    capture_at(
+        dir,
+        Staging::Temporary,
+        conn,
+        false,
+        path,
+        image_name,
+        sink,
+        tick,
+        body,
+    )
+}
+
+/// Where the capture stages its copy of the pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staging {
+    /// The database's kept copy ([`super::kept`]), compared and brought up to
+    /// date (only changed pages are written) and kept for the next capture;
+    /// a temporary copy when another capture holds it.
+    Kept,
+    /// A temporary copy, written whole and removed afterwards.
+    Temporary,
 }
 
 /// [`capture_in`]; `begun`: the caller began the read transaction.
 #[allow(clippy::too_many_arguments)]
-fn capture_at<T>(
+pub(crate) fn capture_at<T>(
     dir: &Path,
+    staging: Staging,
     conn: &Connection,
     begun: bool,
     path: &Path,
@@ -377,8 +406,20 @@ fn capture_at<T>(
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
-    let mut staged = super::staging::StagedImage::create(dir)?;
-    let info = copy_pages(conn, begun, path, &mut staged, tick)?;
+    let mut staged = match staging {
+        Staging::Kept => super::staging::StagedImage::kept(dir, path)?,
+        Staging::Temporary => super::staging::StagedImage::create(dir)?,
+    };
+    let mut info = match copy_pages(conn, begun, path, &mut staged, tick) {
+        Ok(info) => info,
+        Err(e) => {
+            if e.kind() == crate::error::ErrorKind::NoSpace {
+                staged.discard();
+            }
+            return Err(e);
+        }
+    };
+    info.staged_written = staged.rewritten();
     // The source's lock is released: from here on the app commits freely.
     crate::testhook::point("capture-staged");
     staged.close()?;
@@ -471,7 +512,11 @@ fn to_staged<'a>(
             tick()?;
             staged.write(&data)
         }
-        Piece::Begin { .. } | Piece::Cut | Piece::End => Ok(()),
+        Piece::Begin { page_size, .. } => {
+            staged.set_page_size(page_size.map_or(4096, |p| p as usize));
+            Ok(())
+        }
+        Piece::Cut | Piece::End => Ok(()),
         Piece::Reuse(_) => Err(crate::error::Error::internal(
             "reused chunks in a page image",
         )),

@@ -10,6 +10,7 @@ pub mod capture_routes;
 pub mod check;
 pub mod held;
 pub mod inuse;
+pub mod kept;
 pub mod raw;
 pub mod record;
 pub mod restore;

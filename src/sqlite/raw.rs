@@ -63,6 +63,7 @@ pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result
         journal_mode: "unknown".into(),
         sqlite_version: rusqlite::version().to_string(),
         capture_route: Some("raw"),
+        staged_written: 0,
     })
 }
 

@@ -5,17 +5,19 @@
 //! under the read lock, ends the transaction, and only then streams the copy to
 //! the snapshot (hashing, chunking, compression) and opens it read-only
 //! (`immutable=1`) for the exports, row counts and checks: the same committed
-//! state, read while the app commits again. The price is one sequential write
-//! of the database's size.
+//! state, read while the app commits again. The copy is the database's kept
+//! copy ([`super::kept`]: only the pages that differ are written, and it stays
+//! for the next capture) or a temporary file written whole and removed
+//! afterwards (`--temporary-copy`, or when another capture holds the kept one).
 //!
-//! The file lives in the user's cache folder (`lumina-backup/` under
+//! The files live in the user's cache folder (`lumina-backup/` under
 //! `$XDG_CACHE_HOME` or `~/.cache`, `~/Library/Caches` on macOS, `%LOCALAPPDATA%`
 //! on Windows; the system temp folder if that cannot be made), not in `/tmp`,
-//! which is often a RAM disk too small for a large database. It is created 0600
-//! in a 0700 folder and removed when the [`StagedImage`] is dropped, so on every
-//! return, error and cancellation path. A process killed outright leaves it
-//! behind; the next capture removes the files of processes that no longer exist
-//! (Unix; the file name holds the process id).
+//! which is often a RAM disk too small for a large database. They are created
+//! 0600 in a 0700 folder. A temporary copy is removed when the [`StagedImage`]
+//! is dropped, so on every return, error and cancellation path. A process
+//! killed outright leaves it behind; the next capture removes the files of
+//! processes that no longer exist (Unix; the file name holds the process id).
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -24,6 +26,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use super::capture::{ImageInfo, Piece, Sink};
+use super::kept::KeptCopy;
 use crate::error::{Error, Result};
 use crate::platform::UnixMode;
 
@@ -66,13 +69,22 @@ fn cache_dir() -> Option<PathBuf> {
     }
 }
 
-/// A page image being written to, then read from, a private temporary file;
-/// removed on drop.
+/// A page image being written to, then read from, a private file: a temporary
+/// one removed on drop, or the database's [`KeptCopy`] brought up to date.
 #[derive(Debug)]
 pub struct StagedImage {
     path: PathBuf,
-    writer: Option<BufWriter<File>>,
+    target: Target,
     written: u64,
+}
+
+/// Where a [`StagedImage`] writes.
+#[derive(Debug)]
+enum Target {
+    /// A fresh temporary file (removed on drop).
+    Temp(Option<BufWriter<File>>),
+    /// The kept copy: only differing blocks are written; kept on drop.
+    Kept(KeptCopy),
 }
 
 impl StagedImage {
@@ -90,9 +102,50 @@ impl StagedImage {
             .map_err(|e| Error::io("creating the temporary copy", &path, e))?;
         Ok(StagedImage {
             path,
-            writer: Some(BufWriter::with_capacity(PIECE_BYTES, file)),
+            target: Target::Temp(Some(BufWriter::with_capacity(PIECE_BYTES, file))),
             written: 0,
         })
+    }
+
+    /// The kept copy of `source` (a canonical path) in `dir`, or a temporary
+    /// copy when another capture holds it.
+    pub fn kept(dir: &Path, source: &Path) -> Result<StagedImage> {
+        match KeptCopy::open(dir, source)? {
+            Some(kept) => Ok(StagedImage {
+                path: kept.path().to_path_buf(),
+                target: Target::Kept(kept),
+                written: 0,
+            }),
+            None => StagedImage::create(dir),
+        }
+    }
+
+    /// Sets the unit in which a kept copy is compared and written (the page
+    /// size); a temporary copy ignores it.
+    pub fn set_page_size(&mut self, page_size: usize) {
+        if let Target::Kept(k) = &mut self.target {
+            k.set_block(page_size);
+        }
+    }
+
+    /// Ends a capture that failed for want of space: a kept copy is removed
+    /// (half brought up to date, it would only take room), a temporary one is
+    /// removed as on every drop.
+    pub fn discard(mut self) {
+        if let Target::Kept(kept) = std::mem::replace(&mut self.target, Target::Temp(None)) {
+            // Nothing left for this value's drop to remove.
+            self.path = PathBuf::new();
+            kept.discard();
+        }
+    }
+
+    /// Bytes written to the file: all of them for a temporary copy, those that
+    /// differed for a kept copy.
+    pub fn rewritten(&self) -> u64 {
+        match &self.target {
+            Target::Temp(_) => self.written,
+            Target::Kept(k) => k.rewritten(),
+        }
     }
 
     /// The temporary file's path.
@@ -102,12 +155,14 @@ impl StagedImage {
 
     /// Appends bytes of the image.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        let w = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| Error::internal("the staged image was already closed"))?;
-        w.write_all(data)
-            .map_err(|e| Error::io("writing the temporary copy", &self.path, e))?;
+        match &mut self.target {
+            Target::Temp(w) => w
+                .as_mut()
+                .ok_or_else(|| Error::internal("the staged image was already closed"))?
+                .write_all(data)
+                .map_err(|e| Error::io("writing the temporary copy", &self.path, e))?,
+            Target::Kept(k) => k.write_at(self.written, data)?,
+        }
         self.written += data.len() as u64;
         Ok(())
     }
@@ -115,24 +170,33 @@ impl StagedImage {
     /// Discards what was written (a capture route starting again).
     pub fn reset(&mut self) -> Result<()> {
         use std::io::{Seek, SeekFrom};
-        let io = |e| Error::io("writing the temporary copy", &self.path, e);
-        let w = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| Error::internal("the staged image was already closed"))?;
-        w.seek(SeekFrom::Start(0)).map_err(io)?;
-        w.get_ref().set_len(0).map_err(io)?;
+        if let Target::Temp(w) = &mut self.target {
+            let io = |e| Error::io("writing the temporary copy", &self.path, e);
+            let w = w
+                .as_mut()
+                .ok_or_else(|| Error::internal("the staged image was already closed"))?;
+            w.seek(SeekFrom::Start(0)).map_err(io)?;
+            w.get_ref().set_len(0).map_err(io)?;
+        }
+        // A kept copy is compared again from the start.
         self.written = 0;
         Ok(())
     }
 
-    /// Ends writing (no fsync: the copy only has to outlive this process's use).
+    /// Ends writing (no fsync: the copy only has to outlive this process's use;
+    /// a kept copy is compared in full by the next capture).
     pub fn close(&mut self) -> Result<()> {
-        if let Some(w) = self.writer.take() {
-            w.into_inner()
-                .map_err(|e| Error::io("writing the temporary copy", &self.path, e.into_error()))?;
+        match &mut self.target {
+            Target::Temp(w) => {
+                if let Some(w) = w.take() {
+                    w.into_inner().map_err(|e| {
+                        Error::io("writing the temporary copy", &self.path, e.into_error())
+                    })?;
+                }
+                Ok(())
+            }
+            Target::Kept(k) => k.finish(self.written),
         }
-        Ok(())
     }
 
     /// Sends the staged image to `sink` as file `name` (whole pages, about 1 MiB
@@ -182,8 +246,10 @@ pub fn open_staged(path: &Path) -> Result<Connection> {
 
 impl Drop for StagedImage {
     fn drop(&mut self) {
-        self.writer = None;
-        let _ = std::fs::remove_file(&self.path);
+        if let Target::Temp(w) = &mut self.target {
+            *w = None;
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -307,6 +373,54 @@ mod tests {
         assert!(empty(&staging));
         // No transaction is left open on the source.
         assert!(conn.is_autocommit());
+    }
+
+    /// Through the kept copy, a capture after a one-row change writes a few
+    /// pages, not the image; the copy equals the file (rollback mode) and is
+    /// kept after the capture.
+    #[test]
+    fn the_kept_copy_is_written_only_where_pages_changed() {
+        use crate::sqlite::capture::{capture_at, open_source, Staging};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).expect("mkdir");
+        let db = source(dir.path());
+        let size = std::fs::metadata(&db).expect("db").len();
+        let ok = || Ok(());
+        let capture = || {
+            let conn = open_source(&db).expect("open");
+            let mut sink = |_: Piece| Ok(());
+            let (info, ()) = capture_at(
+                &staging,
+                Staging::Kept,
+                &conn,
+                false,
+                &db,
+                "db",
+                &mut sink,
+                &ok,
+                |_, _, _| Ok(()),
+            )
+            .expect("capture");
+            info
+        };
+        assert_eq!(capture().staged_written, size);
+        Connection::open(&db)
+            .and_then(|c| c.execute("UPDATE t SET v = randomblob(200) WHERE id = 250", []))
+            .expect("update");
+        let info = capture();
+        // The row's leaf and page 1 (the change counter).
+        assert_eq!(info.staged_written, 2 * u64::from(info.page_size));
+        let copies: Vec<_> = std::fs::read_dir(&staging)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "db"))
+            .collect();
+        assert_eq!(copies.len(), 1);
+        assert_eq!(
+            std::fs::read(&copies[0]).expect("copy"),
+            std::fs::read(&db).expect("db")
+        );
     }
 
     #[cfg(unix)]

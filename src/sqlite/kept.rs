@@ -1,0 +1,297 @@
+//! The kept copy: the last captured page image of a database, kept in the
+//! staging folder between captures so that the next capture writes only the
+//! pages that changed instead of the whole database.
+//!
+//! Nothing trusts its content. Under the source's read lock every byte the
+//! capture reads is compared with the copy's byte at the same offset, and every
+//! block that differs (or lies past the copy's end) is written; at the end the
+//! copy is cut to the image's length. Afterwards the copy equals the captured
+//! image byte for byte, whatever it held before: another database's image, a
+//! capture killed half-way, a damaged file. So a kept copy needs no crash
+//! protocol and no fsync, and reading it back costs a read instead of a write
+//! of the database's size (page-cache writes and their write-back are what a
+//! fresh temporary copy costs).
+//!
+//! One kept copy per source database (by its canonical path), shared by every
+//! repository it is snapshotted to. A capture holds an exclusive lock on the
+//! file (`flock`, `LockFileEx` on Windows) while it writes and reads it; a
+//! second capture of the same database meanwhile (another repository, another
+//! process) finds it locked and stages a temporary copy instead. Beside the
+//! copy a `.source` file names its database; copies of databases that no
+//! longer exist are removed by the next capture. Deleting them by hand is
+//! always safe: the next capture writes a whole copy again.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::platform::UnixMode;
+
+/// Name prefix of kept copies in the staging folder.
+const PREFIX: &str = "lumina-backup-copy-";
+
+/// A kept copy being brought up to date; holds its lock until dropped.
+#[derive(Debug)]
+pub struct KeptCopy {
+    path: PathBuf,
+    file: File,
+    /// The file's length: bytes below it are compared, bytes past it written.
+    len: u64,
+    /// Comparison unit: a differing block is written whole.
+    block: usize,
+    buf: Vec<u8>,
+    rewritten: u64,
+}
+
+impl KeptCopy {
+    /// The kept copy of `source` (a canonical path) in `dir`, created empty if
+    /// missing, locked for this capture. `Ok(None)`: another capture holds it.
+    pub fn open(dir: &Path, source: &Path) -> Result<Option<KeptCopy>> {
+        remove_orphans(dir);
+        let key = blake3::hash(source.as_os_str().as_encoded_bytes()).to_hex();
+        let stem = format!("{PREFIX}{}", &key[..24]);
+        let path = dir.join(format!("{stem}.db"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .unix_mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("opening the kept copy", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("locking the kept copy", &path, e))
+            }
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading the kept copy", &path, e))?
+            .len();
+        // Best effort: only the clean-up of orphans reads it.
+        let named = dir.join(format!("{stem}.source"));
+        if !named.exists() {
+            let _ = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .unix_mode(0o600)
+                .open(&named)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, source.as_os_str().as_encoded_bytes())
+                });
+        }
+        Ok(Some(KeptCopy {
+            path,
+            file,
+            len,
+            block: 4096,
+            buf: Vec::new(),
+            rewritten: 0,
+        }))
+    }
+
+    /// The copy's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Compares and writes in blocks of `n` bytes (the image's page size).
+    pub fn set_block(&mut self, n: usize) {
+        self.block = n.max(1);
+    }
+
+    /// Bytes written so far because they differed from the copy's.
+    pub fn rewritten(&self) -> u64 {
+        self.rewritten
+    }
+
+    /// Makes the copy's bytes at `offset` equal `data`, writing only the blocks
+    /// that differ (and what lies past the copy's end).
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let io = |e| Error::io("writing the kept copy", &self.path, e);
+        let have = self.len.saturating_sub(offset).min(data.len() as u64) as usize;
+        if have > 0 {
+            self.buf.resize(have, 0);
+            crate::platform::read_exact_at(&self.file, &mut self.buf[..have], offset)
+                .map_err(|e| Error::io("reading the kept copy", &self.path, e))?;
+            let block = self.block;
+            let differs = |i: usize, buf: &[u8]| {
+                let end = (i + block).min(have);
+                data[i..end] != buf[i..end]
+            };
+            let mut i = 0;
+            while i < have {
+                if !differs(i, &self.buf) {
+                    i += block;
+                    continue;
+                }
+                // One write for a run of differing blocks.
+                let start = i;
+                while i < have && differs(i, &self.buf) {
+                    i += block;
+                }
+                let end = i.min(have);
+                crate::platform::write_all_at(&self.file, &data[start..end], offset + start as u64)
+                    .map_err(io)?;
+                self.rewritten += (end - start) as u64;
+            }
+        }
+        if have < data.len() {
+            let at = offset + have as u64;
+            crate::platform::write_all_at(&self.file, &data[have..], at).map_err(io)?;
+            self.rewritten += (data.len() - have) as u64;
+        }
+        self.len = self.len.max(offset + data.len() as u64);
+        Ok(())
+    }
+
+    /// Removes the copy (after a failure to write it for want of space: what
+    /// it holds would only take room; the next capture writes it whole).
+    pub fn discard(self) {
+        let path = self.path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// Cuts the copy to `len` bytes (the image's size) when it is longer.
+    pub fn finish(&mut self, len: u64) -> Result<()> {
+        if self.len != len {
+            self.file
+                .set_len(len)
+                .map_err(|e| Error::io("writing the kept copy", &self.path, e))?;
+            self.len = len;
+        }
+        Ok(())
+    }
+}
+
+/// Removes the kept copies (and their `.source` files) of databases that no
+/// longer exist. Best effort; a copy another capture holds is left alone.
+fn remove_orphans(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(stem) = name
+            .to_str()
+            .filter(|n| n.starts_with(PREFIX))
+            .and_then(|n| n.strip_suffix(".source"))
+        else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(entry.path()) else {
+            continue;
+        };
+        let Ok(source) = String::from_utf8(bytes) else {
+            continue;
+        };
+        if Path::new(&source).exists() {
+            continue;
+        }
+        let copy = dir.join(format!("{stem}.db"));
+        let unlocked = match File::open(&copy) {
+            Ok(f) => f.try_lock().is_ok(),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if unlocked {
+            let _ = std::fs::remove_file(&copy);
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contents(k: &KeptCopy) -> Vec<u8> {
+        std::fs::read(k.path()).expect("read")
+    }
+
+    /// Whatever the copy held, after a pass it equals what was written, and
+    /// only differing blocks (and growth) count as rewritten.
+    #[test]
+    fn a_pass_makes_the_copy_equal_and_writes_only_what_differs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("a.db");
+        // An existing source (a copy whose source is gone is removed).
+        std::fs::write(&src, b"x").expect("source");
+        let mut k = KeptCopy::open(dir.path(), &src)
+            .expect("open")
+            .expect("free");
+        k.set_block(512);
+        let first: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+        k.write_at(0, &first).expect("write");
+        k.finish(8192).expect("finish");
+        assert_eq!(contents(&k), first);
+        assert_eq!(k.rewritten(), 8192);
+        drop(k);
+
+        // Two blocks changed, one appended, in two pieces.
+        let mut second = first.clone();
+        second[600] ^= 1;
+        second[5000] ^= 0xff;
+        second.extend_from_slice(&[9u8; 512]);
+        let mut k = KeptCopy::open(dir.path(), &src)
+            .expect("open")
+            .expect("free");
+        k.set_block(512);
+        k.write_at(0, &second[..4096]).expect("write");
+        k.write_at(4096, &second[4096..]).expect("write");
+        k.finish(second.len() as u64).expect("finish");
+        assert_eq!(contents(&k), second);
+        assert_eq!(k.rewritten(), 3 * 512);
+        drop(k);
+
+        // Shrunk, and the copy damaged meanwhile: still exact.
+        let path = dir.path().join(format!(
+            "{PREFIX}{}.db",
+            &blake3::hash(src.as_os_str().as_encoded_bytes()).to_hex()[..24]
+        ));
+        let mut damaged = std::fs::read(&path).expect("read");
+        damaged[100] ^= 0x55;
+        std::fs::write(&path, &damaged).expect("damage");
+        let third = &second[..3000];
+        let mut k = KeptCopy::open(dir.path(), &src)
+            .expect("open")
+            .expect("free");
+        k.set_block(512);
+        k.write_at(0, third).expect("write");
+        k.finish(third.len() as u64).expect("finish");
+        assert_eq!(contents(&k), third);
+        assert_eq!(k.rewritten(), 512);
+    }
+
+    #[test]
+    fn a_held_copy_is_not_shared_and_orphans_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("b.db");
+        std::fs::write(&src, b"x").expect("source");
+        let held = KeptCopy::open(dir.path(), &src)
+            .expect("open")
+            .expect("free");
+        assert!(KeptCopy::open(dir.path(), &src).expect("open").is_none());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(held.path())
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "only the user may read the copy");
+        }
+        let copy = held.path().to_path_buf();
+        drop(held);
+        // The source exists: kept.
+        remove_orphans(dir.path());
+        assert!(copy.exists());
+        // The source is gone: removed with its name file.
+        std::fs::remove_file(&src).expect("rm");
+        remove_orphans(dir.path());
+        assert!(!copy.exists());
+        assert!(!copy.with_extension("source").exists());
+    }
+}
