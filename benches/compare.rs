@@ -178,6 +178,9 @@ impl Bench {
     ) {
         eprintln!("== {name}");
         let _ = fs::remove_dir_all(repo);
+        // lumina's kept copy (XDG_CACHE_HOME points here): each tool's full
+        // snapshot starts without one, as a first snapshot does.
+        let _ = fs::remove_dir_all(self.work.join("cache"));
         let _ = fs::remove_dir_all(self.live.parent().unwrap());
         let _ = fs::remove_dir_all(restore_dir);
         fs::create_dir_all(self.live.parent().unwrap()).unwrap();
@@ -473,6 +476,8 @@ fn main() {
     let mut variants: Vec<(&str, &str)> = Vec::new();
     // Encrypted repositories read their passphrase from here (plain ones ignore it).
     std::env::set_var("LUMINA_BACKUP_PASSWORD", "bench passphrase");
+    // lumina's staged and kept copies go here (emptied before each tool's run).
+    std::env::set_var("XDG_CACHE_HOME", work.join("cache"));
     if want("lumina") {
         variants.push(("lumina-backup", ""));
     }

@@ -13,9 +13,12 @@
 //! page, with the same bytes, as a page of the same table's b-tree in the parent
 //! (same chunk id at the same position, and the page listed in the parent's map),
 //! and every overflow page of that leaf's cells has the same bytes as in the
-//! parent. Every other rowid of the table is dirty. The page-role condition is
-//! what makes this exact: a free page keeps stale bytes, so equal bytes alone do
-//! not prove a page holds the table's rows in both states.
+//! parent. The page-role condition is what makes this exact: a free page keeps
+//! stale bytes, so equal bytes alone do not prove a page holds the table's rows
+//! in both states. A rowid on a leaf that changed is still clean when the
+//! parent's version of that leaf (proven by its chunk id, see
+//! [`ParentSide::previous`]) has the same cell and the cell's overflow pages
+//! are unchanged. Every other rowid of the table is dirty.
 //!
 //! Owns the segment cut and fingerprint rules. Knows pages (`sqlite::btree`)
 //! and the map's shape (`format::export_map`), not chunks or SQL rendering.
@@ -162,6 +165,9 @@ pub(super) struct ParentSide<'a> {
     pub map: &'a TableMap,
     /// `same[p - 1]`: page `p` equals the parent's page `p`.
     pub same: &'a [bool],
+    /// The parent's bytes of some pages that differ (checked against the
+    /// parent's chunk ids): table leaves rewritten since, compared cell by cell.
+    pub previous: &'a std::collections::HashMap<u32, &'a [u8]>,
 }
 
 /// One segment of the new export.
@@ -257,15 +263,37 @@ pub(super) fn plan(
         if page.kind != Kind::TableLeaf {
             return Err(Error::internal("a table leaf is not a leaf"));
         }
+        // The parent's version of this page, when it was a page of this
+        // table's b-tree there: its cells, by rowid.
+        let before = match &parent {
+            Some(p) if parent_pages.binary_search(&leaf).is_ok() => {
+                previous_cells(leaf, p.previous.get(&leaf).copied(), h)
+            }
+            _ => None,
+        };
         let mut chains = Vec::new();
         for i in 0..page.count {
             let cell = page.cell(i)?;
+            let chain = match cell.overflow {
+                Some(_) => btree::overflow_pages(&cell, h, read)?,
+                None => Vec::new(),
+            };
             if parent.is_some() {
-                dirty.insert(cell.rowid.unwrap_or_default());
+                // Clean: the same cell (rowid, payload length, local bytes,
+                // first overflow page) on the parent's version of this leaf,
+                // and every overflow page of it unchanged.
+                let clean = before.as_ref().is_some_and(|b| {
+                    cell.rowid.and_then(|r| b.get(&r)).is_some_and(|old| {
+                        old.payload_len == cell.payload_len
+                            && old.local == cell.local
+                            && old.overflow == cell.overflow
+                    }) && chain.iter().all(|&q| same(q))
+                });
+                if !clean {
+                    dirty.insert(cell.rowid.unwrap_or_default());
+                }
             }
-            if cell.overflow.is_some() {
-                chains.extend(btree::overflow_pages(&cell, h, read)?);
-            }
+            chains.extend(chain);
         }
         if !chains.is_empty() {
             overflow.push((leaf, chains));
@@ -307,6 +335,25 @@ pub(super) fn plan(
             segments: Vec::new(),
         },
     })
+}
+
+/// The cells of `bytes`, the parent's version of table leaf `no`, by rowid;
+/// `None` when there is none or it is not a table leaf.
+fn previous_cells<'b>(
+    no: u32,
+    bytes: Option<&'b [u8]>,
+    h: &Header,
+) -> Option<std::collections::HashMap<i64, btree::Cell<'b>>> {
+    let page = Page::parse(no, bytes?, h.usable).ok()?;
+    if page.kind != Kind::TableLeaf {
+        return None;
+    }
+    (0..page.count)
+        .map(|i| {
+            let cell = page.cell(i).ok()?;
+            Some((cell.rowid?, cell))
+        })
+        .collect()
 }
 
 /// Builds segments from index entries met in key order.

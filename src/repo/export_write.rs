@@ -30,11 +30,27 @@ pub(super) fn write_exports(
 ) -> Result<(Vec<String>, ExportRows)> {
     // The store side sends this once the image is stored; if it stopped, its
     // own error explains why.
-    let Handoff { same, parents } = inputs
+    let Handoff {
+        same,
+        parents,
+        parent_ids,
+    } = inputs
         .handoff
         .recv()
         .map_err(|_| Error::from(Repr::Cancelled))?;
     let same = if inputs.page_chunks { same } else { Vec::new() };
+    // The kept copy's previous pages that are the parent's, byte for byte.
+    let previous: HashMap<u32, &[u8]> = if inputs.page_chunks {
+        parent_ids
+            .iter()
+            .filter_map(|(&no, id)| {
+                let old = inputs.previous.get(no)?;
+                (inputs.ids.chunk_id(old) == *id).then_some((no, old))
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
     // Pages that cannot be read (the header refused) render every table whole.
     let mut pages = StagedPages::open(conn).ok();
     let h = pages.as_ref().map(|p| p.header.clone());
@@ -61,6 +77,7 @@ pub(super) fn write_exports(
             let side = parent.map(|p| ParentSide {
                 map: &p.map,
                 same: &same,
+                previous: &previous,
             });
             let plan = export_plan::plan(&facts, h, &mut read, side).ok()?;
             let mode = export_render::mode(&plan, parent);

@@ -520,12 +520,14 @@ impl Repository {
                 let mut state =
                     ChunkingSink::new(tx, id_hasher, checksum, page_params, byte_params);
                 let finished = state.finished.clone();
-                let inputs = ExportInputs {
+                let mut inputs = ExportInputs {
                     handoff: handoff_rx,
                     file_chunks: state.file_chunks.clone(),
                     no_exports,
                     segmented: checksum == ChecksumKind::ChunkList,
                     page_chunks,
+                    previous: Default::default(),
+                    ids: state.ids.clone(),
                 };
                 let mut sink = |piece: Piece| state.accept(piece);
                 let Some(conn) = conn else {
@@ -543,7 +545,8 @@ impl Repository {
                     staging,
                     &mut sink,
                     &tick,
-                    |image, sink, check| {
+                    |image, sink, check, previous| {
+                        inputs.previous = previous;
                         read_extra(
                             image,
                             sink,
@@ -739,6 +742,11 @@ pub(super) struct ExportInputs {
     pub segmented: bool,
     /// One image chunk per page, so [`Handoff::same`] is per page.
     pub page_chunks: bool,
+    /// The kept copy's previous bytes of the table leaves the capture rewrote
+    /// (checked against [`Handoff::parent_ids`] with `ids` before use).
+    pub previous: crate::sqlite::kept::PreviousPages,
+    /// The repository's chunk-id hasher.
+    pub ids: IdHasher,
 }
 
 fn read_extra(
@@ -829,7 +837,14 @@ pub(super) struct Handoff {
     pub same: Vec<bool>,
     /// The parent's segmented exports by file name.
     pub parents: HashMap<String, ParentExport>,
+    /// The parent's chunk id of pages that differ from it (at most
+    /// [`PARENT_IDS_MAX`]; none beyond), to check the kept copy's previous
+    /// pages against.
+    pub parent_ids: HashMap<u32, ChunkId>,
 }
+
+/// Most entries of [`Handoff::parent_ids`] (64 MiB of 4 KiB pages).
+const PARENT_IDS_MAX: usize = 16_384;
 
 /// Where [`consume`] sends the [`Handoff`], and how it loads the parent's exports.
 struct HandoffTo<'a> {
@@ -849,6 +864,7 @@ fn consume(
     let mut files = Vec::new();
     let mut current: Option<(String, bool, TreeBuilder)> = None;
     let mut same = Vec::new();
+    let mut parent_ids = HashMap::new();
     for msg in rx {
         match msg {
             Msg::Begin {
@@ -871,8 +887,14 @@ fn consume(
                     Msg::Chunks(chunks, bytes) => match parent.as_mut().filter(|_| *image) {
                         Some(p) => (
                             session.put_hashed(KIND_DATA, chunks, &mut |id| {
-                                let equal = p.next() == Some(*id);
+                                let theirs = p.next();
+                                let equal = theirs == Some(*id);
                                 same.push(equal);
+                                if let Some(theirs) = theirs.filter(|_| !equal) {
+                                    if parent_ids.len() < PARENT_IDS_MAX {
+                                        parent_ids.insert(same.len() as u32, theirs);
+                                    }
+                                }
                                 equal
                             })?,
                             bytes,
@@ -910,9 +932,13 @@ fn consume(
                     if let Some(h) = handoff.take() {
                         // The capture thread waits for this before the exports;
                         // it may have stopped (its error then wins).
+                        if parent_ids.len() >= PARENT_IDS_MAX {
+                            parent_ids.clear();
+                        }
                         let _ = h.tx.send(Handoff {
                             same: std::mem::take(&mut same),
                             parents: (h.load)(),
+                            parent_ids: std::mem::take(&mut parent_ids),
                         });
                     }
                 }

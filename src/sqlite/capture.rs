@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use super::check::BackgroundCheck;
+use super::kept::PreviousPages;
 use crate::error::{Error, Repr, Result};
 
 /// One piece of captured output.
@@ -325,16 +326,18 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
 
 /// Captures the database: copies its page image inside the read transaction
 /// the caller began on `conn` with [`begin_read`] (having read the database's
-/// state in it) into a private temporary file ([`super::staging`]), ends the
-/// transaction, then sends the copy to `sink` as file `image_name` and runs
-/// `body` on a read-only connection to the copy, for whatever else must come
-/// from the same committed state (exports, counts). `body` also gets the checks
-/// of the copy ([`BackgroundCheck`]), running meanwhile on another thread; it
-/// takes their report, or drops them to stop them. The source's lock is held
-/// only while the pages are copied.
+/// state in it) into a private file ([`super::staging`], the kept copy or a
+/// temporary one per `staging`), ends the transaction, then sends the copy to
+/// `sink` as file `image_name` and runs `body` on a read-only connection to the
+/// copy, for whatever else must come from the same committed state (exports,
+/// counts). `body` also gets the checks of the copy ([`BackgroundCheck`]),
+/// running meanwhile on another thread (it takes their report, or drops them to
+/// stop them), and the kept copy's previous content of the table leaves it
+/// rewrote ([`PreviousPages`]). The source's lock is held only while the pages
+/// are copied.
 ///
 /// `tick` is called between pieces of the copy; an error from it (the caller
-/// cancelled) stops the capture. The temporary copy is removed on every path.
+/// cancelled) stops the capture. A temporary copy is removed on every path.
 #[allow(clippy::too_many_arguments)]
 pub fn capture_begun<T>(
     conn: &Connection,
@@ -343,7 +346,7 @@ pub fn capture_begun<T>(
     staging: Staging,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
-    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck, PreviousPages) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     capture_at(
         &super::staging::staging_dir(),
@@ -367,7 +370,7 @@ pub(crate) fn capture_in<T>(
     image_name: &str,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
-    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck, PreviousPages) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     capture_at(
         dir,
@@ -404,7 +407,7 @@ pub(crate) fn capture_at<T>(
     image_name: &str,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
-    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck) -> Result<T>,
+    body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck, PreviousPages) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
     let mut staged = match staging {
         Staging::Kept => super::staging::StagedImage::kept(dir, path)?,
@@ -420,6 +423,7 @@ pub(crate) fn capture_at<T>(
         }
     };
     info.staged_written = staged.rewritten();
+    let previous = staged.take_previous();
     // The source's lock is released: from here on the app commits freely.
     crate::testhook::point("capture-staged");
     staged.close()?;
@@ -431,7 +435,7 @@ pub(crate) fn capture_at<T>(
     let extra = {
         // Closed before `staged` removes its file (Windows cannot remove an open one).
         let image = staged.open()?;
-        body(&image, sink, check)?
+        body(&image, sink, check, previous)?
     };
     drop(staged);
     Ok((info, extra))

@@ -30,6 +30,47 @@ use crate::platform::UnixMode;
 /// Name prefix of kept copies in the staging folder.
 const PREFIX: &str = "lumina-backup-copy-";
 
+/// Most bytes of [`PreviousPages`] a capture keeps (beyond that it keeps none).
+const PREVIOUS_MAX_BYTES: usize = 64 << 20;
+
+/// What the kept copy held, before this capture rewrote them, in the pages
+/// that were table b-tree leaves there: the parent snapshot's pages when the
+/// copy was the parent's image. Nothing vouches for that: a user checks each
+/// page against the parent's chunk id before relying on it.
+#[derive(Debug, Default)]
+pub struct PreviousPages {
+    pages: std::collections::HashMap<u32, Vec<u8>>,
+    bytes: usize,
+    /// More changed than [`PREVIOUS_MAX_BYTES`]: none are kept.
+    overflowed: bool,
+}
+
+impl PreviousPages {
+    /// The copy's previous bytes of page `no`, if it was a rewritten table leaf.
+    pub fn get(&self, no: u32) -> Option<&[u8]> {
+        self.pages.get(&no).map(Vec::as_slice)
+    }
+
+    /// Keeps `bytes` as page `no`'s previous content if it is a table leaf
+    /// (the first seen wins: a capture route starting again compares with what
+    /// the first attempt wrote).
+    fn keep(&mut self, no: u32, bytes: &[u8]) {
+        let header = if no == 1 { 100 } else { 0 };
+        if self.overflowed || bytes.get(header) != Some(&0x0d) || self.pages.contains_key(&no) {
+            return;
+        }
+        if self.bytes + bytes.len() > PREVIOUS_MAX_BYTES {
+            *self = PreviousPages {
+                overflowed: true,
+                ..Default::default()
+            };
+            return;
+        }
+        self.bytes += bytes.len();
+        self.pages.insert(no, bytes.to_vec());
+    }
+}
+
 /// A kept copy being brought up to date; holds its lock until dropped.
 #[derive(Debug)]
 pub struct KeptCopy {
@@ -41,6 +82,7 @@ pub struct KeptCopy {
     block: usize,
     buf: Vec<u8>,
     rewritten: u64,
+    previous: PreviousPages,
 }
 
 impl KeptCopy {
@@ -89,6 +131,7 @@ impl KeptCopy {
             block: 4096,
             buf: Vec::new(),
             rewritten: 0,
+            previous: PreviousPages::default(),
         }))
     }
 
@@ -133,6 +176,14 @@ impl KeptCopy {
                     i += block;
                 }
                 let end = i.min(have);
+                if offset.is_multiple_of(block as u64) {
+                    for (k, old) in self.buf[start..end].chunks(block).enumerate() {
+                        let no = (offset + (start + k * block) as u64) / block as u64 + 1;
+                        if let Ok(no) = u32::try_from(no) {
+                            self.previous.keep(no, old);
+                        }
+                    }
+                }
                 crate::platform::write_all_at(&self.file, &data[start..end], offset + start as u64)
                     .map_err(io)?;
                 self.rewritten += (end - start) as u64;
@@ -145,6 +196,12 @@ impl KeptCopy {
         }
         self.len = self.len.max(offset + data.len() as u64);
         Ok(())
+    }
+
+    /// The previous content of the table leaves this capture rewrote (see
+    /// [`PreviousPages`]).
+    pub fn take_previous(&mut self) -> PreviousPages {
+        std::mem::take(&mut self.previous)
     }
 
     /// Removes the copy (after a failure to write it for want of space: what
@@ -263,6 +320,48 @@ mod tests {
         k.finish(third.len() as u64).expect("finish");
         assert_eq!(contents(&k), third);
         assert_eq!(k.rewritten(), 512);
+    }
+
+    /// The previous bytes of rewritten table leaves (type 0x0d) are handed
+    /// over, the first seen kept; other pages are not.
+    #[test]
+    fn previous_table_leaves_are_handed_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("c.db");
+        std::fs::write(&src, b"x").expect("source");
+        let mut k = KeptCopy::open(dir.path(), &src)
+            .expect("open")
+            .expect("free");
+        k.set_block(512);
+        // Page 1 (header at 100), a table leaf, an index leaf, a table leaf.
+        let mut first = vec![0u8; 4 * 512];
+        first[100] = 0x0d;
+        first[512] = 0x0d;
+        first[1024] = 0x0a;
+        first[1536] = 0x0d;
+        k.write_at(0, &first).expect("write");
+        k.finish(first.len() as u64).expect("finish");
+        assert!(k.take_previous().pages.is_empty(), "nothing was rewritten");
+        drop(k);
+
+        let mut second = first.clone();
+        for p in 0..3 {
+            second[p * 512 + 200] = 1;
+        }
+        let mut k = KeptCopy::open(dir.path(), &src)
+            .expect("open")
+            .expect("free");
+        k.set_block(512);
+        k.write_at(0, &second).expect("write");
+        // A route starting again: what the first pass wrote is not kept.
+        let mut third = second.clone();
+        third[512 + 300] = 2;
+        k.write_at(0, &third).expect("again");
+        let previous = k.take_previous();
+        assert_eq!(previous.get(1), Some(&first[..512]));
+        assert_eq!(previous.get(2), Some(&first[512..1024]));
+        assert_eq!(previous.get(3), None, "an index leaf");
+        assert_eq!(previous.get(4), None, "not rewritten");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use super::capture::{ImageInfo, Piece, Sink};
-use super::kept::KeptCopy;
+use super::kept::{KeptCopy, PreviousPages};
 use crate::error::{Error, Result};
 use crate::platform::UnixMode;
 
@@ -136,6 +136,15 @@ impl StagedImage {
             // Nothing left for this value's drop to remove.
             self.path = PathBuf::new();
             kept.discard();
+        }
+    }
+
+    /// The previous content of the table leaves a kept copy rewrote (empty for
+    /// a temporary copy).
+    pub fn take_previous(&mut self) -> PreviousPages {
+        match &mut self.target {
+            Target::Temp(_) => PreviousPages::default(),
+            Target::Kept(k) => k.take_previous(),
         }
     }
 
@@ -335,7 +344,7 @@ mod tests {
         };
         let ok = || Ok(());
         let (info, (rows, wrote)) =
-            capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |c, _, _| {
+            capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |c, _, _, _| {
                 // The source is not locked by the capture any more: another
                 // connection commits, and the copy still shows the captured rows.
                 let w = Connection::open(&db).expect("writer");
@@ -357,7 +366,7 @@ mod tests {
         assert!(empty(&staging));
 
         let mut sink = |_: Piece| Ok(());
-        let err = capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |_, _, _| {
+        let err = capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |_, _, _, _| {
             Err::<(), _>(Error::internal("the exports failed"))
         })
         .expect_err("the body's error");
@@ -365,9 +374,15 @@ mod tests {
         assert!(empty(&staging));
 
         let cancel = || Err(Error::from(crate::error::Repr::Cancelled));
-        let err = capture_in(&staging, &conn, &db, "db", &mut sink, &cancel, |_, _, _| {
-            Ok(())
-        })
+        let err = capture_in(
+            &staging,
+            &conn,
+            &db,
+            "db",
+            &mut sink,
+            &cancel,
+            |_, _, _, _| Ok(()),
+        )
         .expect_err("cancelled");
         assert!(matches!(err.repr(), crate::error::Repr::Cancelled), "{err}");
         assert!(empty(&staging));
@@ -399,7 +414,7 @@ mod tests {
                 "db",
                 &mut sink,
                 &ok,
-                |_, _, _| Ok(()),
+                |_, _, _, _| Ok(()),
             )
             .expect("capture");
             info
