@@ -165,9 +165,10 @@ pub(super) struct ParentSide<'a> {
     pub map: &'a TableMap,
     /// `same[p - 1]`: page `p` equals the parent's page `p`.
     pub same: &'a [bool],
-    /// The parent's bytes of some pages that differ (checked against the
-    /// parent's chunk ids): table leaves rewritten since, compared cell by cell.
-    pub previous: &'a std::collections::HashMap<u32, &'a [u8]>,
+    /// The parent's bytes of page `p`, for some pages that differ (checked
+    /// against the parent's chunk id): table leaves rewritten since, compared
+    /// cell by cell.
+    pub previous: &'a dyn Fn(u32) -> Option<Vec<u8>>,
 }
 
 /// One segment of the new export.
@@ -265,12 +266,11 @@ pub(super) fn plan(
         }
         // The parent's version of this page, when it was a page of this
         // table's b-tree there: its cells, by rowid.
-        let before = match &parent {
-            Some(p) if parent_pages.binary_search(&leaf).is_ok() => {
-                previous_cells(leaf, p.previous.get(&leaf).copied(), h)
-            }
+        let old = match &parent {
+            Some(p) if parent_pages.binary_search(&leaf).is_ok() => (p.previous)(leaf),
             _ => None,
         };
+        let before = previous_cells(leaf, old.as_deref(), h);
         let mut chains = Vec::new();
         for i in 0..page.count {
             let cell = page.cell(i)?;

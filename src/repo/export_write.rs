@@ -39,17 +39,11 @@ pub(super) fn write_exports(
         .recv()
         .map_err(|_| Error::from(Repr::Cancelled))?;
     let same = if inputs.page_chunks { same } else { Vec::new() };
-    // The kept copy's previous pages that are the parent's, byte for byte.
-    let previous: HashMap<u32, &[u8]> = if inputs.page_chunks {
-        parent_ids
-            .iter()
-            .filter_map(|(&no, id)| {
-                let old = inputs.previous.get(no)?;
-                (inputs.ids.chunk_id(old) == *id).then_some((no, old))
-            })
-            .collect()
-    } else {
-        HashMap::new()
+    // A page the kept copy held before, when it is the parent's byte for byte.
+    let previous = |no: u32| -> Option<Vec<u8>> {
+        let theirs = parent_ids.get(&no).filter(|_| inputs.page_chunks)?;
+        let old = inputs.previous.get(no)?;
+        (inputs.ids.chunk_id(&old) == *theirs).then_some(old)
     };
     // Pages that cannot be read (the header refused) render every table whole.
     let mut pages = StagedPages::open(conn).ok();

@@ -31,43 +31,96 @@ use crate::platform::UnixMode;
 const PREFIX: &str = "lumina-backup-copy-";
 
 /// Most bytes of [`PreviousPages`] a capture keeps (beyond that it keeps none).
-const PREVIOUS_MAX_BYTES: usize = 64 << 20;
+const PREVIOUS_MAX_BYTES: u64 = 64 << 20;
 
 /// What the kept copy held, before this capture rewrote them, in the pages
 /// that were table b-tree leaves there: the parent snapshot's pages when the
 /// copy was the parent's image. Nothing vouches for that: a user checks each
 /// page against the parent's chunk id before relying on it.
+///
+/// The pages go to a private temporary file beside the kept copy (memory holds
+/// one offset per page), removed on drop; at most [`PREVIOUS_MAX_BYTES`], and
+/// none once more changed, or when the file cannot be written: they only save
+/// work, a capture never fails for them.
 #[derive(Debug, Default)]
 pub struct PreviousPages {
-    pages: std::collections::HashMap<u32, Vec<u8>>,
-    bytes: usize,
-    /// More changed than [`PREVIOUS_MAX_BYTES`]: none are kept.
-    overflowed: bool,
+    file: Option<(PathBuf, File)>,
+    offsets: std::collections::HashMap<u32, (u64, usize)>,
+    bytes: u64,
+    /// Given up (too many, or the file failed): none are kept.
+    given_up: bool,
 }
 
 impl PreviousPages {
     /// The copy's previous bytes of page `no`, if it was a rewritten table leaf.
-    pub fn get(&self, no: u32) -> Option<&[u8]> {
-        self.pages.get(&no).map(Vec::as_slice)
+    pub fn get(&self, no: u32) -> Option<Vec<u8>> {
+        let (at, len) = *self.offsets.get(&no)?;
+        let (_, f) = self.file.as_ref()?;
+        let mut buf = vec![0u8; len];
+        crate::platform::read_exact_at(f, &mut buf, at).ok()?;
+        Some(buf)
     }
 
     /// Keeps `bytes` as page `no`'s previous content if it is a table leaf
     /// (the first seen wins: a capture route starting again compares with what
-    /// the first attempt wrote).
-    fn keep(&mut self, no: u32, bytes: &[u8]) {
+    /// the first attempt wrote). `dir`: where the file goes.
+    fn keep(&mut self, dir: &Path, no: u32, bytes: &[u8]) {
         let header = if no == 1 { 100 } else { 0 };
-        if self.overflowed || bytes.get(header) != Some(&0x0d) || self.pages.contains_key(&no) {
+        if self.given_up || bytes.get(header) != Some(&0x0d) || self.offsets.contains_key(&no) {
             return;
         }
-        if self.bytes + bytes.len() > PREVIOUS_MAX_BYTES {
-            *self = PreviousPages {
-                overflowed: true,
-                ..Default::default()
-            };
-            return;
+        if self.bytes + bytes.len() as u64 > PREVIOUS_MAX_BYTES || !self.append(dir, no, bytes) {
+            self.give_up();
         }
-        self.bytes += bytes.len();
-        self.pages.insert(no, bytes.to_vec());
+    }
+
+    fn append(&mut self, dir: &Path, no: u32, bytes: &[u8]) -> bool {
+        if self.file.is_none() {
+            let nonce: u64 = rand::random();
+            let path = dir.join(format!(
+                "{}{}-{nonce:016x}-previous.db",
+                super::staging::TEMP_PREFIX,
+                std::process::id()
+            ));
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .unix_mode(0o600)
+                .open(&path)
+            {
+                Ok(f) => self.file = Some((path, f)),
+                Err(_) => return false,
+            }
+        }
+        let Some((_, f)) = self.file.as_ref() else {
+            return false;
+        };
+        if crate::platform::write_all_at(f, bytes, self.bytes).is_err() {
+            return false;
+        }
+        self.offsets.insert(no, (self.bytes, bytes.len()));
+        self.bytes += bytes.len() as u64;
+        true
+    }
+
+    fn give_up(&mut self) {
+        self.remove_file();
+        self.offsets = Default::default();
+        self.given_up = true;
+    }
+
+    fn remove_file(&mut self) {
+        if let Some((path, f)) = self.file.take() {
+            drop(f);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for PreviousPages {
+    fn drop(&mut self) {
+        self.remove_file();
     }
 }
 
@@ -160,6 +213,7 @@ impl KeptCopy {
             crate::platform::read_exact_at(&self.file, &mut self.buf[..have], offset)
                 .map_err(|e| Error::io("reading the kept copy", &self.path, e))?;
             let block = self.block;
+            let dir = crate::fsutil::parent_dir(&self.path);
             let differs = |i: usize, buf: &[u8]| {
                 let end = (i + block).min(have);
                 data[i..end] != buf[i..end]
@@ -180,7 +234,7 @@ impl KeptCopy {
                     for (k, old) in self.buf[start..end].chunks(block).enumerate() {
                         let no = (offset + (start + k * block) as u64) / block as u64 + 1;
                         if let Ok(no) = u32::try_from(no) {
-                            self.previous.keep(no, old);
+                            self.previous.keep(dir, no, old);
                         }
                     }
                 }
@@ -341,7 +395,10 @@ mod tests {
         first[1536] = 0x0d;
         k.write_at(0, &first).expect("write");
         k.finish(first.len() as u64).expect("finish");
-        assert!(k.take_previous().pages.is_empty(), "nothing was rewritten");
+        assert!(
+            k.take_previous().offsets.is_empty(),
+            "nothing was rewritten"
+        );
         drop(k);
 
         let mut second = first.clone();
@@ -358,8 +415,8 @@ mod tests {
         third[512 + 300] = 2;
         k.write_at(0, &third).expect("again");
         let previous = k.take_previous();
-        assert_eq!(previous.get(1), Some(&first[..512]));
-        assert_eq!(previous.get(2), Some(&first[512..1024]));
+        assert_eq!(previous.get(1).as_deref(), Some(&first[..512]));
+        assert_eq!(previous.get(2).as_deref(), Some(&first[512..1024]));
         assert_eq!(previous.get(3), None, "an index leaf");
         assert_eq!(previous.get(4), None, "not rewritten");
     }

@@ -30,8 +30,9 @@ use super::kept::{KeptCopy, PreviousPages};
 use crate::error::{Error, Result};
 use crate::platform::UnixMode;
 
-/// Name prefix of staged images in the staging folder.
-const PREFIX: &str = "lumina-backup-capture-";
+/// Name prefix of temporary files in the staging folder (followed by the
+/// process id and a dash; removed when that process no longer exists).
+pub(crate) const TEMP_PREFIX: &str = "lumina-backup-capture-";
 
 /// Bytes per [`Piece::Data`] when the staged image is sent on.
 const PIECE_BYTES: usize = 1 << 20;
@@ -93,7 +94,10 @@ impl StagedImage {
     pub fn create(dir: &Path) -> Result<StagedImage> {
         remove_stale(dir);
         let nonce: u64 = rand::random();
-        let path = dir.join(format!("{PREFIX}{}-{nonce:016x}.db", std::process::id()));
+        let path = dir.join(format!(
+            "{TEMP_PREFIX}{}-{nonce:016x}.db",
+            std::process::id()
+        ));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -272,7 +276,7 @@ fn remove_stale(dir: &Path) {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
             .and_then(|n| n.split_once('-'))
             .and_then(|(pid, rest)| rest.ends_with(".db").then_some(pid))
             .and_then(|pid| pid.parse::<u32>().ok())
@@ -445,10 +449,10 @@ mod tests {
         // A process id that is not running (beyond Linux's pid_max).
         let dead = dir
             .path()
-            .join(format!("{PREFIX}999999999-0000000000000000.db"));
+            .join(format!("{TEMP_PREFIX}999999999-0000000000000000.db"));
         let mine = dir
             .path()
-            .join(format!("{PREFIX}{}-1.db", std::process::id()));
+            .join(format!("{TEMP_PREFIX}{}-1.db", std::process::id()));
         let other = dir.path().join("unrelated.db");
         for p in [&dead, &mine, &other] {
             std::fs::write(p, b"x").expect("write");
