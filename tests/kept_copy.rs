@@ -195,10 +195,11 @@ fn a_held_kept_copy_is_not_shared() {
     let copy = kept_copy(&t);
     let before = blake3_file(&copy);
 
+    // The lock is on the `.source` file beside the copy.
     let holder = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&copy)
+        .open(copy.with_extension("source"))
         .expect("open");
     holder.lock().expect("lock");
     touch_metadata_rows(&db, 10, 3);

@@ -13,13 +13,15 @@
 //! fresh temporary copy costs).
 //!
 //! One kept copy per source database (by its canonical path), shared by every
-//! repository it is snapshotted to. A capture holds an exclusive lock on the
-//! file (`flock`, `LockFileEx` on Windows) while it writes and reads it; a
-//! second capture of the same database meanwhile (another repository, another
-//! process) finds it locked and stages a temporary copy instead. Beside the
-//! copy a `.source` file names its database; copies of databases that no
-//! longer exist are removed by the next capture. Deleting them by hand is
-//! always safe: the next capture writes a whole copy again.
+//! repository it is snapshotted to. Beside the copy a `.source` file names its
+//! database; a capture holds an exclusive lock on that file (`flock`;
+//! `LockFileEx` on Windows, where locks are mandatory, which is why the copy
+//! itself, read by SQLite through its own handle, is not the one locked) while
+//! it writes and reads the copy; a second capture of the same database
+//! meanwhile (another repository, another process) finds it locked and stages
+//! a temporary copy instead. Copies of databases that no longer exist are
+//! removed by the next capture. Deleting them by hand is always safe: the next
+//! capture writes a whole copy again.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -129,6 +131,8 @@ impl Drop for PreviousPages {
 pub struct KeptCopy {
     path: PathBuf,
     file: File,
+    /// The `.source` file, locked while this value lives.
+    _lock: File,
     /// The file's length: bytes below it are compared, bytes past it written.
     len: u64,
     /// Comparison unit: a differing block is written whole.
@@ -145,6 +149,33 @@ impl KeptCopy {
         remove_orphans(dir);
         let key = blake3::hash(source.as_os_str().as_encoded_bytes()).to_hex();
         let stem = format!("{PREFIX}{}", &key[..24]);
+        // The lock is taken on the `.source` file, not on the copy: on Windows
+        // a lock is mandatory, and SQLite reads the copy through its own handle.
+        let named = dir.join(format!("{stem}.source"));
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .unix_mode(0o600)
+            .open(&named)
+            .map_err(|e| Error::io("opening the kept copy's lock", &named, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("locking the kept copy", &named, e))
+            }
+        }
+        if !still_linked(&lock, &named) {
+            // Removed meanwhile as an orphan's (its database had gone): the
+            // next capture starts afresh.
+            return Ok(None);
+        }
+        if lock.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+            // Best effort: only the clean-up of orphans reads it.
+            let _ = crate::platform::write_all_at(&lock, source.as_os_str().as_encoded_bytes(), 0);
+        }
         let path = dir.join(format!("{stem}.db"));
         let file = OpenOptions::new()
             .read(true)
@@ -154,32 +185,14 @@ impl KeptCopy {
             .unix_mode(0o600)
             .open(&path)
             .map_err(|e| Error::io("opening the kept copy", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("locking the kept copy", &path, e))
-            }
-        }
         let len = file
             .metadata()
             .map_err(|e| Error::io("reading the kept copy", &path, e))?
             .len();
-        // Best effort: only the clean-up of orphans reads it.
-        let named = dir.join(format!("{stem}.source"));
-        if !named.exists() {
-            let _ = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .unix_mode(0o600)
-                .open(&named)
-                .and_then(|mut f| {
-                    std::io::Write::write_all(&mut f, source.as_os_str().as_encoded_bytes())
-                });
-        }
         Ok(Some(KeptCopy {
             path,
             file,
+            _lock: lock,
             len,
             block: 4096,
             buf: Vec::new(),
@@ -302,15 +315,33 @@ fn remove_orphans(dir: &Path) {
         if Path::new(&source).exists() {
             continue;
         }
-        let copy = dir.join(format!("{stem}.db"));
-        let unlocked = match File::open(&copy) {
-            Ok(f) => f.try_lock().is_ok(),
-            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        // Locked by the clean-up while it removes both (a capture of the same
+        // database starting meanwhile sees the `.source` file unlinked).
+        let Ok(lock) = OpenOptions::new().read(true).write(true).open(entry.path()) else {
+            continue;
         };
-        if unlocked {
-            let _ = std::fs::remove_file(&copy);
+        if lock.try_lock().is_ok() && still_linked(&lock, &entry.path()) {
+            let _ = std::fs::remove_file(dir.join(format!("{stem}.db")));
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+/// Whether `file` is still the file at `path` (not removed or replaced since
+/// it was opened). Always true on Windows, where an open file is not removed.
+fn still_linked(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
     }
 }
 
