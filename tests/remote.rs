@@ -316,7 +316,7 @@ fn server_killed_mid_snapshot(
     let before = dump(&db);
     edit(&db, 50);
     // Stop the snapshot after its first pack, kill the server, let it go on.
-    let mut child = lb(t, url, env)
+    let child = lb(t, url, env)
         .env("LUMINA_BACKUP_STOP_AT", "after-pack")
         .arg("snapshot")
         .arg(&db)

@@ -222,19 +222,21 @@ fn retry_times() -> usize {
 fn map_error(action: &'static str, object: &str, location: &str, e: opendal::Error) -> Error {
     let kind = e.kind();
     let message = one_line(&e);
+    // Some services (WebDAV) report 401 Unauthorized as an unexpected error;
+    // the status in the error's context says what it is.
+    let unauthorized = e.to_string().contains("status: 401");
+    if unauthorized {
+        return credentials_refused(action, object, location, &message);
+    }
     match kind {
         opendal::ErrorKind::NotFound => Error::io(
             action,
             object,
             std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
         ),
-        opendal::ErrorKind::PermissionDenied => Repr::Credentials {
-            location: location.to_string(),
-            message: format!(
-                "the server refused the credentials ({action} {object}: {message}); check the access key and secret (or user and password, or token) in the environment"
-            ),
+        opendal::ErrorKind::PermissionDenied => {
+            credentials_refused(action, object, location, &message)
         }
-        .into(),
         opendal::ErrorKind::ConfigInvalid => Repr::Credentials {
             location: location.to_string(),
             message: format!("invalid configuration: {message}"),
@@ -243,10 +245,29 @@ fn map_error(action: &'static str, object: &str, location: &str, e: opendal::Err
         _ => Repr::Remote {
             action,
             object: object.to_string(),
-            message,
+            message: if e.to_string().contains("send http request") {
+                // Connection refused, reset, DNS: say that first, then the cause.
+                let cause = message.rsplit("source: ").next().unwrap_or(&message);
+                format!(
+                    "cannot reach the server after {} attempts ({cause}); check that it runs and the network, then try again",
+                    retry_times() + 1
+                )
+            } else {
+                message
+            },
         }
         .into(),
     }
+}
+
+fn credentials_refused(action: &str, object: &str, location: &str, message: &str) -> Error {
+    Repr::Credentials {
+        location: location.to_string(),
+        message: format!(
+            "the server refused the credentials ({action} {object}: {message}); check the access key and secret (or user and password, or token) in the environment"
+        ),
+    }
+    .into()
 }
 
 /// The error's text on one line, at most 300 characters.
