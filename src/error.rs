@@ -209,12 +209,14 @@ pub(crate) enum Repr {
     BeforeFirstSnapshot { earliest: String, time_ns: i64 },
     #[error("internal error: {0}; nothing was recorded; please report it")]
     Internal(String),
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     #[error("{action} {object}: {message}")]
     Remote {
         action: &'static str,
         object: String,
         message: String,
     },
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     #[error("{location}: {message}")]
     Credentials { location: String, message: String },
 }
