@@ -135,6 +135,27 @@ fn webdav_every_command() {
         .filter(|p| p.contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A pack damaged on the server is named by verify --read-data (exit 3).
+    let pack = walk(&t.path("dav/repos/one/packs"))
+        .into_iter()
+        .next()
+        .expect("a pack on the server");
+    let path = t.path("dav/repos/one/packs").join(&pack);
+    let mut bytes = std::fs::read(&path).expect("read pack");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, bytes).expect("damage pack");
+    let name = pack.rsplit('/').next().expect("name");
+    let r = lb(&t, &w.url("repos/one"), &[])
+        .args(["verify", "--read-data"])
+        .run();
+    r.expect_code(3);
+    assert!(
+        r.out().contains(&name[..12]) || r.stderr.contains(&name[..12]),
+        "{}\n{}",
+        r.out(),
+        r.stderr
+    );
 }
 
 #[test]
@@ -412,4 +433,58 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Two machines (two caches, two host names) on one S3 repository: each
+/// sees the other's snapshots; a prune on one (which deletes and rewrites
+/// packs) leaves the other's stale cache to be reconciled, and the other
+/// machine's next snapshot and restore are correct.
+#[test]
+fn s3_two_machines_share_a_repository() {
+    let t = TestDir::new("s3-two");
+    let g = Garage::start(&t.path("garage"), "lumina");
+    let url = g.url("shared");
+    let env = g.env();
+    let machine = |name: &str| {
+        lb(&t, &url, &env)
+            .env("LUMINA_BACKUP_CACHE_DIR", t.path(&format!("cache-{name}")))
+            .env("LUMINA_BACKUP_TEST_HOST", name)
+    };
+    machine("a").arg("init").ok();
+    let db_a = database(&t, "a.db");
+    let db_b = t.path("b.db");
+    create_lumina(&db_b, 200, 9);
+    machine("a").arg("snapshot").arg(&db_a).ok();
+    machine("b").arg("snapshot").arg(&db_b).ok();
+    edit(&db_a, 30);
+    machine("a").arg("snapshot").arg(&db_a).ok();
+    let list = machine("b").args(["--json", "snapshots"]).json();
+    assert_eq!(list.as_array().expect("array").len(), 3, "{list}");
+    // Machine a forgets its first snapshot and prunes.
+    machine("a")
+        .args(["forget", "--keep-last", "1", "--prune"])
+        .ok();
+    // Machine b, its cache now naming deleted packs, snapshots and restores.
+    edit(&db_b, 10);
+    machine("b").arg("snapshot").arg(&db_b).ok();
+    let out = t.path("b-restored.db");
+    machine("b")
+        .args(["restore", "latest", "--db"])
+        .arg(&db_b)
+        .arg("--to")
+        .arg(&out)
+        .ok();
+    assert_eq!(dump(&out), dump(&db_b));
+    let out = t.path("a-restored.db");
+    machine("b")
+        .args(["restore", "latest", "--db"])
+        .arg(&db_a)
+        .arg("--to")
+        .arg(&out)
+        .ok();
+    assert_eq!(dump(&out), dump(&db_a));
+    for m in ["a", "b"] {
+        let v = machine(m).args(["--json", "verify", "--read-data"]).json();
+        assert_eq!(v["ok"], true, "{m}: {v}");
+    }
 }

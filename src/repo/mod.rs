@@ -645,16 +645,6 @@ impl Repository {
             update.remove_chunks = self.index.chunks_in_packs(&lost)?;
             update.remove_packs = lost.iter().copied().collect();
             update.refs_complete = Some(false);
-            let mut names: Vec<String> = lost.iter().map(|id| id.short()).collect();
-            names.sort();
-            self.notices.push(format!(
-                "{} pack file(s) listed in the index are missing or changed size ({}); \
-                 their {} chunks count as lost and the next snapshot stores them again; \
-                 a verify names the snapshots that are damaged",
-                lost.len(),
-                names.join(", "),
-                update.remove_chunks.len()
-            ));
         }
         let reader = self.index.reader()?;
         let mut adding = std::collections::HashSet::new();
@@ -685,6 +675,36 @@ impl Repository {
             }
         }
         drop(reader);
+        if !lost.is_empty() {
+            // On a remote repository another machine's prune deletes packs
+            // (the live chunks moved to new packs, indexed just above; the
+            // dead ones are gone for good): only chunks found nowhere else
+            // are worth a word, and the listing cannot tell a prune from a
+            // loss, so the line says both.
+            let missing = dropped.iter().filter(|c| !adding.contains(*c)).count();
+            if self.backend.is_remote() {
+                if missing == 0 {
+                    update.refs_complete = None;
+                } else {
+                    self.notices.push(format!(
+                        "{} pack(s) in the local index cache are gone from the store and {missing} of their chunks are in no other pack: \
+                         expected after a prune from another machine; if none ran, run verify",
+                        lost.len()
+                    ));
+                }
+            } else {
+                let mut names: Vec<String> = lost.iter().map(|id| id.short()).collect();
+                names.sort();
+                self.notices.push(format!(
+                    "{} pack file(s) listed in the index are missing or changed size ({}); \
+                     their {} chunks count as lost and the next snapshot stores them again; \
+                     a verify names the snapshots that are damaged",
+                    lost.len(),
+                    names.join(", "),
+                    update.remove_chunks.len()
+                ));
+            }
+        }
         let indexed: std::collections::HashMap<SnapshotId, Vec<u8>> =
             self.index.snapshots()?.into_iter().collect();
         let on_disk = self.snapshot_ids()?;
