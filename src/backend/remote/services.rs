@@ -233,6 +233,7 @@ fn tokens(remote: &Remote) -> Result<Tokens> {
 }
 
 /// Applies the tokens to a drive builder (the three share the same setters).
+#[cfg(any(feature = "gdrive", feature = "dropbox", feature = "onedrive"))]
 macro_rules! drive_builder {
     ($builder:expr, $t:expr, $root:expr) => {{
         let mut b = $builder.root($root);
