@@ -113,6 +113,10 @@ pub enum ErrorKind {
     NoSpace,
     /// Something that should not happen did: a bug or the environment, not input.
     Internal,
+    /// A remote store failed (network, server error, timeout) after retries.
+    Remote,
+    /// A remote store refused the credentials, or none were given.
+    Credentials,
 }
 
 /// The variants behind [`Error`]; the library constructs these.
@@ -205,6 +209,16 @@ pub(crate) enum Repr {
     BeforeFirstSnapshot { earliest: String, time_ns: i64 },
     #[error("internal error: {0}; nothing was recorded; please report it")]
     Internal(String),
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    #[error("{action} {object}: {message}")]
+    Remote {
+        action: &'static str,
+        object: String,
+        message: String,
+    },
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    #[error("{location}: {message}")]
+    Credentials { location: String, message: String },
 }
 
 impl From<Repr> for Error {
@@ -275,6 +289,8 @@ impl Error {
             Repr::SourceUnavailable { .. } => ErrorKind::SourceUnavailable,
             Repr::BeforeFirstSnapshot { .. } => ErrorKind::BeforeFirstSnapshot,
             Repr::Internal(_) => ErrorKind::Internal,
+            Repr::Remote { .. } => ErrorKind::Remote,
+            Repr::Credentials { .. } => ErrorKind::Credentials,
         }
     }
 
@@ -358,6 +374,7 @@ impl Error {
                 | ErrorKind::InvalidInput
                 | ErrorKind::Refused
                 | ErrorKind::InUse
+                | ErrorKind::Credentials
         )
     }
 
@@ -462,6 +479,12 @@ impl Error {
     /// The index disagrees with the packs.
     pub(crate) fn index(problem: impl Into<String>) -> Self {
         Repr::Index(problem.into()).into()
+    }
+
+    /// An I/O error saying the file does not exist (also a remote object
+    /// that does not exist).
+    pub(crate) fn is_io_not_found(&self) -> bool {
+        matches!(&*self.0, Repr::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
 
     /// The variant behind the error, for the library's own matching.

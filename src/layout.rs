@@ -22,6 +22,9 @@ pub const PACKS: &str = "packs";
 pub const SNAPSHOTS: &str = "snapshots";
 /// Folder of key files.
 pub const KEYS: &str = "keys";
+/// Folder of lock objects (remote repositories only; a local repository is
+/// locked with `flock` on [`LOCK`]).
+pub const LOCKS: &str = "locks";
 /// Folder of change summaries.
 pub const CHANGES: &str = "changes";
 /// Prefix of temporary files (a write in progress, or one a crash interrupted).
@@ -42,6 +45,7 @@ pub const ROOT_ENTRIES: &[(&str, bool)] = &[
     (SNAPSHOTS, true),
     (KEYS, true),
     (CHANGES, true),
+    (LOCKS, true),
 ];
 
 /// The folder of packs whose hex id starts with `prefix` (two hex digits).

@@ -144,6 +144,7 @@ mod timespec;
 
 // The repository: create or open one (e.g. in the app's data folder), its
 // fixed parameters, and what `status` reports.
+pub use backend::{Location, Remote as RemoteLocation, Service};
 pub use chunker::{ByteParams, PageParams};
 pub use format::{Config, StatusRecord};
 pub use repo::{

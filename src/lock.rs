@@ -10,6 +10,9 @@
 //! in `/proc/PID/stat` ([`holder`]).
 
 mod holder;
+pub mod object;
+
+pub use object::ObjectLock;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};

@@ -6,14 +6,53 @@
 //! new one, never a part. The trait speaks of whole objects (put, get, ranged
 //! get, list, delete), never of renames, so an object store can implement it:
 //! there `write_atomic` is one PUT, `sync_dir` and `remove_temp_files` have
-//! nothing to do. The repository reaches its files only through this trait;
-//! its lock and its index (`lock`, `index.redb`) are local files for now.
+//! nothing to do. The repository reaches its files only through this trait.
+//! A local repository's lock and index (`lock`, `index.redb`) are local files
+//! beside it; a remote one's lock is a set of lock objects (`crate::lock::object`)
+//! and its index a local cache (`crate::repo::cache`).
 
 pub mod local;
+pub mod location;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 pub use local::LocalBackend;
+pub use location::{Location, Remote, Service};
+#[cfg(feature = "remote")]
+pub use remote::OpendalBackend;
+
+use std::sync::Arc;
 
 use crate::error::Result;
+
+/// A remote repository's backend, and a view of it that refuses writes (for
+/// a read-only open, which still writes its lock object through the first).
+pub struct RemotePair {
+    /// Reads and writes.
+    pub writable: Arc<dyn Backend>,
+    /// Refuses writes and removals.
+    pub read_only: Arc<dyn Backend>,
+}
+
+/// The backend for a remote location (credentials from the environment).
+#[cfg(feature = "remote")]
+pub fn open_remote(remote: &Remote) -> Result<RemotePair> {
+    let b = OpendalBackend::new(remote, false)?;
+    let ro = b.read_only_view();
+    Ok(RemotePair {
+        writable: Arc::new(b),
+        read_only: Arc::new(ro),
+    })
+}
+
+/// The backend for a remote location: this build has no remote support.
+#[cfg(not(feature = "remote"))]
+pub fn open_remote(remote: &Remote) -> Result<RemotePair> {
+    Err(crate::error::Error::invalid_input(format!(
+        "{remote}: this lumina-backup was built without remote repositories (cargo feature `{}`)",
+        remote.service.feature()
+    )))
+}
 
 /// Storage for repository files.
 pub trait Backend: Send + Sync {
@@ -42,4 +81,16 @@ pub trait Backend: Send + Sync {
     /// Deletes what interrupted writes left in `dir` (local `.tmp-*` files);
     /// returns how many. A store whose writes are whole-object puts has none.
     fn remove_temp_files(&self, dir: &str) -> Result<usize>;
+    /// Every file below `dir`, at any depth, as (path relative to `dir`, size),
+    /// names starting with `.` left out, from as few listing requests as the
+    /// store allows (S3: one per 1000 objects); `None` when the backend has
+    /// nothing better than [`Backend::list`] folder by folder (a local folder).
+    fn list_tree(&self, _dir: &str) -> Result<Option<Vec<(String, u64)>>> {
+        Ok(None)
+    }
+    /// Whether the files are on a remote store (no `flock`, no local index
+    /// beside them).
+    fn is_remote(&self) -> bool {
+        false
+    }
 }

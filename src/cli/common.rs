@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lumina_backup::TimeZone;
-use lumina_backup::{Error, OpenOptions, Repository};
+use lumina_backup::{Error, Location, OpenOptions, Repository};
 
 use super::progress::Bar;
 use super::secret;
@@ -19,12 +19,17 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
-    pub(super) fn repo_path(&self) -> PathBuf {
-        self.global.repo.clone().unwrap_or_else(default_repo)
+    /// Where the repository is: `--repo` (a path or a URL, exit 2 when
+    /// malformed), else the default folder.
+    pub(super) fn location(&self) -> Result<Location, Error> {
+        match &self.global.repo {
+            Some(text) => Location::parse(text),
+            None => Ok(Location::Local(default_repo())),
+        }
     }
 
     pub(super) fn open(&self, purpose: &str) -> Result<Repository, Error> {
-        let repo = Repository::open(&self.repo_path(), &self.open_options(purpose)?)?;
+        let repo = Repository::open_at(&self.location()?, &self.open_options(purpose)?)?;
         for n in repo.notices() {
             eprintln!("lumina-backup: {n}");
         }
@@ -34,7 +39,7 @@ impl Ctx {
     /// Opens for a command that only reads: writes nothing to the repository
     /// (works on a read-only mount or a full disk; shares the lock with readers).
     pub(super) fn open_read(&self, purpose: &str) -> Result<Repository, Error> {
-        let repo = Repository::open_read_only(&self.repo_path(), &self.open_options(purpose)?)?;
+        let repo = Repository::open_read_only_at(&self.location()?, &self.open_options(purpose)?)?;
         for n in repo.notices() {
             eprintln!("lumina-backup: {n}");
         }
@@ -42,14 +47,13 @@ impl Ctx {
     }
 
     pub(super) fn open_options(&self, purpose: &str) -> Result<OpenOptions, Error> {
-        let path = self.repo_path();
-        let passphrase = if Repository::is_encrypted(&path)? {
+        let path = self.location()?;
+        let passphrase = if Repository::is_encrypted_at(&path)? {
             Some(self.passphrase(false)?)
         } else {
             if self.passphrase_given() {
                 warn(&format!(
-                    "repository {} is not encrypted; the passphrase given was ignored",
-                    path.display()
+                    "repository {path} is not encrypted; the passphrase given was ignored"
                 ));
             }
             None
@@ -63,16 +67,14 @@ impl Ctx {
 
     /// The passphrase of the repository; `creating` for `init --encrypt`.
     pub(super) fn passphrase(&self, creating: bool) -> Result<zeroize::Zeroizing<String>, Error> {
-        let repo = self.repo_path();
+        let repo = self.location()?;
         let missing = if creating {
             format!(
-                "init --encrypt needs a passphrase for the new repository {}: set LUMINA_BACKUP_PASSWORD, use --password-file FILE, or run on a terminal",
-                repo.display()
+                "init --encrypt needs a passphrase for the new repository {repo}: set LUMINA_BACKUP_PASSWORD, use --password-file FILE, or run on a terminal"
             )
         } else {
             format!(
-                "repository {} is encrypted and needs its passphrase: give it in LUMINA_BACKUP_PASSWORD, with --password-file, or on a terminal",
-                repo.display()
+                "repository {repo} is encrypted and needs its passphrase: give it in LUMINA_BACKUP_PASSWORD, with --password-file, or on a terminal"
             )
         };
         let src = secret::Source {

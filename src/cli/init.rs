@@ -21,7 +21,7 @@ pub(super) struct InitArgs {
 }
 
 pub(super) fn run(ctx: &Ctx, InitArgs { encrypt, force }: InitArgs) -> Result<(), Error> {
-    let path = ctx.repo_path();
+    let location = ctx.location()?;
     let passphrase = if encrypt {
         Some(ctx.passphrase(true)?)
     } else {
@@ -35,18 +35,19 @@ pub(super) fn run(ctx: &Ctx, InitArgs { encrypt, force }: InitArgs) -> Result<()
         force,
         ..Default::default()
     };
-    let config = Repository::init_with(&path, &opts)?;
-    warn_if_not_private(&path);
+    let config = Repository::init_at(&location, &opts)?;
+    if let Some(path) = location.as_local() {
+        warn_if_not_private(path);
+    }
     if ctx.global.json {
         print_json(
-            &serde_json::json!({"repo": path, "repo_id": config.repo_id, "encrypted": encrypt}),
+            &serde_json::json!({"repo": location.to_string(), "repo_id": config.repo_id, "encrypted": encrypt}),
         );
     } else {
         let kind = if encrypt { "encrypted" } else { "unencrypted" };
         ctx.say(format!(
-            "created {kind} repository {} at {}",
+            "created {kind} repository {} at {location}",
             &config.repo_id[..12],
-            path.display()
         ));
         if encrypt {
             ctx.say("keep the passphrase safe: without it the snapshots cannot be read");

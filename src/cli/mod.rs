@@ -51,9 +51,16 @@ struct Cli {
 
 #[derive(Args, Debug, Clone)]
 struct Global {
-    /// Repository folder.
-    #[arg(long, global = true, env = "LUMINA_BACKUP_REPO", value_name = "PATH")]
-    repo: Option<PathBuf>,
+    /// Repository: a folder, or s3://BUCKET/PREFIX, webdav[s]://HOST[:PORT]/PATH,
+    /// sftp://[USER@]HOST/PATH, gdrive:PATH, dropbox:PATH, onedrive:PATH
+    /// (credentials from the environment; see the README).
+    #[arg(
+        long,
+        global = true,
+        env = "LUMINA_BACKUP_REPO",
+        value_name = "LOCATION"
+    )]
+    repo: Option<String>,
     /// File holding the passphrase of an encrypted repository (or set LUMINA_BACKUP_PASSWORD).
     #[arg(long, global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,

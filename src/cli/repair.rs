@@ -26,8 +26,8 @@ pub(super) fn run(ctx: &Ctx, what: RepairWhat) -> Result<(), Error> {
     match what {
         RepairWhat::Index => {
             let bar = ctx.bar();
-            let (_repo, report) = Repository::open_and_rebuild_index(
-                &ctx.repo_path(),
+            let (_repo, report) = Repository::open_and_rebuild_index_at(
+                &ctx.location()?,
                 &ctx.open_options("repair index")?,
                 &bar,
             )?;

@@ -25,7 +25,7 @@ pub(super) fn run(ctx: &Ctx, VerifyArgs { read_data }: VerifyArgs) -> Result<i32
         Err(e) if e.kind() == lumina_backup::ErrorKind::Corrupt => None,
         Err(e) => return Err(e),
     };
-    let report = Repository::verify_at(&ctx.repo_path(), opts.as_ref(), read_data, &bar)?;
+    let report = Repository::verify_at(&ctx.location()?, opts.as_ref(), read_data, &bar)?;
     let problems: Vec<String> = report.problems.iter().map(super::errors::problem).collect();
     if ctx.global.json {
         let mut doc = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;

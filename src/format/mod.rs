@@ -104,6 +104,8 @@ pub enum Kind {
     Status = 6,
     /// Rows changed by a snapshot against its parent (`changes/<id>`).
     Changes = 7,
+    /// A lock object of a remote repository (`locks/<id>`).
+    Lock = 8,
 }
 
 impl Kind {
@@ -116,6 +118,7 @@ impl Kind {
             5 => Some(Kind::Retention),
             6 => Some(Kind::Status),
             7 => Some(Kind::Changes),
+            8 => Some(Kind::Lock),
             _ => None,
         }
     }

@@ -135,6 +135,35 @@ impl RepoFile for ChangeSummary {
     }
 }
 
+/// A lock object of a remote repository (store-format.md section 6.10): who
+/// holds the repository and since when. Sealed in an encrypted repository.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockRecord {
+    /// Host name of the holder.
+    pub host: String,
+    /// Process id of the holder on that host.
+    pub pid: u32,
+    /// What the holder is doing (`snapshot`, `prune`, ...).
+    pub purpose: String,
+    /// An exclusive lock (a writer) or a shared one (a reader).
+    pub exclusive: bool,
+    /// When the lock was taken, unix nanoseconds.
+    pub created_ns: i64,
+    /// When the holder last rewrote it, unix nanoseconds.
+    pub refreshed_ns: i64,
+}
+
+/// Lock objects are named by a random 32-hex id.
+impl RepoFile for LockRecord {
+    const KIND: Kind = Kind::Lock;
+    fn path(id: &str) -> String {
+        format!("{}/{id}", layout::LOCKS)
+    }
+    fn object(id: &str) -> String {
+        format!("lock object {}", Self::path(id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

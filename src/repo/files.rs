@@ -10,6 +10,8 @@
 
 use std::path::Path;
 
+use crate::backend::Backend;
+
 use crate::format::typed::{check_envelope, decode_file, RepoFile};
 use crate::format::{self, Cipher};
 
@@ -43,8 +45,54 @@ fn entries(dir: &Path) -> std::io::Result<Vec<(String, bool)>> {
     Ok(out)
 }
 
-fn foreign(path: &str, is_dir: bool) -> String {
-    let what = if is_dir { "folder" } else { "file" };
+/// Where the checked files are: a local folder, read directly (so a
+/// repository that cannot be opened can still be checked), or a remote
+/// store through its backend (whose listing does not tell folders from
+/// files: a name is checked against either).
+#[derive(Clone, Copy)]
+pub(crate) enum Files<'a> {
+    /// A local repository folder.
+    Local(&'a Path),
+    /// A remote repository.
+    Remote(&'a dyn Backend),
+}
+
+impl Files<'_> {
+    /// `(name, is a folder)` of each entry of `rel`; `None`: not known.
+    fn entries(&self, rel: &str) -> std::io::Result<Vec<(String, Option<bool>)>> {
+        match self {
+            Files::Local(root) => Ok(entries(&root.join(rel))?
+                .into_iter()
+                .map(|(n, d)| (n, Some(d)))
+                .collect()),
+            Files::Remote(b) => Ok(b
+                .list(rel)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .into_iter()
+                .map(|n| (n, None))
+                .collect()),
+        }
+    }
+
+    /// The bytes of the file `rel`.
+    pub(crate) fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
+        match self {
+            Files::Local(root) => std::fs::read(root.join(rel)),
+            Files::Remote(b) => match b.read(rel) {
+                Ok(bytes) => Ok(bytes),
+                Err(e) if e.is_io_not_found() => Err(std::io::ErrorKind::NotFound.into()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            },
+        }
+    }
+}
+
+fn foreign(path: &str, is_dir: Option<bool>) -> String {
+    let what = match is_dir {
+        Some(true) => "folder",
+        Some(false) => "file",
+        None => "entry",
+    };
     format!(
         "foreign {what} {path} in the repository folder (not written by lumina-backup; \
          move it elsewhere)"
@@ -54,10 +102,10 @@ fn foreign(path: &str, is_dir: bool) -> String {
 /// Files and folders in the repository folder that lumina-backup did not write
 /// there, one line each (paths relative to the repository). Temp files of an
 /// interrupted write are not foreign (the next open removes them).
-pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
+pub(crate) fn foreign_entries(root: Files<'_>) -> Vec<String> {
     let mut out = Vec::new();
     let mut listing =
-        |rel: &str, f: &mut dyn FnMut(&str, bool) -> bool| match entries(&root.join(rel)) {
+        |rel: &str, f: &mut dyn FnMut(&str, Option<bool>) -> bool| match root.entries(rel) {
             Ok(list) => {
                 for (name, is_dir) in list {
                     if !is_temp(&name) && !f(&name, is_dir) {
@@ -73,11 +121,16 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
             Err(e) => out.push(format!("cannot list {rel:?} in the repository folder: {e}")),
         };
     let mut pack_dirs = Vec::new();
+    // A known folder or file; with no type known, a known name.
+    let folder = |d: Option<bool>| d != Some(false);
+    let file = |d: Option<bool>| d != Some(true);
     listing("", &mut |name, is_dir| {
-        ROOT_ENTRIES.contains(&(name, is_dir))
+        ROOT_ENTRIES
+            .iter()
+            .any(|&(n, d)| n == name && if d { folder(is_dir) } else { file(is_dir) })
     });
     listing(layout::PACKS, &mut |name, is_dir| {
-        let ok = is_dir && is_hex(name, 2);
+        let ok = folder(is_dir) && is_hex(name, 2);
         if ok {
             pack_dirs.push(name.to_string());
         }
@@ -85,17 +138,20 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
     });
     for dir in pack_dirs {
         listing(&layout::pack_dir(&dir), &mut |name, is_dir| {
-            !is_dir && is_hex(name, 64) && name.starts_with(&dir)
+            file(is_dir) && is_hex(name, 64) && name.starts_with(&dir)
         });
     }
     listing(layout::SNAPSHOTS, &mut |name, is_dir| {
-        !is_dir && is_hex(name, 64)
+        file(is_dir) && is_hex(name, 64)
     });
     listing(layout::KEYS, &mut |name, is_dir| {
-        !is_dir && super::keys::is_key_id(name)
+        file(is_dir) && super::keys::is_key_id(name)
     });
     listing(layout::CHANGES, &mut |name, is_dir| {
-        !is_dir && is_hex(name, 64)
+        file(is_dir) && is_hex(name, 64)
+    });
+    listing(layout::LOCKS, &mut |name, is_dir| {
+        file(is_dir) && is_hex(name, 32)
     });
     out
 }
@@ -104,9 +160,9 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
 /// `status` and every change summary. With `cipher` (an opened repository)
 /// each is opened and decoded; without it, only the envelope is checked
 /// (and key files, which are never sealed, are decoded in full).
-pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<String> {
+pub(crate) fn small_file_problems(root: Files<'_>, cipher: Option<&Cipher>) -> Vec<String> {
     let mut out = Vec::new();
-    let read = |rel: &str| std::fs::read(root.join(rel));
+    let read = |rel: &str| root.read(rel);
     // config: must exist.
     match read(layout::CONFIG) {
         Ok(bytes) => {
@@ -116,8 +172,8 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
         }
         Err(e) => out.push(format!("config cannot be read: {e}")),
     }
-    for (name, is_dir) in entries(&root.join(layout::KEYS)).unwrap_or_default() {
-        if is_dir || is_temp(&name) || !super::keys::is_key_id(&name) {
+    for (name, is_dir) in root.entries(layout::KEYS).unwrap_or_default() {
+        if is_dir == Some(true) || is_temp(&name) || !super::keys::is_key_id(&name) {
             continue;
         }
         let rel = layout::key(&name);
@@ -157,8 +213,8 @@ pub(crate) fn small_file_problems(root: &Path, cipher: Option<&Cipher>) -> Vec<S
             out.push(format!("{name} is damaged: {e}; {fix}"));
         }
     }
-    for (name, is_dir) in entries(&root.join(layout::CHANGES)).unwrap_or_default() {
-        if is_dir || is_temp(&name) || !is_hex(&name, 64) {
+    for (name, is_dir) in root.entries(layout::CHANGES).unwrap_or_default() {
+        if is_dir == Some(true) || is_temp(&name) || !is_hex(&name, 64) {
             continue;
         }
         let rel = format!("{}/{name}", layout::CHANGES);
@@ -203,7 +259,7 @@ mod tests {
         std::fs::write(root.join("packs/ab").join("cd".repeat(32)), b"x").expect("w");
         std::fs::write(root.join("packs/x.db"), b"x").expect("w");
         std::fs::write(root.join("snapshots/.tmp-1"), b"x").expect("w");
-        let found = foreign_entries(root);
+        let found = foreign_entries(Files::Local(root));
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].contains("folder junk"), "{found:?}");
         assert!(found[1].contains("file packs/x.db"), "{found:?}");

@@ -5,6 +5,7 @@
 //! a time), removes temp files left by an interrupted write, and brings the index
 //! up to date with the files (the files are the truth; the index is a cache).
 
+pub mod cache;
 mod diff;
 mod export_plan;
 mod export_render;
@@ -45,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{Backend, LocalBackend};
+use crate::backend::{Backend, LocalBackend, Location};
 use crate::chunker::{ByteParams, PageParams};
 use crate::crypto::{KdfParams, MasterKey};
 use crate::error::{Error, Repr, Result};
@@ -54,7 +55,7 @@ use crate::format::{self, Config, FormatVersion, Kind};
 use crate::id::SnapshotId;
 use crate::index::{Index, IndexUpdate};
 use crate::layout;
-use crate::lock::RepoLock;
+use crate::lock::{ObjectLock, RepoLock};
 use crate::progress::Progress;
 use crate::snapshot::{self, Snapshot};
 use crate::store::{pack, ChunkStore};
@@ -159,7 +160,10 @@ pub fn source_key(db: &Path) -> String {
 /// An open repository (holding its lock: exclusive, or shared when opened
 /// read-only).
 pub struct Repository {
+    /// The local folder, or for a remote repository its URL (for messages).
     root: PathBuf,
+    /// Where the repository is.
+    location: Location,
     /// The repository's files, reached only through the [`Backend`] seam (the
     /// same backend the store writes packs through).
     backend: Arc<dyn Backend>,
@@ -168,8 +172,12 @@ pub struct Repository {
     key_id: Option<String>,
     /// Things the open did that the user should hear about (an index rebuilt).
     notices: Vec<String>,
-    /// None only for a read-only open of a repository without a lock file.
+    /// The `flock` of a local repository, or of a remote one's local cache;
+    /// None only for a read-only open of a local repository without a lock
+    /// file.
     _lock: Option<RepoLock>,
+    /// A remote repository's lock object (store-format.md section 6.10).
+    _object_lock: Option<ObjectLock>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -184,6 +192,30 @@ impl Repository {
     /// Creates an unencrypted repository at `path` (which must not hold one yet).
     pub fn init(path: &Path) -> Result<Config> {
         Self::init_with(path, &InitOptions::default())
+    }
+
+    /// Creates a repository at `location` (a folder or a remote store),
+    /// encrypted if a passphrase is given.
+    pub fn init_at(location: &Location, opts: &InitOptions) -> Result<Config> {
+        match location {
+            Location::Local(path) => Self::init_with(path, opts),
+            Location::Remote(remote) => {
+                let backend = crate::backend::open_remote(remote)?.writable;
+                let shown = PathBuf::from(location.to_string());
+                if backend.exists(CONFIG_FILE)? {
+                    return Err(Repr::RepositoryExists(shown).into());
+                }
+                let others = backend.list("")?;
+                if !others.is_empty() && !opts.force {
+                    return Err(Error::refused(format!(
+                        "{location} is not empty ({} entries) and holds no repository; give a new or empty location, or force creating the repository among its files",
+                        others.len()
+                    ))
+                    .with_remedy(crate::error::Remedy::Force));
+                }
+                Self::write_new(backend.as_ref(), opts)
+            }
+        }
     }
 
     /// Creates a repository at `path`, encrypted if a passphrase is given.
@@ -205,6 +237,12 @@ impl Repository {
         }
         // Created once here, so locking never needs new bytes (a full disk).
         RepoLock::create_file(&path.join(LOCK_FILE))?;
+        Self::write_new(&backend, opts)
+    }
+
+    /// Writes a new repository's key file (encrypted) and config, the config
+    /// last: a location without it is not a repository.
+    fn write_new(backend: &dyn Backend, opts: &InitOptions) -> Result<Config> {
         let config = default_config();
         config
             .validate()
@@ -220,8 +258,23 @@ impl Repository {
             }
         };
         // The config is written last: a folder without it is not a repository yet.
-        crate::store::files::save(&backend, &cipher, FormatVersion::NEWEST, "", &config)?;
+        crate::store::files::save(backend, &cipher, FormatVersion::NEWEST, "", &config)?;
         Ok(config)
+    }
+
+    /// Whether the repository at `location` is encrypted (reads only the
+    /// config header).
+    pub fn is_encrypted_at(location: &Location) -> Result<bool> {
+        match location {
+            Location::Local(path) => Self::is_encrypted(path),
+            Location::Remote(remote) => {
+                let backend = crate::backend::open_remote(remote)?.read_only;
+                if !backend.exists(CONFIG_FILE)? {
+                    return Err(Repr::NoRepository(location.to_string().into()).into());
+                }
+                Ok(Self::config_header(backend.as_ref())?.flags & format::FLAG_SEALED != 0)
+            }
+        }
     }
 
     /// Whether the repository at `path` is encrypted (reads only the config header).
@@ -245,6 +298,129 @@ impl Repository {
         Self::open_inner(path, opts, false)
     }
 
+    /// Opens the repository at `location` (a folder or a remote store),
+    /// taking its lock: a remote repository's lock object, exclusive, and the
+    /// `flock` of its local index cache.
+    pub fn open_at(location: &Location, opts: &OpenOptions) -> Result<Self> {
+        match location {
+            Location::Local(path) => Self::open(path, opts),
+            Location::Remote(_) => Self::open_remote(location, opts, false, false),
+        }
+    }
+
+    /// Opens the repository at `location` for reading only (see
+    /// [`Self::open_read_only`]). A remote repository still gets a shared lock
+    /// object (so a prune waits for it) and its local index cache is brought
+    /// up to date; nothing else is written to the store.
+    pub fn open_read_only_at(location: &Location, opts: &OpenOptions) -> Result<Self> {
+        match location {
+            Location::Local(path) => Self::open_read_only(path, opts),
+            Location::Remote(_) => Self::open_remote(location, opts, true, false),
+        }
+    }
+
+    /// Opens the repository at `location` with its index rebuilt from the
+    /// files (see [`Self::open_and_rebuild_index`]); for a remote repository
+    /// the local cache is deleted and rebuilt.
+    pub fn open_and_rebuild_index_at(
+        location: &Location,
+        opts: &OpenOptions,
+        progress: &dyn Progress,
+    ) -> Result<(Self, RebuildReport)> {
+        match location {
+            Location::Local(path) => Self::open_and_rebuild_index(path, opts, progress),
+            Location::Remote(_) => crate::progress::operation(progress, |p| {
+                let mut repo = Self::open_remote(location, opts, false, true)?;
+                let report = repo.rebuild_index(p)?;
+                Ok((repo, report))
+            }),
+        }
+    }
+
+    /// Opens a remote repository: config and keys, the cache's `flock`, the
+    /// lock object, the cached index, then the reconcile.
+    fn open_remote(
+        location: &Location,
+        opts: &OpenOptions,
+        read_only: bool,
+        discard_index: bool,
+    ) -> Result<Self> {
+        let Location::Remote(remote) = location else {
+            return Err(Error::internal("open_remote on a local location"));
+        };
+        let pair = crate::backend::open_remote(remote)?;
+        let shown = PathBuf::from(location.to_string());
+        let (cipher, key_id, config, version) =
+            Self::read_config(&shown, pair.read_only.as_ref(), opts)?;
+        let cache = cache::dir(&config.repo_id)?;
+        let local = RepoLock::acquire(&cache.join(LOCK_FILE), &opts.purpose, opts.lock_wait)?;
+        let mut notices = Vec::new();
+        let object_lock = ObjectLock::acquire(
+            pair.writable.clone(),
+            &cipher,
+            version,
+            &opts.purpose,
+            !read_only,
+            opts.lock_wait,
+            &mut notices,
+        )?;
+        let index_path = cache.join(INDEX_FILE);
+        if discard_index {
+            Self::fresh_index(&index_path)?;
+        }
+        let index = match Index::open(&index_path) {
+            Ok(index) => index,
+            Err(e) if e.is_index_damage() => {
+                notices.push(INDEX_REBUILT_NOTICE.to_string());
+                Self::fresh_index(&index_path)?
+            }
+            Err(e) => return Err(e),
+        };
+        let backend = if read_only {
+            pair.read_only
+        } else {
+            pair.writable
+        };
+        let store = ChunkStore::new(backend.clone(), config, cipher, version);
+        let mut repo = Repository {
+            root: shown,
+            location: location.clone(),
+            backend,
+            store,
+            index,
+            key_id,
+            notices,
+            _lock: Some(local),
+            _object_lock: Some(object_lock),
+        };
+        if !read_only {
+            repo.cleanup_temp_files()?;
+        }
+        if !discard_index {
+            repo.reconcile()?;
+        }
+        Ok(repo)
+    }
+
+    /// The repository's files, for the file-by-file checks of `files`.
+    pub(crate) fn files(&self) -> files::Files<'_> {
+        if self.backend.is_remote() {
+            files::Files::Remote(self.backend.as_ref())
+        } else {
+            files::Files::Local(&self.root)
+        }
+    }
+
+    /// Where the repository is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Whether the repository is on a remote store.
+    pub fn is_remote(&self) -> bool {
+        self.location.is_remote()
+    }
+
     /// Opens the repository at `path` for reading only: nothing in it is created,
     /// written or removed, so it works on a read-only mount or a full disk. The
     /// lock is taken shared (readers run together; writers wait), or not at all
@@ -260,12 +436,14 @@ impl Repository {
         let index = Index::open_read_only(&path.join(INDEX_FILE))?;
         let mut repo = Repository {
             root: path.to_path_buf(),
+            location: Location::Local(path.to_path_buf()),
             store: ChunkStore::new(backend.clone(), config, cipher, version),
             backend,
             index,
             key_id,
             notices: Vec::new(),
             _lock: lock,
+            _object_lock: None,
         };
         repo.reconcile()?;
         Ok(repo)
@@ -310,12 +488,14 @@ impl Repository {
         let store = ChunkStore::new(backend.clone(), config, cipher, version);
         let mut repo = Repository {
             root: path.to_path_buf(),
+            location: Location::Local(path.to_path_buf()),
             backend,
             store,
             index,
             key_id,
             notices,
             _lock: Some(lock),
+            _object_lock: None,
         };
         repo.cleanup_temp_files()?;
         if !discard_index {
@@ -424,6 +604,11 @@ impl Repository {
     }
 
     fn cleanup_temp_files(&self) -> Result<()> {
+        if self.backend.is_remote() {
+            // One recursive listing (a remote backend clears the subtree).
+            self.backend.remove_temp_files("")?;
+            return Ok(());
+        }
         self.backend.remove_temp_files("")?;
         self.backend.remove_temp_files(layout::SNAPSHOTS)?;
         for dir in self.backend.list(layout::PACKS)? {
@@ -460,16 +645,6 @@ impl Repository {
             update.remove_chunks = self.index.chunks_in_packs(&lost)?;
             update.remove_packs = lost.iter().copied().collect();
             update.refs_complete = Some(false);
-            let mut names: Vec<String> = lost.iter().map(|id| id.short()).collect();
-            names.sort();
-            self.notices.push(format!(
-                "{} pack file(s) listed in the index are missing or changed size ({}); \
-                 their {} chunks count as lost and the next snapshot stores them again; \
-                 a verify names the snapshots that are damaged",
-                lost.len(),
-                names.join(", "),
-                update.remove_chunks.len()
-            ));
         }
         let reader = self.index.reader()?;
         let mut adding = std::collections::HashSet::new();
@@ -500,6 +675,36 @@ impl Repository {
             }
         }
         drop(reader);
+        if !lost.is_empty() {
+            // On a remote repository another machine's prune deletes packs
+            // (the live chunks moved to new packs, indexed just above; the
+            // dead ones are gone for good): only chunks found nowhere else
+            // are worth a word, and the listing cannot tell a prune from a
+            // loss, so the line says both.
+            let missing = dropped.iter().filter(|c| !adding.contains(*c)).count();
+            if self.backend.is_remote() {
+                if missing == 0 {
+                    update.refs_complete = None;
+                } else {
+                    self.notices.push(format!(
+                        "{} pack(s) in the local index cache are gone from the store and {missing} of their chunks are in no other pack: \
+                         expected after a prune from another machine; if none ran, run verify",
+                        lost.len()
+                    ));
+                }
+            } else {
+                let mut names: Vec<String> = lost.iter().map(|id| id.short()).collect();
+                names.sort();
+                self.notices.push(format!(
+                    "{} pack file(s) listed in the index are missing or changed size ({}); \
+                     their {} chunks count as lost and the next snapshot stores them again; \
+                     a verify names the snapshots that are damaged",
+                    lost.len(),
+                    names.join(", "),
+                    update.remove_chunks.len()
+                ));
+            }
+        }
         let indexed: std::collections::HashMap<SnapshotId, Vec<u8>> =
             self.index.snapshots()?.into_iter().collect();
         let on_disk = self.snapshot_ids()?;
@@ -533,6 +738,22 @@ impl Repository {
     /// Every pack file present, with its size.
     pub(crate) fn pack_files(&self) -> Result<Vec<(crate::id::PackId, u64)>> {
         let mut out = Vec::new();
+        // A remote store lists the whole tree with sizes in a few requests
+        // (not one listing per folder and one size request per pack).
+        if let Some(tree) = self.backend.list_tree(layout::PACKS)? {
+            for (path, size) in tree {
+                let Some((dir, name)) = path.split_once('/') else {
+                    continue;
+                };
+                if dir.len() != 2 || !name.starts_with(dir) {
+                    continue;
+                }
+                if let Some(id) = crate::id::PackId::from_hex(name) {
+                    out.push((id, size));
+                }
+            }
+            return Ok(out);
+        }
         // Only `packs/<2 hex>/<64 hex>` names are packs; anything else there is a
         // foreign file, skipped (verify names them).
         for dir in self.backend.list(layout::PACKS)? {

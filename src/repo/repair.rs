@@ -89,7 +89,7 @@ impl Repository {
 
     fn repair_snapshots_plan_inner(&self, progress: &dyn Progress) -> Result<SnapshotRepairPlan> {
         let mut plan = SnapshotRepairPlan {
-            foreign: files::foreign_entries(&self.root),
+            foreign: files::foreign_entries(self.files()),
             ..Default::default()
         };
         // Packs present and indexed but unreadable: their chunks are lost too.

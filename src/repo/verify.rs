@@ -82,10 +82,10 @@ impl Repository {
         let mut r = VerifyReport::default();
         let mut damaged_packs: HashSet<PackId> = HashSet::new();
         let in_files =
-            files::foreign_entries(&self.root)
+            files::foreign_entries(self.files())
                 .into_iter()
                 .chain(files::small_file_problems(
-                    &self.root,
+                    self.files(),
                     Some(self.store.cipher()),
                 ));
         r.problems.extend(in_files.map(Problem::RepositoryFile));
@@ -364,7 +364,7 @@ impl Repository {
                 Err(e) => report.skipped.push(e.to_string()),
             }
         }
-        report.foreign = files::foreign_entries(&self.root);
+        report.foreign = files::foreign_entries(self.files());
         self.index.clear()?;
         self.index.apply(&update)?;
         report.chunks = self.index.chunk_count()?;
@@ -381,18 +381,18 @@ impl Repository {
     /// could not be made (the config's header is unreadable). Errors that are
     /// not damage (locked, wrong passphrase, no repository) are returned.
     pub fn verify_at(
-        path: &std::path::Path,
+        location: &crate::backend::Location,
         opts: Option<&OpenOptions>,
         read_data: bool,
         progress: &dyn Progress,
     ) -> Result<VerifyReport> {
         operation(progress, |p| {
-            Self::verify_at_inner(path, opts, read_data, p)
+            Self::verify_at_inner(location, opts, read_data, p)
         })
     }
 
     fn verify_at_inner(
-        path: &std::path::Path,
+        location: &crate::backend::Location,
         opts: Option<&OpenOptions>,
         read_data: bool,
         progress: &dyn Progress,
@@ -400,8 +400,10 @@ impl Repository {
         let opened = match opts {
             // Writable when it can be (a clean verify records that the index
             // holds every referenced chunk); read-only on a read-only mount.
-            Some(o) => match Repository::open(path, o) {
-                Err(e) if e.kind() == ErrorKind::ReadOnly => Repository::open_read_only(path, o),
+            Some(o) => match Repository::open_at(location, o) {
+                Err(e) if e.kind() == ErrorKind::ReadOnly => {
+                    Repository::open_read_only_at(location, o)
+                }
                 other => other,
             },
             None => Err(Error::corrupt("config", "its header cannot be read")),
@@ -409,13 +411,21 @@ impl Repository {
         match opened {
             Ok(repo) => repo.verify(read_data, progress),
             Err(e) if e.kind() == ErrorKind::Corrupt => {
-                if !path.join(super::CONFIG_FILE).exists() {
+                let remote;
+                let where_ = match location {
+                    crate::backend::Location::Local(path) => files::Files::Local(path),
+                    crate::backend::Location::Remote(r) => {
+                        remote = crate::backend::open_remote(r)?.read_only;
+                        files::Files::Remote(remote.as_ref())
+                    }
+                };
+                if where_.read(super::CONFIG_FILE).is_err() {
                     return Err(e);
                 }
                 let mut r = VerifyReport::default();
-                let in_files = files::foreign_entries(path)
+                let in_files = files::foreign_entries(where_)
                     .into_iter()
-                    .chain(files::small_file_problems(path, None));
+                    .chain(files::small_file_problems(where_, None));
                 r.problems.extend(in_files.map(Problem::RepositoryFile));
                 r.problems.push(Problem::RepositoryFile(format!(
                     "the repository cannot be opened ({e}); nothing else was checked"

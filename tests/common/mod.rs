@@ -161,6 +161,12 @@ impl Lb {
         self
     }
 
+    /// Removes an inherited environment variable.
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.cmd.env_remove(k);
+        self
+    }
+
     /// Runs in folder `dir` (for relative paths).
     pub fn current_dir(mut self, dir: &Path) -> Self {
         self.cmd.current_dir(dir);
@@ -187,6 +193,16 @@ impl Lb {
     /// Runs with `--json`, asserts success and parses stdout.
     pub fn json(self) -> Value {
         self.arg("--json").ok().json()
+    }
+
+    /// Starts it in the background with stdout and stderr captured
+    /// (`wait_with_output` collects them).
+    pub fn spawn_piped(mut self) -> Child {
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning lumina-backup")
     }
 
     /// Starts the process without waiting (output discarded).

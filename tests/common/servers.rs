@@ -1,0 +1,312 @@
+//! Real servers for the remote-repository tests, started by the tests on
+//! loopback and stopped on drop: a 1-node Garage cluster (S3) and
+//! `rclone serve webdav`. A missing binary FAILS the test with how to install
+//! it (a test that silently skipped would hide a regression).
+//!
+//! Binaries: `LUMINA_TEST_GARAGE` or `garage` on PATH or
+//! `/work/tools/garage/bin/garage`; `LUMINA_TEST_RCLONE` or `rclone` on PATH.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds a binary: the env var, then PATH, then the extra places; panics
+/// with `install` when none is there.
+fn find(var: &str, name: &str, extra: &[&str], install: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "{var}={} is not a file. {install}",
+            p.display()
+        );
+        return p;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let c = dir.join(name);
+            if c.is_file() {
+                return c;
+            }
+        }
+    }
+    for e in extra {
+        let c = PathBuf::from(e);
+        if c.is_file() {
+            return c;
+        }
+    }
+    panic!("`{name}` was not found (set {var}, or put it on PATH). {install}");
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; the server takes it next).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening on port {port}: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port} within 30 s");
+}
+
+/// `rclone serve webdav` of a folder on a loopback port.
+pub struct Webdav {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    bin: PathBuf,
+    auth: Option<(String, String)>,
+}
+
+impl Webdav {
+    /// Serves `dir` (created) on a free port; with `auth`, requires that user
+    /// and password.
+    pub fn start(dir: &Path, auth: Option<(&str, &str)>) -> Self {
+        let bin = find(
+            "LUMINA_TEST_RCLONE",
+            "rclone",
+            &["/usr/bin/rclone"],
+            "Install it with `apt-get install -y rclone` (.ci/run does).",
+        );
+        std::fs::create_dir_all(dir).expect("webdav folder");
+        let mut w = Webdav {
+            child: None,
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            bin,
+            auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
+        };
+        w.restart();
+        w
+    }
+
+    /// Starts the server (again) on the same port and folder.
+    pub fn restart(&mut self) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["serve", "webdav"])
+            .arg(&self.dir)
+            .args(["--addr", &format!("127.0.0.1:{}", self.port)])
+            .args(["--config", "/dev/null"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((u, p)) = &self.auth {
+            cmd.args(["--user", u, "--pass", p]);
+        }
+        let mut child = cmd.spawn().expect("starting rclone serve webdav");
+        wait_for_port(self.port, &mut child, "rclone serve webdav");
+        self.child = Some(child);
+    }
+
+    /// Kills the server (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `webdav://127.0.0.1:PORT/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("webdav://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Webdav {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A 1-node Garage cluster with one bucket and one key.
+pub struct Garage {
+    child: Option<Child>,
+    bin: PathBuf,
+    config: PathBuf,
+    pub s3_port: u16,
+    rpc_port: u16,
+    pub bucket: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+impl Garage {
+    /// Starts a node in `dir`, lays out the cluster, creates `bucket` and a
+    /// key allowed on it.
+    pub fn start(dir: &Path, bucket: &str) -> Self {
+        let bin = find(
+            "LUMINA_TEST_GARAGE",
+            "garage",
+            &["/work/tools/garage/bin/garage"],
+            "Install it with `cargo install --locked garage --version 2.5.0 --root /work/tools/garage` (.ci/run does; it takes about 30 minutes).",
+        );
+        std::fs::create_dir_all(dir).expect("garage folder");
+        let s3_port = free_port();
+        let rpc_port = free_port();
+        let admin_port = free_port();
+        let config = dir.join("garage.toml");
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+            .collect();
+        std::fs::write(
+            &config,
+            format!(
+                r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3_port}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin_port}"
+"#,
+                meta = dir.join("meta").display(),
+                data = dir.join("data").display(),
+            ),
+        )
+        .expect("garage config");
+        let mut g = Garage {
+            child: None,
+            bin,
+            config,
+            s3_port,
+            rpc_port,
+            bucket: bucket.to_string(),
+            key_id: String::new(),
+            secret: String::new(),
+        };
+        g.restart();
+        let status = g.cli(&["status"]);
+        let node = status
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .find(|w| w.len() == 16 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap_or_else(|| panic!("no node id in `garage status`:\n{status}"))
+            .to_string();
+        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        g.cli(&["layout", "apply", "--version", "1"]);
+        g.cli(&["bucket", "create", bucket]);
+        let key = g.cli(&["key", "create", "lumina-test"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
+                })
+                .unwrap_or_else(|| panic!("no `{name}` in `garage key create`:\n{key}"))
+        };
+        g.key_id = field("Key ID");
+        g.secret = field("Secret key");
+        g.cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            bucket,
+            "--key",
+            "lumina-test",
+        ]);
+        g
+    }
+
+    /// Runs `garage -c CONFIG ARGS`, panicking on failure; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("running garage");
+        assert!(
+            out.status.success(),
+            "garage {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts the node (again) with the same configuration and data.
+    pub fn restart(&mut self) {
+        let mut child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&self.config)
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting garage server");
+        wait_for_port(self.rpc_port, &mut child, "garage");
+        wait_for_port(self.s3_port, &mut child, "garage");
+        self.child = Some(child);
+        // The node answers once its RPC is up.
+        let start = Instant::now();
+        loop {
+            let ok = Command::new(&self.bin)
+                .arg("-c")
+                .arg(&self.config)
+                .arg("status")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok || start.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Kills the node (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `s3://BUCKET/<prefix>`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
+    /// The environment a client needs.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret.clone()),
+            (
+                "AWS_ENDPOINT_URL".into(),
+                format!("http://127.0.0.1:{}", self.s3_port),
+            ),
+            ("AWS_REGION".into(), "garage".into()),
+        ]
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
