@@ -240,7 +240,7 @@ fn kept_copies_of_removed_databases_are_removed() {
 }
 
 /// No room for the kept copy: one line naming it, exit 1, nothing recorded,
-/// and the half-written copy removed (it would only take room).
+/// and the half-written copy (and its `.source` file) removed.
 #[test]
 fn a_full_disk_under_the_kept_copy_fails_cleanly() {
     let t = TestDir::new("kept-full");
@@ -273,11 +273,56 @@ fn a_full_disk_under_the_kept_copy_fails_cleanly() {
         "{}",
         r.stderr
     );
-    assert!(
-        left.iter()
-            .all(|p| p.extension().is_some_and(|e| e == "source")),
-        "{left:?}"
-    );
+    assert!(left.is_empty(), "{left:?}");
     let n = Lb::new(&t.path("kept"), t.root()).arg("snapshots").json();
     assert_eq!(n.as_array().map(Vec::len), Some(0));
+}
+
+/// A kept copy that cannot be used (a symbolic link planted in its place, a
+/// folder) is never written through: the snapshot stages a temporary copy,
+/// says so in a warning, and is exact. A cache folder others may enter gets
+/// no kept copy at all (its name can be worked out).
+#[test]
+fn an_unusable_kept_copy_is_not_written_through() {
+    let t = TestDir::new("kept-unusable");
+    let db = t.path("app.db");
+    create_lumina(&db, 100, 10);
+    exec(&db, "PRAGMA journal_mode = DELETE;");
+    lb(&t, "kept").arg("init").ok();
+    lb(&t, "kept").arg("snapshot").arg(&db).ok();
+    let copy = kept_copy(&t);
+
+    // A symbolic link to another file in its place.
+    let victim = t.path("victim.txt");
+    std::fs::write(&victim, b"not a database").expect("victim");
+    std::fs::remove_file(&copy).expect("rm");
+    std::os::unix::fs::symlink(&victim, &copy).expect("symlink");
+    touch_metadata_rows(&db, 5, 5);
+    let s = lb(&t, "kept").arg("snapshot").arg(&db).json();
+    assert_eq!(image_blake3(&s), image_digest(&db));
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"not a database");
+    let warned = s["warnings"].to_string();
+    assert!(warned.contains("kept copy"), "{s}");
+    assert!(staged(&t, "lumina-backup-capture-", "").is_empty());
+
+    // A folder in its place.
+    std::fs::remove_file(&copy).expect("rm link");
+    std::fs::create_dir(&copy).expect("mkdir");
+    touch_metadata_rows(&db, 5, 6);
+    let s = lb(&t, "kept").arg("snapshot").arg(&db).json();
+    assert_eq!(image_blake3(&s), image_digest(&db));
+    assert!(s["warnings"].to_string().contains("kept copy"), "{s}");
+    std::fs::remove_dir(&copy).expect("rmdir");
+
+    // A staging folder others may enter: a temporary copy, no kept one.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(staging(&t), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    touch_metadata_rows(&db, 5, 7);
+    let s = lb(&t, "kept").arg("snapshot").arg(&db).json();
+    assert_eq!(image_blake3(&s), image_digest(&db));
+    assert!(staged(&t, "lumina-backup-copy-", ".db").is_empty());
+    assert!(staged(&t, "lumina-backup-capture-", "").is_empty());
 }

@@ -74,7 +74,8 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
             tags: vec!["demo".into()],
             note: "first".into(),
             no_exports: false,
-            ..Default::default()
+            // The demo's database is removed afterwards: no kept copy.
+            temporary_copy: true,
         },
         &NoProgress,
     )?;
@@ -107,7 +108,8 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
             tags: vec!["demo".into()],
             note: "after edits".into(),
             no_exports: false,
-            ..Default::default()
+            // The demo's database is removed afterwards: no kept copy.
+            temporary_copy: true,
         },
         &NoProgress,
     )?;

@@ -583,6 +583,10 @@ impl Repository {
             }
         })?;
 
+        let mut extra = extra;
+        if let Some(note) = info.staging_note.clone() {
+            extra.warnings.push(note);
+        }
         let capture_route = info.capture_route.map(str::to_string);
         let sqlite = SqliteInfo {
             page_size: info.page_size,

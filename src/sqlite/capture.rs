@@ -75,6 +75,8 @@ pub struct ImageInfo {
     /// Bytes the capture wrote to its staged copy: the image's size for a
     /// temporary copy, the pages that changed for a kept one.
     pub staged_written: u64,
+    /// Why the capture could not use the database's kept copy, if it could not.
+    pub staging_note: Option<String>,
 }
 
 /// Longest wait for another process's lock while the database keeps changing
@@ -321,6 +323,7 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
         sqlite_version,
         capture_route: None,
         staged_written: 0,
+        staging_note: None,
     })
 }
 
@@ -348,16 +351,11 @@ pub fn capture_begun<T>(
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck, PreviousPages) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
+    let (dir, private) = super::staging::staging_dir();
+    // A kept copy has a name anyone can work out: only in the private folder.
+    let staging = if private { staging } else { Staging::Temporary };
     capture_at(
-        &super::staging::staging_dir(),
-        staging,
-        conn,
-        true,
-        path,
-        image_name,
-        sink,
-        tick,
-        body,
+        &dir, staging, conn, true, path, image_name, sink, tick, body,
     )
 }
 
@@ -409,9 +407,9 @@ pub(crate) fn capture_at<T>(
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck, PreviousPages) -> Result<T>,
 ) -> Result<(ImageInfo, T)> {
-    let mut staged = match staging {
+    let (mut staged, staging_note) = match staging {
         Staging::Kept => super::staging::StagedImage::kept(dir, path)?,
-        Staging::Temporary => super::staging::StagedImage::create(dir)?,
+        Staging::Temporary => (super::staging::StagedImage::create(dir)?, None),
     };
     let mut info = match copy_pages(conn, begun, path, &mut staged, tick) {
         Ok(info) => info,
@@ -423,6 +421,7 @@ pub(crate) fn capture_at<T>(
         }
     };
     info.staged_written = staged.rewritten();
+    info.staging_note = staging_note;
     let previous = staged.take_previous();
     // The source's lock is released: from here on the app commits freely.
     crate::testhook::point("capture-staged");

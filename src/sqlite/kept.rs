@@ -152,13 +152,7 @@ impl KeptCopy {
         // The lock is taken on the `.source` file, not on the copy: on Windows
         // a lock is mandatory, and SQLite reads the copy through its own handle.
         let named = dir.join(format!("{stem}.source"));
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .unix_mode(0o600)
-            .open(&named)
+        let lock = open_private(&named)
             .map_err(|e| Error::io("opening the kept copy's lock", &named, e))?;
         match lock.try_lock() {
             Ok(()) => {}
@@ -177,14 +171,7 @@ impl KeptCopy {
             let _ = crate::platform::write_all_at(&lock, source.as_os_str().as_encoded_bytes(), 0);
         }
         let path = dir.join(format!("{stem}.db"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .unix_mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io("opening the kept copy", &path, e))?;
+        let file = open_private(&path).map_err(|e| Error::io("opening the kept copy", &path, e))?;
         let len = file
             .metadata()
             .map_err(|e| Error::io("reading the kept copy", &path, e))?
@@ -274,9 +261,15 @@ impl KeptCopy {
     /// Removes the copy (after a failure to write it for want of space: what
     /// it holds would only take room; the next capture writes it whole).
     pub fn discard(self) {
-        let path = self.path.clone();
-        drop(self);
-        let _ = std::fs::remove_file(path);
+        let KeptCopy {
+            path, file, _lock, ..
+        } = self;
+        // The copy is removed while the lock is held (after its handle is
+        // closed: Windows cannot remove an open file), then the `.source`.
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        drop(_lock);
+        let _ = std::fs::remove_file(path.with_extension("source"));
     }
 
     /// Cuts the copy to `len` bytes (the image's size) when it is longer.
@@ -325,6 +318,39 @@ fn remove_orphans(dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Opens (creating it 0600 if missing) the regular file at `path` for reading
+/// and writing, refusing a symbolic link (never followed: the write would land
+/// elsewhere) and, on Unix, a file another user owns.
+fn open_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .unix_mode(0o600);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    #[cfg(unix)]
+    let mine = {
+        use std::os::unix::fs::MetadataExt;
+        meta.uid() == rustix::process::geteuid().as_raw()
+    };
+    #[cfg(not(unix))]
+    let mine = true;
+    if !meta.is_file() || !mine || std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(std::io::Error::other(
+            "not a regular file of this user's (a link, a folder or another user's file)",
+        ));
+    }
+    Ok(file)
 }
 
 /// Whether `file` is still the file at `path` (not removed or replaced since

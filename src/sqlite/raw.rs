@@ -64,6 +64,7 @@ pub fn capture_raw(path: &Path, image_name: &str, sink: &mut Sink<'_>) -> Result
         sqlite_version: rusqlite::version().to_string(),
         capture_route: Some("raw"),
         staged_written: 0,
+        staging_note: None,
     })
 }
 

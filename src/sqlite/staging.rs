@@ -37,8 +37,12 @@ pub(crate) const TEMP_PREFIX: &str = "lumina-backup-capture-";
 /// Bytes per [`Piece::Data`] when the staged image is sent on.
 const PIECE_BYTES: usize = 1 << 20;
 
-/// The folder staged images go to (created 0700 if missing).
-pub fn staging_dir() -> PathBuf {
+/// The folder staged images go to (created 0700 if missing), and whether it
+/// is the user's private cache folder: a real folder owned by this user that
+/// no one else may enter (Unix). When it cannot be made, the system temp folder,
+/// not private: only temporary copies (names no one can guess, created
+/// exclusively) go there, never a kept copy.
+pub fn staging_dir() -> (PathBuf, bool) {
     let wanted = cache_dir().map(|d| d.join("lumina-backup"));
     match wanted {
         Some(d)
@@ -48,9 +52,26 @@ pub fn staging_dir() -> PathBuf {
                 .create(&d)
                 .is_ok() =>
         {
-            d
+            let private = is_private_dir(&d);
+            (d, private)
         }
-        _ => std::env::temp_dir(),
+        _ => (std::env::temp_dir(), false),
+    }
+}
+
+/// Whether `dir` is a folder (not a symbolic link) owned by this process's
+/// user that no one else may read or enter.
+fn is_private_dir(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(dir).is_ok_and(|m| {
+            m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o077 == 0
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
     }
 }
 
@@ -112,15 +133,27 @@ impl StagedImage {
     }
 
     /// The kept copy of `source` (a canonical path) in `dir`, or a temporary
-    /// copy when another capture holds it.
-    pub fn kept(dir: &Path, source: &Path) -> Result<StagedImage> {
-        match KeptCopy::open(dir, source)? {
-            Some(kept) => Ok(StagedImage {
-                path: kept.path().to_path_buf(),
-                target: Target::Kept(kept),
-                written: 0,
-            }),
-            None => StagedImage::create(dir),
+    /// copy when another capture holds it or it cannot be used (the second
+    /// value then says why).
+    pub fn kept(dir: &Path, source: &Path) -> Result<(StagedImage, Option<String>)> {
+        match KeptCopy::open(dir, source) {
+            Ok(Some(kept)) => Ok((
+                StagedImage {
+                    path: kept.path().to_path_buf(),
+                    target: Target::Kept(kept),
+                    written: 0,
+                },
+                None,
+            )),
+            Ok(None) => Ok((StagedImage::create(dir)?, None)),
+            Err(e) => Ok((
+                StagedImage::create(dir)?,
+                Some(format!(
+                    "the kept copy of the database could not be used ({e}); the capture \
+                     wrote a temporary copy instead (remove that file, or its folder's \
+                     problem, to let the next snapshot make a new one)"
+                )),
+            )),
         }
     }
 
