@@ -24,6 +24,8 @@ pub const SNAPSHOTS: &str = "snapshots";
 pub const KEYS: &str = "keys";
 /// Folder of change summaries.
 pub const CHANGES: &str = "changes";
+/// Folder of chain events (annotations, deletions; store-format.md 4.10).
+pub const CHAIN: &str = "chain";
 /// Prefix of temporary files (a write in progress, or one a crash interrupted).
 pub const TEMP_PREFIX: &str = crate::fsutil::TEMP_PREFIX;
 
@@ -42,6 +44,7 @@ pub const ROOT_ENTRIES: &[(&str, bool)] = &[
     (SNAPSHOTS, true),
     (KEYS, true),
     (CHANGES, true),
+    (CHAIN, true),
 ];
 
 /// The folder of packs whose hex id starts with `prefix` (two hex digits).
@@ -73,6 +76,11 @@ pub fn key(id: &str) -> String {
 /// `changes/<64 hex>` (the change summary of a snapshot).
 pub fn changes(id: &SnapshotId) -> String {
     format!("{CHANGES}/{}", id.to_hex())
+}
+
+/// `chain/<64 hex>` (a chain event).
+pub fn chain_event(id: &SnapshotId) -> String {
+    format!("{CHAIN}/{}", id.to_hex())
 }
 
 /// The folder holding `path` (`""` for the root).

@@ -5,6 +5,7 @@
 //! encode/decode of every record. Knows nothing of where bytes live. Every decoder
 //! checks lengths before slicing and returns [`DecodeError`], never panics.
 
+pub mod chain;
 pub mod checksum;
 pub mod chunkloc;
 pub mod cipher;
@@ -14,6 +15,7 @@ mod golden;
 pub mod records;
 pub mod typed;
 
+pub use chain::{ChainEvent, ChainLink, EventKind, RemovedEntry};
 pub use checksum::{ChecksumKind, FileHasher};
 pub use chunkloc::ChunkLoc;
 pub use cipher::Cipher;
@@ -104,6 +106,8 @@ pub enum Kind {
     Status = 6,
     /// Rows changed by a snapshot against its parent (`changes/<id>`).
     Changes = 7,
+    /// A chain event: a tag/note annotation or a deletion (`chain/<id>`).
+    ChainEvent = 8,
 }
 
 impl Kind {
@@ -116,6 +120,7 @@ impl Kind {
             5 => Some(Kind::Retention),
             6 => Some(Kind::Status),
             7 => Some(Kind::Changes),
+            8 => Some(Kind::ChainEvent),
             _ => None,
         }
     }

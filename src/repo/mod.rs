@@ -5,7 +5,9 @@
 //! a time), removes temp files left by an interrupted write, and brings the index
 //! up to date with the files (the files are the truth; the index is a cache).
 
+mod chain;
 mod diff;
+mod drill;
 mod export_plan;
 mod export_render;
 mod export_write;
@@ -27,7 +29,9 @@ mod unchanged;
 mod verify;
 mod verify_checksum;
 
+pub use chain::ChainHead;
 pub use diff::DiffTarget;
+pub use drill::DrillReport;
 pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
 pub use forget::{refuse_dangers, ForgetReport};
 pub use inside::{refuse_inside_repository, repository_holding};
@@ -39,7 +43,7 @@ pub use status::{DatabaseStatus, Status};
 
 pub use restore::{Check, RestoreOptions, RestoreReport};
 pub use take::{ExportRows, SnapshotOptions, SnapshotSummary};
-pub use verify::{RebuildReport, VerifyReport};
+pub use verify::{RebuildReport, VerifyOptions, VerifyReport};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -426,6 +430,7 @@ impl Repository {
     fn cleanup_temp_files(&self) -> Result<()> {
         self.backend.remove_temp_files("")?;
         self.backend.remove_temp_files(layout::SNAPSHOTS)?;
+        self.backend.remove_temp_files(layout::CHAIN)?;
         for dir in self.backend.list(layout::PACKS)? {
             self.backend.remove_temp_files(&layout::pack_dir(&dir))?;
         }
@@ -604,6 +609,7 @@ impl Repository {
             let record = snapshot::decode_record_file(&id, &file, self.store.cipher())?;
             out.push(Snapshot { id, record });
         }
+        self.apply_annotations(&mut out)?;
         Ok(snapshot::order::order(out))
     }
 
