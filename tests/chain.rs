@@ -36,7 +36,9 @@ fn history(t: &TestDir, n: usize) -> (PathBuf, Vec<String>) {
     t.init();
     let db = t.path("app.db");
     make_db(&db, "v0");
-    let ids = (0..n).map(|i| snap(t, &db, &format!("v{}", i + 1))).collect();
+    let ids = (0..n)
+        .map(|i| snap(t, &db, &format!("v{}", i + 1)))
+        .collect();
     t.lb().args(["verify"]).ok();
     (db, ids)
 }
@@ -84,13 +86,22 @@ fn a_clean_history_verifies_and_shows_its_head() {
     let head = chain_head(&t);
     assert_eq!(head, ids[2], "the newest snapshot is the head");
     let status = t.lb().args(["status"]).ok().out();
-    assert!(status.contains(&format!("chain head: {}", &head[..16])), "{status}");
+    assert!(
+        status.contains(&format!("chain head: {}", &head[..16])),
+        "{status}"
+    );
     let r = t.lb().args(["verify", "--chain"]).ok().out();
-    assert!(r.contains("chain head: ") && r.contains("(3 records)"), "{r}");
+    assert!(
+        r.contains("chain head: ") && r.contains("(3 records)"),
+        "{r}"
+    );
     for (i, id) in ids.iter().enumerate() {
         let link = record(&t.repo(), id).chain.expect("linked");
         assert_eq!(link.n, i as u64 + 1);
-        assert_eq!(link.prev.map(|p| p.to_hex()), i.checked_sub(1).map(|j| ids[j].clone()));
+        assert_eq!(
+            link.prev.map(|p| p.to_hex()),
+            i.checked_sub(1).map(|j| ids[j].clone())
+        );
     }
 }
 
@@ -105,7 +116,16 @@ fn a_deleted_snapshot_file_is_named_and_prune_keeps_its_data() {
     problem_naming(&out, &ids[1], "#2");
     let r = t.lb().args(["prune"]).run();
     assert_ne!(r.code, Some(0), "prune must refuse");
-    assert!(r.stderr.contains("prune refused") && r.stderr.contains(&ids[1]), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("prune refused") && r.stderr.contains(&ids[1]),
+        "{}",
+        r.stderr
+    );
+    // `repair snapshots` records the loss; then the chain verifies and prune runs.
+    let out = t.lb().args(["repair", "snapshots"]).ok().out();
+    assert!(out.contains(&ids[1][..12]), "{out}");
+    t.lb().args(["verify"]).ok();
+    t.lb().args(["prune"]).ok();
 }
 
 #[test]
@@ -183,11 +203,14 @@ fn hand_made_records_are_named_in_an_encrypted_repository() {
     r.expect_code(3);
     let out = r.out();
     assert!(
-        out.lines().any(|l| l.starts_with("problem: ") && l.contains(&forged[..12])),
+        out.lines()
+            .any(|l| l.starts_with("problem: ") && l.contains(&forged[..12])),
         "{out}"
     );
     assert!(
-        out.lines().any(|l| l.starts_with("problem: chain") && l.contains(&event[..12]) && l.contains("forged")),
+        out.lines().any(|l| l.starts_with("problem: chain")
+            && l.contains(&event[..12])
+            && l.contains("forged")),
         "{out}"
     );
     // The forged snapshot is never listed.
@@ -210,7 +233,10 @@ fn a_rollback_is_caught_with_expect_head() {
     // The older copy put back: it does not hold the newer head.
     let out = verify_fails(&old, &["--expect-head", &after[..16]]);
     problem_naming(&out, &after[..16], "rolled back");
-    old.lb().args(["verify", "--expect-head", "xyz"]).run().expect_code(2);
+    old.lb()
+        .args(["verify", "--expect-head", "xyz"])
+        .run()
+        .expect_code(2);
 }
 
 #[test]
@@ -235,11 +261,20 @@ fn forged_snapshots_never_make_forget_remove_a_real_one() {
     let out = t.lb().args(["forget", "--keep-last", "3"]).ok().out();
     assert!(out.contains("not on the history chain"), "{out}");
     for id in &ids[1..] {
-        assert!(snapshot_file(&t.repo(), id).exists(), "real {id} removed:\n{out}");
+        assert!(
+            snapshot_file(&t.repo(), id).exists(),
+            "real {id} removed:\n{out}"
+        );
     }
-    assert!(!snapshot_file(&t.repo(), &ids[0]).exists(), "the oldest real one goes");
+    assert!(
+        !snapshot_file(&t.repo(), &ids[0]).exists(),
+        "the oldest real one goes"
+    );
     for id in &forged {
-        assert!(snapshot_file(&t.repo(), id).exists(), "forged ones are left for the user");
+        assert!(
+            snapshot_file(&t.repo(), id).exists(),
+            "forged ones are left for the user"
+        );
     }
     // The deletion is on the record: only the forgeries are problems.
     let out = verify_fails(&t, &["--chain"]);
@@ -267,7 +302,9 @@ fn tag_edits_keep_ids_and_the_chain() {
     let status = t.lb().args(["status"]).json();
     assert_eq!(status["chain_records"], 3);
     // keep-tag sees the annotation; a later snapshot links after it.
-    t.lb().args(["forget", "--keep-tag", "keep", "--allow-empty"]).ok();
+    t.lb()
+        .args(["forget", "--keep-tag", "keep", "--allow-empty"])
+        .ok();
     assert!(snapshot_file(&t.repo(), &ids[0]).exists());
     assert!(!snapshot_file(&t.repo(), &ids[1]).exists());
     snap(&t, &db, "after");
@@ -301,16 +338,20 @@ fn a_restore_drill_catches_what_only_integrity_check_sees() {
     t.lb().args(["verify"]).ok();
     let out = verify_fails(&t, &["--restore-test", &id[..12]]);
     assert!(
-        out.lines().any(|l| l.starts_with("problem: restore drill of snapshot")
-            && l.contains(&id[..12])
-            && l.contains("integrity_check")),
+        out.lines()
+            .any(|l| l.starts_with("problem: restore drill of snapshot")
+                && l.contains(&id[..12])
+                && l.contains("integrity_check")),
         "{out}"
     );
     // A sound database passes its drill (the default: the newest of each database).
     let good = TestDir::new("chain-drill-good");
     history(&good, 1);
     let out = good.lb().args(["verify", "--restore-test"]).ok().out();
-    assert!(out.contains("restore drill of snapshot") && out.contains("passed"), "{out}");
+    assert!(
+        out.contains("restore drill of snapshot") && out.contains("passed"),
+        "{out}"
+    );
 }
 
 fn fixture(version: u32, name: &str) -> PathBuf {
@@ -331,7 +372,9 @@ fn repositories_from_before_the_chain_still_work_and_start_one() {
             lb().args(["verify"]).ok();
             let status = lb().args(["status"]).json();
             assert!(status["chain_head"].is_null(), "{status}");
-            let old: Vec<String> = lb().args(["snapshots"]).json()
+            let old: Vec<String> = lb()
+                .args(["snapshots"])
+                .json()
                 .as_array()
                 .expect("list")
                 .iter()

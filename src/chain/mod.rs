@@ -143,7 +143,11 @@ impl std::fmt::Display for ChainProblem {
                 snapshot,
                 holder,
             } => {
-                let what = if *snapshot { "snapshot" } else { "chain record" };
+                let what = if *snapshot {
+                    "snapshot"
+                } else {
+                    "chain record"
+                };
                 write!(
                     f,
                     "chain: {what} {} is not in this repository's chain (it claims #{n}{}): \
@@ -319,7 +323,12 @@ pub fn verify(entries: &[Entry], unlinked: &[SnapshotId]) -> ChainReport {
             } else if let Some(link) = removed_links.get(&want) {
                 match link {
                     Some(l) => current = Some((want, l.clone())),
-                    None => r.problems.push(ChainProblem::Missing { id: want, n: p }),
+                    // Removed on the record with its link unknown (its file
+                    // was unreadable or already gone, `repair snapshots`):
+                    // not a problem; the walk goes on across the gap.
+                    None => {
+                        r.members.insert(want);
+                    }
                 }
             } else {
                 r.problems.push(ChainProblem::Missing { id: want, n: p });
@@ -428,7 +437,11 @@ pub fn verify(entries: &[Entry], unlinked: &[SnapshotId]) -> ChainReport {
             }
         }
         None => {
-            if !r.problems.iter().any(|p| matches!(p, ChainProblem::Missing { n: 1, .. })) {
+            if !r
+                .problems
+                .iter()
+                .any(|p| matches!(p, ChainProblem::Missing { n: 1, .. }))
+            {
                 r.problems.push(ChainProblem::NoBase);
             }
             for id in unlinked {
@@ -451,7 +464,11 @@ fn choose_head<'a>(
     let named: HashSet<SnapshotId> = entries
         .iter()
         .filter_map(|e| e.link.prev)
-        .chain(removed.values().filter_map(|l| l.as_ref().and_then(|l| l.prev)))
+        .chain(
+            removed
+                .values()
+                .filter_map(|l| l.as_ref().and_then(|l| l.prev)),
+        )
         .collect();
     let mut tips: Vec<&Entry> = entries.iter().filter(|e| !named.contains(&e.id)).collect();
     if tips.is_empty() {

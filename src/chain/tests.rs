@@ -60,6 +60,25 @@ fn a_deleted_snapshot_is_named() {
 }
 
 #[test]
+fn a_deletion_without_the_link_acknowledges_a_vanished_record() {
+    let mut c = chain(3);
+    c.remove(1);
+    c.push(Entry {
+        id: id(60),
+        link: link(4, Some(id(3))),
+        body: Body::Deletion {
+            removed: vec![RemovedEntry {
+                id: id(2),
+                chain: None,
+            }],
+        },
+    });
+    let r = verify(&c, &[]);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert!(r.trusted.contains(&id(1)) && !r.has_vanished());
+}
+
+#[test]
 fn a_recorded_deletion_is_not_a_problem() {
     let mut c = chain(3);
     c.remove(1);
@@ -86,7 +105,9 @@ fn an_inserted_record_is_named_and_not_trusted() {
     c.push(snap(77, 2, Some(1)));
     let r = verify(&c, &[]);
     assert!(
-        r.problems.iter().any(|p| matches!(p, ChainProblem::NotInChain { id: x, n: 2, .. } if *x == id(77))),
+        r.problems
+            .iter()
+            .any(|p| matches!(p, ChainProblem::NotInChain { id: x, n: 2, .. } if *x == id(77))),
         "{:?}",
         r.problems
     );
@@ -102,7 +123,9 @@ fn another_repositorys_record_in_its_place_is_named() {
     c.push(snap(88, 2, Some(87)));
     let r = verify(&c, &[]);
     assert_eq!(r.head, Some(Head { id: id(3), n: 3 }));
-    assert!(r.problems.contains(&ChainProblem::Missing { id: id(2), n: 2 }));
+    assert!(r
+        .problems
+        .contains(&ChainProblem::Missing { id: id(2), n: 2 }));
     assert!(r
         .problems
         .iter()
@@ -125,9 +148,10 @@ fn reordered_records_are_named() {
         parent: Some(id(2)),
     };
     let r = verify(&parent_first, &[]);
-    assert!(r
-        .problems
-        .contains(&ChainProblem::ParentAfter { id: id(1), parent: id(2) }));
+    assert!(r.problems.contains(&ChainProblem::ParentAfter {
+        id: id(1),
+        parent: id(2)
+    }));
 }
 
 #[test]
@@ -136,7 +160,9 @@ fn base_snapshots_are_checked() {
     c[0].link.base = Some(vec![id(100), id(101)]);
     let r = verify(&c, &[id(100), id(102)]);
     assert!(r.trusted.contains(&id(100)));
-    assert!(r.problems.contains(&ChainProblem::MissingBase { id: id(101) }));
+    assert!(r
+        .problems
+        .contains(&ChainProblem::MissingBase { id: id(101) }));
     assert!(r.problems.contains(&ChainProblem::Unlinked { id: id(102) }));
     assert!(!r.trusted.contains(&id(102)));
 }

@@ -172,7 +172,8 @@ impl Repository {
     fn append_event(&self, mut event: ChainEvent) -> Result<SnapshotId> {
         event.chain = self.next_chain_link()?;
         let (id, file) = encode_event(&event, self.store.cipher(), self.store.format());
-        self.backend.write_atomic(&layout::chain_event(&id), &file)?;
+        self.backend
+            .write_atomic(&layout::chain_event(&id), &file)?;
         Ok(id)
     }
 
@@ -183,6 +184,13 @@ impl Repository {
         if removed.is_empty() {
             return Ok(());
         }
+        let entries = self.deletion_entries(removed);
+        self.append_deletion(entries, policy)
+    }
+
+    /// What a deletion of `removed` records: each id with the link its
+    /// record carries (read now, while the files exist).
+    pub(crate) fn deletion_entries(&self, removed: &[SnapshotId]) -> Vec<format::RemovedEntry> {
         let mut entries = Vec::new();
         for id in removed {
             // An unreadable record (removed by `repair snapshots` for that
@@ -195,6 +203,15 @@ impl Repository {
                 .and_then(|h| h.chain);
             entries.push(format::RemovedEntry { id: *id, chain });
         }
+        entries
+    }
+
+    /// Appends a deletion of `entries` (see [`Self::deletion_entries`]).
+    pub(crate) fn append_deletion(
+        &self,
+        entries: Vec<format::RemovedEntry>,
+        policy: &str,
+    ) -> Result<()> {
         self.append_event(ChainEvent {
             chain: placeholder_link(),
             time_ns: now_ns(),

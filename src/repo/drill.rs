@@ -43,7 +43,10 @@ impl TempFile {
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let name = format!("lumina-backup-drill-{:016x}.db", rand::thread_rng().next_u64());
+        let name = format!(
+            "lumina-backup-drill-{:016x}.db",
+            rand::thread_rng().next_u64()
+        );
         let path = std::env::temp_dir().join(name);
         let file = opts
             .open(&path)
@@ -107,11 +110,13 @@ impl Repository {
             }
             Err(e) if e.kind() == crate::ErrorKind::Io => return Err(e),
             Err(e) => {
-                r.problems.push(format!("the image cannot be restored: {e}"));
+                r.problems
+                    .push(format!("the image cannot be restored: {e}"));
                 return Ok(r);
             }
         }
-        file.sync_all().map_err(|e| Error::io("syncing", &temp.0, e))?;
+        file.sync_all()
+            .map_err(|e| Error::io("syncing", &temp.0, e))?;
         drop(file);
         if snap.record.sqlite.journal_mode == "unknown" {
             r.checked.push(
@@ -159,15 +164,12 @@ impl Repository {
             i64::try_from(rec.page_count).unwrap_or(i64::MAX),
         );
         differs("user_version", pragma("user_version"), rec.user_version);
-        let manifest: Option<Manifest> = snap
-            .file("manifest.json")
-            .ok()
-            .and_then(|entry| {
-                let mut bytes = Vec::new();
-                self.read_file(entry, &mut bytes, &crate::progress::NoProgress)
-                    .ok()?;
-                serde_json::from_slice(&bytes).ok()
-            });
+        let manifest: Option<Manifest> = snap.file("manifest.json").ok().and_then(|entry| {
+            let mut bytes = Vec::new();
+            self.read_file(entry, &mut bytes, &crate::progress::NoProgress)
+                .ok()?;
+            serde_json::from_slice(&bytes).ok()
+        });
         let Some(m) = manifest else {
             r.problems
                 .push("its manifest.json cannot be read or parsed".into());

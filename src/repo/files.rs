@@ -97,7 +97,9 @@ pub(crate) fn foreign_entries(root: &Path) -> Vec<String> {
     listing(layout::CHANGES, &mut |name, is_dir| {
         !is_dir && is_hex(name, 64)
     });
-    listing(layout::CHAIN, &mut |name, is_dir| !is_dir && is_hex(name, 64));
+    listing(layout::CHAIN, &mut |name, is_dir| {
+        !is_dir && is_hex(name, 64)
+    });
     out
 }
 

@@ -155,7 +155,11 @@ impl Repository {
         let mut plan = retention::plan_named(&items, &named);
         plan.policy = format!(
             "forget {}",
-            named.iter().map(|id| id.short()).collect::<Vec<_>>().join(" ")
+            named
+                .iter()
+                .map(|id| id.short())
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         Ok(plan)
     }
@@ -223,12 +227,25 @@ impl Repository {
         } else {
             plan.policy.as_str()
         };
-        self.record_deletion(&removed, policy)?;
+        let entries = self.deletion_entries(&removed);
+        let deferred = match self.append_deletion(entries.clone(), policy) {
+            Ok(()) => None,
+            // A full disk (forget must work there, to make room): the
+            // record is written after the files are gone, which frees the
+            // blocks it needs. A crash in between shows the snapshots as
+            // missing (prune then keeps their data; `repair snapshots`
+            // records the loss): a false alarm, never a silent loss.
+            Err(e) if e.is_no_space() => Some(entries),
+            Err(e) => return Err(e),
+        };
         for id in &removed {
             self.backend.remove(&snapshot::snapshot_path(id))?;
             self.forget_changes(id)?;
         }
         self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
+        if let Some(entries) = deferred {
+            self.append_deletion(entries, policy)?;
+        }
         crate::testhook::point("forget-after-files");
         self.index.apply(&IndexUpdate {
             remove_snapshots: removed,

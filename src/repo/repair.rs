@@ -106,6 +106,28 @@ impl Repository {
         }
         let dropped: HashSet<ChunkId> = plan.drop_chunks.iter().copied().collect();
 
+        // Records the history chain misses (deleted without `forget`): their
+        // removal goes on the record, so the chain verifies again and prune
+        // may free what only they used.
+        for problem in self.chain_state()?.report.problems {
+            let (id, why) = match problem {
+                crate::chain::ChainProblem::Missing { id, n } => {
+                    (id, format!("record #{n} of the history chain"))
+                }
+                crate::chain::ChainProblem::MissingBase { id } => {
+                    (id, "a snapshot from before the history chain".to_string())
+                }
+                _ => continue,
+            };
+            plan.removed.push(RemovedSnapshot {
+                id: id.to_hex(),
+                time_ns: 0,
+                db: String::new(),
+                reason: format!(
+                    "its file vanished without `forget` ({why}); its removal is recorded"
+                ),
+            });
+        }
         let ids = self.snapshot_ids()?;
         progress.phase(&PhaseInfo::new(Phase::RepairSnapshots).total(Some(ids.len() as u64)));
         let mut reader = ChunkReader::new(&self.store, self.index.reader()?);

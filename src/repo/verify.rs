@@ -114,7 +114,11 @@ impl Repository {
     /// `chain_only`), the history chain (missing, replaced, reordered or
     /// inserted records, broken links, forged records, the expected head), and
     /// restore drills. Every finding is a [`Problem`].
-    pub fn verify_with(&self, opts: &VerifyOptions, progress: &dyn Progress) -> Result<VerifyReport> {
+    pub fn verify_with(
+        &self,
+        opts: &VerifyOptions,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport> {
         operation(progress, |p| {
             let mut r = if opts.chain_only {
                 VerifyReport::default()
@@ -136,12 +140,12 @@ impl Repository {
             r.chain_head = st.report.head.map(|h| super::ChainHead::new(h.id, h.n));
             if let Some(spec) = &opts.restore_test {
                 for drill in self.restore_drills(spec.as_deref(), p)? {
-                    r.problems.extend(
-                        drill
-                            .problems
-                            .iter()
-                            .map(|x| Problem::RestoreDrill(format!("restore drill of snapshot {}: {x}", drill.snapshot))),
-                    );
+                    r.problems.extend(drill.problems.iter().map(|x| {
+                        Problem::RestoreDrill(format!(
+                            "restore drill of snapshot {}: {x}",
+                            drill.snapshot
+                        ))
+                    }));
                     r.restore_tests.push(drill);
                 }
             }
