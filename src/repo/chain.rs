@@ -86,13 +86,16 @@ pub(crate) fn decode_event_file(
     Ok(event)
 }
 
+/// A chain event with its id.
+type IdEvent = (SnapshotId, ChainEvent);
+
 fn now_ns() -> i64 {
     i64::try_from(crate::testhook::now().unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
 impl Repository {
     /// Every chain event file that decodes, and a line for each that does not.
-    fn chain_events(&self) -> Result<(Vec<(SnapshotId, ChainEvent)>, Vec<String>)> {
+    fn chain_events(&self) -> Result<(Vec<IdEvent>, Vec<String>)> {
         let mut events = Vec::new();
         let mut unreadable = Vec::new();
         for name in self.backend.list(layout::CHAIN)? {
