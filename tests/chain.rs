@@ -396,3 +396,42 @@ fn repositories_from_before_the_chain_still_work_and_start_one() {
         }
     }
 }
+
+/// A writer killed around a chain record leaves a chain that verifies: before
+/// the record, nothing happened; after a deletion record and before the files
+/// are gone, the snapshots are still there and listed, and the next forget
+/// removes them. The chain never forks: the next snapshot links to the newest.
+#[test]
+fn a_writer_killed_around_a_chain_record_leaves_a_sound_chain() {
+    let t = TestDir::new("chain-crash");
+    let (db, ids) = history(&t, 3);
+    for point in ["before-chain-event", "forget-after-record"] {
+        let r = t
+            .lb()
+            .args(["forget", "--keep-last", "2"])
+            .crash_at(point)
+            .run();
+        assert_eq!(r.signal, Some(9), "{point}: {}", r.stderr);
+        assert!(snapshot_file(&t.repo(), &ids[0]).exists(), "{point}");
+        t.lb().args(["verify"]).ok();
+    }
+    t.lb().args(["forget", "--keep-last", "2"]).ok();
+    assert!(!snapshot_file(&t.repo(), &ids[0]).exists());
+    let r = t
+        .lb()
+        .args(["tag", &ids[1], "--add", "x"])
+        .crash_at("before-chain-event")
+        .run();
+    assert_eq!(r.signal, Some(9));
+    let r = t
+        .lb()
+        .arg("snapshot")
+        .arg(&db)
+        .crash_at("after-snapshot-file")
+        .run();
+    assert_eq!(r.signal, Some(9));
+    snap(&t, &db, "after the crashes");
+    t.lb().args(["verify"]).ok();
+    t.lb().args(["prune"]).ok();
+    t.lb().args(["verify", "--read-data"]).ok();
+}

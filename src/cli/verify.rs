@@ -83,23 +83,31 @@ pub(super) fn run(
             Some(h) => ctx.say(format!("chain head: {} ({} records)", h.short(), h.records)),
             None => ctx.say("chain head: none yet"),
         }
-        ctx.say(format!(
-            "{}: {} snapshots, {} chunks referenced ({} chunks stored{}), {} packs checked{}",
-            if report.ok { "ok" } else { "PROBLEMS FOUND" },
-            report.snapshots_checked,
-            report.chunks_referenced,
-            report.chunks_stored,
-            match report.chunks_missing {
-                0 => String::new(),
-                n => format!(", {n} missing"),
-            },
-            report.packs_checked,
-            if read_data {
-                format!(", {} read and re-hashed", bytes(report.bytes_read))
+        if chain {
+            ctx.say(if report.ok {
+                "ok: the history chain verifies"
             } else {
-                String::new()
-            }
-        ));
+                "PROBLEMS FOUND"
+            });
+        } else {
+            ctx.say(format!(
+                "{}: {} snapshots, {} chunks referenced ({} chunks stored{}), {} packs checked{}",
+                if report.ok { "ok" } else { "PROBLEMS FOUND" },
+                report.snapshots_checked,
+                report.chunks_referenced,
+                report.chunks_stored,
+                match report.chunks_missing {
+                    0 => String::new(),
+                    n => format!(", {n} missing"),
+                },
+                report.packs_checked,
+                if read_data {
+                    format!(", {} read and re-hashed", bytes(report.bytes_read))
+                } else {
+                    String::new()
+                }
+            ));
+        }
     }
     if !report.ok {
         if !ctx.global.json {

@@ -175,6 +175,7 @@ impl Repository {
     fn append_event(&self, mut event: ChainEvent) -> Result<SnapshotId> {
         event.chain = self.next_chain_link()?;
         let (id, file) = encode_event(&event, self.store.cipher(), self.store.format());
+        crate::testhook::point("before-chain-event");
         self.backend
             .write_atomic(&layout::chain_event(&id), &file)?;
         Ok(id)

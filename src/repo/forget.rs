@@ -238,6 +238,7 @@ impl Repository {
             Err(e) if e.is_no_space() => Some(entries),
             Err(e) => return Err(e),
         };
+        crate::testhook::point("forget-after-record");
         for id in &removed {
             self.backend.remove(&snapshot::snapshot_path(id))?;
             self.forget_changes(id)?;

@@ -267,6 +267,7 @@ impl Repository {
         plan.new_records = written;
         let mut remove: Vec<SnapshotId> = Vec::new();
         for id in gone {
+            self.backend.remove(&snapshot::snapshot_path(&id))?;
             // The change summary is a cache of the removed record.
             let _ = self.forget_changes(&id);
             remove.push(id);
