@@ -122,6 +122,17 @@ pub enum ChainProblem {
     },
 }
 
+impl ChainProblem {
+    /// Whether it means a record vanished without a deletion on the chain
+    /// (so `prune` must not free data it might have referenced).
+    pub fn vanished(&self) -> bool {
+        matches!(
+            self,
+            ChainProblem::Missing { .. } | ChainProblem::MissingBase { .. } | ChainProblem::NoBase
+        )
+    }
+}
+
 impl std::fmt::Display for ChainProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -216,19 +227,6 @@ pub struct ChainReport {
 }
 
 impl ChainReport {
-    /// Whether a problem means a snapshot vanished without a deletion record
-    /// (prune must not free its data).
-    pub fn has_vanished(&self) -> bool {
-        self.problems.iter().any(|p| {
-            matches!(
-                p,
-                ChainProblem::Missing { .. }
-                    | ChainProblem::MissingBase { .. }
-                    | ChainProblem::NoBase
-            )
-        })
-    }
-
     /// The link the next record gets: after the head, or the chain's first
     /// link over `unlinked` (the snapshot records present without one).
     pub fn next_link(&self, unlinked: &[SnapshotId]) -> ChainLink {

@@ -110,7 +110,8 @@ impl Repository {
         for s in self.list()? {
             if !trusted.contains(&s.id) {
                 unverified.push(format!(
-                    "snapshot {} of {} is not on the history chain (inserted or forged):                      not counted and not removed; run `verify`",
+                    "snapshot {} of {} is not on the history chain (inserted or forged): \
+                     not counted and not removed; run `verify`",
                     s.id.short(),
                     s.record.source
                 ));

@@ -351,17 +351,10 @@ impl Repository {
         // on the history chain): one whose file vanished otherwise may be
         // recoverable from a copy, and its chunks are kept.
         let chain = self.chain_state()?.report;
-        if let Some(p) = chain.problems.iter().find(|p| {
-            chain.has_vanished()
-                && matches!(
-                    p,
-                    crate::chain::ChainProblem::Missing { .. }
-                        | crate::chain::ChainProblem::MissingBase { .. }
-                        | crate::chain::ChainProblem::NoBase
-                )
-        }) {
+        if let Some(p) = chain.problems.iter().find(|p| p.vanished()) {
             return Err(Error::refused(format!(
-                "prune refused: {p}; its data may be all that is left of it                  (put the file back from a copy, or run `verify`)"
+                "prune refused: {p}; its data may be all that is left of it (put the file \
+                 back from a copy; if it cannot come back, `repair snapshots` records the loss)"
             )));
         }
         let mut snaps = Vec::new();
