@@ -27,6 +27,8 @@ pub const KEYS: &str = "keys";
 pub const LOCKS: &str = "locks";
 /// Folder of change summaries.
 pub const CHANGES: &str = "changes";
+/// Folder of chain events (annotations, deletions; store-format.md 4.10).
+pub const CHAIN: &str = "chain";
 /// Prefix of temporary files (a write in progress, or one a crash interrupted).
 pub const TEMP_PREFIX: &str = crate::fsutil::TEMP_PREFIX;
 
@@ -46,6 +48,7 @@ pub const ROOT_ENTRIES: &[(&str, bool)] = &[
     (KEYS, true),
     (CHANGES, true),
     (LOCKS, true),
+    (CHAIN, true),
 ];
 
 /// The folder of packs whose hex id starts with `prefix` (two hex digits).
@@ -77,6 +80,11 @@ pub fn key(id: &str) -> String {
 /// `changes/<64 hex>` (the change summary of a snapshot).
 pub fn changes(id: &SnapshotId) -> String {
     format!("{CHANGES}/{}", id.to_hex())
+}
+
+/// `chain/<64 hex>` (a chain event).
+pub fn chain_event(id: &SnapshotId) -> String {
+    format!("{CHAIN}/{}", id.to_hex())
 }
 
 /// The folder holding `path` (`""` for the root).

@@ -113,6 +113,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod chain;
 mod chunker;
 mod compress;
 mod crypto;
@@ -153,7 +154,7 @@ pub use repo::{
 };
 
 // Snapshots: take one (options and summary), list and choose them.
-pub use format::{FileEntry, FileKind, SnapshotRecord, SourceState, SqliteInfo};
+pub use format::{ChainLink, FileEntry, FileKind, SnapshotRecord, SourceState, SqliteInfo};
 pub use id::{ChunkId, PackId, SnapshotId};
 pub use repo::{ExportRows, SnapshotOptions, SnapshotSummary};
 pub use snapshot::order::clock_went_back;
@@ -168,8 +169,8 @@ pub use repo::DiffTarget;
 
 // Verify and repair.
 pub use repo::{
-    Damage, Problem, RebuildReport, RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot,
-    VerifyReport,
+    ChainHead, Damage, DrillReport, Problem, RebuildReport, RemovedSnapshot, SnapshotRepairPlan,
+    TrimmedSnapshot, VerifyOptions, VerifyReport,
 };
 
 // Retention: the pure keep/forget policy, its settings, forget and prune.
@@ -224,8 +225,8 @@ pub mod __internals {
     /// The on-disk records and their decoders.
     pub mod format {
         pub use crate::format::{
-            decode, decode_tree_node, open_file, Cipher, Config, ExportMap, KeyFile, Kind,
-            PackDescription, SnapshotRecord,
+            decode, decode_tree_node, encode_named, open_file, seal_file, ChainEvent, Cipher,
+            Config, ExportMap, FormatVersion, KeyFile, Kind, PackDescription, SnapshotRecord,
         };
     }
 }

@@ -432,6 +432,15 @@ pub struct Plan {
     /// a plan unless told explicitly (`--allow-empty`).
     #[serde(default)]
     pub dangers: Vec<String>,
+    /// The rules applied, as the deletion record on the history chain states
+    /// them (`keep-last 3`, `forget 3fa9c1…`).
+    #[serde(default)]
+    pub policy: String,
+    /// Snapshots left out of the plan because their records do not verify
+    /// (off the history chain: inserted, forged or replaced), one line each.
+    /// They are neither counted nor removed.
+    #[serde(default)]
+    pub unverified: Vec<String>,
 }
 
 impl Plan {
@@ -648,7 +657,11 @@ fn finish(mut decisions: Vec<(u64, Decision)>, newest_tz: Option<&TimeZone>) -> 
             ));
         }
     }
-    Plan { decisions, dangers }
+    Plan {
+        decisions,
+        dangers,
+        ..Plan::default()
+    }
 }
 
 #[cfg(test)]

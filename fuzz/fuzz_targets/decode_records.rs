@@ -1,12 +1,12 @@
 //! Every on-disk decoder returns an error or a value for any bytes, never panics:
 //! envelope files (plain and sealed), packs (header, trailer, description), chunk
-//! locations, tree nodes, snapshot records, key files, the config and export maps. (The same property runs under proptest in
+//! locations, tree nodes, snapshot records, chain events, key files, the config and export maps. (The same property runs under proptest in
 //! the unit tests on stable.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use lumina_backup::__internals::format::{
-    self, Cipher, Config, ExportMap, KeyFile, Kind, PackDescription, SnapshotRecord,
+    self, ChainEvent, Cipher, Config, ExportMap, KeyFile, Kind, PackDescription, SnapshotRecord,
 };
 use lumina_backup::__internals::{pack, MasterKey};
 
@@ -26,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = format::decode_tree_node(data);
     if let Ok(r) = format::decode::<SnapshotRecord>(data) {
         let _ = r.validate();
+    }
+    let _ = format::open_file(data, Kind::ChainEvent);
+    if let Ok(e) = format::decode::<ChainEvent>(data) {
+        let _ = e.validate();
     }
     if let Ok(c) = format::decode::<Config>(data) {
         let _ = c.validate();

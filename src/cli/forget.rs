@@ -178,6 +178,9 @@ pub(super) fn run(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
             }
         }
     }
+    for u in &plan.unverified {
+        ctx.say(format!("warning: {}", super::output::clean(u)));
+    }
     let kept = plan.kept().count();
     let removed = plan.removed().count();
     ctx.say(format!("kept {kept} snapshots, {verb} {removed}"));
@@ -211,5 +214,5 @@ fn forget_json(plan: &Plan, dry_run: bool, pruned: Option<&PruneReport>) -> Valu
         .removed()
         .map(|d| json!({"id": d.id.to_hex(), "time": rfc3339(d.time_ns), "db": d.group}))
         .collect();
-    json!({"dry_run": dry_run, "kept": kept, "removed": removed, "pruned": pruned, "dangers": plan.dangers})
+    json!({"dry_run": dry_run, "kept": kept, "removed": removed, "pruned": pruned, "dangers": plan.dangers, "unverified": plan.unverified})
 }

@@ -30,6 +30,15 @@ pub(super) fn run(ctx: &Ctx) -> Result<(), Error> {
                 local_time(d.latest_time_ns, &ctx.tz)
             ));
         }
+        match &st.chain_head {
+            Some(h) => ctx.say(format!(
+                "chain head: {} ({} records; keep it elsewhere and check later with `verify --expect-head {}`)",
+                h.get(..16).unwrap_or(h),
+                st.chain_records,
+                h.get(..16).unwrap_or(h)
+            )),
+            None => ctx.say("chain head: none yet (the next snapshot starts the history chain)"),
+        }
         match &st.last_failure {
             Some(f) => ctx.say(format!(
                 "last failure: {} {} at {}: {}",

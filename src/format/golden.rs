@@ -253,6 +253,7 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
         warnings: vec![],
         seq: Some(2),
         source_state: None,
+        chain: None,
     };
     let (snap_id, snap_file) =
         crate::snapshot::encode_record(&record, &Cipher::Plain, FormatVersion::NEWEST);

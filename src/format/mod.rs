@@ -5,6 +5,7 @@
 //! encode/decode of every record. Knows nothing of where bytes live. Every decoder
 //! checks lengths before slicing and returns [`DecodeError`], never panics.
 
+pub mod chain;
 pub mod checksum;
 pub mod chunkloc;
 pub mod cipher;
@@ -14,6 +15,7 @@ mod golden;
 pub mod records;
 pub mod typed;
 
+pub use chain::{ChainEvent, ChainLink, EventKind, RemovedEntry};
 pub use checksum::{ChecksumKind, FileHasher};
 pub use chunkloc::ChunkLoc;
 pub use cipher::Cipher;
@@ -106,6 +108,8 @@ pub enum Kind {
     Changes = 7,
     /// A lock object of a remote repository (`locks/<id>`).
     Lock = 8,
+    /// A chain event: a tag/note annotation or a deletion (`chain/<id>`).
+    ChainEvent = 9,
 }
 
 impl Kind {
@@ -119,6 +123,7 @@ impl Kind {
             6 => Some(Kind::Status),
             7 => Some(Kind::Changes),
             8 => Some(Kind::Lock),
+            9 => Some(Kind::ChainEvent),
             _ => None,
         }
     }

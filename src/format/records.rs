@@ -146,6 +146,10 @@ pub struct SnapshotRecord {
     /// older records and when the state could not be read exactly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_state: Option<SourceState>,
+    /// Its link in the repository's history chain (store-format.md 4.10);
+    /// absent in records written before the chain began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<super::ChainLink>,
 }
 
 /// The source database's state as seen before a capture (`sqlite::unchanged`):
@@ -204,6 +208,9 @@ impl SnapshotRecord {
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.files.is_empty() {
             return Err(DecodeError::Invalid("snapshot lists no files".into()));
+        }
+        if let Some(link) = &self.chain {
+            link.validate()?;
         }
         let sum = self.user_bytes();
         if sum != self.total_bytes {
@@ -450,6 +457,7 @@ mod tests {
             warnings: vec![],
             seq: None,
             source_state: None,
+            chain: None,
         }
     }
 

@@ -153,6 +153,9 @@ pub(crate) fn foreign_entries(root: Files<'_>) -> Vec<String> {
     listing(layout::LOCKS, &mut |name, is_dir| {
         file(is_dir) && is_hex(name, 32)
     });
+    listing(layout::CHAIN, &mut |name, is_dir| {
+        file(is_dir) && is_hex(name, 64)
+    });
     out
 }
 

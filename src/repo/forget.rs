@@ -82,33 +82,50 @@ impl Repository {
             }
         };
         let db = db.map(super::source_key);
-        let items: Vec<Item> = self
-            .items()?
+        let (items, unverified) = self.items()?;
+        let items: Vec<Item> = items
             .into_iter()
             .filter(|it| db.as_ref().is_none_or(|d| &it.group == d))
             .collect();
-        retention::plan(&items, policy, now_ns, tz).map_err(|e| match e {
+        let mut plan = retention::plan(&items, policy, now_ns, tz).map_err(|e| match e {
             retention::PolicyError::Empty => {
                 Error::invalid_input(e.to_string()).with_remedy(crate::error::Remedy::GiveRules)
             }
             e => Error::invalid_input(e.to_string()),
-        })
+        })?;
+        plan.policy = policy.describe();
+        plan.unverified = unverified;
+        Ok(plan)
     }
 
-    /// Every snapshot as the retention policy sees it, with its place in history.
-    fn items(&self) -> Result<Vec<Item>> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| Item {
+    /// Every snapshot whose record verifies (store-format.md 4.10: on the
+    /// history chain, or among the snapshots it began with) as the retention
+    /// policy sees it, with its place in history; and a line for each other
+    /// snapshot. A forged or inserted snapshot is never counted, so it cannot
+    /// make a real one eligible for removal, and is never removed by a policy.
+    fn items(&self) -> Result<(Vec<Item>, Vec<String>)> {
+        let trusted = self.chain_state()?.report.trusted;
+        let mut items = Vec::new();
+        let mut unverified = Vec::new();
+        for s in self.list()? {
+            if !trusted.contains(&s.id) {
+                unverified.push(format!(
+                    "snapshot {} of {} is not on the history chain (inserted or forged): \
+                     not counted and not removed; run `verify`",
+                    s.id.short(),
+                    s.record.source
+                ));
+                continue;
+            }
+            items.push(Item {
                 id: s.id,
                 time_ns: s.record.time_ns,
                 group: s.record.source,
                 tags: s.record.tags,
-                order: i as u64,
-            })
-            .collect())
+                order: items.len() as u64,
+            });
+        }
+        Ok((items, unverified))
     }
 
     /// Plans forgetting the snapshots `specs` name (ids, unique prefixes, or
@@ -122,7 +139,30 @@ impl Repository {
                 named.push(id);
             }
         }
-        Ok(retention::plan_named(&self.items()?, &named))
+        let mut items = self.items()?.0;
+        // A snapshot named by the user is removed even when it does not
+        // verify (removing a forged one is how the user gets rid of it).
+        for s in self.list()? {
+            if named.contains(&s.id) && !items.iter().any(|it| it.id == s.id) {
+                items.push(Item {
+                    id: s.id,
+                    time_ns: s.record.time_ns,
+                    group: s.record.source,
+                    tags: s.record.tags,
+                    order: items.len() as u64,
+                });
+            }
+        }
+        let mut plan = retention::plan_named(&items, &named);
+        plan.policy = format!(
+            "forget {}",
+            named
+                .iter()
+                .map(|id| id.short())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        Ok(plan)
     }
 
     /// Plans and (unless `dry_run`) applies a forget, then prunes with
@@ -181,11 +221,33 @@ impl Repository {
         if removed.is_empty() {
             return Ok(());
         }
+        // The deletion goes on the chain first: a crash before the files are
+        // gone leaves them listed, never missing without a record.
+        let policy = if plan.policy.is_empty() {
+            "forget"
+        } else {
+            plan.policy.as_str()
+        };
+        let entries = self.deletion_entries(&removed);
+        let deferred = match self.append_deletion(entries.clone(), policy) {
+            Ok(()) => None,
+            // A full disk (forget must work there, to make room): the
+            // record is written after the files are gone, which frees the
+            // blocks it needs. A crash in between shows the snapshots as
+            // missing (prune then keeps their data; `repair snapshots`
+            // records the loss): a false alarm, never a silent loss.
+            Err(e) if e.is_no_space() => Some(entries),
+            Err(e) => return Err(e),
+        };
+        crate::testhook::point("forget-after-record");
         for id in &removed {
             self.backend.remove(&snapshot::snapshot_path(id))?;
             self.forget_changes(id)?;
         }
         self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
+        if let Some(entries) = deferred {
+            self.append_deletion(entries, policy)?;
+        }
         crate::testhook::point("forget-after-files");
         self.index.apply(&IndexUpdate {
             remove_snapshots: removed,

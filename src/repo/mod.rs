@@ -6,7 +6,9 @@
 //! up to date with the files (the files are the truth; the index is a cache).
 
 pub mod cache;
+mod chain;
 mod diff;
+mod drill;
 mod export_plan;
 mod export_render;
 mod export_write;
@@ -28,7 +30,9 @@ mod unchanged;
 mod verify;
 mod verify_checksum;
 
+pub use chain::ChainHead;
 pub use diff::DiffTarget;
+pub use drill::DrillReport;
 pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
 pub use forget::{refuse_dangers, ForgetReport};
 pub use inside::{refuse_inside_repository, repository_holding};
@@ -40,7 +44,7 @@ pub use status::{DatabaseStatus, Status};
 
 pub use restore::{Check, RestoreOptions, RestoreReport};
 pub use take::{ExportRows, SnapshotOptions, SnapshotSummary};
-pub use verify::{RebuildReport, VerifyReport};
+pub use verify::{RebuildReport, VerifyOptions, VerifyReport};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -611,6 +615,7 @@ impl Repository {
         }
         self.backend.remove_temp_files("")?;
         self.backend.remove_temp_files(layout::SNAPSHOTS)?;
+        self.backend.remove_temp_files(layout::CHAIN)?;
         for dir in self.backend.list(layout::PACKS)? {
             self.backend.remove_temp_files(&layout::pack_dir(&dir))?;
         }
@@ -825,6 +830,7 @@ impl Repository {
             let record = snapshot::decode_record_file(&id, &file, self.store.cipher())?;
             out.push(Snapshot { id, record });
         }
+        self.apply_annotations(&mut out)?;
         Ok(snapshot::order::order(out))
     }
 

@@ -123,6 +123,15 @@ pub enum Problem {
         /// The checksum the record holds (hex).
         expected: String,
     },
+    /// The history chain (store-format.md 4.10) shows a snapshot missing,
+    /// replaced, reordered or inserted, a broken link or a forged record, or
+    /// does not hold the head given to `--expect-head`. The text names the
+    /// record.
+    Chain(String),
+    /// A restore drill (`verify --restore-test`) failed: the restored image
+    /// fails SQLite's checks or disagrees with its manifest. The text names
+    /// the snapshot.
+    RestoreDrill(String),
 }
 
 impl Problem {
@@ -163,7 +172,9 @@ impl Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::RepositoryFile(text) => f.write_str(text),
+            Problem::RepositoryFile(text) | Problem::Chain(text) | Problem::RestoreDrill(text) => {
+                f.write_str(text)
+            }
             Problem::PackMissing { pack } => write!(f, "pack {} is missing", pack.to_hex()),
             Problem::PackSize {
                 pack,

@@ -347,6 +347,16 @@ impl Repository {
                 "the largest unused share {max_unused}: give a percentage from 0 to 100"
             )));
         }
+        // Data is freed only of snapshots removed on the record (a deletion
+        // on the history chain): one whose file vanished otherwise may be
+        // recoverable from a copy, and its chunks are kept.
+        let chain = self.chain_state()?.report;
+        if let Some(p) = chain.problems.iter().find(|p| p.vanished()) {
+            return Err(Error::refused(format!(
+                "prune refused: {p}; its data may be all that is left of it (put the file \
+                 back from a copy; if it cannot come back, `repair snapshots` records the loss)"
+            )));
+        }
         let mut snaps = Vec::new();
         for id in self.snapshot_ids()? {
             let record = self.read_record(&id).map_err(|e| match e {

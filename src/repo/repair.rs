@@ -106,6 +106,28 @@ impl Repository {
         }
         let dropped: HashSet<ChunkId> = plan.drop_chunks.iter().copied().collect();
 
+        // Records the history chain misses (deleted without `forget`): their
+        // removal goes on the record, so the chain verifies again and prune
+        // may free what only they used.
+        for problem in self.chain_state()?.report.problems {
+            let (id, why) = match problem {
+                crate::chain::ChainProblem::Missing { id, n } => {
+                    (id, format!("record #{n} of the history chain"))
+                }
+                crate::chain::ChainProblem::MissingBase { id } => {
+                    (id, "a snapshot from before the history chain".to_string())
+                }
+                _ => continue,
+            };
+            plan.removed.push(RemovedSnapshot {
+                id: id.to_hex(),
+                time_ns: 0,
+                db: String::new(),
+                reason: format!(
+                    "its file vanished without `forget` ({why}); its removal is recorded"
+                ),
+            });
+        }
         let ids = self.snapshot_ids()?;
         progress.phase(&PhaseInfo::new(Phase::RepairSnapshots).total(Some(ids.len() as u64)));
         let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
@@ -212,20 +234,39 @@ impl Repository {
     }
 
     /// Carries out a plan of [`Repository::repair_snapshots_plan`] (made on this
-    /// open repository, whose lock is held throughout).
-    pub fn repair_snapshots_apply(&mut self, plan: &SnapshotRepairPlan) -> Result<()> {
-        for (id, bytes) in &plan.new_records {
-            self.backend
-                .write_atomic(&snapshot::snapshot_path(id), bytes)?;
-        }
-        let mut remove: Vec<SnapshotId> = Vec::new();
-        for hex in plan
+    /// open repository, whose lock is held throughout). The removals go on the
+    /// history chain as one deletion, then each trimmed record is linked
+    /// after it (so its id, set in `plan.trimmed`, is known only now).
+    pub fn repair_snapshots_apply(&mut self, plan: &mut SnapshotRepairPlan) -> Result<()> {
+        let gone: Vec<SnapshotId> = plan
             .removed
             .iter()
             .map(|r| &r.id)
             .chain(plan.trimmed.iter().map(|t| &t.old_id))
-        {
-            let id = SnapshotId::from_hex(hex).expect("ids in the plan are hex");
+            .map(|hex| SnapshotId::from_hex(hex).expect("ids in the plan are hex"))
+            .collect();
+        self.record_deletion(&gone, "repair snapshots")?;
+        let mut written = Vec::new();
+        for (i, (planned, bytes)) in plan.new_records.iter().enumerate() {
+            let mut record = snapshot::decode_record_file(planned, bytes, self.store.cipher())?;
+            record.chain = Some(self.next_chain_link()?);
+            let (id, file) =
+                snapshot::encode_record(&record, self.store.cipher(), self.store.format());
+            self.backend
+                .write_atomic(&snapshot::snapshot_path(&id), &file)?;
+            if let Some(t) = plan.trimmed.get_mut(i) {
+                t.new_id = id.to_hex();
+            }
+            // Indexed at once: the next link is computed from the index.
+            self.index.apply(&IndexUpdate {
+                snapshots: vec![(id, file.clone())],
+                ..Default::default()
+            })?;
+            written.push((id, file));
+        }
+        plan.new_records = written;
+        let mut remove: Vec<SnapshotId> = Vec::new();
+        for id in gone {
             self.backend.remove(&snapshot::snapshot_path(&id))?;
             // The change summary is a cache of the removed record.
             let _ = self.forget_changes(&id);
@@ -233,7 +274,6 @@ impl Repository {
         }
         self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
         self.index.apply(&IndexUpdate {
-            snapshots: plan.new_records.clone(),
             remove_snapshots: remove,
             remove_chunks: plan.drop_chunks.clone(),
             remove_packs: plan.drop_packs.clone(),
@@ -254,7 +294,7 @@ impl Repository {
             let mut plan = self.repair_snapshots_plan(p)?;
             plan.dry_run = dry_run;
             if !dry_run {
-                self.repair_snapshots_apply(&plan)?;
+                self.repair_snapshots_apply(&mut plan)?;
             }
             Ok(plan)
         })

@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::Repository;
 use crate::error::{ErrorKind, Result};
 use crate::format::StatusRecord;
-use crate::index::IndexUpdate;
 use crate::snapshot::{self, Snapshot};
 use crate::store::files;
 
@@ -67,6 +66,11 @@ pub struct Status {
     pub chunks: u64,
     /// Pack files indexed.
     pub packs: u64,
+    /// The history chain's newest record (full hex id; none before the chain
+    /// began): a witness to keep elsewhere and give to `verify --expect-head`.
+    pub chain_head: Option<String>,
+    /// The chain's length (the head's position; 0 without a chain).
+    pub chain_records: u64,
 }
 
 impl Repository {
@@ -74,6 +78,7 @@ impl Repository {
     /// `prune --dry-run` does) to tell referenced from unreferenced data.
     pub fn status(&self) -> Result<Status> {
         let list = self.list()?;
+        let head = self.chain_head()?;
         let mut per: BTreeMap<String, DatabaseStatus> = BTreeMap::new();
         for s in &list {
             let e = per
@@ -137,6 +142,8 @@ impl Repository {
             chunks_referenced: plan.as_ref().map(|p| p.chunks_referenced),
             chunks: chunks_stored,
             packs: packs.len() as u64,
+            chain_head: head.as_ref().map(|h| h.id.clone()),
+            chain_records: head.map_or(0, |h| h.records),
         })
     }
 
@@ -163,9 +170,10 @@ impl Repository {
         )
     }
 
-    /// Changes the tags and note of a snapshot. Records are content-addressed, so
-    /// this writes a new record (a new id) with the same files and removes the old
-    /// one; no data is rewritten. Returns the new snapshot.
+    /// Changes the tags and note of a snapshot: an annotation on the history
+    /// chain (store-format.md 4.10) records the new tags and note; the
+    /// snapshot's record, and so its id, is unchanged. Returns the snapshot as
+    /// listed afterwards.
     pub fn edit_snapshot(
         &mut self,
         spec: &str,
@@ -190,17 +198,8 @@ impl Repository {
         if record == old.record {
             return Ok(old);
         }
-        let (id, file) = snapshot::encode_record(&record, self.store.cipher(), self.store.format());
-        self.backend
-            .write_atomic(&snapshot::snapshot_path(&id), &file)?;
-        self.index.apply(&IndexUpdate {
-            snapshots: vec![(id, file)],
-            remove_snapshots: vec![old.id],
-            ..Default::default()
-        })?;
-        self.backend.remove(&snapshot::snapshot_path(&old.id))?;
-        self.backend.sync_dir(crate::layout::SNAPSHOTS)?;
-        Ok(Snapshot { id, record })
+        self.record_annotation(&old.id, &record.tags, &record.note)?;
+        Ok(Snapshot { id: old.id, record })
     }
 }
 

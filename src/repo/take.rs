@@ -631,7 +631,7 @@ impl Repository {
         )?);
 
         let added = session.finish()?;
-        let record = SnapshotRecord {
+        let mut record = SnapshotRecord {
             time_ns: i64::try_from(now.unix_timestamp_nanos())
                 .map_err(|_| Error::internal("the clock is out of range"))?,
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -650,9 +650,10 @@ impl Repository {
             warnings: extra.warnings,
             seq: Some(seq),
             source_state,
+            chain: None,
         };
         let new_chunks = added.chunks_added;
-        let id = self.commit_snapshot(&record, added, record_id)?;
+        let id = self.commit_snapshot(&mut record, added, record_id)?;
         drop(reader);
         if new_chunks >= COMPACT_AFTER_CHUNKS {
             // The snapshot is committed: compaction only returns space, so a
@@ -678,13 +679,15 @@ impl Repository {
     /// The commit point of a snapshot (store-format.md 6.3, steps 2 and 3):
     /// writes `record`'s file, then indexes the session's packs and chunks with
     /// the snapshot in one transaction, committed last. `record_id` is set before
-    /// the file is written, so a failure's cleanup knows what to remove.
+    /// the file is written, so a failure's cleanup knows what to remove. The
+    /// record is linked after the chain's head first (store-format.md 4.10).
     pub(super) fn commit_snapshot(
         &self,
-        record: &SnapshotRecord,
+        record: &mut SnapshotRecord,
         added: Added,
         record_id: &Cell<Option<SnapshotId>>,
     ) -> Result<SnapshotId> {
+        record.chain = Some(self.next_chain_link()?);
         let (id, file) = snapshot::encode_record(record, self.store.cipher(), self.store.format());
         record_id.set(Some(id));
         self.backend

@@ -102,7 +102,7 @@ impl Repository {
         let added = session.finish()?;
         Repository::check_cancel(progress)?;
         let pr = &parent.record;
-        let record = SnapshotRecord {
+        let mut record = SnapshotRecord {
             time_ns: i64::try_from(new.now.unix_timestamp_nanos())
                 .map_err(|_| Error::internal("the clock is out of range"))?,
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -121,9 +121,10 @@ impl Repository {
             warnings: pr.warnings.clone(),
             seq: Some(new.seq),
             source_state: Some(new.state),
+            chain: None,
         };
         let new_chunks = added.chunks_added;
-        let id = self.commit_snapshot(&record, added, record_id)?;
+        let id = self.commit_snapshot(&mut record, added, record_id)?;
         drop(reader);
         // As after a capture: compact when redb's copy-on-write commits have
         // grown the file well past its last compaction (the snapshot stands

@@ -46,6 +46,38 @@ pub struct VerifyReport {
     pub packs_checked: u64,
     /// Bytes read and re-hashed (read-data).
     pub bytes_read: u64,
+    /// The history chain's newest record (none before the chain began).
+    pub chain_head: Option<super::ChainHead>,
+    /// The restore drills run (`--restore-test`).
+    pub restore_tests: Vec<super::DrillReport>,
+}
+
+/// What `verify` checks besides the repository's structure (which it always
+/// checks unless `chain_only`) and the history chain (always).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Also read and re-hash every byte of data.
+    pub read_data: bool,
+    /// Check only the history chain (`verify --chain`): no pack or tree is read.
+    pub chain_only: bool,
+    /// A chain head recorded earlier (a full id or a prefix of at least 8 hex
+    /// characters) that the chain must still hold (`--expect-head`): catches
+    /// a repository rolled back to an older copy.
+    pub expect_head: Option<String>,
+    /// Restore drills (`--restore-test`): `Some(None)` drills the newest
+    /// snapshot of each database, `Some(Some(spec))` the snapshot `spec` names.
+    pub restore_test: Option<Option<String>>,
+}
+
+impl VerifyOptions {
+    /// The structure check, with every byte re-hashed when `read_data`.
+    pub fn new(read_data: bool) -> Self {
+        VerifyOptions {
+            read_data,
+            ..Default::default()
+        }
+    }
 }
 
 /// The outcome of an index rebuild.
@@ -75,7 +107,51 @@ impl Repository {
     /// full: its name must be the BLAKE3 of its bytes, every frame must decompress
     /// and every chunk must match its id.
     pub fn verify(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
-        operation(progress, |p| self.verify_inner(read_data, p))
+        self.verify_with(&VerifyOptions::new(read_data), progress)
+    }
+
+    /// Checks the repository as `opts` asks: the structure (unless
+    /// `chain_only`), the history chain (missing, replaced, reordered or
+    /// inserted records, broken links, forged records, the expected head), and
+    /// restore drills. Every finding is a [`Problem`].
+    pub fn verify_with(
+        &self,
+        opts: &VerifyOptions,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport> {
+        operation(progress, |p| {
+            let mut r = if opts.chain_only {
+                VerifyReport::default()
+            } else {
+                self.verify_inner(opts.read_data, p)?
+            };
+            let mut st = self.chain_state()?;
+            if let Some(head) = &opts.expect_head {
+                st.report.expect_head(head);
+            }
+            r.problems
+                .extend(st.unreadable.into_iter().map(Problem::Chain));
+            r.problems.extend(
+                st.report
+                    .problems
+                    .iter()
+                    .map(|c| Problem::Chain(c.to_string())),
+            );
+            r.chain_head = st.report.head.map(|h| super::ChainHead::new(h.id, h.n));
+            if let Some(spec) = &opts.restore_test {
+                for drill in self.restore_drills(spec.as_deref(), p)? {
+                    r.problems.extend(drill.problems.iter().map(|x| {
+                        Problem::RestoreDrill(format!(
+                            "restore drill of snapshot {}: {x}",
+                            drill.snapshot
+                        ))
+                    }));
+                    r.restore_tests.push(drill);
+                }
+            }
+            r.ok = r.problems.is_empty();
+            Ok(r)
+        })
     }
 
     fn verify_inner(&self, read_data: bool, progress: &dyn Progress) -> Result<VerifyReport> {
@@ -386,15 +462,23 @@ impl Repository {
         read_data: bool,
         progress: &dyn Progress,
     ) -> Result<VerifyReport> {
-        operation(progress, |p| {
-            Self::verify_at_inner(location, opts, read_data, p)
-        })
+        Self::verify_at_with(location, opts, &VerifyOptions::new(read_data), progress)
+    }
+
+    /// [`Repository::verify_at`] with the checks `what` asks for.
+    pub fn verify_at_with(
+        location: &crate::backend::Location,
+        opts: Option<&OpenOptions>,
+        what: &VerifyOptions,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport> {
+        operation(progress, |p| Self::verify_at_inner(location, opts, what, p))
     }
 
     fn verify_at_inner(
         location: &crate::backend::Location,
         opts: Option<&OpenOptions>,
-        read_data: bool,
+        what: &VerifyOptions,
         progress: &dyn Progress,
     ) -> Result<VerifyReport> {
         let opened = match opts {
@@ -409,7 +493,7 @@ impl Repository {
             None => Err(Error::corrupt("config", "its header cannot be read")),
         };
         match opened {
-            Ok(repo) => repo.verify(read_data, progress),
+            Ok(repo) => repo.verify_with(what, progress),
             Err(e) if e.kind() == ErrorKind::Corrupt => {
                 let remote;
                 let where_ = match location {

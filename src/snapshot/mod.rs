@@ -127,6 +127,8 @@ pub struct Head {
     pub parent: Option<SnapshotId>,
     /// The record's `seq`.
     pub seq: Option<u64>,
+    /// The record's link in the history chain (absent before the chain).
+    pub chain: Option<crate::format::ChainLink>,
 }
 
 /// The fields of a record a [`Head`] holds; rmp-serde skips the others (the
@@ -138,6 +140,8 @@ struct HeadFields {
     parent: Option<SnapshotId>,
     #[serde(default)]
     seq: Option<u64>,
+    #[serde(default)]
+    chain: Option<crate::format::ChainLink>,
 }
 
 /// Decodes the head of a snapshot file, checking it is the record `id` names
@@ -155,15 +159,21 @@ pub fn decode_head_file(id: &SnapshotId, bytes: &[u8], cipher: &Cipher) -> Resul
                 source: r.source,
                 parent: r.parent,
                 seq: r.seq,
+                chain: r.chain,
             }
         }
     };
+    if let Some(link) = &head.chain {
+        link.validate()
+            .map_err(|e| Error::decode(format!("snapshot {}", id.short()), e))?;
+    }
     Ok(Head {
         id: *id,
         time_ns: head.time_ns,
         source: head.source,
         parent: head.parent,
         seq: head.seq,
+        chain: head.chain,
     })
 }
 
@@ -397,6 +407,7 @@ mod tests {
                 warnings: vec![],
                 seq: None,
                 source_state: None,
+                chain: None,
             },
         }
     }
@@ -428,6 +439,7 @@ mod tests {
                     source: "/db/a.sqlite".into(),
                     parent: Some(SnapshotId([9; 32])),
                     seq,
+                    chain: None,
                 }
             );
             assert!(decode_head_file(&SnapshotId([3; 32]), &file, &Cipher::Plain).is_err());

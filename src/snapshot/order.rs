@@ -164,6 +164,7 @@ mod tests {
                 warnings: vec![],
                 seq,
                 source_state: None,
+                chain: None,
             },
         }
     }
@@ -175,6 +176,7 @@ mod tests {
             source: s.record.source.clone(),
             parent: s.record.parent,
             seq: s.record.seq,
+            chain: s.record.chain.clone(),
         }
     }
 
