@@ -186,8 +186,8 @@ fn app_writer_never_fails_while_snapshots_run() {
     let max = summary["max"].as_f64().unwrap_or(f64::MAX);
     assert!(max < 1.5, "the app waited {max} s for one commit");
     assert!(leftovers(&t).is_empty(), "{:?}", leftovers(&t));
-    // The kept copy of the database (and the file naming its database) stays.
-    assert_eq!(staged(&t, "lumina-backup-copy-").len(), 2);
+    // No kept copy unless asked for.
+    assert!(staged(&t, "lumina-backup-copy-").is_empty());
 
     // Each snapshot's exports are those of its own image (restored, exported
     // through a connection to it), though the app wrote meanwhile.
@@ -246,7 +246,7 @@ fn temporary_copy_never_stays_behind() {
     // Stopped right after the copy: the copy exists, private; SIGINT removes it.
     let mut child = lb(&t)
         .env("LUMINA_BACKUP_STOP_AT", "capture-staged")
-        .args(["snapshot", "--temporary-copy"])
+        .arg("snapshot")
         .arg(&db)
         .spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -286,12 +286,12 @@ fn temporary_copy_never_stays_behind() {
     // Killed there: the copy stays until the next snapshot removes it.
     let r = lb(&t)
         .crash_at("capture-staged")
-        .args(["snapshot", "--temporary-copy"])
+        .arg("snapshot")
         .arg(&db)
         .run();
     assert_eq!(r.signal, Some(9), "{}", r.stderr);
     assert_eq!(leftovers(&t).len(), 1);
-    lb(&t).args(["snapshot", "--temporary-copy"]).arg(&db).ok();
+    lb(&t).arg("snapshot").arg(&db).ok();
     assert!(leftovers(&t).is_empty(), "{:?}", leftovers(&t));
 
     // No room for the copy: one line naming it, nothing recorded, nothing left.
@@ -312,7 +312,7 @@ fn temporary_copy_never_stays_behind() {
         .lb()
         .env("XDG_CACHE_HOME", &cache)
         .env("LUMINA_BACKUP_NO_UNCHANGED", "1")
-        .args(["snapshot", "--temporary-copy"])
+        .arg("snapshot")
         .arg(&db)
         .run();
     let left: Vec<_> = std::fs::read_dir(cache.join("lumina-backup"))

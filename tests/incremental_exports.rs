@@ -359,8 +359,8 @@ fn kept_copy_renders_only_the_changed_cells_of_a_leaf() {
     let temp = || Lb::new(&dir.path("repo-temp"), dir.root());
     kept().arg("init").ok();
     temp().arg("init").ok();
-    kept().arg("snapshot").arg(&db).ok();
-    temp().args(["snapshot", "--temporary-copy"]).arg(&db).ok();
+    kept().args(["snapshot", "--kept-copy"]).arg(&db).ok();
+    temp().arg("snapshot").arg(&db).ok();
     let mut rng = StdRng::seed_from_u64(21);
     let (mut sum_a, mut sum_b) = (0, 0);
     for round in 0..3 {
@@ -371,11 +371,8 @@ fn kept_copy_renders_only_the_changed_cells_of_a_leaf() {
             insert_photo(&conn, &mut rng, &id);
         }
         conn.execute_batch("COMMIT").expect("commit");
-        let a = kept().arg("snapshot").arg(&db).json();
-        let b = temp()
-            .args(["snapshot", "--temporary-copy"])
-            .arg(&db)
-            .json();
+        let a = kept().args(["snapshot", "--kept-copy"]).arg(&db).json();
+        let b = temp().arg("snapshot").arg(&db).json();
         let rendered = |v: &serde_json::Value| v["export_rows"]["rendered"].as_u64().expect("rows");
         eprintln!(
             "round {round}: kept copy {} rows, temporary copy {} rows of {}",

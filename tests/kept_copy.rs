@@ -61,14 +61,14 @@ fn image_blake3(snap: &Value) -> String {
 }
 
 /// Takes one snapshot of `db` in repository `kept` (through the kept copy) and
-/// one in `temp` (`--temporary-copy`), and checks they hold the same image and
+/// one in `temp` (a temporary copy, the default), and checks they hold the same image and
 /// exports, and the kept copy equals the image.
 fn snapshot_both(t: &TestDir, db: &Path, what: &str, rollback: bool) {
-    let a = lb(t, "kept").arg("snapshot").arg(db).json();
-    let b = lb(t, "temp")
-        .args(["snapshot", "--temporary-copy"])
+    let a = lb(t, "kept")
+        .args(["snapshot", "--kept-copy"])
         .arg(db)
         .json();
+    let b = lb(t, "temp").arg("snapshot").arg(db).json();
     assert_eq!(image_blake3(&a), image_blake3(&b), "{what}: images differ");
     if rollback {
         // Rollback mode, no writer: the file is the image.
@@ -191,7 +191,10 @@ fn a_held_kept_copy_is_not_shared() {
     create_lumina(&db, 200, 6);
     exec(&db, "PRAGMA journal_mode = DELETE;");
     lb(&t, "kept").arg("init").ok();
-    lb(&t, "kept").arg("snapshot").arg(&db).ok();
+    lb(&t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&db)
+        .ok();
     let copy = kept_copy(&t);
     let before = blake3_file(&copy);
 
@@ -203,7 +206,10 @@ fn a_held_kept_copy_is_not_shared() {
         .expect("open");
     holder.lock().expect("lock");
     touch_metadata_rows(&db, 10, 3);
-    let s = lb(&t, "kept").arg("snapshot").arg(&db).json();
+    let s = lb(&t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&db)
+        .json();
     assert_eq!(image_blake3(&s), image_digest(&db));
     assert_eq!(blake3_file(&copy), before, "the held copy was written");
     assert!(staged(&t, "lumina-backup-capture-", "").is_empty());
@@ -211,12 +217,15 @@ fn a_held_kept_copy_is_not_shared() {
 
     // Released: the next snapshot brings it up to date.
     touch_metadata_rows(&db, 10, 4);
-    lb(&t, "kept").arg("snapshot").arg(&db).ok();
+    lb(&t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&db)
+        .ok();
     assert_eq!(blake3_file(&copy), blake3_file(&db));
 }
 
 /// The kept copy of a database that no longer exists is removed by the next
-/// capture (of another database); `--temporary-copy` keeps nothing.
+/// capture (of another database); a temporary copy (the default) keeps nothing.
 #[test]
 fn kept_copies_of_removed_databases_are_removed() {
     let t = TestDir::new("kept-orphans");
@@ -224,15 +233,18 @@ fn kept_copies_of_removed_databases_are_removed() {
     create_lumina(&one, 50, 7);
     create_lumina(&two, 50, 8);
     lb(&t, "kept").arg("init").ok();
+    lb(&t, "kept").arg("snapshot").arg(&one).ok();
+    assert!(staged(&t, "lumina-backup-", "").is_empty());
     lb(&t, "kept")
-        .args(["snapshot", "--temporary-copy"])
+        .args(["snapshot", "--kept-copy"])
         .arg(&one)
         .ok();
-    assert!(staged(&t, "lumina-backup-", "").is_empty());
-    lb(&t, "kept").arg("snapshot").arg(&one).ok();
     let first = kept_copy(&t);
     std::fs::remove_file(&one).expect("rm");
-    lb(&t, "kept").arg("snapshot").arg(&two).ok();
+    lb(&t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&two)
+        .ok();
     let second = kept_copy(&t);
     assert_ne!(first, second);
     assert!(!first.exists());
@@ -260,7 +272,7 @@ fn a_full_disk_under_the_kept_copy_fails_cleanly() {
     );
     let r = Lb::new(&t.path("kept"), t.root())
         .env("XDG_CACHE_HOME", &cache)
-        .arg("snapshot")
+        .args(["snapshot", "--kept-copy"])
         .arg(&db)
         .run();
     let left: Vec<PathBuf> = std::fs::read_dir(cache.join("lumina-backup"))
@@ -289,7 +301,10 @@ fn an_unusable_kept_copy_is_not_written_through() {
     create_lumina(&db, 100, 10);
     exec(&db, "PRAGMA journal_mode = DELETE;");
     lb(&t, "kept").arg("init").ok();
-    lb(&t, "kept").arg("snapshot").arg(&db).ok();
+    lb(&t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&db)
+        .ok();
     let copy = kept_copy(&t);
 
     // A symbolic link to another file in its place.
@@ -298,7 +313,10 @@ fn an_unusable_kept_copy_is_not_written_through() {
     std::fs::remove_file(&copy).expect("rm");
     std::os::unix::fs::symlink(&victim, &copy).expect("symlink");
     touch_metadata_rows(&db, 5, 5);
-    let s = lb(&t, "kept").arg("snapshot").arg(&db).json();
+    let s = lb(&t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&db)
+        .json();
     assert_eq!(image_blake3(&s), image_digest(&db));
     assert_eq!(std::fs::read(&victim).expect("victim"), b"not a database");
     let warned = s["warnings"].to_string();
@@ -309,7 +327,10 @@ fn an_unusable_kept_copy_is_not_written_through() {
     std::fs::remove_file(&copy).expect("rm link");
     std::fs::create_dir(&copy).expect("mkdir");
     touch_metadata_rows(&db, 5, 6);
-    let s = lb(&t, "kept").arg("snapshot").arg(&db).json();
+    let s = lb(&t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&db)
+        .json();
     assert_eq!(image_blake3(&s), image_digest(&db));
     assert!(s["warnings"].to_string().contains("kept copy"), "{s}");
     std::fs::remove_dir(&copy).expect("rmdir");
@@ -321,7 +342,10 @@ fn an_unusable_kept_copy_is_not_written_through() {
             .expect("chmod");
     }
     touch_metadata_rows(&db, 5, 7);
-    let s = lb(&t, "kept").arg("snapshot").arg(&db).json();
+    let s = lb(&t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&db)
+        .json();
     assert_eq!(image_blake3(&s), image_digest(&db));
     assert!(staged(&t, "lumina-backup-copy-", ".db").is_empty());
     assert!(staged(&t, "lumina-backup-capture-", "").is_empty());

@@ -74,8 +74,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
             tags: vec!["demo".into()],
             note: "first".into(),
             no_exports: false,
-            // The demo's database is removed afterwards: no kept copy.
-            temporary_copy: true,
+            ..Default::default()
         },
         &NoProgress,
     )?;
@@ -108,8 +107,7 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
             tags: vec!["demo".into()],
             note: "after edits".into(),
             no_exports: false,
-            // The demo's database is removed afterwards: no kept copy.
-            temporary_copy: true,
+            ..Default::default()
         },
         &NoProgress,
     )?;

@@ -24,11 +24,11 @@ pub(super) struct SnapshotArgs {
     /// Store the database image only, without the JSON exports of Lumina's tables.
     #[arg(long)]
     no_exports: bool,
-    /// Stage the captured pages in a temporary copy removed afterwards, instead
-    /// of the copy kept in the cache folder (which takes the database's size on
-    /// disk and lets the next snapshot write only the pages that changed).
+    /// Stage the captured pages in a copy kept in the cache folder between
+    /// snapshots (it takes the database's size on disk; the next snapshot then
+    /// writes only the pages that changed), instead of a temporary copy.
     #[arg(long)]
-    temporary_copy: bool,
+    kept_copy: bool,
 }
 
 pub(super) fn run(
@@ -38,7 +38,7 @@ pub(super) fn run(
         tags,
         note,
         no_exports,
-        temporary_copy,
+        kept_copy,
     }: SnapshotArgs,
 ) -> Result<i32, Error> {
     let db = db.unwrap_or_else(default_db);
@@ -48,7 +48,7 @@ pub(super) fn run(
         tags,
         note,
         no_exports,
-        temporary_copy,
+        kept_copy,
     };
     signals::install();
     let s = match repo.snapshot(&db, &opts, &bar) {

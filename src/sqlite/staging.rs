@@ -5,10 +5,10 @@
 //! under the read lock, ends the transaction, and only then streams the copy to
 //! the snapshot (hashing, chunking, compression) and opens it read-only
 //! (`immutable=1`) for the exports, row counts and checks: the same committed
-//! state, read while the app commits again. The copy is the database's kept
-//! copy ([`super::kept`]: only the pages that differ are written, and it stays
-//! for the next capture) or a temporary file written whole and removed
-//! afterwards (`--temporary-copy`, or when another capture holds the kept one).
+//! state, read while the app commits again. The copy is a temporary file
+//! written whole and removed afterwards, or, when asked (`--kept-copy`), the
+//! database's kept copy ([`super::kept`]: only the pages that differ are
+//! written, and it stays for the next capture).
 //!
 //! The files live in the user's cache folder (`lumina-backup/` under
 //! `$XDG_CACHE_HOME` or `~/.cache`, `~/Library/Caches` on macOS, `%LOCALAPPDATA%`
