@@ -295,30 +295,17 @@ fn temporary_copy_never_stays_behind() {
     assert!(leftovers(&t).is_empty(), "{:?}", leftovers(&t));
 
     // No room for the copy: one line naming it, nothing recorded, nothing left.
-    let cache = t.path("tiny-cache");
-    std::fs::create_dir_all(&cache).expect("mkdir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&cache)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipping the full-disk case: cannot mount a tmpfs here");
-        return;
-    }
     // The database is as the snapshot above left it: without this the snapshot
     // would take the unchanged route, which copies nothing.
-    let r = t
+    let run = t
         .lb()
-        .env("XDG_CACHE_HOME", &cache)
         .env("LUMINA_BACKUP_NO_UNCHANGED", "1")
         .arg("snapshot")
-        .arg(&db)
-        .run();
-    let left: Vec<_> = std::fs::read_dir(cache.join("lumina-backup"))
-        .map(|d| d.map(|e| e.expect("entry").path()).collect())
-        .unwrap_or_default();
-    let _ = Command::new("umount").arg("-l").arg(&cache).status();
+        .arg(&db);
+    let Some((r, left)) = common::run_with_tiny_cache(&t.path("tiny-cache"), run) else {
+        eprintln!("skipping the full-disk case: cannot mount a tmpfs here");
+        return;
+    };
     r.expect_code(1).expect_one_stderr_line();
     assert!(
         r.stderr.contains("no space left")

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use serde_json::Value;
@@ -182,20 +181,28 @@ fn kept_copy_snapshots_equal_temporary_copy_snapshots_wal() {
     states(&db, &t, false);
 }
 
+/// A rollback-mode Lumina database `app.db` of `items` photos, repository
+/// `kept` initialised and one snapshot through the kept copy taken: the
+/// database and its kept copy.
+fn snapshotted(t: &TestDir, items: u64, seed: u64) -> (PathBuf, PathBuf) {
+    let db = t.path("app.db");
+    create_lumina(&db, items, seed);
+    exec(&db, "PRAGMA journal_mode = DELETE;");
+    lb(t, "kept").arg("init").ok();
+    lb(t, "kept")
+        .args(["snapshot", "--kept-copy"])
+        .arg(&db)
+        .ok();
+    let copy = kept_copy(t);
+    (db, copy)
+}
+
 /// A kept copy another capture holds (locked) is not written: the snapshot
 /// stages a temporary copy, removed afterwards.
 #[test]
 fn a_held_kept_copy_is_not_shared() {
     let t = TestDir::new("kept-held");
-    let db = t.path("app.db");
-    create_lumina(&db, 200, 6);
-    exec(&db, "PRAGMA journal_mode = DELETE;");
-    lb(&t, "kept").arg("init").ok();
-    lb(&t, "kept")
-        .args(["snapshot", "--kept-copy"])
-        .arg(&db)
-        .ok();
-    let copy = kept_copy(&t);
+    let (db, copy) = snapshotted(&t, 200, 6);
     let before = blake3_file(&copy);
 
     // The lock is on the `.source` file beside the copy.
@@ -259,26 +266,11 @@ fn a_full_disk_under_the_kept_copy_fails_cleanly() {
     let db = t.path("app.db");
     create_lumina(&db, 400, 9);
     lb(&t, "kept").arg("init").ok();
-    let cache = t.path("tiny-cache");
-    std::fs::create_dir_all(&cache).expect("mkdir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&cache)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        mounted,
-        "this test mounts a 64 KiB tmpfs (it needs root, as `.ci/run` has)"
-    );
-    let r = Lb::new(&t.path("kept"), t.root())
-        .env("XDG_CACHE_HOME", &cache)
+    let run = Lb::new(&t.path("kept"), t.root())
         .args(["snapshot", "--kept-copy"])
-        .arg(&db)
-        .run();
-    let left: Vec<PathBuf> = std::fs::read_dir(cache.join("lumina-backup"))
-        .map(|d| d.map(|e| e.expect("entry").path()).collect())
-        .unwrap_or_default();
-    let _ = Command::new("umount").arg("-l").arg(&cache).status();
+        .arg(&db);
+    let (r, left) = run_with_tiny_cache(&t.path("tiny-cache"), run)
+        .expect("this test mounts a 64 KiB tmpfs (it needs root, as `.ci/run` has)");
     r.expect_code(1).expect_one_stderr_line();
     assert!(
         r.stderr.contains("no space left") && r.stderr.contains("lumina-backup-copy-"),
@@ -297,15 +289,7 @@ fn a_full_disk_under_the_kept_copy_fails_cleanly() {
 #[test]
 fn an_unusable_kept_copy_is_not_written_through() {
     let t = TestDir::new("kept-unusable");
-    let db = t.path("app.db");
-    create_lumina(&db, 100, 10);
-    exec(&db, "PRAGMA journal_mode = DELETE;");
-    lb(&t, "kept").arg("init").ok();
-    lb(&t, "kept")
-        .args(["snapshot", "--kept-copy"])
-        .arg(&db)
-        .ok();
-    let copy = kept_copy(&t);
+    let (db, copy) = snapshotted(&t, 100, 10);
 
     // A symbolic link to another file in its place.
     let victim = t.path("victim.txt");

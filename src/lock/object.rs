@@ -300,69 +300,26 @@ mod tests {
         let b: Arc<dyn Backend> = Arc::new(crate::backend::LocalBackend::new(dir.path()));
         let v = FormatVersion::NEWEST;
         let mut notes = Vec::new();
-        let w = ObjectLock::acquire(
-            b.clone(),
-            &Cipher::Plain,
-            v,
-            "prune",
-            true,
-            Duration::ZERO,
-            &mut notes,
-        )
-        .expect("first");
-        let e = ObjectLock::acquire(
-            b.clone(),
-            &Cipher::Plain,
-            v,
-            "snapshot",
-            true,
-            Duration::ZERO,
-            &mut notes,
-        )
-        .expect_err("busy");
+        let mut take = |op: &str, exclusive: bool| {
+            ObjectLock::acquire(
+                b.clone(),
+                &Cipher::Plain,
+                v,
+                op,
+                exclusive,
+                Duration::ZERO,
+                &mut notes,
+            )
+        };
+        let w = take("prune", true).expect("first");
+        let e = take("snapshot", true).expect_err("busy");
         assert!(e.to_string().contains("prune"), "{e}");
-        ObjectLock::acquire(
-            b.clone(),
-            &Cipher::Plain,
-            v,
-            "list",
-            false,
-            Duration::ZERO,
-            &mut notes,
-        )
-        .expect_err("a reader waits for a writer");
+        take("list", false).expect_err("a reader waits for a writer");
         drop(w);
         assert!(b.list(layout::LOCKS).expect("list").is_empty());
-        let r1 = ObjectLock::acquire(
-            b.clone(),
-            &Cipher::Plain,
-            v,
-            "list",
-            false,
-            Duration::ZERO,
-            &mut notes,
-        )
-        .expect("reader");
-        let r2 = ObjectLock::acquire(
-            b.clone(),
-            &Cipher::Plain,
-            v,
-            "show",
-            false,
-            Duration::ZERO,
-            &mut notes,
-        )
-        .expect("readers share");
-        ObjectLock::acquire(
-            b.clone(),
-            &Cipher::Plain,
-            v,
-            "prune",
-            true,
-            Duration::ZERO,
-            &mut notes,
-        )
-        .expect_err("readers exclude a writer");
+        let r1 = take("list", false).expect("reader");
+        let r2 = take("show", false).expect("readers share");
+        take("prune", true).expect_err("readers exclude a writer");
         drop((r1, r2));
         // A stale lock (another host, 31 min old) is removed with a notice.
         let old = rec("elsewhere", 7, now_ns() - 31 * 60 * 1_000_000_000);
@@ -374,16 +331,7 @@ mod tests {
             &old,
         )
         .expect("plant");
-        let _w = ObjectLock::acquire(
-            b.clone(),
-            &Cipher::Plain,
-            v,
-            "prune",
-            true,
-            Duration::ZERO,
-            &mut notes,
-        )
-        .expect("stale lock cleared");
+        let _w = take("prune", true).expect("stale lock cleared");
         assert!(notes.iter().any(|n| n.contains("elsewhere")), "{notes:?}");
         assert_eq!(b.list(layout::LOCKS).expect("list").len(), 1);
     }

@@ -447,3 +447,24 @@ pub fn value(path: &Path) -> String {
     c.query_row("SELECT v FROM t WHERE id = 1", [], |r| r.get(0))
         .expect("read v")
 }
+
+/// Runs `lb` (a snapshot) with its cache folder (`XDG_CACHE_HOME`) on a 64 KiB
+/// tmpfs mounted at `dir` (created): the run and the files it left in the
+/// staging folder. `None` when no tmpfs can be mounted here (it needs root).
+pub fn run_with_tiny_cache(dir: &Path, lb: Lb) -> Option<(Run, Vec<PathBuf>)> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return None;
+    }
+    let r = lb.env("XDG_CACHE_HOME", dir).run();
+    let left = std::fs::read_dir(dir.join("lumina-backup"))
+        .map(|d| d.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default();
+    let _ = Command::new("umount").arg("-l").arg(dir).status();
+    Some((r, left))
+}

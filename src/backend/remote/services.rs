@@ -247,44 +247,29 @@ macro_rules! drive_builder {
     }};
 }
 
+/// The operator of a cloud drive: its builder with the remote's tokens and root.
+#[cfg(any(feature = "gdrive", feature = "dropbox", feature = "onedrive"))]
+macro_rules! drive_op {
+    ($remote:expr, $builder:expr) => {{
+        let t = tokens($remote)?;
+        let b = drive_builder!($builder, t, &root_of($remote));
+        Ok(Built {
+            op: Operator::new(b)
+                .map_err(|e| config_error($remote, e))?
+                .finish(),
+            atomic_put: true,
+        })
+    }};
+}
+
 fn drive(remote: &Remote) -> Result<Built> {
     match remote.service {
         #[cfg(feature = "gdrive")]
-        Service::Gdrive => {
-            let t = tokens(remote)?;
-            let b = drive_builder!(opendal::services::Gdrive::default(), t, &root_of(remote));
-            let op = Operator::new(b)
-                .map_err(|e| config_error(remote, e))?
-                .finish();
-            Ok(Built {
-                op,
-                atomic_put: true,
-            })
-        }
+        Service::Gdrive => drive_op!(remote, opendal::services::Gdrive::default()),
         #[cfg(feature = "dropbox")]
-        Service::Dropbox => {
-            let t = tokens(remote)?;
-            let b = drive_builder!(opendal::services::Dropbox::default(), t, &root_of(remote));
-            let op = Operator::new(b)
-                .map_err(|e| config_error(remote, e))?
-                .finish();
-            Ok(Built {
-                op,
-                atomic_put: true,
-            })
-        }
+        Service::Dropbox => drive_op!(remote, opendal::services::Dropbox::default()),
         #[cfg(feature = "onedrive")]
-        Service::Onedrive => {
-            let t = tokens(remote)?;
-            let b = drive_builder!(opendal::services::Onedrive::default(), t, &root_of(remote));
-            let op = Operator::new(b)
-                .map_err(|e| config_error(remote, e))?
-                .finish();
-            Ok(Built {
-                op,
-                atomic_put: true,
-            })
-        }
+        Service::Onedrive => drive_op!(remote, opendal::services::Onedrive::default()),
         _ => Err(not_built(remote)),
     }
 }
