@@ -71,6 +71,22 @@ pub(crate) fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()>
     }
 }
 
+/// Whether the file or folder `meta` describes belongs to this process's
+/// (effective) user. Always true on Windows, where files have no Unix owner
+/// (they inherit the folder's ACL).
+pub(crate) fn owned_by_this_user(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.uid() == rustix::process::geteuid().as_raw()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        true
+    }
+}
+
 /// `.unix_mode(m)` on `OpenOptions` and `DirBuilder`: new files and folders get
 /// Unix mode `m` (the umask then restricts it); no effect on Windows, where they
 /// inherit the folder's ACL.

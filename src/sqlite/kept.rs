@@ -338,14 +338,10 @@ fn open_private(path: &Path) -> std::io::Result<File> {
     }
     let file = options.open(path)?;
     let meta = file.metadata()?;
-    #[cfg(unix)]
-    let mine = {
-        use std::os::unix::fs::MetadataExt;
-        meta.uid() == rustix::process::geteuid().as_raw()
-    };
-    #[cfg(not(unix))]
-    let mine = true;
-    if !meta.is_file() || !mine || std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+    if !meta.is_file()
+        || !crate::platform::owned_by_this_user(&meta)
+        || std::fs::symlink_metadata(path)?.file_type().is_symlink()
+    {
         return Err(std::io::Error::other(
             "not a regular file of this user's (a link, a folder or another user's file)",
         ));

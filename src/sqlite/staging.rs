@@ -66,7 +66,7 @@ fn is_private_dir(dir: &Path) -> bool {
     {
         use std::os::unix::fs::MetadataExt;
         std::fs::symlink_metadata(dir).is_ok_and(|m| {
-            m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o077 == 0
+            m.is_dir() && crate::platform::owned_by_this_user(&m) && m.mode() & 0o077 == 0
         })
     }
     #[cfg(not(unix))]
