@@ -572,6 +572,7 @@ impl Repository {
                 Some(HandoffTo {
                     tx: handoff_tx,
                     load: &load_parent,
+                    parent_ids: opts.kept_copy,
                 }),
             );
             let captured = capture_thread
@@ -850,7 +851,7 @@ pub(super) struct Handoff {
     pub parents: HashMap<String, ParentExport>,
     /// The parent's chunk id of pages that differ from it (at most
     /// [`PARENT_IDS_MAX`]; none beyond), to check the kept copy's previous
-    /// pages against.
+    /// pages against; empty when the snapshot does not use the kept copy.
     pub parent_ids: HashMap<u32, ChunkId>,
 }
 
@@ -861,6 +862,9 @@ const PARENT_IDS_MAX: usize = 16_384;
 struct HandoffTo<'a> {
     tx: std::sync::mpsc::Sender<Handoff>,
     load: &'a dyn Fn() -> HashMap<String, ParentExport>,
+    /// Collect [`Handoff::parent_ids`]: only a kept copy hands over previous
+    /// pages to check against them.
+    parent_ids: bool,
 }
 
 /// Main-thread side: stores chunk batches and builds each file's tree.
@@ -876,6 +880,7 @@ fn consume(
     let mut current: Option<(String, bool, TreeBuilder)> = None;
     let mut same = Vec::new();
     let mut parent_ids = HashMap::new();
+    let collect_ids = handoff.as_ref().is_some_and(|h| h.parent_ids);
     for msg in rx {
         match msg {
             Msg::Begin {
@@ -901,7 +906,7 @@ fn consume(
                                 let theirs = p.next();
                                 let equal = theirs == Some(*id);
                                 same.push(equal);
-                                if let Some(theirs) = theirs.filter(|_| !equal) {
+                                if let Some(theirs) = theirs.filter(|_| collect_ids && !equal) {
                                     if parent_ids.len() < PARENT_IDS_MAX {
                                         parent_ids.insert(same.len() as u32, theirs);
                                     }
