@@ -51,6 +51,17 @@ fn relative(secs: i64) -> String {
     }
 }
 
+/// A count and its noun, singular for one: `count(1, "snapshot")` is
+/// "1 snapshot", `count(3, "snapshot")` "3 snapshots".
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Bytes for humans (binary units).
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()

@@ -97,11 +97,11 @@ pub(super) fn run(
     } else {
         let r = &snap.record;
         ctx.say(format!(
-            "snapshot {} of {}: {} in {} files, {} new",
+            "snapshot {} of {}: {} in {}, {} new",
             snap.id.short(),
             r.source,
             bytes(r.total_bytes),
-            snap.user_files().count(),
+            super::output::count(snap.user_files().count() as u64, "file"),
             bytes(r.new_bytes)
         ));
         for w in r.warnings.iter().chain(&clock) {

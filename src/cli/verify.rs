@@ -5,7 +5,7 @@ use clap::Args;
 use lumina_backup::{Error, Repository, VerifyOptions};
 
 use super::common::Ctx;
-use super::output::{bytes, print_json};
+use super::output::{bytes, count, print_json};
 use super::EXIT_PROBLEMS;
 
 /// `verify` arguments.
@@ -80,7 +80,11 @@ pub(super) fn run(
             ));
         }
         match &report.chain_head {
-            Some(h) => ctx.say(format!("chain head: {} ({} records)", h.short(), h.records)),
+            Some(h) => ctx.say(format!(
+                "chain head: {} ({})",
+                h.short(),
+                count(h.records, "record")
+            )),
             None => ctx.say("chain head: none yet"),
         }
         if chain {
@@ -91,16 +95,16 @@ pub(super) fn run(
             });
         } else {
             ctx.say(format!(
-                "{}: {} snapshots, {} chunks referenced ({} chunks stored{}), {} packs checked{}",
+                "{}: {}, {} referenced ({} stored{}), {} checked{}",
                 if report.ok { "ok" } else { "PROBLEMS FOUND" },
-                report.snapshots_checked,
-                report.chunks_referenced,
-                report.chunks_stored,
+                count(report.snapshots_checked, "snapshot"),
+                count(report.chunks_referenced, "chunk"),
+                count(report.chunks_stored, "chunk"),
                 match report.chunks_missing {
                     0 => String::new(),
                     n => format!(", {n} missing"),
                 },
-                report.packs_checked,
+                count(report.packs_checked, "pack"),
                 if read_data {
                     format!(", {} read and re-hashed", bytes(report.bytes_read))
                 } else {
