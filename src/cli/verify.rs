@@ -58,7 +58,11 @@ pub(super) fn run(
         Err(e) => return Err(e),
     };
     let report = Repository::verify_at_with(&ctx.location()?, opts.as_ref(), &what, &bar)?;
-    let problems: Vec<String> = report.problems.iter().map(super::errors::problem).collect();
+    let problems: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| super::errors::problem(p, read_data))
+        .collect();
     if ctx.global.json {
         let mut doc = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
         doc["problems"] = serde_json::json!(problems);
@@ -116,8 +120,8 @@ pub(super) fn run(
     if !report.ok {
         if !ctx.global.json {
             eprintln!(
-                "lumina-backup: verify found {} problem(s); see above",
-                report.problems.len()
+                "lumina-backup: verify found {}; see above",
+                count(report.problems.len() as u64, "problem")
             );
         }
         return Ok(EXIT_PROBLEMS);
