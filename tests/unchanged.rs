@@ -227,6 +227,8 @@ fn idle(mode: &str) {
     // The CLI says so in `--json`, and the manifest names the route.
     let s = t.lb().args(["snapshot"]).arg(&db).json();
     assert_eq!(s["unchanged"], true, "{mode}: {s}");
+    // What the files' `blake3` fields are, as `show --json` says.
+    assert_eq!(s["checksum_kind"], "blake3", "{mode}: {s}");
     let id = s["id"].as_str().expect("id");
     let manifest: serde_json::Value =
         serde_json::from_slice(&t.lb().args(["cat", id, "manifest.json"]).ok().stdout)

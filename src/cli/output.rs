@@ -97,6 +97,10 @@ pub struct SnapshotJson {
     /// and in all (the rest reused from the parent's exports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub export_rows: Option<ExportRowsJson>,
+    /// `snapshot` only: what the files' `blake3` fields are (`blake3` of the
+    /// file, or `chunk-list` digests in format 2 repositories), as `show` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_kind: Option<&'static str>,
 }
 
 /// `export_rows` of `snapshot --json`.
@@ -130,6 +134,7 @@ impl SnapshotJson {
             warnings: r.warnings.clone(),
             unchanged: None,
             export_rows: None,
+            checksum_kind: None,
         }
     }
 }

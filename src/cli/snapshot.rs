@@ -89,6 +89,7 @@ pub(super) fn run(
         let mut doc = SnapshotJson::from(snap);
         doc.warnings.extend(clock);
         doc.unchanged = Some(s.unchanged);
+        doc.checksum_kind = Some(repo.checksum_kind());
         doc.export_rows = s.export_rows.map(|r| super::output::ExportRowsJson {
             rendered: r.rendered,
             total: r.total,
