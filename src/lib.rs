@@ -6,9 +6,10 @@
 //! (one per page by default), and stores each chunk once, compressed, in pack
 //! files indexed by redb. A snapshot after a small change costs about the
 //! changed pages; one of an unchanged database reads no page. Restore re-hashes
-//! every chunk and the whole file, runs `PRAGMA quick_check` (or
-//! `integrity_check` and `foreign_key_check` with [`Check::Full`]), and only
-//! then swaps the result in atomically.
+//! every chunk and the whole file, runs `PRAGMA quick_check` (unless the
+//! capture's quick check passed on these same bytes; or `integrity_check` and
+//! `foreign_key_check` with [`Check::Full`]), and only then swaps the result
+//! in atomically.
 //!
 //! # What an app does
 //!

@@ -166,6 +166,68 @@ fn quick_check_failure_is_a_snapshot_warning() {
         "manifest: {m}"
     );
     assert!(warnings(&m).join("\n").contains("quick_check"));
+    // Its capture's check failed: a restore runs the check again, and
+    // refuses the image.
+    let target = t.path("restored.db");
+    let r = t
+        .lb()
+        .args(["restore", id_of(&snap).as_str(), "--to"])
+        .arg(&target)
+        .run();
+    r.expect_code(1).expect_one_stderr_line();
+    assert!(r.stderr.contains("quick_check"), "{}", r.stderr);
+    assert!(!target.exists());
+}
+
+/// Issue #10 (restore time): a restore does not repeat the quick check the
+/// capture passed on the same bytes (every chunk and the whole file are
+/// verified by checksum), also through unchanged snapshots that reuse their
+/// parent's image; `--check quick` runs it again; `--check full` always runs.
+#[test]
+fn restore_trusts_the_captures_quick_check_of_the_same_bytes() {
+    let t = TestDir::new("qc-recorded");
+    t.init();
+    let db = t.path("app.db");
+    create_lumina(&db, 200, 4);
+    let first = t.lb().args(["snapshot"]).arg(&db).json();
+    assert_eq!(manifest(&t, &id_of(&first))["quick_check"], "ok");
+    // The same image again: its manifest refers to the parent's check.
+    let second = t.lb().args(["snapshot"]).arg(&db).json();
+    let m = manifest(&t, &id_of(&second));
+    assert!(
+        m["quick_check"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("not checked again: same image")),
+        "{m}"
+    );
+    for id in [id_of(&first), id_of(&second)] {
+        let target = t.path(&format!("r-{}.db", &id[..8]));
+        let r = t.lb().args(["restore", &id, "--to"]).arg(&target).json();
+        assert_eq!(r["checked_at_capture"], true, "{r}");
+        assert_eq!(r["integrity_check_secs"], 0.0, "{r}");
+        assert_eq!(blake3_file(&target), blake3_file(&db));
+        std::fs::remove_file(&target).expect("rm");
+        for check in ["quick", "full"] {
+            let r = t
+                .lb()
+                .args(["restore", &id, "--check", check, "--to"])
+                .arg(&target)
+                .json();
+            assert_eq!(r["checked_at_capture"], false, "{check}: {r}");
+            assert!(r["integrity_check_secs"].as_f64().unwrap() > 0.0, "{r}");
+            std::fs::remove_file(&target).expect("rm");
+        }
+    }
+    let human = t
+        .lb()
+        .args(["restore", "latest", "--to"])
+        .arg(t.path("h.db"))
+        .ok()
+        .out();
+    assert!(
+        human.contains("quick_check ok when captured, on these same bytes"),
+        "{human}"
+    );
 }
 
 /// Issue #8 item 9: a healthy database records `quick_check: ok` and no warning.

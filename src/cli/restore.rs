@@ -42,8 +42,10 @@ pub(super) struct RestoreArgs {
     #[arg(long)]
     all: bool,
     /// SQLite's check of the restored image: `quick` (quick_check, the default:
-    /// every page and record, indexes not compared with their tables) or `full`
-    /// (integrity_check, then foreign_key_check).
+    /// every page and record, indexes not compared with their tables; by
+    /// default not repeated when the capture's quick check passed on the same
+    /// bytes, `--check quick` runs it again) or `full` (integrity_check, then
+    /// foreign_key_check).
     #[arg(long, value_enum, value_name = "LEVEL", conflicts_with = "no_check")]
     check: Option<CheckArg>,
     /// Skip SQLite's check (every chunk and the whole file are still verified by checksum).
@@ -87,12 +89,20 @@ pub(super) fn run(
         None => repo.resolve_in(snap.as_deref().unwrap_or("latest"), db.as_deref())?,
     };
     let bar = ctx.bar();
+    let check_arg = check;
     let check = match (no_check, check) {
         (true, _) => Check::None,
         (false, Some(CheckArg::Full)) => Check::Full,
         (false, _) => Check::Quick,
     };
-    let opts = RestoreOptions { force, check, live };
+    // Named explicitly, the quick check runs even when the capture's passed.
+    let recheck = matches!(check_arg, Some(CheckArg::Quick));
+    let opts = RestoreOptions {
+        force,
+        check,
+        recheck,
+        live,
+    };
     let check_name = match check {
         Check::Full => "integrity_check",
         Check::Quick => "quick_check",
@@ -119,6 +129,7 @@ pub(super) fn run(
             "live": report.live,
             "set_aside": report.set_aside,
             "check": check_name,
+            "checked_at_capture": report.checked_at_capture,
             "integrity_check_secs": report.integrity_secs,
             "foreign_key_check_secs": report.foreign_key_secs,
         }));
@@ -163,6 +174,9 @@ pub(super) fn run(
         }
         let checked = match check {
             Check::None => "no SQLite check (--no-check)".to_string(),
+            _ if report.checked_at_capture => {
+                format!("{checked_names} ok when captured, on these same bytes")
+            }
             _ => format!("{checked_names} ok"),
         };
         ctx.say(format!(
@@ -177,7 +191,7 @@ pub(super) fn run(
             }
         ));
         match report.foreign_key_secs {
-            _ if check == Check::None => {}
+            _ if check == Check::None || report.checked_at_capture => {}
             Some(fk) => ctx.say(format!(
                 "{check_name} took {:.2} s, foreign_key_check {fk:.2} s",
                 report.integrity_secs

@@ -26,6 +26,12 @@ pub struct RestoreOptions {
     /// SQLite's check of the restored image before it is installed (the
     /// checksums are always verified).
     pub check: Check,
+    /// With [`Check::Quick`]: run the quick check even when the snapshot
+    /// records that the capture's quick check passed on these same bytes
+    /// (without it, that check is not repeated: every chunk and the whole
+    /// file are verified by checksum, so the image is byte for byte the one
+    /// checked, and SQLite would answer the same).
+    pub recheck: bool,
     /// Restore into the existing database through SQLite (backup API) instead of
     /// replacing the file, so that applications holding connections see the
     /// restored content. Without it, a target another process has open is
@@ -66,6 +72,9 @@ pub struct RestoreReport {
     pub integrity_secs: f64,
     /// Seconds spent in `PRAGMA foreign_key_check` ([`Check::Full`] only).
     pub foreign_key_secs: Option<f64>,
+    /// The quick check was not run again: the capture's quick check passed
+    /// on these same bytes (see [`RestoreOptions::recheck`]).
+    pub checked_at_capture: bool,
 }
 
 impl Repository {
@@ -327,6 +336,13 @@ impl Repository {
         let mut temps = Vec::new();
         let mut bytes = 0;
         let mut times = sqlite::restore::CheckTimes::default();
+        let checked_at_capture =
+            opts.check == Check::Quick && !opts.recheck && self.capture_check_passed(&snap);
+        let check = if checked_at_capture {
+            Check::None
+        } else {
+            opts.check
+        };
         let result = (|| {
             for ((entry, path), shown) in entries.iter().zip(&paths).zip(&shown) {
                 let (tmp, file, n) = self.write_verified_temp(entry, path, progress)?;
@@ -341,7 +357,7 @@ impl Repository {
                 // the page cache); both must succeed before anything is replaced.
                 let (synced, checked) = std::thread::scope(|s| {
                     let sync = s.spawn(|| sync_temp(&file, &tmp));
-                    let checked = sqlite::restore::check_image(&tmp, shown, opts.check);
+                    let checked = sqlite::restore::check_image(&tmp, shown, check);
                     let synced = sync
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -429,7 +445,54 @@ impl Repository {
             set_aside,
             integrity_secs: times.check_secs,
             foreign_key_secs: times.foreign_key_secs,
+            checked_at_capture,
         })
+    }
+
+    /// Whether the capture's quick check passed on the image of `snap`: its
+    /// manifest says `ok`, or says the image is its parent's (not checked
+    /// again) and the parent's passed, with the same image. Any doubt (no
+    /// manifest, unreadable, over the time budget, failed): false, and the
+    /// restore checks.
+    fn capture_check_passed(&self, snap: &Snapshot) -> bool {
+        let mut snap = snap.clone();
+        // A chain of unchanged snapshots each refers to its parent.
+        for _ in 0..64 {
+            let Some(verdict) = self.manifest_quick_check(&snap) else {
+                return false;
+            };
+            if verdict == "ok" {
+                return true;
+            }
+            if !verdict.starts_with("not checked again: same image as the parent") {
+                return false;
+            }
+            let Some(parent) = snap.record.parent.and_then(|id| {
+                let record = self.read_record(&id).ok()?;
+                Some(Snapshot { id, record })
+            }) else {
+                return false;
+            };
+            let root = |s: &Snapshot| s.image().map(|f| (f.root, f.blake3, f.size));
+            if root(&parent).is_none() || root(&parent) != root(&snap) {
+                return false;
+            }
+            snap = parent;
+        }
+        false
+    }
+
+    /// The `quick_check` verdict of a snapshot's manifest, if it can be read.
+    fn manifest_quick_check(&self, snap: &Snapshot) -> Option<String> {
+        let entry = snap.file("manifest.json").ok()?;
+        if entry.size > 1 << 20 {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        self.read_file(entry, &mut bytes, &crate::progress::NoProgress)
+            .ok()?;
+        let m: crate::snapshot::Manifest = serde_json::from_slice(&bytes).ok()?;
+        m.quick_check
     }
 }
 

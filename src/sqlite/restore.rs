@@ -94,7 +94,7 @@ pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<CheckTim
         return Err(Error::from(Repr::RestoreCheck(format!(
             "{pragma} of the image for {} failed: {}; its checksums match the snapshot, so this is the state that was captured",
             target.display(),
-            lines.join("; ")
+            one_line(&lines)
         )))
         .with_remedy(way_out));
     }
@@ -112,6 +112,18 @@ pub fn check_image(image: &Path, target: &Path, level: Check) -> Result<CheckTim
         }
     }
     Ok(times)
+}
+
+/// SQLite's check lines as one line (a line may hold several, such as
+/// `*** in database main ***` and the finding after it).
+fn one_line(lines: &[String]) -> String {
+    lines
+        .iter()
+        .flat_map(|l| l.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Rows shown at most per failed `foreign_key_check`.
