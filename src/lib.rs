@@ -149,7 +149,7 @@ pub use backend::{Location, Remote as RemoteLocation, Service};
 pub use chunker::{ByteParams, PageParams};
 pub use format::{Config, StatusRecord};
 pub use repo::{
-    repository_holding, source_key, DatabaseStatus, InitOptions, KeyInfo, OpenOptions, Repository,
+    repository_holding, source_key, CopyMode, CopyOptions, CopyReport, DatabaseStatus, InitOptions, KeyInfo, OpenOptions, Repository,
     Status,
 };
 

@@ -109,6 +109,10 @@ pub enum Phase {
     /// Repair snapshots: finding the snapshots that need missing data. Items:
     /// snapshots.
     RepairSnapshots,
+    /// Copy: sending the packs and chunks the destination lacks. Bytes (whole
+    /// packs as stored, other chunks raw); total: their sum. Detail: the
+    /// destination.
+    Copy,
 }
 
 impl Phase {
@@ -120,7 +124,8 @@ impl Phase {
             | Phase::ReadFile
             | Phase::VerifyPacks
             | Phase::ReadData
-            | Phase::Repack => Unit::Bytes,
+            | Phase::Repack
+            | Phase::Copy => Unit::Bytes,
             Phase::VerifySnapshots | Phase::FindReferences | Phase::RepairSnapshots => {
                 Unit::Items("snapshots")
             }

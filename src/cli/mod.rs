@@ -4,6 +4,7 @@
 mod cat;
 mod common;
 mod config;
+mod copy;
 mod demo;
 mod diff;
 mod errors;
@@ -117,6 +118,8 @@ enum Command {
     Forget(forget::ForgetArgs),
     /// Delete data no snapshot references; repack mostly-dead packs.
     Prune(prune::PruneArgs),
+    /// Copy snapshots to another repository (created when missing), sending only what it lacks.
+    Copy(copy::CopyArgs),
     /// Repository settings (retention rules `forget` applies by default).
     Config {
         #[command(subcommand)]
@@ -211,6 +214,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
         Command::Demo(args) => demo::run(&ctx, args)?,
         Command::Forget(args) => forget::run(&ctx, args)?,
         Command::Prune(args) => prune::run(&ctx, args)?,
+        Command::Copy(args) => copy::run(&ctx, args)?,
         Command::Config { what } => config::run(&ctx, what)?,
         Command::Export(args) => export::run(&ctx, args)?,
         Command::Import(args) => import::run(&ctx, args)?,

@@ -150,6 +150,11 @@ pub struct SnapshotRecord {
     /// absent in records written before the chain began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<super::ChainLink>,
+    /// The snapshot this record is a copy of, in the repository `copy` took it
+    /// from, when the copy had to write a new record (store-format.md 4.2,
+    /// 6.11); absent in snapshots taken here and in verbatim copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::id::SnapshotId>,
 }
 
 /// The source database's state as seen before a capture (`sqlite::unchanged`):
@@ -458,6 +463,7 @@ mod tests {
             seq: None,
             source_state: None,
             chain: None,
+            origin: None,
         }
     }
 
