@@ -297,14 +297,26 @@ fn sigkill_during_a_copy_then_the_rerun_sends_only_the_rest() {
     let v = lb(&t, &dst, &[]).args(["verify"]).json();
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(lb(&t, &dst, &[]).args(["snapshots"]).json(), Value::Array(vec![]));
-    // Killed after the first record: a prefix of the chain, which verifies.
+    // Killed after the first record: that snapshot is whole and restores;
+    // the chain lacks the records not yet sent (the source's first snapshot
+    // was forgotten, and its deletion comes later in the chain), which verify
+    // reports as missing (store-format.md 6.11) until the rerun sends them.
     let r = lb(&t, &src, &[])
         .crash_at("copy-after-record:1")
         .args(["copy", "--to", &dst])
         .run();
     assert_eq!(r.signal, Some(9), "{}", r.stderr);
-    let v = lb(&t, &dst, &[]).args(["verify", "--chain"]).json();
-    assert_eq!(v["ok"], true, "{v}");
+    let v = lb(&t, &dst, &[]).args(["--json", "verify", "--read-data"]).run();
+    let v: Value = serde_json::from_slice(&v.stdout).expect("json");
+    for p in v["problems"].as_array().expect("problems") {
+        let p = p.as_str().expect("line");
+        assert!(p.starts_with("chain:") && p.contains("is missing"), "{p}");
+    }
+    assert_eq!(v["chunks_missing"], 0, "{v}");
+    lb(&t, &dst, &[])
+        .args(["restore", "latest", "--to"])
+        .arg(t.path("partial.db"))
+        .ok();
     // The rerun completes, sending no pack again.
     let r = copy(&t, &src, &dst, &[]);
     assert_eq!(r["packs_copied"], 0, "{r}");

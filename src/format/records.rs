@@ -511,6 +511,38 @@ mod tests {
     }
 
     #[test]
+    fn origin_is_an_optional_field_written_as_bin32_last() {
+        let old = sample_snapshot();
+        let bytes = encode_named(&old);
+        assert!(
+            !bytes.windows(6).any(|w| w == b"origin"),
+            "no origin key when absent: a record encodes (and is named) as before"
+        );
+        let copied = SnapshotRecord {
+            origin: Some(crate::id::SnapshotId([0xab; 32])),
+            ..sample_snapshot()
+        };
+        let encoded = encode_named(&copied);
+        // The key, then bin8 of 32 bytes, at the end of the map (4.2).
+        let mut tail = vec![0xa6];
+        tail.extend_from_slice(b"origin");
+        tail.extend_from_slice(&[0xc4, 32]);
+        tail.extend_from_slice(&[0xab; 32]);
+        assert!(encoded.ends_with(&tail), "origin is the map's last entry");
+        let back: SnapshotRecord = decode(&encoded).expect("decode");
+        assert_eq!(back, copied);
+        back.validate().expect("valid");
+        let read_old: SnapshotRecord = decode(&bytes).expect("decode old");
+        assert_eq!(read_old.origin, None);
+        // An origin that is not 32 bytes is refused.
+        let mut bad = encoded.clone();
+        let at = bad.len() - 34;
+        bad[at + 1] = 31;
+        bad.pop();
+        assert!(decode::<SnapshotRecord>(&bad).is_err());
+    }
+
+    #[test]
     fn snapshot_round_trip_and_unknown_fields_tolerated() {
         let rec = sample_snapshot();
         let bytes = encode_named(&rec);
