@@ -80,7 +80,12 @@ fn listing(t: &TestDir, repo: &str, env: &[(String, String)]) -> Vec<(String, Va
     v.as_array()
         .expect("array")
         .iter()
-        .map(|s| (s["time"].as_str().expect("time").to_string(), s["tags"].clone()))
+        .map(|s| {
+            (
+                s["time"].as_str().expect("time").to_string(),
+                s["tags"].clone(),
+            )
+        })
         .collect()
 }
 
@@ -110,7 +115,10 @@ fn local_copy_mirrors_the_history_and_a_second_copy_sends_nothing() {
     assert_eq!(r["mode"], "mirror", "{r}");
     assert_eq!(r["snapshots_copied"], 2, "{r}");
     assert!(r["bytes_sent"].as_u64().expect("bytes") > 0, "{r}");
-    assert!(r["chain_events_copied"].as_u64().expect("events") >= 2, "{r}");
+    assert!(
+        r["chain_events_copied"].as_u64().expect("events") >= 2,
+        "{r}"
+    );
     // The same history: same listing (tags included), same head, and the
     // source's head is a witness the destination satisfies.
     assert_eq!(listing(&t, &src, &[]), listing(&t, &dst, &[]));
@@ -208,7 +216,13 @@ fn encrypted_copies_with_another_passphrase_and_across_encryption() {
         .args(["copy", "--to", &a])
         .json();
     assert_eq!(r["mode"], "mirror", "{r}");
-    sound(&t, &a, &[("LUMINA_BACKUP_PASSWORD".into(), "dest secret".into())], &expected, "a.db");
+    sound(
+        &t,
+        &a,
+        &[("LUMINA_BACKUP_PASSWORD".into(), "dest secret".into())],
+        &expected,
+        "a.db",
+    );
     lb(&t, &a, &[])
         .env("LUMINA_BACKUP_PASSWORD", "source secret")
         .arg("snapshots")
@@ -235,7 +249,10 @@ fn encrypted_copies_with_another_passphrase_and_across_encryption() {
         .json();
     assert_eq!(r["mode"], "translate", "{r}");
     assert_eq!(r["snapshots_copied"], 2, "{r}");
-    let benv = [("LUMINA_BACKUP_PASSWORD".to_string(), "other secret".to_string())];
+    let benv = [(
+        "LUMINA_BACKUP_PASSWORD".to_string(),
+        "other secret".to_string(),
+    )];
     sound(&t, &b, &benv, &expected, "b.db");
     let r = spw(lb(&t, &src, &[]))
         .env("LUMINA_BACKUP_TO_PASSWORD", "other secret")
@@ -296,7 +313,10 @@ fn sigkill_during_a_copy_then_the_rerun_sends_only_the_rest() {
     // Nothing half-visible: no snapshot yet, the destination verifies.
     let v = lb(&t, &dst, &[]).args(["verify"]).json();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(lb(&t, &dst, &[]).args(["snapshots"]).json(), Value::Array(vec![]));
+    assert_eq!(
+        lb(&t, &dst, &[]).args(["snapshots"]).json(),
+        Value::Array(vec![])
+    );
     // Killed after the first record: that snapshot is whole and restores;
     // the chain lacks the records not yet sent (the source's first snapshot
     // was forgotten, and its deletion comes later in the chain), which verify
@@ -306,7 +326,9 @@ fn sigkill_during_a_copy_then_the_rerun_sends_only_the_rest() {
         .args(["copy", "--to", &dst])
         .run();
     assert_eq!(r.signal, Some(9), "{}", r.stderr);
-    let v = lb(&t, &dst, &[]).args(["--json", "verify", "--read-data"]).run();
+    let v = lb(&t, &dst, &[])
+        .args(["--json", "verify", "--read-data"])
+        .run();
     let v: Value = serde_json::from_slice(&v.stdout).expect("json");
     for p in v["problems"].as_array().expect("problems") {
         let p = p.as_str().expect("line");

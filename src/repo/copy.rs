@@ -232,9 +232,24 @@ impl Repository {
         };
         let mut sent = Sent::default();
         if mode == CopyMode::Mirror {
-            self.mirror(&dst, &chosen, &src_chain.report, progress, &mut sent, &mut report)?;
+            self.mirror(
+                &dst,
+                &chosen,
+                &src_chain.report,
+                progress,
+                &mut sent,
+                &mut report,
+            )?;
         } else {
-            self.rechain(&dst, &chosen, &src_chain.report, mode, progress, &mut sent, &mut report)?;
+            self.rechain(
+                &dst,
+                &chosen,
+                &src_chain.report,
+                mode,
+                progress,
+                &mut sent,
+                &mut report,
+            )?;
         }
         report.packs_copied = sent.packs_copied;
         report.packs_written = sent.packs_written;
@@ -324,8 +339,7 @@ impl Repository {
                 self.format_version()
             )));
         }
-        if self.store.cipher().is_sealed() && !dst.store.cipher().is_sealed() && !opts.allow_plain
-        {
+        if self.store.cipher().is_sealed() && !dst.store.cipher().is_sealed() && !opts.allow_plain {
             return Err(Error::invalid_input(format!(
                 "{} is encrypted and {} is not; allow it explicitly (--to-plain)",
                 self.location, dst.location
@@ -338,8 +352,12 @@ impl Repository {
     /// one of this repository's, present or removed on its chain: then `dst`
     /// holds a part of this history and can be brought up to it verbatim.
     fn follows(&self, dst: &Repository, chain: &crate::chain::ChainReport) -> Result<bool> {
-        let mut ours: HashSet<SnapshotId> =
-            self.index.snapshots()?.into_iter().map(|(id, _)| id).collect();
+        let mut ours: HashSet<SnapshotId> = self
+            .index
+            .snapshots()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         ours.extend(self.event_ids()?);
         ours.extend(chain.members.iter().copied());
         let theirs = dst
@@ -377,8 +395,12 @@ impl Repository {
         sent: &mut Sent,
         report: &mut CopyReport,
     ) -> Result<()> {
-        let theirs: HashSet<SnapshotId> =
-            dst.index.snapshots()?.into_iter().map(|(id, _)| id).collect();
+        let theirs: HashSet<SnapshotId> = dst
+            .index
+            .snapshots()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         let missing: Vec<&Snapshot> = chosen
             .iter()
             .copied()
@@ -445,8 +467,12 @@ impl Repository {
         // Deletions the source recorded: the snapshots they removed go at the
         // destination too (the deletion is on its chain already, as forget
         // writes it before removing files).
-        let ours: HashSet<SnapshotId> =
-            self.index.snapshots()?.into_iter().map(|(id, _)| id).collect();
+        let ours: HashSet<SnapshotId> = self
+            .index
+            .snapshots()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         let gone: Vec<SnapshotId> = dst
             .index
             .snapshots()?
@@ -542,7 +568,8 @@ impl Repository {
             record.parent = parent;
             record.origin = Some(s.id);
             record.chain = Some(dst.next_chain_link()?);
-            let (id, file) = snapshot::encode_record(&record, dst.store.cipher(), dst.store.format());
+            let (id, file) =
+                snapshot::encode_record(&record, dst.store.cipher(), dst.store.format());
             dst.backend
                 .write_atomic(&snapshot::snapshot_path(&id), &file)?;
             crate::testhook::point("copy-after-record");

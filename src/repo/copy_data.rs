@@ -115,11 +115,7 @@ pub(super) fn send_same_ids(
     let total = whole.iter().map(|w| w.1).sum::<u64>()
         + loose.iter().map(|(_, l)| u64::from(l.len)).sum::<u64>();
     let to = dst.location.to_string();
-    progress.phase(
-        &PhaseInfo::new(Phase::Copy)
-            .detail(&to)
-            .total(Some(total)),
-    );
+    progress.phase(&PhaseInfo::new(Phase::Copy).detail(&to).total(Some(total)));
     for (pack, size, chunks) in whole {
         Repository::check_cancel(progress)?;
         copy_pack(src, dst, pack, size, &chunks, sent)?;
@@ -233,11 +229,7 @@ pub(super) fn translate(
         .map(|f| f.size)
         .sum();
     let to = dst.location.to_string();
-    progress.phase(
-        &PhaseInfo::new(Phase::Copy)
-            .detail(&to)
-            .total(Some(total)),
-    );
+    progress.phase(&PhaseInfo::new(Phase::Copy).detail(&to).total(Some(total)));
     let mut reader = ChunkReader::with_cache_frames(&src.store, src.index.reader()?, 16);
     let have = RefCell::new(dst.index.reader()?);
     let written = RefCell::new(Vec::new());
