@@ -425,3 +425,37 @@ fn wait_stopped(pid: i32) {
     }
     panic!("process {pid} did not reach its stop point");
 }
+
+#[test]
+fn a_destination_with_other_chunking_is_refused() {
+    use lumina_backup::__internals::format::{
+        decode, encode_named, open_file, seal_file, Config, FormatVersion, Kind,
+    };
+    let t = TestDir::new("copy-chunking");
+    let src = t.path("src").display().to_string();
+    let dst = t.path("dst").display().to_string();
+    let db = t.path("lumina.db");
+    create_lumina(&db, 50, 3);
+    lb(&t, &src, &[]).arg("init").ok();
+    lb(&t, &src, &[]).arg("snapshot").arg(&db).ok();
+    lb(&t, &dst, &[]).arg("init").ok();
+    // The destination's tree fan-out changed (a repository made by another
+    // version or by hand): its trees would never deduplicate with the source's.
+    let path = t.path("dst").join("config");
+    let bytes = std::fs::read(&path).expect("config");
+    let mut config: Config =
+        decode(open_file(&bytes, Kind::Config).expect("open")).expect("decode");
+    config.tree_fanout = 16;
+    std::fs::write(
+        &path,
+        seal_file(FormatVersion::V2, Kind::Config, &encode_named(&config)),
+    )
+    .expect("write config");
+    let r = lb(&t, &src, &[]).args(["copy", "--to", &dst]).run();
+    r.expect_code(2).expect_one_stderr_line();
+    assert!(r.stderr.contains("tree fan-out"), "{}", r.stderr);
+    assert!(
+        common::pack_files(&t.path("dst")).is_empty(),
+        "nothing sent"
+    );
+}

@@ -310,3 +310,117 @@ impl Drop for Garage {
         self.kill();
     }
 }
+
+/// A Garage cluster of `n` nodes on loopback with replication factor `n`
+/// (one zone per node), a bucket and a key; clients talk to node 0's S3
+/// port, and any other node can be stopped and started again.
+pub struct GarageCluster {
+    /// The nodes; node 0 serves the clients.
+    pub nodes: Vec<Garage>,
+}
+
+impl GarageCluster {
+    /// Starts `n` nodes in `dir/node<i>`, connects them, lays them out, and
+    /// creates `bucket` and a key allowed on it.
+    pub fn start(dir: &Path, n: usize, bucket: &str) -> Self {
+        let bin = find(
+            "LUMINA_TEST_GARAGE",
+            "garage",
+            &["/work/tools/garage/bin/garage"],
+            "Install it with `cargo install --locked garage --version 2.5.0 --root /work/tools/garage` (.ci/run does; it takes about 30 minutes).",
+        );
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 53 + 7) % 256))
+            .collect();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let d = dir.join(format!("node{i}"));
+            std::fs::create_dir_all(&d).expect("garage node folder");
+            let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
+            let config = d.join("garage.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = {n}
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3_port}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin_port}"
+"#,
+                    meta = d.join("meta").display(),
+                    data = d.join("data").display(),
+                ),
+            )
+            .expect("garage config");
+            let mut g = Garage {
+                child: None,
+                bin: bin.clone(),
+                config,
+                s3_port,
+                rpc_port,
+                bucket: bucket.to_string(),
+                key_id: String::new(),
+                secret: String::new(),
+            };
+            g.restart();
+            nodes.push(g);
+        }
+        let ids: Vec<String> = nodes
+            .iter()
+            .map(|g| g.cli(&["node", "id", "-q"]).trim().to_string())
+            .collect();
+        for id in &ids[1..] {
+            nodes[0].cli(&["node", "connect", id]);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let short = id.split('@').next().expect("node id");
+            let zone = format!("dc{i}");
+            nodes[0].cli(&["layout", "assign", "-z", &zone, "-c", "1G", short]);
+        }
+        nodes[0].cli(&["layout", "apply", "--version", "1"]);
+        nodes[0].cli(&["bucket", "create", bucket]);
+        let key = nodes[0].cli(&["key", "create", "lumina-test"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
+                })
+                .unwrap_or_else(|| panic!("no `{name}` in `garage key create`:\n{key}"))
+        };
+        let (key_id, secret) = (field("Key ID"), field("Secret key"));
+        nodes[0].cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            bucket,
+            "--key",
+            "lumina-test",
+        ]);
+        nodes[0].key_id = key_id;
+        nodes[0].secret = secret;
+        GarageCluster { nodes }
+    }
+
+    /// `s3://BUCKET/<prefix>` (through node 0).
+    pub fn url(&self, prefix: &str) -> String {
+        self.nodes[0].url(prefix)
+    }
+
+    /// The environment a client needs (node 0's S3 endpoint).
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.nodes[0].env()
+    }
+}
