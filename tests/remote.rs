@@ -577,3 +577,14 @@ fn s3_server_killed_during_a_restore() {
         .ok();
     assert_eq!(dump(&target), dump(&db));
 }
+
+/// Issue #11: SFTP against Debian's `sshd` on a loopback port with generated
+/// keys: every command.
+#[test]
+fn sftp_every_command() {
+    let t = TestDir::new("sftp-all");
+    let s = servers::Sshd::start(&t.path("sshd"));
+    let dir = t.path("served");
+    std::fs::create_dir_all(&dir).expect("served folder");
+    every_command(&t, &s.url(&dir.join("repo")), &s.env());
+}

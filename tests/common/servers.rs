@@ -424,3 +424,111 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         self.nodes[0].env()
     }
 }
+
+/// Debian's `sshd` on a loopback port, run from a folder of its own: a
+/// generated host key, a generated client key allowed in an
+/// `authorized_keys` file there, no PAM, nothing read from `/etc/ssh`.
+pub struct Sshd {
+    child: Option<Child>,
+    pub port: u16,
+    /// The client's private key (for `LUMINA_BACKUP_SFTP_KEY`).
+    pub key: PathBuf,
+    /// The user it accepts (the one running the tests).
+    pub user: String,
+}
+
+impl Sshd {
+    /// Generates the keys and config in `dir` and starts `sshd -D`.
+    pub fn start(dir: &Path) -> Self {
+        let install = "Install Debian's `openssh-server` (.ci/run does).";
+        let sshd = find("LUMINA_TEST_SSHD", "sshd", &["/usr/sbin/sshd"], install);
+        let sftp_server = ["/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("no sftp-server next to sshd. {install}"));
+        std::fs::create_dir_all(dir).expect("sshd folder");
+        let keygen = |path: &Path| {
+            let _ = std::fs::remove_file(path);
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(path)
+                .status()
+                .expect("running ssh-keygen");
+            assert!(ok.success(), "ssh-keygen failed");
+        };
+        let host_key = dir.join("host_ed25519");
+        let key = dir.join("client_ed25519");
+        keygen(&host_key);
+        keygen(&key);
+        let authorized = dir.join("authorized_keys");
+        std::fs::copy(dir.join("client_ed25519.pub"), &authorized).expect("authorized_keys");
+        let user = String::from_utf8(
+            Command::new("id")
+                .arg("-un")
+                .output()
+                .expect("id -un")
+                .stdout,
+        )
+        .expect("user name")
+        .trim()
+        .to_string();
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nPidFile {pid}\n\
+                 AuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                 Subsystem sftp {sftp}\n",
+                hk = host_key.display(),
+                pid = dir.join("sshd.pid").display(),
+                ak = authorized.display(),
+                sftp = sftp_server.display(),
+            ),
+        )
+        .expect("sshd config");
+        // sshd wants an absolute path and its privilege-separation folder.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let mut child = Command::new(&sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting sshd");
+        wait_for_port(port, &mut child, "sshd");
+        Sshd {
+            child: Some(child),
+            port,
+            key,
+            user,
+        }
+    }
+
+    /// `sftp://USER@127.0.0.1:PORT<absolute path>`.
+    pub fn url(&self, path: &Path) -> String {
+        format!("sftp://{}@127.0.0.1:{}{}", self.user, self.port, path.display())
+    }
+
+    /// The environment a client needs.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "LUMINA_BACKUP_SFTP_KEY".into(),
+                self.key.display().to_string(),
+            ),
+            ("LUMINA_BACKUP_SFTP_KNOWN_HOSTS".into(), "accept".into()),
+        ]
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
