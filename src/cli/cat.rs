@@ -30,7 +30,26 @@ pub(super) fn run(ctx: &Ctx, CatArgs { snap, file, db }: CatArgs) -> Result<(), 
     // is checked first (each chunk is checked as it is read).
     repo.check_chunk_list(entry)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    repo.read_file(entry, &mut out, &lumina_backup::NoProgress)?;
-    out.flush().map_err(|e| Error::io("writing", "stdout", e))?;
-    Ok(())
+    let written = repo
+        .read_file(entry, &mut out, &lumina_backup::NoProgress)
+        .and_then(|_| out.flush().map_err(|e| Error::io("writing", "stdout", e)));
+    if let Err(e) = &written {
+        if closed_pipe(e) {
+            // The reader went away (`cat ... | head`): end quietly, as Unix tools do.
+            std::process::exit(crate::EXIT_CLOSED_STDOUT);
+        }
+    }
+    written.map(|_| ())
+}
+
+/// Whether `e` comes from writing to a pipe whose reader is gone.
+fn closed_pipe(e: &Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        source = s.source();
+    }
+    false
 }

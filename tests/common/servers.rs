@@ -442,11 +442,14 @@ impl Sshd {
     pub fn start(dir: &Path) -> Self {
         let install = "Install Debian's `openssh-server` (.ci/run does).";
         let sshd = find("LUMINA_TEST_SSHD", "sshd", &["/usr/sbin/sshd"], install);
-        let sftp_server = ["/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("no sftp-server next to sshd. {install}"));
+        let sftp_server = [
+            "/usr/lib/openssh/sftp-server",
+            "/usr/libexec/openssh/sftp-server",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no sftp-server next to sshd. {install}"));
         std::fs::create_dir_all(dir).expect("sshd folder");
         let keygen = |path: &Path| {
             let _ = std::fs::remove_file(path);
@@ -509,7 +512,12 @@ impl Sshd {
 
     /// `sftp://USER@127.0.0.1:PORT<absolute path>`.
     pub fn url(&self, path: &Path) -> String {
-        format!("sftp://{}@127.0.0.1:{}{}", self.user, self.port, path.display())
+        format!(
+            "sftp://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            path.display()
+        )
     }
 
     /// The environment a client needs.
