@@ -150,8 +150,8 @@ pub use backend::{Location, Remote as RemoteLocation, Service};
 pub use chunker::{ByteParams, PageParams};
 pub use format::{Config, StatusRecord};
 pub use repo::{
-    repository_holding, source_key, DatabaseStatus, InitOptions, KeyInfo, OpenOptions, Repository,
-    Status,
+    repository_holding, source_key, CopyMode, CopyOptions, CopyReport, DatabaseStatus, InitOptions,
+    KeyInfo, OpenOptions, Repository, Status,
 };
 
 // Snapshots: take one (options and summary), list and choose them.

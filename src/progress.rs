@@ -111,6 +111,10 @@ pub enum Phase {
     RepairSnapshots,
     /// `sql`: running a query on a snapshot's database. Items: result rows.
     Query,
+    /// Copy: sending the packs and chunks the destination lacks. Bytes (whole
+    /// packs as stored, other chunks raw); total: their sum. Detail: the
+    /// destination.
+    Copy,
 }
 
 impl Phase {
@@ -122,7 +126,8 @@ impl Phase {
             | Phase::ReadFile
             | Phase::VerifyPacks
             | Phase::ReadData
-            | Phase::Repack => Unit::Bytes,
+            | Phase::Repack
+            | Phase::Copy => Unit::Bytes,
             Phase::VerifySnapshots | Phase::FindReferences | Phase::RepairSnapshots => {
                 Unit::Items("snapshots")
             }

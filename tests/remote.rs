@@ -488,3 +488,133 @@ fn s3_two_machines_share_a_repository() {
         assert_eq!(v["ok"], true, "{m}: {v}");
     }
 }
+
+/// Issue #11: a 3-node Garage cluster with replication factor 3 keeps
+/// working with one node stopped in the middle of a snapshot: the snapshot
+/// succeeds, restores, and verifies, with the node still down.
+#[test]
+fn s3_cluster_of_three_survives_a_node_stopped_during_a_snapshot() {
+    let t = TestDir::new("s3-cluster");
+    let mut c = servers::GarageCluster::start(&t.path("cluster"), 3, "lumina");
+    let url = c.url("repo");
+    let env = c.env();
+    let db = database(&t, "lumina.db");
+    lb(&t, &url, &env).arg("init").ok();
+    lb(&t, &url, &env).arg("snapshot").arg(&db).ok();
+    edit(&db, 60);
+    let child = lb(&t, &url, &env)
+        .env("LUMINA_BACKUP_STOP_AT", "after-pack")
+        .arg("snapshot")
+        .arg(&db)
+        .spawn_piped();
+    let pid = child.id() as i32;
+    wait_stopped(pid);
+    c.nodes[2].kill();
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = t.path("restored.db");
+    lb(&t, &url, &env)
+        .args(["restore", "latest", "--to"])
+        .arg(&target)
+        .ok();
+    assert_eq!(dump(&target), dump(&db));
+    let v = lb(&t, &url, &env)
+        .args(["--json", "verify", "--read-data"])
+        .json();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+/// Issue #11: the server killed while a restore reads from it: exit 1 with
+/// one line, the target folder untouched (no file, no temp file), and the
+/// rerun restores the same rows.
+#[test]
+fn s3_server_killed_during_a_restore() {
+    let t = TestDir::new("s3-restore-kill");
+    let mut g = Garage::start(&t.path("garage"), "lumina");
+    let url = g.url("repo");
+    let env = g.env();
+    // Large enough that most of it is not fetched when the first batch is out.
+    let db = t.path("big.db");
+    create_lumina(&db, 40_000, 11);
+    lb(&t, &url, &env).arg("init").ok();
+    lb(&t, &url, &env).arg("snapshot").arg(&db).ok();
+    let out_dir = t.path("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    let target = out_dir.join("restored.db");
+    let child = lb(&t, &url, &env)
+        .env("LUMINA_BACKUP_STOP_AT", "read-batch")
+        .args(["restore", "latest", "--to"])
+        .arg(&target)
+        .spawn_piped();
+    let pid = child.id() as i32;
+    wait_stopped(pid);
+    g.kill();
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let left: Vec<_> = std::fs::read_dir(&out_dir)
+        .expect("read out dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the target folder is untouched: {left:?}");
+    g.restart();
+    lb(&t, &url, &env)
+        .args(["restore", "latest", "--to"])
+        .arg(&target)
+        .ok();
+    assert_eq!(dump(&target), dump(&db));
+}
+
+/// Issue #11: SFTP against Debian's `sshd` on a loopback port with generated
+/// keys: every command.
+#[test]
+fn sftp_every_command() {
+    let t = TestDir::new("sftp-all");
+    let s = servers::Sshd::start(&t.path("sshd"));
+    let dir = t.path("served");
+    std::fs::create_dir_all(&dir).expect("served folder");
+    every_command(&t, &s.url(&dir.join("repo")), &s.env());
+}
+
+/// SIGPIPE stays ignored (so SFTP's closed `ssh` pipes are errors, not a
+/// kill), yet `cat` into a pipe whose reader went away still ends quietly,
+/// with status 141 and nothing on stderr, as Unix tools do.
+#[test]
+fn cat_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let t = TestDir::new("closed-pipe");
+    let db = t.path("big.db");
+    create_lumina(&db, 20_000, 5);
+    t.lb().arg("init").ok();
+    t.lb().arg("snapshot").arg(&db).ok();
+    let mut child = t.lb().args(["cat", "latest", "big.db"]).spawn_piped();
+    let mut head = [0u8; 100];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut head)
+        .expect("the first bytes");
+    // The pipe's read end is closed here (dropped above).
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(&head[..16], b"SQLite format 3\0");
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -269,3 +269,36 @@ fn library_query_gives_typed_rows_and_can_be_cancelled() {
     assert!(err.is_cancelled(), "{err}");
     assert!(rows.rows.len() < 50);
 }
+
+/// `sql ... | head`: the reader goes away; the query ends quietly with 141 (as
+/// a Unix tool a shell's SIGPIPE ends), plain and `--json`.
+#[test]
+fn a_closed_pipe_ends_the_query_quietly() {
+    use std::io::Read;
+    let t = TestDir::new("sql-pipe");
+    let db = t.path("big.db");
+    create_lumina(&db, 20_000, 5);
+    t.lb().arg("init").ok();
+    t.lb().arg("snapshot").arg(&db).ok();
+    for json in [false, true] {
+        let mut lb = t.lb().args(["sql", "latest", "SELECT * FROM metadata"]);
+        if json {
+            lb = lb.arg("--json");
+        }
+        let mut child = lb.spawn_piped();
+        let mut head = [0u8; 64];
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_exact(&mut head)
+            .expect("the first bytes");
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(141), "json {json}: {out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "json {json}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -30,7 +30,14 @@ pub(super) fn run(ctx: &Ctx, CatArgs { snap, file, db }: CatArgs) -> Result<(), 
     // is checked first (each chunk is checked as it is read).
     repo.check_chunk_list(entry)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    repo.read_file(entry, &mut out, &lumina_backup::NoProgress)?;
-    out.flush().map_err(|e| Error::io("writing", "stdout", e))?;
-    Ok(())
+    let written = repo
+        .read_file(entry, &mut out, &lumina_backup::NoProgress)
+        .and_then(|_| out.flush().map_err(|e| Error::io("writing", "stdout", e)));
+    if let Err(e) = &written {
+        if super::errors::closed_pipe(e) {
+            // The reader went away (`cat ... | head`): end quietly, as Unix tools do.
+            std::process::exit(crate::EXIT_CLOSED_STDOUT);
+        }
+    }
+    written.map(|_| ())
 }

@@ -69,6 +69,18 @@ pub fn with_advice(text: String, e: &Error) -> String {
     }
 }
 
+/// Whether `e` comes from writing to a pipe whose reader is gone.
+pub fn closed_pipe(e: &Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// One verify problem as the CLI prints it (and as `verify --json` lists it);
 /// `read_data` when verify re-read every pack (then "run verify --read-data"
 /// is not the advice: it has just been done).

@@ -4,6 +4,7 @@
 mod cat;
 mod common;
 mod config;
+mod copy;
 mod demo;
 mod diff;
 mod errors;
@@ -120,6 +121,8 @@ enum Command {
     Forget(forget::ForgetArgs),
     /// Delete data no snapshot references; repack mostly-dead packs.
     Prune(prune::PruneArgs),
+    /// Copy snapshots to another repository (created when missing), sending only what it lacks.
+    Copy(copy::CopyArgs),
     /// Repository settings (retention rules `forget` applies by default).
     Config {
         #[command(subcommand)]
@@ -148,6 +151,8 @@ pub fn main() -> i32 {
     let json = cli.global.json;
     match run(cli, tz.clone()) {
         Ok(code) => code,
+        // The reader of stdout went away (`... | head`): end quietly.
+        Err(e) if errors::closed_pipe(&e) => crate::EXIT_CLOSED_STDOUT,
         Err(e) => {
             let message = errors::with_advice(describe(&e, &tz), &e);
             eprintln!("lumina-backup: {message}");
@@ -214,6 +219,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
         Command::Demo(args) => demo::run(&ctx, args)?,
         Command::Forget(args) => forget::run(&ctx, args)?,
         Command::Prune(args) => prune::run(&ctx, args)?,
+        Command::Copy(args) => copy::run(&ctx, args)?,
         Command::Config { what } => config::run(&ctx, what)?,
         Command::Export(args) => export::run(&ctx, args)?,
         Command::Import(args) => import::run(&ctx, args)?,

@@ -52,6 +52,7 @@ fn label(phase: Phase) -> &'static str {
         Phase::RebuildIndex => "reading pack descriptions",
         Phase::RepairSnapshots => "checking snapshots",
         Phase::Query => "querying",
+        Phase::Copy => "sending",
         _ => "working",
     }
 }

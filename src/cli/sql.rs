@@ -103,7 +103,8 @@ fn stdout_error(e: std::io::Error) -> Error {
 }
 
 fn json_error(e: serde_json::Error) -> Error {
-    Error::io("writing", "stdout", std::io::Error::other(e))
+    // serde_json's I/O errors keep their kind (a closed pipe stays one).
+    Error::io("writing", "stdout", std::io::Error::from(e))
 }
 
 pub(super) fn run(ctx: &Ctx, SqlArgs { snap, query, db }: SqlArgs) -> Result<i32, Error> {
@@ -134,7 +135,7 @@ pub(super) fn run(ctx: &Ctx, SqlArgs { snap, query, db }: SqlArgs) -> Result<i32
             Ok(0)
         }
         // Nothing written yet: the usual `{"error":...}` document.
-        Err(e) if !sink.started => Err(e),
+        Err(e) if !sink.started || errors::closed_pipe(&e) => Err(e),
         Err(e) => {
             let message = errors::with_advice(e.to_string(), &e);
             let code = errors::exit_code(&e);

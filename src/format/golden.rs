@@ -254,6 +254,7 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
         seq: Some(2),
         source_state: None,
         chain: None,
+        origin: None,
     };
     let (snap_id, snap_file) =
         crate::snapshot::encode_record(&record, &Cipher::Plain, FormatVersion::NEWEST);

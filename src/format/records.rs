@@ -150,6 +150,11 @@ pub struct SnapshotRecord {
     /// absent in records written before the chain began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<super::ChainLink>,
+    /// The snapshot this record is a copy of, in the repository `copy` took it
+    /// from, when the copy had to write a new record (store-format.md 4.2,
+    /// 6.11); absent in snapshots taken here and in verbatim copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::id::SnapshotId>,
 }
 
 /// The source database's state as seen before a capture (`sqlite::unchanged`):
@@ -458,6 +463,7 @@ mod tests {
             seq: None,
             source_state: None,
             chain: None,
+            origin: None,
         }
     }
 
@@ -502,6 +508,38 @@ mod tests {
         assert_eq!(back.seq, Some(7));
         let read_old: SnapshotRecord = decode(&bytes).expect("decode old");
         assert_eq!(read_old.seq, None);
+    }
+
+    #[test]
+    fn origin_is_an_optional_field_written_as_bin32_last() {
+        let old = sample_snapshot();
+        let bytes = encode_named(&old);
+        assert!(
+            !bytes.windows(6).any(|w| w == b"origin"),
+            "no origin key when absent: a record encodes (and is named) as before"
+        );
+        let copied = SnapshotRecord {
+            origin: Some(crate::id::SnapshotId([0xab; 32])),
+            ..sample_snapshot()
+        };
+        let encoded = encode_named(&copied);
+        // The key, then bin8 of 32 bytes, at the end of the map (4.2).
+        let mut tail = vec![0xa6];
+        tail.extend_from_slice(b"origin");
+        tail.extend_from_slice(&[0xc4, 32]);
+        tail.extend_from_slice(&[0xab; 32]);
+        assert!(encoded.ends_with(&tail), "origin is the map's last entry");
+        let back: SnapshotRecord = decode(&encoded).expect("decode");
+        assert_eq!(back, copied);
+        back.validate().expect("valid");
+        let read_old: SnapshotRecord = decode(&bytes).expect("decode old");
+        assert_eq!(read_old.origin, None);
+        // An origin that is not 32 bytes is refused.
+        let mut bad = encoded.clone();
+        let at = bad.len() - 34;
+        bad[at + 1] = 31;
+        bad.pop();
+        assert!(decode::<SnapshotRecord>(&bad).is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 pub mod cache;
 mod chain;
+mod copy;
+mod copy_data;
 mod diff;
 mod drill;
 mod export_plan;
@@ -32,6 +34,7 @@ mod verify;
 mod verify_checksum;
 
 pub use chain::ChainHead;
+pub use copy::{CopyMode, CopyOptions, CopyReport};
 pub use diff::DiffTarget;
 pub use drill::DrillReport;
 pub use exports::{export_database, import_file, ExportFormat, ExportRequest, ExportedFile};
@@ -163,6 +166,18 @@ pub fn source_key(db: &Path) -> String {
         .into_owned()
 }
 
+/// What a new repository takes from an existing one (`copy` creating its
+/// destination): the config's parameters (a new `repo_id` and `created`), the
+/// format, and the master key (sealed with the new repository's passphrase).
+pub(crate) struct Like {
+    /// The config to copy the parameters of.
+    pub config: Config,
+    /// The store format.
+    pub version: FormatVersion,
+    /// The master key to reuse, if any.
+    pub master: Option<Arc<MasterKey>>,
+}
+
 /// An open repository (holding its lock: exclusive, or shared when opened
 /// read-only).
 pub struct Repository {
@@ -203,8 +218,18 @@ impl Repository {
     /// Creates a repository at `location` (a folder or a remote store),
     /// encrypted if a passphrase is given.
     pub fn init_at(location: &Location, opts: &InitOptions) -> Result<Config> {
+        Self::init_like(location, opts, None)
+    }
+
+    /// [`Self::init_at`], with the config's chunking, the format and the
+    /// master key of `like` when given (`copy` creating its destination).
+    pub(crate) fn init_like(
+        location: &Location,
+        opts: &InitOptions,
+        like: Option<&Like>,
+    ) -> Result<Config> {
         match location {
-            Location::Local(path) => Self::init_with(path, opts),
+            Location::Local(path) => Self::init_local(path, opts, like),
             Location::Remote(remote) => {
                 let backend = crate::backend::open_remote(remote)?.writable;
                 let shown = PathBuf::from(location.to_string());
@@ -219,13 +244,17 @@ impl Repository {
                     ))
                     .with_remedy(crate::error::Remedy::Force));
                 }
-                Self::write_new(backend.as_ref(), opts)
+                Self::write_new(backend.as_ref(), opts, like)
             }
         }
     }
 
     /// Creates a repository at `path`, encrypted if a passphrase is given.
     pub fn init_with(path: &Path, opts: &InitOptions) -> Result<Config> {
+        Self::init_local(path, opts, None)
+    }
+
+    fn init_local(path: &Path, opts: &InitOptions, like: Option<&Like>) -> Result<Config> {
         let backend = LocalBackend::new(path);
         init::check_target(path)?;
         if backend.exists(CONFIG_FILE)? {
@@ -243,28 +272,40 @@ impl Repository {
         }
         // Created once here, so locking never needs new bytes (a full disk).
         RepoLock::create_file(&path.join(LOCK_FILE))?;
-        Self::write_new(&backend, opts)
+        Self::write_new(&backend, opts, like)
     }
 
     /// Writes a new repository's key file (encrypted) and config, the config
     /// last: a location without it is not a repository.
-    fn write_new(backend: &dyn Backend, opts: &InitOptions) -> Result<Config> {
-        let config = default_config();
+    fn write_new(backend: &dyn Backend, opts: &InitOptions, like: Option<&Like>) -> Result<Config> {
+        let mut config = default_config();
+        let mut version = FormatVersion::NEWEST;
+        if let Some(like) = like {
+            config = Config {
+                repo_id: config.repo_id,
+                created: config.created,
+                ..like.config.clone()
+            };
+            version = like.version;
+        }
         config
             .validate()
             .map_err(|e| Error::corrupt("default config", e))?;
         let cipher = match &opts.passphrase {
             None => Cipher::Plain,
             Some(pw) => {
-                let master = MasterKey::generate();
-                let (id, file) =
-                    keys::make_key_file(&master, pw, opts.kdf, "", FormatVersion::NEWEST)?;
+                let master = match like.and_then(|l| l.master.as_ref()) {
+                    Some(m) => MasterKey::from_bytes(m.to_bytes().as_ref())
+                        .ok_or_else(|| Error::internal("a master key of the wrong length"))?,
+                    None => MasterKey::generate(),
+                };
+                let (id, file) = keys::make_key_file(&master, pw, opts.kdf, "", version)?;
                 backend.write_atomic(&layout::key(&id), &file)?;
                 Cipher::Sealed(Arc::new(master))
             }
         };
         // The config is written last: a folder without it is not a repository yet.
-        crate::store::files::save(backend, &cipher, FormatVersion::NEWEST, "", &config)?;
+        crate::store::files::save(backend, &cipher, version, "", &config)?;
         Ok(config)
     }
 

@@ -656,6 +656,7 @@ impl Repository {
             seq: Some(seq),
             source_state,
             chain: None,
+            origin: None,
         };
         let new_chunks = added.chunks_added;
         let id = self.commit_snapshot(&mut record, added, record_id)?;

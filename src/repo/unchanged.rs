@@ -122,6 +122,7 @@ impl Repository {
             seq: Some(new.seq),
             source_state: Some(new.state),
             chain: None,
+            origin: None,
         };
         let new_chunks = added.chunks_added;
         let id = self.commit_snapshot(&mut record, added, record_id)?;

@@ -408,6 +408,7 @@ mod tests {
                 seq: None,
                 source_state: None,
                 chain: None,
+                origin: None,
             },
         }
     }

@@ -165,6 +165,7 @@ mod tests {
                 seq,
                 source_state: None,
                 chain: None,
+                origin: None,
             },
         }
     }

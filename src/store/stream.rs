@@ -105,6 +105,7 @@ fn consume(
         }
         bytes += buf.len() as u64;
         after_batch(buf.len() as u64)?;
+        crate::testhook::point("read-batch");
         // The producer may be done: then the buffer is simply dropped.
         let _ = free.send(buf);
     }

@@ -310,3 +310,233 @@ impl Drop for Garage {
         self.kill();
     }
 }
+
+/// A Garage cluster of `n` nodes on loopback with replication factor `n`
+/// (one zone per node), a bucket and a key; clients talk to node 0's S3
+/// port, and any other node can be stopped and started again.
+pub struct GarageCluster {
+    /// The nodes; node 0 serves the clients.
+    pub nodes: Vec<Garage>,
+}
+
+impl GarageCluster {
+    /// Starts `n` nodes in `dir/node<i>`, connects them, lays them out, and
+    /// creates `bucket` and a key allowed on it.
+    pub fn start(dir: &Path, n: usize, bucket: &str) -> Self {
+        let bin = find(
+            "LUMINA_TEST_GARAGE",
+            "garage",
+            &["/work/tools/garage/bin/garage"],
+            "Install it with `cargo install --locked garage --version 2.5.0 --root /work/tools/garage` (.ci/run does; it takes about 30 minutes).",
+        );
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 53 + 7) % 256))
+            .collect();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let d = dir.join(format!("node{i}"));
+            std::fs::create_dir_all(&d).expect("garage node folder");
+            let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
+            let config = d.join("garage.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = {n}
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3_port}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin_port}"
+"#,
+                    meta = d.join("meta").display(),
+                    data = d.join("data").display(),
+                ),
+            )
+            .expect("garage config");
+            let mut g = Garage {
+                child: None,
+                bin: bin.clone(),
+                config,
+                s3_port,
+                rpc_port,
+                bucket: bucket.to_string(),
+                key_id: String::new(),
+                secret: String::new(),
+            };
+            g.restart();
+            nodes.push(g);
+        }
+        let ids: Vec<String> = nodes
+            .iter()
+            .map(|g| g.cli(&["node", "id", "-q"]).trim().to_string())
+            .collect();
+        for id in &ids[1..] {
+            nodes[0].cli(&["node", "connect", id]);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let short = id.split('@').next().expect("node id");
+            let zone = format!("dc{i}");
+            nodes[0].cli(&["layout", "assign", "-z", &zone, "-c", "1G", short]);
+        }
+        nodes[0].cli(&["layout", "apply", "--version", "1"]);
+        nodes[0].cli(&["bucket", "create", bucket]);
+        let key = nodes[0].cli(&["key", "create", "lumina-test"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
+                })
+                .unwrap_or_else(|| panic!("no `{name}` in `garage key create`:\n{key}"))
+        };
+        let (key_id, secret) = (field("Key ID"), field("Secret key"));
+        nodes[0].cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            bucket,
+            "--key",
+            "lumina-test",
+        ]);
+        nodes[0].key_id = key_id;
+        nodes[0].secret = secret;
+        GarageCluster { nodes }
+    }
+
+    /// `s3://BUCKET/<prefix>` (through node 0).
+    pub fn url(&self, prefix: &str) -> String {
+        self.nodes[0].url(prefix)
+    }
+
+    /// The environment a client needs (node 0's S3 endpoint).
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.nodes[0].env()
+    }
+}
+
+/// Debian's `sshd` on a loopback port, run from a folder of its own: a
+/// generated host key, a generated client key allowed in an
+/// `authorized_keys` file there, no PAM, nothing read from `/etc/ssh`.
+pub struct Sshd {
+    child: Option<Child>,
+    pub port: u16,
+    /// The client's private key (for `LUMINA_BACKUP_SFTP_KEY`).
+    pub key: PathBuf,
+    /// The user it accepts (the one running the tests).
+    pub user: String,
+}
+
+impl Sshd {
+    /// Generates the keys and config in `dir` and starts `sshd -D`.
+    pub fn start(dir: &Path) -> Self {
+        let install = "Install Debian's `openssh-server` (.ci/run does).";
+        let sshd = find("LUMINA_TEST_SSHD", "sshd", &["/usr/sbin/sshd"], install);
+        let sftp_server = [
+            "/usr/lib/openssh/sftp-server",
+            "/usr/libexec/openssh/sftp-server",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no sftp-server next to sshd. {install}"));
+        std::fs::create_dir_all(dir).expect("sshd folder");
+        let keygen = |path: &Path| {
+            let _ = std::fs::remove_file(path);
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(path)
+                .status()
+                .expect("running ssh-keygen");
+            assert!(ok.success(), "ssh-keygen failed");
+        };
+        let host_key = dir.join("host_ed25519");
+        let key = dir.join("client_ed25519");
+        keygen(&host_key);
+        keygen(&key);
+        let authorized = dir.join("authorized_keys");
+        std::fs::copy(dir.join("client_ed25519.pub"), &authorized).expect("authorized_keys");
+        let user = String::from_utf8(
+            Command::new("id")
+                .arg("-un")
+                .output()
+                .expect("id -un")
+                .stdout,
+        )
+        .expect("user name")
+        .trim()
+        .to_string();
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nPidFile {pid}\n\
+                 AuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                 Subsystem sftp {sftp}\n",
+                hk = host_key.display(),
+                pid = dir.join("sshd.pid").display(),
+                ak = authorized.display(),
+                sftp = sftp_server.display(),
+            ),
+        )
+        .expect("sshd config");
+        // sshd wants an absolute path and its privilege-separation folder.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let mut child = Command::new(&sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting sshd");
+        wait_for_port(port, &mut child, "sshd");
+        Sshd {
+            child: Some(child),
+            port,
+            key,
+            user,
+        }
+    }
+
+    /// `sftp://USER@127.0.0.1:PORT<absolute path>`.
+    pub fn url(&self, path: &Path) -> String {
+        format!(
+            "sftp://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            path.display()
+        )
+    }
+
+    /// The environment a client needs.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "LUMINA_BACKUP_SFTP_KEY".into(),
+                self.key.display().to_string(),
+            ),
+            ("LUMINA_BACKUP_SFTP_KNOWN_HOSTS".into(), "accept".into()),
+        ]
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
