@@ -10,7 +10,7 @@ use clap::Args;
 use lumina_backup::{CopyOptions, Error, ErrorKind, Location, Repository};
 
 use super::common::{warn, Ctx};
-use super::output::print_json;
+use super::output::{bytes, count, print_json};
 use super::secret;
 
 /// Where the destination's passphrase is read from.
@@ -74,19 +74,21 @@ pub(super) fn run(ctx: &Ctx, args: CopyArgs) -> Result<(), Error> {
             ctx.say(format!("created repository {}", report.destination));
         }
         ctx.say(format!(
-            "copied {} snapshot(s) to {} ({} already there); sent {} bytes: {} pack(s) whole, {} new pack(s), {} chunk(s)",
-            report.copied.len(),
+            "copied {} to {} ({} already there); sent {}: {} whole, {} new, {}",
+            count(report.copied.len() as u64, "snapshot"),
             report.destination,
             report.already_present,
-            report.bytes_sent,
-            report.packs_copied,
-            report.packs_written,
-            report.chunks_sent
+            bytes(report.bytes_sent),
+            count(report.packs_copied, "pack"),
+            count(report.packs_written, "pack"),
+            count(report.chunks_sent, "chunk")
         ));
         if report.chain_events_copied + report.annotations_written + report.snapshots_removed > 0 {
             ctx.say(format!(
-                "history: {} chain record(s) carried, {} annotation(s) written, {} snapshot(s) removed as the source recorded",
-                report.chain_events_copied, report.annotations_written, report.snapshots_removed
+                "history: {} carried, {} written, {} removed as the source recorded",
+                count(report.chain_events_copied, "chain record"),
+                count(report.annotations_written, "annotation"),
+                count(report.snapshots_removed, "snapshot")
             ));
         }
         if let Some(h) = &report.chain_head {
@@ -95,8 +97,8 @@ pub(super) fn run(ctx: &Ctx, args: CopyArgs) -> Result<(), Error> {
     }
     if !report.skipped_untrusted.is_empty() {
         warn(&format!(
-            "{} snapshot(s) not copied: the source's history chain does not vouch for them (run verify on the source)",
-            report.skipped_untrusted.len()
+            "{} not copied: the source's history chain does not vouch for them (run verify on the source)",
+            count(report.skipped_untrusted.len() as u64, "snapshot")
         ));
     }
     Ok(())
