@@ -1232,7 +1232,7 @@ mod tests {
             plan.dangers
         );
         assert!(
-            plan.dangers[1].contains("all 1 snapshots of /b"),
+            plan.dangers[1].contains("the only snapshot of /b"),
             "{:?}",
             plan.dangers
         );
