@@ -167,6 +167,9 @@ pub use repo::{Check, RestoreOptions, RestoreReport};
 pub use diff::{DiffReport, TableDiff};
 pub use repo::DiffTarget;
 
+// Read-only SQL on any snapshot's database.
+pub use repo::{QuerySink, SqlValue};
+
 // Verify and repair.
 pub use repo::{
     ChainHead, Damage, DrillReport, Problem, RebuildReport, RemovedSnapshot, SnapshotRepairPlan,

@@ -109,6 +109,8 @@ pub enum Phase {
     /// Repair snapshots: finding the snapshots that need missing data. Items:
     /// snapshots.
     RepairSnapshots,
+    /// `sql`: running a query on a snapshot's database. Items: result rows.
+    Query,
 }
 
 impl Phase {
@@ -125,6 +127,7 @@ impl Phase {
                 Unit::Items("snapshots")
             }
             Phase::DeletePacks | Phase::RebuildIndex => Unit::Items("packs"),
+            Phase::Query => Unit::Items("rows"),
             Phase::OpenDatabase | Phase::CompactIndex | Phase::CheckImage | Phase::Diff => {
                 Unit::None
             }

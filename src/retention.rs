@@ -643,11 +643,13 @@ fn finish(mut decisions: Vec<(u64, Decision)>, newest_tz: Option<&TimeZone>) -> 
         let real_removed = real.iter().filter(|d| !d.keep).count();
         if removed == of.len() {
             dangers.push(format!(
-                "it would remove all {removed} snapshots of {g}, keeping none"
+                "it would remove {} of {g}, keeping none",
+                all_of(removed)
             ));
         } else if !real.is_empty() && real_removed == real.len() {
             dangers.push(format!(
-                "it would remove all {real_removed} snapshots of {g}, keeping only pre-restore safety copies"
+                "it would remove {} of {g}, keeping only pre-restore safety copies",
+                all_of(real_removed)
             ));
         } else if let (Some(newest), Some(tz)) = (real.last().filter(|d| !d.keep), newest_tz) {
             dangers.push(format!(
@@ -661,6 +663,15 @@ fn finish(mut decisions: Vec<(u64, Decision)>, newest_tz: Option<&TimeZone>) -> 
         decisions,
         dangers,
         ..Plan::default()
+    }
+}
+
+/// "all 3 snapshots", or "the only snapshot".
+fn all_of(n: usize) -> String {
+    if n == 1 {
+        "the only snapshot".to_string()
+    } else {
+        format!("all {n} snapshots")
     }
 }
 

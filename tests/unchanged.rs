@@ -227,6 +227,10 @@ fn idle(mode: &str) {
     // The CLI says so in `--json`, and the manifest names the route.
     let s = t.lb().args(["snapshot"]).arg(&db).json();
     assert_eq!(s["unchanged"], true, "{mode}: {s}");
+    // What the files' `blake3` fields are, as `show --json` says.
+    let shown = t.lb().args(["show", s["id"].as_str().expect("id")]).json();
+    assert!(s["checksum_kind"].is_string(), "{mode}: {s}");
+    assert_eq!(s["checksum_kind"], shown["checksum_kind"], "{mode}: {s}");
     let id = s["id"].as_str().expect("id");
     let manifest: serde_json::Value =
         serde_json::from_slice(&t.lb().args(["cat", id, "manifest.json"]).ok().stdout)

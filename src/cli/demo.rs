@@ -80,9 +80,9 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
     )?;
     let r = &first.snapshot.record;
     say(format!(
-        "3. snapshot {}: {} files, {} total, {} stored",
+        "3. snapshot {}: {}, {} total, {} stored",
         first.snapshot.id.short(),
-        first.snapshot.user_files().count(),
+        super::output::count(first.snapshot.user_files().count() as u64, "file"),
         bytes(r.total_bytes),
         bytes(r.new_bytes)
     ));
@@ -172,10 +172,10 @@ pub(super) fn run(ctx: &Ctx, DemoArgs { dir }: DemoArgs) -> Result<(), Error> {
 
     let v = repo.verify(true, &NoProgress)?;
     say(format!(
-        "8. verify --read-data: {} ({} snapshots, {} chunks re-hashed)",
+        "8. verify --read-data: {} ({}, {} re-hashed)",
         if v.ok { "ok" } else { "PROBLEMS" },
-        v.snapshots_checked,
-        v.chunks_checked
+        super::output::count(v.snapshots_checked as u64, "snapshot"),
+        super::output::count(v.chunks_checked as u64, "chunk")
     ));
     say(format!("done; everything is in {}", show_path(&dir)));
     if ctx.global.json {

@@ -69,8 +69,10 @@ pub fn with_advice(text: String, e: &Error) -> String {
     }
 }
 
-/// One verify problem as the CLI prints it (and as `verify --json` lists it).
-pub fn problem(p: &Problem) -> String {
+/// One verify problem as the CLI prints it (and as `verify --json` lists it);
+/// `read_data` when verify re-read every pack (then "run verify --read-data"
+/// is not the advice: it has just been done).
+pub fn problem(p: &Problem, read_data: bool) -> String {
     match p {
         Problem::ChunkMissing { .. } => format!(
             "{p}; `lumina-backup repair snapshots` removes the snapshots that cannot be restored"
@@ -84,6 +86,11 @@ pub fn problem(p: &Problem) -> String {
         }
         other => match other.damage() {
             Some(d) => match by_kind(d.kind, d.object.as_deref(), false) {
+                // The packs were just re-read: what is left is a good copy.
+                Some(a) if read_data && a.contains("verify --read-data") => format!(
+                    "{other}; put back the damaged pack from another copy of the repository if \
+                     there is one (a restore refuses damaged data: what restores is intact)"
+                ),
                 Some(a) => format!("{other}; {a}"),
                 None => other.to_string(),
             },
@@ -158,13 +165,13 @@ mod tests {
             chunk: "ab".repeat(32),
             more: 0,
         };
-        assert!(problem(&p).ends_with(
+        assert!(problem(&p, false).ends_with(
             "; `lumina-backup repair snapshots` removes the snapshots that cannot be restored"
         ));
         let p = Problem::PackNotIndexed {
             pack: PackId([2; 32]),
         };
-        assert!(problem(&p).ends_with("(damaged, or run `repair index`)"));
+        assert!(problem(&p, false).ends_with("(damaged, or run `repair index`)"));
     }
 
     #[test]

@@ -150,8 +150,8 @@ pub(super) fn run(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
     match &policy {
         Some(p) => ctx.say(format!("policy: {}", p.describe())),
         None => ctx.say(format!(
-            "forget the {} snapshots named",
-            plan.removed().count()
+            "forget the {} named",
+            super::output::count(plan.removed().count() as u64, "snapshot")
         )),
     }
     let mut groups: Vec<&str> = plan.decisions.iter().map(|d| d.group.as_str()).collect();
@@ -183,7 +183,10 @@ pub(super) fn run(ctx: &Ctx, args: ForgetArgs) -> Result<(), Error> {
     }
     let kept = plan.kept().count();
     let removed = plan.removed().count();
-    ctx.say(format!("kept {kept} snapshots, {verb} {removed}"));
+    ctx.say(format!(
+        "kept {}, {verb} {removed}",
+        super::output::count(kept as u64, "snapshot")
+    ));
     for danger in &plan.dangers {
         let how = if args.dry_run && !args.allow_empty {
             "would be refused without --allow-empty"

@@ -22,6 +22,7 @@ mod show;
 mod signals;
 mod snapshot;
 mod snapshots;
+mod sql;
 mod status;
 mod tag;
 mod verify;
@@ -97,12 +98,14 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Check the repository; exit 3 if any problem is found.
     Verify(verify::VerifyArgs),
-    /// Add or remove tags, or set the note, of a snapshot (its id changes; no data is rewritten).
+    /// Add or remove tags, or set the note, of a snapshot (the snapshot keeps its id; an annotation record is added).
     Tag(tag::TagArgs),
     /// Newest snapshot per database, last failure, repository size and deduplication.
     Status,
     /// Row-level differences between two snapshots, or a snapshot and the live database.
     Diff(diff::DiffArgs),
+    /// Run a read-only SQL query on a snapshot's database (nothing is restored over anything).
+    Sql(sql::SqlArgs),
     /// Export Lumina tables from a database, or from a snapshot, to JSON or CSV.
     Export(export::ExportArgs),
     /// Import an export file (.json or .json.gz) into a database, in one transaction.
@@ -216,6 +219,7 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
         Command::Import(args) => import::run(&ctx, args)?,
         Command::Diff(args) => diff::run(&ctx, args)?,
         Command::Tag(args) => tag::run(&ctx, args)?,
+        Command::Sql(args) => return sql::run(&ctx, args),
         Command::Status => status::run(&ctx)?,
     }
     Ok(0)

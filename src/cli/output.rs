@@ -51,6 +51,17 @@ fn relative(secs: i64) -> String {
     }
 }
 
+/// A count and its noun, singular for one: `count(1, "snapshot")` is
+/// "1 snapshot", `count(3, "snapshot")` "3 snapshots".
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Bytes for humans (binary units).
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
@@ -86,6 +97,10 @@ pub struct SnapshotJson {
     /// and in all (the rest reused from the parent's exports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub export_rows: Option<ExportRowsJson>,
+    /// `snapshot` only: what the files' `blake3` fields are (`blake3` of the
+    /// file, or `chunk-list` digests in format 2 repositories), as `show` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_kind: Option<&'static str>,
 }
 
 /// `export_rows` of `snapshot --json`.
@@ -119,6 +134,7 @@ impl SnapshotJson {
             warnings: r.warnings.clone(),
             unchanged: None,
             export_rows: None,
+            checksum_kind: None,
         }
     }
 }

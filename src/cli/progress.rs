@@ -51,6 +51,7 @@ fn label(phase: Phase) -> &'static str {
         Phase::DeletePacks => "deleting packs",
         Phase::RebuildIndex => "reading pack descriptions",
         Phase::RepairSnapshots => "checking snapshots",
+        Phase::Query => "querying",
         _ => "working",
     }
 }

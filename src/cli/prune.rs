@@ -8,7 +8,7 @@ use lumina_backup::Error;
 use lumina_backup::{PackAction, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
 
 use super::common::Ctx;
-use super::output::{bytes, print_json};
+use super::output::{bytes, count, print_json};
 
 /// `prune` arguments.
 #[derive(Args, Debug)]
@@ -25,11 +25,11 @@ pub(super) struct PruneArgs {
 pub(super) fn say_prune(ctx: &Ctx, r: &PruneReport) {
     let would = if r.dry_run { "would be " } else { "" };
     ctx.say(format!(
-        "prune: {} snapshots, {} chunks referenced ({} chunks stored); {} packs: {} {would}deleted, {} {would}repacked{}",
-        r.snapshots,
-        r.chunks_referenced,
-        r.chunks_stored,
-        r.packs_before,
+        "prune: {}, {} referenced ({} stored); {}: {} {would}deleted, {} {would}repacked{}",
+        count(r.snapshots, "snapshot"),
+        count(r.chunks_referenced, "chunk"),
+        count(r.chunks_stored, "chunk"),
+        count(r.packs_before, "pack"),
         r.packs_deleted,
         r.packs_repacked,
         if r.dry_run {

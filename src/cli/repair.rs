@@ -5,7 +5,7 @@ use clap::Subcommand;
 use lumina_backup::{Error, Repository};
 
 use super::common::Ctx;
-use super::output::{self, local_time, print_json};
+use super::output::{self, count, local_time, print_json};
 
 /// `repair` subcommands.
 #[derive(Subcommand, Debug)]
@@ -41,8 +41,10 @@ pub(super) fn run(ctx: &Ctx, what: RepairWhat) -> Result<(), Error> {
                     ctx.say(format!("left alone: {f}"));
                 }
                 ctx.say(format!(
-                    "index rebuilt: {} packs, {} chunks stored, {} snapshots",
-                    report.packs, report.chunks_stored, report.snapshots
+                    "index rebuilt: {}, {} stored, {}",
+                    count(report.packs, "pack"),
+                    count(report.chunks_stored, "chunk"),
+                    count(report.snapshots, "snapshot")
                 ));
             }
         }
@@ -88,8 +90,8 @@ pub(super) fn run(ctx: &Ctx, what: RepairWhat) -> Result<(), Error> {
                     ctx.say(format!("left alone: {f}"));
                 }
                 ctx.say(format!(
-                    "{} snapshots checked: {} {would}, {} {}",
-                    plan.snapshots_checked,
+                    "{} checked: {} {would}, {} {}",
+                    count(plan.snapshots_checked, "snapshot"),
                     plan.removed.len(),
                     plan.trimmed.len(),
                     if dry_run {

@@ -7,7 +7,7 @@ use clap::Args;
 use lumina_backup::Error;
 
 use super::common::Ctx;
-use super::output::{bytes, clean, clean_tags, local_time, print_json, SnapshotJson};
+use super::output::{bytes, clean, clean_tags, count, local_time, print_json, SnapshotJson};
 
 /// `show` arguments.
 #[derive(Args, Debug)]
@@ -102,7 +102,11 @@ pub(super) fn run(ctx: &Ctx, ShowArgs { snap, db }: ShowArgs) -> Result<(), Erro
         if let Some(serde_json::Value::Object(t)) = tables {
             ctx.say("  tables:");
             for (name, rows) in t {
-                ctx.say(format!("    {name:<18} {rows} rows"));
+                let rows = match rows.as_u64() {
+                    Some(n) => count(n, "row"),
+                    None => format!("{rows} rows"),
+                };
+                ctx.say(format!("    {name:<18} {rows}"));
             }
         }
         for w in &r.warnings {

@@ -89,6 +89,7 @@ pub(super) fn run(
         let mut doc = SnapshotJson::from(snap);
         doc.warnings.extend(clock);
         doc.unchanged = Some(s.unchanged);
+        doc.checksum_kind = Some(repo.checksum_kind());
         doc.export_rows = s.export_rows.map(|r| super::output::ExportRowsJson {
             rendered: r.rendered,
             total: r.total,
@@ -97,11 +98,11 @@ pub(super) fn run(
     } else {
         let r = &snap.record;
         ctx.say(format!(
-            "snapshot {} of {}: {} in {} files, {} new",
+            "snapshot {} of {}: {} in {}, {} new",
             snap.id.short(),
             r.source,
             bytes(r.total_bytes),
-            snap.user_files().count(),
+            super::output::count(snap.user_files().count() as u64, "file"),
             bytes(r.new_bytes)
         ));
         for w in r.warnings.iter().chain(&clock) {

@@ -82,7 +82,7 @@ pub(super) fn run(
                 format!(" \"{}\"", clean(&r.note))
             };
             let changes = match known.get(&s.id) {
-                Some(n) => format!("  {n} rows changed"),
+                Some(n) => format!("  {} changed", super::output::count(*n, "row")),
                 None => String::new(),
             };
             let clock = if went_back.contains(&s.id) {

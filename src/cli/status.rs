@@ -4,7 +4,7 @@
 use lumina_backup::Error;
 
 use super::common::Ctx;
-use super::output::{bytes, clean, local_time, print_json};
+use super::output::{bytes, clean, count, local_time, print_json};
 
 pub(super) fn run(ctx: &Ctx) -> Result<(), Error> {
     let repo = ctx.open_read("status")?;
@@ -18,23 +18,24 @@ pub(super) fn run(ctx: &Ctx) -> Result<(), Error> {
             "unencrypted"
         };
         ctx.say(format!(
-            "repository {} ({kind}), {} snapshots",
-            st.repository, st.snapshots
+            "repository {} ({kind}), {}",
+            st.repository,
+            count(st.snapshots as u64, "snapshot")
         ));
         for d in &st.databases {
             let id = d.latest_id.get(..12).unwrap_or(&d.latest_id);
             ctx.say(format!(
-                "  {}: {} snapshots, newest {id} at {}",
+                "  {}: {}, newest {id} at {}",
                 clean(&d.db),
-                d.snapshots,
+                count(d.snapshots as u64, "snapshot"),
                 local_time(d.latest_time_ns, &ctx.tz)
             ));
         }
         match &st.chain_head {
             Some(h) => ctx.say(format!(
-                "chain head: {} ({} records; keep it elsewhere and check later with `verify --expect-head {}`)",
+                "chain head: {} ({}; keep it elsewhere and check later with `verify --expect-head {}`)",
                 h.get(..16).unwrap_or(h),
-                st.chain_records,
+                count(st.chain_records, "record"),
                 h.get(..16).unwrap_or(h)
             )),
             None => ctx.say("chain head: none yet (the next snapshot starts the history chain)"),
@@ -60,17 +61,17 @@ pub(super) fn run(ctx: &Ctx) -> Result<(), Error> {
             ),
         };
         ctx.say(format!(
-            "stored {} in {} packs for {} of snapshots ({ratio})",
+            "stored {} in {} for {} of snapshots ({ratio})",
             bytes(st.stored_bytes),
-            st.packs,
+            count(st.packs, "pack"),
             bytes(st.logical_bytes),
         ));
         let referenced = st
             .chunks_referenced
-            .map_or("unknown".to_string(), |n| n.to_string());
+            .map_or("unknown chunks".to_string(), |n| count(n, "chunk"));
         ctx.say(format!(
-            "{} chunks stored, {referenced} chunks referenced by snapshots",
-            st.chunks_stored
+            "{} stored, {referenced} referenced by snapshots",
+            count(st.chunks_stored, "chunk")
         ));
         if let Some(u) = st.unreferenced_bytes.filter(|u| *u > 0) {
             ctx.say(format!(

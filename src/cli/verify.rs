@@ -5,7 +5,7 @@ use clap::Args;
 use lumina_backup::{Error, Repository, VerifyOptions};
 
 use super::common::Ctx;
-use super::output::{bytes, print_json};
+use super::output::{bytes, count, print_json};
 use super::EXIT_PROBLEMS;
 
 /// `verify` arguments.
@@ -58,7 +58,11 @@ pub(super) fn run(
         Err(e) => return Err(e),
     };
     let report = Repository::verify_at_with(&ctx.location()?, opts.as_ref(), &what, &bar)?;
-    let problems: Vec<String> = report.problems.iter().map(super::errors::problem).collect();
+    let problems: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| super::errors::problem(p, read_data))
+        .collect();
     if ctx.global.json {
         let mut doc = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
         doc["problems"] = serde_json::json!(problems);
@@ -80,7 +84,11 @@ pub(super) fn run(
             ));
         }
         match &report.chain_head {
-            Some(h) => ctx.say(format!("chain head: {} ({} records)", h.short(), h.records)),
+            Some(h) => ctx.say(format!(
+                "chain head: {} ({})",
+                h.short(),
+                count(h.records, "record")
+            )),
             None => ctx.say("chain head: none yet"),
         }
         if chain {
@@ -91,16 +99,16 @@ pub(super) fn run(
             });
         } else {
             ctx.say(format!(
-                "{}: {} snapshots, {} chunks referenced ({} chunks stored{}), {} packs checked{}",
+                "{}: {}, {} referenced ({} stored{}), {} checked{}",
                 if report.ok { "ok" } else { "PROBLEMS FOUND" },
-                report.snapshots_checked,
-                report.chunks_referenced,
-                report.chunks_stored,
+                count(report.snapshots_checked, "snapshot"),
+                count(report.chunks_referenced, "chunk"),
+                count(report.chunks_stored, "chunk"),
                 match report.chunks_missing {
                     0 => String::new(),
                     n => format!(", {n} missing"),
                 },
-                report.packs_checked,
+                count(report.packs_checked, "pack"),
                 if read_data {
                     format!(", {} read and re-hashed", bytes(report.bytes_read))
                 } else {
@@ -112,8 +120,8 @@ pub(super) fn run(
     if !report.ok {
         if !ctx.global.json {
             eprintln!(
-                "lumina-backup: verify found {} problem(s); see above",
-                report.problems.len()
+                "lumina-backup: verify found {}; see above",
+                count(report.problems.len() as u64, "problem")
             );
         }
         return Ok(EXIT_PROBLEMS);

@@ -46,7 +46,7 @@ impl RowSource for Empty {
 
 impl Repository {
     /// Writes one file of a snapshot into a verified temporary file.
-    fn snapshot_file_to_temp(
+    pub(super) fn snapshot_file_to_temp(
         &self,
         snap: &Snapshot,
         name: &str,

@@ -21,6 +21,7 @@ mod keys;
 mod partial;
 mod problem;
 mod prune;
+mod query;
 mod repair;
 mod restore;
 mod restore_guard;
@@ -39,6 +40,7 @@ pub use inside::{refuse_inside_repository, repository_holding};
 pub use keys::KeyInfo;
 pub use problem::{Damage, Problem};
 pub use prune::{PackAction, PackPlan, PrunePlan, PruneReport, DEFAULT_MAX_UNUSED};
+pub use query::{QuerySink, SqlValue};
 pub use repair::{RemovedSnapshot, SnapshotRepairPlan, TrimmedSnapshot};
 pub use status::{DatabaseStatus, Status};
 
