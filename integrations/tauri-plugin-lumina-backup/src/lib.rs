@@ -60,6 +60,8 @@ impl LuminaBackup {
     /// Runs `f` with the open repository, on the calling thread (blocking: call
     /// it from a background thread or `spawn_blocking`, not the main thread).
     /// Fails with [`Error::NotOpen`] before the frontend (or the app) opened one.
+    /// It waits while a command uses the repository; so never call it from a
+    /// Rust listener of [`PROGRESS_EVENT`], which runs inside that command.
     pub fn with_repository<T>(
         &self,
         f: impl FnOnce(&mut Repository) -> lumina_backup::Result<T>,
