@@ -1,0 +1,354 @@
+// TypeScript bindings of tauri-plugin-lumina-backup: typed calls of the
+// plugin's commands (`plugin:lumina-backup|<command>`), progress events and
+// cancellation. The types mirror src/models.rs, src/progress.rs and
+// src/error.rs one to one.
+
+import { invoke } from '@tauri-apps/api/core'
+import { listen, type UnlistenFn } from '@tauri-apps/api/event'
+
+/** The event progress is emitted under. */
+export const PROGRESS_EVENT = 'lumina-backup://progress'
+
+// ---------------------------------------------------------------- errors
+
+/**
+ * What a failed command rejects with. `kind` is the library's error kind or
+ * one of the plugin's own (`NotOpen`, `InvalidInput`, `Internal`).
+ */
+export interface BackupError {
+  kind: ErrorKind
+  /** One line naming the object and what to do. */
+  message: string
+  /** What the app can change in its request to get past the error. */
+  remedy: Remedy | null
+  /** The file or folder the error is about, when it names one. */
+  path: string | null
+}
+
+export type ErrorKind =
+  | 'NotOpen'
+  | 'InvalidInput'
+  | 'Internal'
+  | 'NoRepository'
+  | 'RepositoryExists'
+  | 'Locked'
+  | 'ReadOnly'
+  | 'PassphraseRequired'
+  | 'WrongPassword'
+  | 'UnknownSnapshot'
+  | 'AmbiguousSnapshot'
+  | 'BeforeFirstSnapshot'
+  | 'NoSuchFile'
+  | 'NoSuchDatabase'
+  | 'NotADatabase'
+  | 'SourceUnavailable'
+  | 'InUse'
+  | 'Refused'
+  | 'RestoreRefused'
+  | 'Corrupt'
+  | 'TooNew'
+  | 'MissingData'
+  | 'Index'
+  | 'Io'
+  | 'Sqlite'
+  | 'Export'
+  | 'Cancelled'
+  | 'NoSpace'
+  | 'Remote'
+  | 'Credentials'
+
+export type Remedy =
+  | 'force'
+  | 'live'
+  | 'notLive'
+  | 'weakerCheck'
+  | 'noCheck'
+  | 'allowEmpty'
+  | 'nameDatabase'
+  | 'giveRules'
+  | 'exportJson'
+  | 'takeSnapshot'
+  | 'listKeys'
+  | 'other'
+
+/** Whether `e` is an error the plugin rejected with. */
+export function isBackupError(e: unknown): e is BackupError {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as BackupError).kind === 'string' &&
+    typeof (e as BackupError).message === 'string'
+  )
+}
+
+// ---------------------------------------------------------------- results
+
+export interface RepositoryInfo {
+  location: string
+  encrypted: boolean
+  /** `open` created the repository. */
+  created: boolean
+  formatVersion: number
+  /** Things the open did that the user should hear about (an index rebuilt). */
+  notices: string[]
+}
+
+export interface SnapshotInfo {
+  /** Full id (64 hex characters). */
+  id: string
+  /** Short id, as shown to people. */
+  shortId: string
+  /** RFC 3339, UTC. */
+  time: string
+  /** Milliseconds since the epoch: `new Date(timeMs)`. */
+  timeMs: number
+  /** The database's path as recorded. */
+  source: string
+  /** `pre-restore` marks the safety copy a restore took. */
+  tags: string[]
+  note: string
+  totalBytes: number
+  /** Bytes this snapshot added to the repository. */
+  newBytes: number
+  parent: string | null
+}
+
+export interface SnapshotResult {
+  snapshot: SnapshotInfo
+  newChunks: number
+  /** Unchanged since the previous snapshot: no page was read. */
+  unchanged: boolean
+  /** The clock went back since the previous snapshot. */
+  clockWentBack: boolean
+}
+
+export interface TableDiff {
+  /** Keys of rows added: a one-column key is its value, a composite key an array. */
+  added: unknown[]
+  removed: unknown[]
+  changed: unknown[]
+  /** For each changed row, the columns that changed. */
+  changedColumns: string[][]
+}
+
+export interface DiffResult {
+  from: string
+  /** A snapshot id, or `live:` and the database path. */
+  to: string
+  /** Tables with differences only. */
+  tables: Record<string, TableDiff>
+}
+
+/** The newer side of a diff. */
+export type DiffAgainst = { snapshot: string } | { live: string }
+
+export type RestoreCheck = 'quick' | 'full' | 'none'
+
+export interface RestoreResult {
+  snapshot: SnapshotInfo
+  written: string[]
+  bytes: number
+  /** The safety snapshot of the database that was replaced (with `force`). */
+  preRestore: SnapshotInfo | null
+  /** Copied into the open database through SQLite (`live`). */
+  live: boolean
+  setAside: string[]
+}
+
+export interface VerifyResult {
+  ok: boolean
+  /** Each problem, naming the object. */
+  problems: string[]
+  snapshotsChecked: number
+  chunksChecked: number
+  chunksMissing: number
+  packsChecked: number
+  bytesRead: number
+  /** The history chain's newest record: a witness to keep elsewhere. */
+  chainHead: string | null
+}
+
+export interface DatabaseStatus {
+  db: string
+  snapshots: number
+  latestId: string
+  latestTime: string
+  latestTimeMs: number
+}
+
+export interface FailureInfo {
+  time: string
+  timeMs: number
+  operation: string
+  db: string
+  message: string
+}
+
+export interface StatusResult {
+  repository: string
+  encrypted: boolean
+  snapshots: number
+  /** Newest first. */
+  databases: DatabaseStatus[]
+  lastFailure: FailureInfo | null
+  storedBytes: number
+  logicalBytes: number
+  dedupRatio: number | null
+  chainHead: string | null
+}
+
+// ---------------------------------------------------------------- progress
+
+/** The payload of {@link PROGRESS_EVENT}. */
+export type ProgressEvent =
+  | {
+      kind: 'phase'
+      operation: string
+      /** `OpenDatabase`, `Capture`, `Export`, `ReadFile`, `CheckImage`, `Diff`, `VerifyPacks`, `ReadData`, ... */
+      phase: string
+      detail: string | null
+      total: number | null
+      /** `none`: nothing is counted (show a spinner). */
+      unit: 'bytes' | 'items' | 'none'
+      noun: string | null
+    }
+  | { kind: 'advance'; operation: string; done: number; total: number | null }
+  | { kind: 'done'; operation: string; outcome: 'succeeded' | 'cancelled' | 'failed' }
+
+/** Options of the long commands (snapshot, diff, restore, verify). */
+export interface OperationOptions {
+  /** The operation's id (made up when not given); `cancel(id)` stops it. */
+  operation?: string
+  /** Called with each progress event of this operation. */
+  onProgress?: (event: ProgressEvent) => void
+  /** Aborting it cancels the operation (it rejects with kind `Cancelled`). */
+  signal?: AbortSignal
+}
+
+function newOperationId(): string {
+  const c = globalThis.crypto
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID()
+  return `op-${Date.now()}-${Math.random().toString(36).slice(2)}`
+}
+
+async function withOperation<T>(
+  command: string,
+  args: Record<string, unknown>,
+  options: OperationOptions = {}
+): Promise<T> {
+  const operation = options.operation ?? newOperationId()
+  const { onProgress, signal } = options
+  if (signal?.aborted) {
+    const cancelled: BackupError = {
+      kind: 'Cancelled',
+      message: `operation ${operation} was cancelled before it started`,
+      remedy: null,
+      path: null
+    }
+    throw cancelled
+  }
+  let unlisten: UnlistenFn | undefined
+  if (onProgress) {
+    unlisten = await listen<ProgressEvent>(PROGRESS_EVENT, (event) => {
+      if (event.payload.operation === operation) onProgress(event.payload)
+    })
+  }
+  const onAbort = (): void => {
+    void cancel(operation)
+  }
+  signal?.addEventListener('abort', onAbort)
+  try {
+    return await invoke<T>(`plugin:lumina-backup|${command}`, { ...args, operation })
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+    unlisten?.()
+  }
+}
+
+// ---------------------------------------------------------------- commands
+
+/**
+ * Opens the repository at `repo` (a folder, absolute or relative to the app's
+ * data folder, or a URL such as `s3://bucket/prefix` when the plugin was built
+ * with that service), closing the one open before. With `create`, a missing
+ * repository is created first (encrypted when a passphrase is given).
+ */
+export async function open(
+  repo: string,
+  options: { passphrase?: string; create?: boolean } = {}
+): Promise<RepositoryInfo> {
+  return await invoke('plugin:lumina-backup|open', { repo, ...options })
+}
+
+/** Closes the open repository, releasing its lock; false if none was open. */
+export async function close(): Promise<boolean> {
+  return await invoke('plugin:lumina-backup|close')
+}
+
+/** Snapshots the database `db` while the app keeps using it. */
+export async function snapshot(
+  db: string,
+  options: { tags?: string[]; note?: string } & OperationOptions = {}
+): Promise<SnapshotResult> {
+  const { tags, note, ...op } = options
+  return await withOperation('snapshot', { db, tags, note }, op)
+}
+
+/** The snapshots, oldest first; only those of `db` when given. */
+export async function list(db?: string): Promise<SnapshotInfo[]> {
+  return await invoke('plugin:lumina-backup|list', { db })
+}
+
+/**
+ * Row-level differences from `snapshot` (an id, a unique prefix or `latest`)
+ * to another snapshot or to the live database. `db` says which database
+ * `latest` means when the repository holds several.
+ */
+export async function diff(
+  snapshot: string,
+  against: DiffAgainst,
+  options: { db?: string } & OperationOptions = {}
+): Promise<DiffResult> {
+  const { db, ...op } = options
+  return await withOperation('diff', { snapshot, against, db }, op)
+}
+
+/**
+ * Restores `snapshot` to `target`. An existing target is replaced only with
+ * `force`, after it was saved as a `pre-restore` snapshot. Close the app's own
+ * connections to `target` first (e.g. `await db.close()` of
+ * `@tauri-apps/plugin-sql`), or pass `live: true` to copy the snapshot into
+ * the open database through SQLite. Needs the `lumina-backup:allow-restore`
+ * permission (not in `default`).
+ */
+export async function restore(
+  snapshot: string,
+  target: string,
+  options: {
+    db?: string
+    force?: boolean
+    live?: boolean
+    check?: RestoreCheck
+  } & OperationOptions = {}
+): Promise<RestoreResult> {
+  const { db, force, live, check, ...op } = options
+  return await withOperation('restore', { snapshot, target, db, force, live, check }, op)
+}
+
+/** Checks the repository; with `readData` re-reads and re-hashes every byte. */
+export async function verify(
+  options: { readData?: boolean } & OperationOptions = {}
+): Promise<VerifyResult> {
+  const { readData, ...op } = options
+  return await withOperation('verify', { readData }, op)
+}
+
+/** The repository's state in brief. */
+export async function status(): Promise<StatusResult> {
+  return await invoke('plugin:lumina-backup|status')
+}
+
+/** Asks the running operation `operation` to stop; false if none runs. */
+export async function cancel(operation: string): Promise<boolean> {
+  return await invoke('plugin:lumina-backup|cancel', { operation })
+}
