@@ -234,6 +234,9 @@ pub(crate) async fn restore<R: Runtime>(
         force: force.unwrap_or(false),
         live: live.unwrap_or(false),
         check: check.unwrap_or_default().into(),
+        // The quick check is not repeated when the capture's passed on the
+        // same bytes (the library's default).
+        ..Default::default()
     };
     state
         .run(move |repo| {
