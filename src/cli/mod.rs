@@ -11,12 +11,14 @@ mod export;
 mod forget;
 mod import;
 mod init;
+mod notify;
 mod key;
 mod output;
 mod progress;
 mod prune;
 mod repair;
 mod restore;
+mod schedule;
 mod secret;
 mod show;
 mod signals;
@@ -25,6 +27,7 @@ mod snapshots;
 mod status;
 mod tag;
 mod verify;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -124,6 +127,16 @@ enum Command {
     },
     /// Walk the whole cycle on a sample Lumina database in a fresh folder.
     Demo(demo::DemoArgs),
+    /// Run until stopped: snapshot on a schedule and/or when the databases
+    /// change, apply retention, record failures (settings also from
+    /// ~/.lumina/backup.toml; flags win).
+    Watch(watch::WatchArgs),
+    /// Install or remove a user service that runs `watch` (systemd, launchd,
+    /// Task Scheduler).
+    Schedule {
+        #[command(subcommand)]
+        what: schedule::ScheduleCommand,
+    },
 }
 
 /// Runs the CLI; returns the exit code.
@@ -217,6 +230,8 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
         Command::Diff(args) => diff::run(&ctx, args)?,
         Command::Tag(args) => tag::run(&ctx, args)?,
         Command::Status => status::run(&ctx)?,
+        Command::Watch(args) => return watch::run(&ctx, args),
+        Command::Schedule { what } => schedule::run(&ctx, what)?,
     }
     Ok(0)
 }

@@ -7,6 +7,7 @@
 
 pub mod cache;
 mod chain;
+mod before;
 mod diff;
 mod drill;
 mod export_plan;
