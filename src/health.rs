@@ -227,13 +227,12 @@ impl Health {
     }
 
     /// Reads (a damaged file starts afresh), changes and writes the file.
-    fn update(
-        dir: &Path,
-        location: &Location,
-        change: impl FnOnce(&mut Health),
-    ) -> Result<Health> {
+    fn update(dir: &Path, location: &Location, change: impl FnOnce(&mut Health)) -> Result<Health> {
         let path = path_in(dir, location);
-        let mut h = Self::load_in(dir, location).ok().flatten().unwrap_or_default();
+        let mut h = Self::load_in(dir, location)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         h.version = VERSION;
         h.repository = location_key(location);
         change(&mut h);

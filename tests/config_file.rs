@@ -23,9 +23,17 @@ fn write(t: &TestDir, text: &str) -> PathBuf {
 fn config_check_names_the_key_and_line() {
     let t = TestDir::new("config-check");
     let good = write(&t, "repository = \"~/.lumina/backups\"\ndatabases = [\"~/.lumina/lumina.db\"]\nschedule = \"daily\"\nretention = 4\n");
-    let out = lb(&t).args(["config", "check", "--config"]).arg(&good).ok().out();
+    let out = lb(&t)
+        .args(["config", "check", "--config"])
+        .arg(&good)
+        .ok()
+        .out();
     assert!(out.contains("ok"), "{out}");
-    let doc = lb(&t).args(["config", "check", "--json", "--config"]).arg(&good).ok().json();
+    let doc = lb(&t)
+        .args(["config", "check", "--json", "--config"])
+        .arg(&good)
+        .ok()
+        .json();
     assert_eq!(doc["app"]["schedule"], "daily");
     assert_eq!(doc["app"]["retention"], 4);
 
@@ -33,24 +41,50 @@ fn config_check_names_the_key_and_line() {
         ("schedule = \"daily\"\nretension = 4\n", 2, "retension"),
         ("schedule = \"daily\"\n\n\nschedule2 = 1\n", 4, "schedule2"),
         ("schedule = \"fortnightly\"\n", 1, "schedule"),
-        ("[retention]\nkeep_daily = \"seven\"\n", 2, "retention.keep_daily"),
-        ("databases = [\"a.db\", { path = \"b.db\", every = \"1m\" }]\n", 1, "databases"),
+        (
+            "[retention]\nkeep_daily = \"seven\"\n",
+            2,
+            "retention.keep_daily",
+        ),
+        (
+            "databases = [\"a.db\", { path = \"b.db\", every = \"1m\" }]\n",
+            1,
+            "databases",
+        ),
     ] {
         let bad = write(&t, text);
-        for cmd in [&["config", "check", "--config"][..], &["watch", "--config"][..]] {
+        for cmd in [
+            &["config", "check", "--config"][..],
+            &["watch", "--config"][..],
+        ] {
             let r = lb(&t).args(cmd).arg(&bad).run();
             r.expect_code(2).expect_one_stderr_line();
-            assert!(r.stderr.contains(&format!("line {line}")), "{text}: {}", r.stderr);
-            assert!(r.stderr.contains(&format!("`{key}")), "{text}: {}", r.stderr);
+            assert!(
+                r.stderr.contains(&format!("line {line}")),
+                "{text}: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(&format!("`{key}")),
+                "{text}: {}",
+                r.stderr
+            );
         }
     }
     // A missing file named with --config: exit 2 saying so.
-    let r = lb(&t).args(["config", "check", "--config"]).arg(t.path("none.toml")).run();
+    let r = lb(&t)
+        .args(["config", "check", "--config"])
+        .arg(t.path("none.toml"))
+        .run();
     r.expect_code(2).expect_one_stderr_line();
     assert!(r.stderr.contains("not found"), "{}", r.stderr);
     // The default path is ~/.lumina/backup.toml (HOME is the test folder).
     std::fs::create_dir_all(t.path(".lumina")).expect("dir");
-    std::fs::write(t.path(".lumina/backup.toml"), "schedule = \"weekly\"\nweekday = \"friday\"\n").expect("write");
+    std::fs::write(
+        t.path(".lumina/backup.toml"),
+        "schedule = \"weekly\"\nweekday = \"friday\"\n",
+    )
+    .expect("write");
     lb(&t).args(["config", "check"]).ok();
 }
 
@@ -77,7 +111,10 @@ fn flags_override_the_file() {
         assert!(start.elapsed().as_secs() < 30, "no snapshot");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     assert!(child.wait().expect("wait").success());
 }
 
@@ -87,7 +124,9 @@ fn normalized(text: &str) -> String {
 }
 
 fn check_golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("LUMINA_BACKUP_BLESS").is_some() {
         std::fs::write(&path, actual).expect("bless");
     }
@@ -110,7 +149,9 @@ fn schedule_install_definitions() {
         ("windows", "watch-task.xml"),
     ] {
         let out = Lb::new(Path::new("/backups"), t.root())
-            .args(["schedule", "install", "--print", "--system", system, "--config"])
+            .args([
+                "schedule", "install", "--print", "--system", system, "--config",
+            ])
             .arg(&cfg)
             .ok()
             .out();
@@ -124,7 +165,9 @@ fn schedule_install_definitions() {
             .env("XDG_CONFIG_HOME", &xdg)
             .arg("schedule")
     };
-    lb().args(["install", "--no-enable", "--system", "systemd", "--config"]).arg(&cfg).ok();
+    lb().args(["install", "--no-enable", "--system", "systemd", "--config"])
+        .arg(&cfg)
+        .ok();
     let unit = xdg.join("systemd/user/lumina-backup-watch.service");
     let text = std::fs::read_to_string(&unit).expect("unit written");
     assert!(text.contains("ExecStart="), "{text}");
@@ -142,11 +185,15 @@ fn schedule_install_definitions() {
             .collect();
         assert!(unit_problems.is_empty(), "systemd-analyze: {stderr}");
     }
-    lb().args(["remove", "--no-enable", "--system", "systemd"]).ok();
+    lb().args(["remove", "--no-enable", "--system", "systemd"])
+        .ok();
     assert!(!unit.exists());
     // A bad configuration file is refused before anything is written.
     std::fs::write(&cfg, "schedule = \"sometimes\"\n").expect("config");
-    lb().args(["install", "--no-enable", "--system", "systemd", "--config"]).arg(&cfg).run().expect_code(2);
+    lb().args(["install", "--no-enable", "--system", "systemd", "--config"])
+        .arg(&cfg)
+        .run()
+        .expect_code(2);
     assert!(!unit.exists());
 }
 
@@ -160,16 +207,28 @@ fn snapshot_before_tags_notes_and_keeps() {
     let before = repo.snapshot_before(&db, "migration").expect("before");
     assert_eq!(before.snapshot.record.tags, vec!["before:migration"]);
     assert_eq!(before.snapshot.record.note, "before migration");
-    assert!(repo.snapshot_before(&db, "two words").expect_err("bad reason").is_user_error());
+    assert!(repo
+        .snapshot_before(&db, "two words")
+        .expect_err("bad reason")
+        .is_user_error());
     // Regular snapshots after it: keep-last 1 keeps the newest regular one,
     // and the before: snapshot by its own rule (30 days by default).
     let c = common::open(&db);
     for i in 0..3 {
-        c.execute("UPDATE metadata SET lastModified = ?1", [i]).expect("write");
-        repo.snapshot(&db, &Default::default(), &NoProgress).expect("snapshot");
+        c.execute("UPDATE metadata SET lastModified = ?1", [i])
+            .expect("write");
+        repo.snapshot(&db, &Default::default(), &NoProgress)
+            .expect("snapshot");
     }
     let report = repo
-        .forget(Some(&Policy::keep_last(1)), None, false, None, &TimeZone::UTC, &NoProgress)
+        .forget(
+            Some(&Policy::keep_last(1)),
+            None,
+            false,
+            None,
+            &TimeZone::UTC,
+            &NoProgress,
+        )
         .expect("forget");
     assert_eq!(report.plan.removed().count(), 2);
     let kept: Vec<_> = repo.list().expect("list");
@@ -192,5 +251,9 @@ fn snapshot_before_tags_notes_and_keeps() {
         .forget(None, None, false, None, &TimeZone::UTC, &NoProgress)
         .expect("forget");
     assert_eq!(report.plan.removed().count(), 1);
-    assert!(repo.list().expect("list").iter().all(|s| s.id != before.snapshot.id));
+    assert!(repo
+        .list()
+        .expect("list")
+        .iter()
+        .all(|s| s.id != before.snapshot.id));
 }

@@ -52,7 +52,10 @@ fn stop(mut child: Child, sig: &str, within: Duration) -> (Vec<Value>, String, O
         if child.try_wait().expect("wait").is_some() {
             break;
         }
-        assert!(start.elapsed() < within, "watch did not stop within {within:?} of {sig}");
+        assert!(
+            start.elapsed() < within,
+            "watch did not stop within {within:?} of {sig}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().expect("output");
@@ -61,7 +64,11 @@ fn stop(mut child: Child, sig: &str, within: Duration) -> (Vec<Value>, String, O
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON line ({e}): {l}")))
         .collect();
-    (events, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code())
+    (
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
 }
 
 fn count(events: &[Value], kind: &str) -> usize {
@@ -69,7 +76,13 @@ fn count(events: &[Value], kind: &str) -> usize {
 }
 
 fn snapshots(t: &TestDir) -> usize {
-    lb(t).args(["snapshots", "--json"]).ok().json().as_array().expect("list").len()
+    lb(t)
+        .args(["snapshots", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .expect("list")
+        .len()
 }
 
 fn verify_clean(t: &TestDir) {
@@ -83,7 +96,15 @@ fn watch_snapshots_while_a_writer_works_and_stops_on_sigterm() {
     let db = t.path("lumina.db");
     create_lumina(&db, 200, 1);
     let child = lb(&t)
-        .args(["watch", "--on-change", "--min-gap", "1s", "--check-every", "1s", "--json"])
+        .args([
+            "watch",
+            "--on-change",
+            "--min-gap",
+            "1s",
+            "--check-every",
+            "1s",
+            "--json",
+        ])
         .arg(&db)
         .spawn_piped();
     let writing = Arc::new(AtomicBool::new(true));
@@ -112,16 +133,27 @@ fn watch_snapshots_while_a_writer_works_and_stops_on_sigterm() {
     let (events, stderr, code) = stop(child, "TERM", Duration::from_secs(10));
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(events[0]["event"], "started", "{events:?}");
-    assert_eq!(events.last().expect("events")["event"], "stopped", "{events:?}");
+    assert_eq!(
+        events.last().expect("events")["event"],
+        "stopped",
+        "{events:?}"
+    );
     let taken = count(&events, "snapshot-taken");
     assert!(taken >= 2, "{events:?}");
     // Debounced: at most one per min-gap (1 s) over the ~8 s run, plus the first.
     assert!(taken <= 10, "{events:?}");
     assert_eq!(snapshots(&t), taken);
     // The last change is in the last snapshot: nothing differs from the live db.
-    let diff = lb(&t).args(["diff", "latest"]).arg(&db).arg("--json").ok().json();
+    let diff = lb(&t)
+        .args(["diff", "latest"])
+        .arg(&db)
+        .arg("--json")
+        .ok()
+        .json();
     assert!(
-        diff["tables"].as_object().is_none_or(|m| m.values().all(|v| v["changed"].as_array().is_none_or(|c| c.is_empty()))),
+        diff["tables"].as_object().is_none_or(|m| m
+            .values()
+            .all(|v| v["changed"].as_array().is_none_or(|c| c.is_empty()))),
         "{diff}"
     );
     verify_clean(&t);
@@ -137,7 +169,15 @@ fn an_idle_database_gets_no_snapshot_and_its_pages_are_not_read() {
     // Let the files' times settle (changes within 2 s are not trusted).
     std::thread::sleep(Duration::from_millis(2500));
     let child = lb(&t)
-        .args(["watch", "--on-change", "--min-gap", "1s", "--check-every", "100ms", "--json"])
+        .args([
+            "watch",
+            "--on-change",
+            "--min-gap",
+            "1s",
+            "--check-every",
+            "100ms",
+            "--json",
+        ])
         .arg(&db)
         .spawn_piped();
     std::thread::sleep(Duration::from_millis(1500));
@@ -152,7 +192,10 @@ fn an_idle_database_gets_no_snapshot_and_its_pages_are_not_read() {
     // Thirty idle checks read WAL headers only (32 bytes each): less than
     // one page of the database.
     let read = after - before;
-    assert!(read < 4096, "{read} bytes read by idle checks of a {size}-byte database");
+    assert!(
+        read < 4096,
+        "{read} bytes read by idle checks of a {size}-byte database"
+    );
 }
 
 #[test]
@@ -168,7 +211,10 @@ fn sigterm_mid_snapshot_abandons_it_and_the_repository_verifies() {
         .spawn_piped();
     let deadline = Instant::now() + Duration::from_secs(120);
     while pid_state(child.id()) != Some('T') {
-        assert!(Instant::now() < deadline, "watch never reached its stop point");
+        assert!(
+            Instant::now() < deadline,
+            "watch never reached its stop point"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     // SIGTERM waits while the process is stopped; SIGCONT delivers it.
@@ -176,7 +222,11 @@ fn sigterm_mid_snapshot_abandons_it_and_the_repository_verifies() {
     let (events, stderr, code) = stop(child, "CONT", Duration::from_secs(10));
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(events.last().expect("events")["event"], "stopped");
-    assert_eq!(events.last().expect("events")["abandoned"], true, "{events:?}");
+    assert_eq!(
+        events.last().expect("events")["abandoned"],
+        true,
+        "{events:?}"
+    );
     assert_eq!(count(&events, "snapshot-taken"), 0);
     assert_eq!(snapshots(&t), 0);
     verify_clean(&t);
@@ -204,7 +254,9 @@ fn webhook_server() -> (String, std::sync::mpsc::Receiver<String>) {
             }
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
-            let _ = s.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
             let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
         }
     });
@@ -226,27 +278,47 @@ fn failures_are_recorded_hooks_run_and_the_webhook_hears() {
     // A database that is not there yet: snapshots fail, with backoff.
     let missing = t.path("later.db");
     let child = lb(&t)
-        .args(["watch", "--every", "1s", "--json", "--on-success", &hook, "--on-failure", &hook, "--webhook", &url])
+        .args([
+            "watch",
+            "--every",
+            "1s",
+            "--json",
+            "--on-success",
+            &hook,
+            "--on-failure",
+            &hook,
+            "--webhook",
+            &url,
+        ])
         .arg(&missing)
         .spawn_piped();
-    let body = bodies.recv_timeout(Duration::from_secs(30)).expect("webhook called");
+    let body = bodies
+        .recv_timeout(Duration::from_secs(30))
+        .expect("webhook called");
     let doc: Value = serde_json::from_str(&body).expect("JSON body");
     assert_eq!(doc["event"], "failure", "{doc}");
     assert_eq!(doc["operation"], "snapshot");
     // Wait for a second failure (after the 2 s backoff).
-    let body = bodies.recv_timeout(Duration::from_secs(30)).expect("second failure");
+    let body = bodies
+        .recv_timeout(Duration::from_secs(30))
+        .expect("second failure");
     let doc: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(doc["consecutive"], 2, "{doc}");
     let status = lb(&t).args(["status", "--json"]).ok().json();
     let key = missing.display().to_string();
     let entry = &status["health"]["databases"][&key];
-    assert!(entry["consecutive_failures"].as_u64() >= Some(2), "{status}");
+    assert!(
+        entry["consecutive_failures"].as_u64() >= Some(2),
+        "{status}"
+    );
     assert_eq!(entry["last_failure"]["operation"], "snapshot");
     assert!(entry["last_success_ns"].is_null());
     // The database appears: the next try succeeds and the count resets.
     std::fs::copy(&db, &missing).expect("copy");
     let body = loop {
-        let b = bodies.recv_timeout(Duration::from_secs(30)).expect("success");
+        let b = bodies
+            .recv_timeout(Duration::from_secs(30))
+            .expect("success");
         if b.contains("snapshot-taken") {
             break b;
         }
@@ -256,7 +328,10 @@ fn failures_are_recorded_hooks_run_and_the_webhook_hears() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(count(&events, "failure") >= 2);
     let status = lb(&t).args(["status", "--json"]).ok().json();
-    let real = std::fs::canonicalize(&missing).expect("db").display().to_string();
+    let real = std::fs::canonicalize(&missing)
+        .expect("db")
+        .display()
+        .to_string();
     let entry = &status["health"]["databases"][&real];
     assert_eq!(entry["consecutive_failures"], 0, "{status}");
     assert_eq!(entry["last_success"], doc["snapshot"]);
@@ -293,7 +368,8 @@ fn retention_from_the_config_file_is_applied() {
     let c = open(&db);
     for i in 0..4 {
         std::thread::sleep(Duration::from_millis(2500));
-        c.execute("UPDATE metadata SET lastModified = ?1", [i]).expect("write");
+        c.execute("UPDATE metadata SET lastModified = ?1", [i])
+            .expect("write");
     }
     std::thread::sleep(Duration::from_millis(3000));
     let (events, stderr, code) = stop(child, "TERM", Duration::from_secs(10));

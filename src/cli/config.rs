@@ -118,7 +118,9 @@ pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
                 .unwrap_or_else(lumina_backup::ConfigFile::default_path);
             let file = lumina_backup::ConfigFile::load(&path)?;
             if ctx.global.json {
-                print_json(&json!({"config": path, "ok": true, "settings": file, "app": file.to_app()}));
+                print_json(
+                    &json!({"config": path, "ok": true, "settings": file, "app": file.to_app()}),
+                );
             } else {
                 ctx.say(format!(
                     "{}: ok ({} databases, schedule {}{})",

@@ -123,7 +123,12 @@ impl Targets {
                 &self.on_failure,
                 vec![
                     ("EVENT", "failure".to_string()),
-                    ("DB", db.as_ref().map(|d| d.display().to_string()).unwrap_or_default()),
+                    (
+                        "DB",
+                        db.as_ref()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default(),
+                    ),
                     ("REMOTE", remote.clone().unwrap_or_default()),
                     ("OPERATION", operation.clone()),
                     ("MESSAGE", message.clone()),

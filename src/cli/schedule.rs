@@ -77,11 +77,15 @@ impl System {
 }
 
 fn env_path(k: &str) -> Option<PathBuf> {
-    std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(k)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn home() -> Result<PathBuf, Error> {
-    env_path("HOME").ok_or_else(|| Error::invalid_input("HOME is not set: the service file's folder is unknown"))
+    env_path("HOME").ok_or_else(|| {
+        Error::invalid_input("HOME is not set: the service file's folder is unknown")
+    })
 }
 
 /// Where the definition is written.
@@ -97,7 +101,9 @@ fn file_path(system: System) -> Result<PathBuf, Error> {
             .join("LaunchAgents")
             .join(format!("{LAUNCHD_LABEL}.plist")),
         System::Windows => env_path("LOCALAPPDATA")
-            .ok_or_else(|| Error::invalid_input("LOCALAPPDATA is not set: the task file's folder is unknown"))?
+            .ok_or_else(|| {
+                Error::invalid_input("LOCALAPPDATA is not set: the task file's folder is unknown")
+            })?
             .join("lumina-backup")
             .join("watch-task.xml"),
     })
@@ -123,7 +129,10 @@ fn command(ctx: &Ctx, config: &Path) -> Result<Vec<String>, Error> {
 
 /// One argument of systemd's ExecStart: quoted, with `\`, `"` and `%` escaped.
 fn systemd_quote(a: &str) -> String {
-    let s = a.replace('\\', "\\\\").replace('"', "\\\"").replace('%', "%%");
+    let s = a
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%");
     format!("\"{s}\"")
 }
 
@@ -152,7 +161,10 @@ pub(super) fn definition(system: System, args: &[String]) -> String {
              \n\
              [Install]\n\
              WantedBy=default.target\n",
-            args.iter().map(|a| systemd_quote(a)).collect::<Vec<_>>().join(" ")
+            args.iter()
+                .map(|a| systemd_quote(a))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         System::Launchd => {
             let items: String = args
@@ -184,7 +196,9 @@ pub(super) fn definition(system: System, args: &[String]) -> String {
             )
         }
         System::Windows => {
-            let (exe, rest) = args.split_first().map_or(("", &[][..]), |(e, r)| (e.as_str(), r));
+            let (exe, rest) = args
+                .split_first()
+                .map_or(("", &[][..]), |(e, r)| (e.as_str(), r));
             let quoted: Vec<String> = rest
                 .iter()
                 .map(|a| format!("\"{}\"", a.replace('"', "\\\"")))
@@ -267,7 +281,10 @@ pub(super) fn run(ctx: &Ctx, what: ScheduleCommand) -> Result<(), Error> {
     let system = t.system.unwrap_or_else(System::current);
     let path = file_path(system)?;
     if install {
-        let config = t.config.clone().unwrap_or_else(lumina_backup::ConfigFile::default_path);
+        let config = t
+            .config
+            .clone()
+            .unwrap_or_else(lumina_backup::ConfigFile::default_path);
         let config = std::fs::canonicalize(&config).unwrap_or(config);
         // The service would fail at every start with a bad file: check it now.
         lumina_backup::ConfigFile::load(&config)?;
@@ -278,7 +295,8 @@ pub(super) fn run(ctx: &Ctx, what: ScheduleCommand) -> Result<(), Error> {
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating folder", dir, e))?;
-        std::fs::write(&path, bytes_of(system, &text)).map_err(|e| Error::io("writing", &path, e))?;
+        std::fs::write(&path, bytes_of(system, &text))
+            .map_err(|e| Error::io("writing", &path, e))?;
         ctx.say(format!("wrote {}", path.display()));
         if !t.no_enable {
             let p = path.display().to_string();
@@ -288,7 +306,9 @@ pub(super) fn run(ctx: &Ctx, what: ScheduleCommand) -> Result<(), Error> {
                     call("systemctl", &["--user", "enable", "--now", SYSTEMD_UNIT])?;
                 }
                 System::Launchd => call("launchctl", &["load", "-w", &p])?,
-                System::Windows => call("schtasks", &["/Create", "/TN", TASK_NAME, "/XML", &p, "/F"])?,
+                System::Windows => {
+                    call("schtasks", &["/Create", "/TN", TASK_NAME, "/XML", &p, "/F"])?
+                }
             }
             ctx.say("enabled and started");
         }

@@ -94,15 +94,22 @@ fn say_health(ctx: &Ctx, st: &lumina_backup::Status) {
         .databases
         .iter()
         .map(|(k, e)| (format!("database {}", clean(k)), e))
-        .chain(h.remotes.iter().map(|(k, e)| (format!("remote {}", clean(k)), e)))
-        .chain(std::iter::once(("repository".to_string(), &h.repository_entry)));
+        .chain(
+            h.remotes
+                .iter()
+                .map(|(k, e)| (format!("remote {}", clean(k)), e)),
+        )
+        .chain(std::iter::once((
+            "repository".to_string(),
+            &h.repository_entry,
+        )));
     for (what, e) in entries {
         if e.last_success_ns.is_none() && e.last_failure.is_none() {
             continue;
         }
-        let ok = e.last_success_ns.map_or("never".to_string(), |t| {
-            local_time(t, &ctx.tz)
-        });
+        let ok = e
+            .last_success_ns
+            .map_or("never".to_string(), |t| local_time(t, &ctx.tz));
         let mut line = format!("  {what}: last success {ok}");
         if let Some(f) = &e.last_failure {
             line.push_str(&format!(

@@ -125,7 +125,10 @@ fn options(ctx: &Ctx, args: &WatchArgs, file: Option<&ConfigFile>) -> Result<Wat
         passphrase: None,
     };
     if Repository::is_encrypted_at(&location)? {
-        open.passphrase = match (ctx.passphrase_given(), file.and_then(|f| f.encryption.as_ref())) {
+        open.passphrase = match (
+            ctx.passphrase_given(),
+            file.and_then(|f| f.encryption.as_ref()),
+        ) {
             (false, Some(src)) => passphrase(src)?,
             _ => Some(ctx.passphrase(false)?),
         };
@@ -143,7 +146,10 @@ fn options(ctx: &Ctx, args: &WatchArgs, file: Option<&ConfigFile>) -> Result<Wat
     };
     let schedule = args.every.map_or(schedule, Schedule::Every);
     let on_change = on_change || args.on_change;
-    let min_gap = args.min_gap.or(min_gap).map_or(Duration::from_secs(60), |i| i.0);
+    let min_gap = args
+        .min_gap
+        .or(min_gap)
+        .map_or(Duration::from_secs(60), |i| i.0);
     let databases: Vec<WatchedDatabase> = if !args.dbs.is_empty() {
         args.dbs
             .iter()
@@ -155,7 +161,10 @@ fn options(ctx: &Ctx, args: &WatchArgs, file: Option<&ConfigFile>) -> Result<Wat
             .map(|d| {
                 watched(
                     lumina_backup::expand_home(&d.path),
-                    args.every.map(Schedule::Every).or(d.schedule).unwrap_or(schedule),
+                    args.every
+                        .map(Schedule::Every)
+                        .or(d.schedule)
+                        .unwrap_or(schedule),
                     slot,
                     args.on_change || d.on_change.unwrap_or(on_change),
                     args.min_gap.or(d.min_gap).map_or(min_gap, |i| i.0),
@@ -164,7 +173,14 @@ fn options(ctx: &Ctx, args: &WatchArgs, file: Option<&ConfigFile>) -> Result<Wat
             })
             .collect()
     } else {
-        vec![watched(default_db(), schedule, slot, on_change, min_gap, &[])]
+        vec![watched(
+            default_db(),
+            schedule,
+            slot,
+            on_change,
+            min_gap,
+            &[],
+        )]
     };
     let mut opts = WatchOptions::new(location, open, databases);
     opts.check_every = args.check_every.0;
@@ -276,7 +292,10 @@ fn show(ctx: &Ctx, e: &WatchEvent) {
             l
         }
         WatchEvent::SkippedUnchanged { db, .. } => {
-            format!("{} unchanged: no snapshot", clean(&db.display().to_string()))
+            format!(
+                "{} unchanged: no snapshot",
+                clean(&db.display().to_string())
+            )
         }
         WatchEvent::CopyDone { remote } => format!("copied to {}", clean(remote)),
         WatchEvent::Failure {

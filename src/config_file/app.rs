@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigFile, DatabaseConfig, Hooks, PassphraseSource, Retention, Schedule};
 use super::values::Compression;
+use super::{ConfigFile, DatabaseConfig, Hooks, PassphraseSource, Retention, Schedule};
 
 /// The app's `BackupConfig`, as its JSON (camelCase) has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,11 +85,9 @@ impl ConfigFile {
     ) -> Result<ConfigFile, String> {
         let schedule = match app.schedule.as_str() {
             s @ ("daily" | "weekly" | "monthly" | "manual") => Schedule::parse(s)?,
-            other => {
-                return Err(format!(
-                    "BackupConfig.schedule `{other}`: the app knows daily, weekly, monthly and manual"
-                ))
-            }
+            other => return Err(format!(
+                "BackupConfig.schedule `{other}`: the app knows daily, weekly, monthly and manual"
+            )),
         };
         Ok(ConfigFile {
             enabled: app.enabled,

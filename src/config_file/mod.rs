@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use app::{AppBackupConfig, CloudProvider};
 pub use values::{
-    Compression, Interval, PassphraseSource, Retention, RetentionRules, Schedule, TimeOfDay, Weekday,
+    Compression, Interval, PassphraseSource, Retention, RetentionRules, Schedule, TimeOfDay,
+    Weekday,
 };
 
 /// The parsed configuration file.
@@ -124,7 +125,10 @@ impl<'de> Deserialize<'de> for DatabaseConfig {
         impl<'de> Visitor<'de> for V {
             type Value = DatabaseConfig;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "a database path, or a table with `path` and its own settings")
+                write!(
+                    f,
+                    "a database path, or a table with `path` and its own settings"
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<DatabaseConfig, E> {
                 Ok(DatabaseConfig::new(v))
@@ -375,12 +379,13 @@ fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
 
 /// The line where a top-level `key` is assigned, if it is.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        l.trim_start()
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]

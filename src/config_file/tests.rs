@@ -20,7 +20,10 @@ retention = 4
     .expect("spec example");
     assert_eq!(c.schedule, Schedule::Daily);
     assert_eq!(c.retention, Some(Retention::Last(4)));
-    assert_eq!(c.databases, vec![DatabaseConfig::new("~/.lumina/lumina.db")]);
+    assert_eq!(
+        c.databases,
+        vec![DatabaseConfig::new("~/.lumina/lumina.db")]
+    );
 
     let c = parse(
         r#"
@@ -50,18 +53,46 @@ on_failure = "notify-send failed"
 "#,
     )
     .expect("every key");
-    assert_eq!(c.time, Some(TimeOfDay { hour: 2, minute: 30 }));
+    assert_eq!(
+        c.time,
+        Some(TimeOfDay {
+            hour: 2,
+            minute: 30
+        })
+    );
     assert_eq!(c.weekday, Some(Weekday::Sunday));
     assert_eq!(c.min_gap, Some(Interval(Duration::from_secs(300))));
     assert_eq!(c.compression, Some(Compression::Level(9)));
-    assert_eq!(c.encryption, Some(PassphraseSource::Command("pass show lumina".into())));
-    assert_eq!(c.remotes(), vec!["/mnt/usb/lumina", "gdrive:Backups/Lumina"]);
-    assert_eq!(c.databases[1].min_gap, Some(Interval(Duration::from_secs(5400))));
-    assert_eq!(c.databases[1].schedule, Some(Schedule::Every(Interval(Duration::from_secs(900)))));
-    let Some(Retention::Rules(r)) = &c.retention else { panic!("rules") };
+    assert_eq!(
+        c.encryption,
+        Some(PassphraseSource::Command("pass show lumina".into()))
+    );
+    assert_eq!(
+        c.remotes(),
+        vec!["/mnt/usb/lumina", "gdrive:Backups/Lumina"]
+    );
+    assert_eq!(
+        c.databases[1].min_gap,
+        Some(Interval(Duration::from_secs(5400)))
+    );
+    assert_eq!(
+        c.databases[1].schedule,
+        Some(Schedule::Every(Interval(Duration::from_secs(900))))
+    );
+    let Some(Retention::Rules(r)) = &c.retention else {
+        panic!("rules")
+    };
     assert_eq!(r.keep_daily, Some(7));
-    let p = c.retention.as_ref().expect("retention").policy().expect("policy");
-    assert_eq!(p.before, crate::retention::Span::parse("60d").expect("span"));
+    let p = c
+        .retention
+        .as_ref()
+        .expect("retention")
+        .policy()
+        .expect("policy");
+    assert_eq!(
+        p.before,
+        crate::retention::Span::parse("60d").expect("span")
+    );
     assert_eq!(c.hooks.on_failure.as_deref(), Some("notify-send failed"));
     // Written back, it reads the same.
     assert_eq!(parse(&c.to_toml()).expect("round trip"), c);
@@ -85,10 +116,16 @@ fn errors_name_the_key_and_line() {
     assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("retention")));
 
     let e = error("schedule = \"daily\"\n[retention]\nkeep_dayly = 3\n");
-    assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("retention.keep_dayly")));
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(3), Some("retention.keep_dayly"))
+    );
 
     let e = error("[hooks]\non_sucess = \"x\"\n");
-    assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("hooks.on_sucess")));
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(2), Some("hooks.on_sucess"))
+    );
 
     let e = error("schedule = \"daily\"\ntime = \"25:00\"\n");
     assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("time")));
@@ -118,7 +155,13 @@ fn errors_name_the_key_and_line() {
 
 #[test]
 fn durations() {
-    for (text, secs) in [("1s", 1), ("15m", 900), ("2h", 7200), ("1d", 86_400), ("1h30m", 5400)] {
+    for (text, secs) in [
+        ("1s", 1),
+        ("15m", 900),
+        ("2h", 7200),
+        ("1d", 86_400),
+        ("1h30m", 5400),
+    ] {
         let i = Interval::parse(text).expect(text);
         assert_eq!(i.0, Duration::from_secs(secs));
         assert_eq!(i.to_string(), text);
@@ -135,8 +178,12 @@ fn the_apps_backup_config_maps_one_to_one() {
         "compression":true,"encryption":false}"#;
     let app: AppBackupConfig = serde_json::from_str(json).expect("BackupConfig");
     assert_eq!(app, AppBackupConfig::default());
-    let file = ConfigFile::from_app(&app, Some("~/.lumina/backups".into()), vec!["~/.lumina/lumina.db".into()])
-        .expect("maps");
+    let file = ConfigFile::from_app(
+        &app,
+        Some("~/.lumina/backups".into()),
+        vec!["~/.lumina/lumina.db".into()],
+    )
+    .expect("maps");
     let text = file.to_toml();
     let back = parse(&text).expect("the written file parses");
     assert_eq!(back.to_app(), app);
@@ -154,7 +201,10 @@ fn the_apps_backup_config_maps_one_to_one() {
     let back = parse(&file.to_toml()).expect("parses");
     assert_eq!(back.to_app(), cloud);
     assert_eq!(back.remotes(), vec!["dropbox:Apps/Lumina"]);
-    assert_eq!(back.encryption, Some(PassphraseSource::Env("LUMINA_BACKUP_PASSWORD".into())));
+    assert_eq!(
+        back.encryption,
+        Some(PassphraseSource::Env("LUMINA_BACKUP_PASSWORD".into()))
+    );
     let bad = AppBackupConfig {
         schedule: "hourly".into(),
         ..AppBackupConfig::default()

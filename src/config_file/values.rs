@@ -43,11 +43,13 @@ impl Interval {
                 .ok_or_else(bad)?;
         }
         if !digits.is_empty() || total == 0 {
-            return Err(if total == 0 && digits.is_empty() && !text.trim().is_empty() {
-                format!("`{text}` is zero: give a duration of at least 1s")
-            } else {
-                bad()
-            });
+            return Err(
+                if total == 0 && digits.is_empty() && !text.trim().is_empty() {
+                    format!("`{text}` is zero: give a duration of at least 1s")
+                } else {
+                    bad()
+                },
+            );
         }
         Ok(Interval(Duration::from_secs(total)))
     }
@@ -177,7 +179,11 @@ impl Serialize for TimeOfDay {
 impl<'de> Deserialize<'de> for TimeOfDay {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let bad = || de::Error::custom(format!("`{text}` is not a time of day: write HH:MM, e.g. 03:00"));
+        let bad = || {
+            de::Error::custom(format!(
+                "`{text}` is not a time of day: write HH:MM, e.g. 03:00"
+            ))
+        };
         let (h, m) = text.split_once(':').ok_or_else(bad)?;
         let hour: u8 = h.parse().map_err(|_| bad())?;
         let minute: u8 = m.parse().map_err(|_| bad())?;
@@ -289,7 +295,10 @@ impl<'de> Deserialize<'de> for Retention {
         impl<'de> Visitor<'de> for V {
             type Value = Retention;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "a number of snapshots to keep, or a table of keep_* rules")
+                write!(
+                    f,
+                    "a number of snapshots to keep, or a table of keep_* rules"
+                )
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Retention, E> {
                 match u32::try_from(n) {

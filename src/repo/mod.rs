@@ -5,9 +5,9 @@
 //! a time), removes temp files left by an interrupted write, and brings the index
 //! up to date with the files (the files are the truth; the index is a cache).
 
+mod before;
 pub mod cache;
 mod chain;
-mod before;
 mod diff;
 mod drill;
 mod export_plan;

@@ -31,7 +31,11 @@ impl Default for Slot {
 }
 
 fn zoned(ns: i64, tz: &TimeZone) -> Option<Zoned> {
-    Some(Timestamp::from_nanosecond(i128::from(ns)).ok()?.to_zoned(tz.clone()))
+    Some(
+        Timestamp::from_nanosecond(i128::from(ns))
+            .ok()?
+            .to_zoned(tz.clone()),
+    )
 }
 
 fn ns(z: &Zoned) -> i64 {
@@ -108,11 +112,29 @@ mod tests {
         let tz = TimeZone::UTC;
         let s = Slot::default();
         let now = t("2026-03-10T12:00:00Z");
-        assert_eq!(latest_slot(Schedule::Daily, s, now, &tz), Some(t("2026-03-10T03:00:00Z")));
+        assert_eq!(
+            latest_slot(Schedule::Daily, s, now, &tz),
+            Some(t("2026-03-10T03:00:00Z"))
+        );
         let early = t("2026-03-10T02:00:00Z");
-        assert_eq!(latest_slot(Schedule::Daily, s, early, &tz), Some(t("2026-03-09T03:00:00Z")));
-        assert!(!is_due(Schedule::Daily, s, Some(t("2026-03-10T03:00:01Z")), now, &tz));
-        assert!(is_due(Schedule::Daily, s, Some(t("2026-03-10T02:59:59Z")), now, &tz));
+        assert_eq!(
+            latest_slot(Schedule::Daily, s, early, &tz),
+            Some(t("2026-03-09T03:00:00Z"))
+        );
+        assert!(!is_due(
+            Schedule::Daily,
+            s,
+            Some(t("2026-03-10T03:00:01Z")),
+            now,
+            &tz
+        ));
+        assert!(is_due(
+            Schedule::Daily,
+            s,
+            Some(t("2026-03-10T02:59:59Z")),
+            now,
+            &tz
+        ));
     }
 
     #[test]
@@ -120,12 +142,34 @@ mod tests {
         let tz = TimeZone::UTC;
         // 2026-03-10 is a Tuesday.
         let now = t("2026-03-10T12:00:00Z");
-        let sunday = Slot { weekday: 6, ..Slot::default() };
-        assert_eq!(latest_slot(Schedule::Weekly, sunday, now, &tz), Some(t("2026-03-08T03:00:00Z")));
-        let tuesday_late = Slot { weekday: 1, time: TimeOfDay { hour: 13, minute: 30 }, ..Slot::default() };
-        assert_eq!(latest_slot(Schedule::Weekly, tuesday_late, now, &tz), Some(t("2026-03-03T13:30:00Z")));
-        let fifteenth = Slot { day: 15, ..Slot::default() };
-        assert_eq!(latest_slot(Schedule::Monthly, fifteenth, now, &tz), Some(t("2026-02-15T03:00:00Z")));
+        let sunday = Slot {
+            weekday: 6,
+            ..Slot::default()
+        };
+        assert_eq!(
+            latest_slot(Schedule::Weekly, sunday, now, &tz),
+            Some(t("2026-03-08T03:00:00Z"))
+        );
+        let tuesday_late = Slot {
+            weekday: 1,
+            time: TimeOfDay {
+                hour: 13,
+                minute: 30,
+            },
+            ..Slot::default()
+        };
+        assert_eq!(
+            latest_slot(Schedule::Weekly, tuesday_late, now, &tz),
+            Some(t("2026-03-03T13:30:00Z"))
+        );
+        let fifteenth = Slot {
+            day: 15,
+            ..Slot::default()
+        };
+        assert_eq!(
+            latest_slot(Schedule::Monthly, fifteenth, now, &tz),
+            Some(t("2026-02-15T03:00:00Z"))
+        );
     }
 
     #[test]
@@ -139,10 +183,19 @@ mod tests {
         let run = wake;
         for minutes in 1..(20 * 60) {
             let later = run + minutes * 60_000_000_000;
-            assert!(!is_due(Schedule::Daily, s, Some(run), later, &tz), "{minutes}");
+            assert!(
+                !is_due(Schedule::Daily, s, Some(run), later, &tz),
+                "{minutes}"
+            );
         }
         // The next day's slot is due again.
-        assert!(is_due(Schedule::Daily, s, Some(run), t("2026-03-16T03:00:00Z"), &tz));
+        assert!(is_due(
+            Schedule::Daily,
+            s,
+            Some(run),
+            t("2026-03-16T03:00:00Z"),
+            &tz
+        ));
         let every = Schedule::Every(Interval(std::time::Duration::from_secs(900)));
         assert!(is_due(every, s, Some(before_sleep), wake, &tz));
         assert!(!is_due(every, s, Some(wake), wake + 60_000_000_000, &tz));

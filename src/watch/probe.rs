@@ -1,17 +1,25 @@
 //! The watcher's change detection, in two steps so an idle database costs no
 //! read beyond a header:
 //!
-//! 1. [`Fingerprint`]: `stat` of the database, its `-wal` and `-journal` files
-//!    (size, modification and status-change times, identity) and the 32 bytes
-//!    of the `-wal` header. Any commit changes one of them (a WAL commit
-//!    appends frames or, after a checkpoint, rewrites the header with new
-//!    salts; a rollback-mode commit writes the file). Equal fingerprints are
-//!    trusted only when none of the files was changed within
-//!    [`unchanged::RACY`] of the moment the fingerprint was taken (a change in
-//!    the same tick of the file system's clock could leave the times equal).
+//! 1. [`Fingerprint`]: `stat` of the database file (size, modification and
+//!    status-change times, identity), the size of its `-journal`, and the size
+//!    and 32-byte header of its `-wal` when that holds anything. Any commit
+//!    changes one of them (a WAL commit appends frames or, after a checkpoint,
+//!    rewrites the header with new salts; a rollback-mode commit writes the
+//!    file). An empty `-wal` counts as none: opening a WAL database (the
+//!    watcher's own look, a snapshot) creates one, and that is no change.
+//!    Equal fingerprints are trusted in WAL mode (the database header's bytes
+//!    18 and 19, read too), where every commit shows in the `-wal` file's
+//!    size or header; in rollback mode only when the database file was not
+//!    changed within [`unchanged::RACY`] of the moment the earlier fingerprint
+//!    was taken (a change in the same tick of the file system's clock could
+//!    leave the times equal). An idle check reads 20 + 32 bytes.
 //! 2. When it differs: the exact state ([`state_now`], as a snapshot reads it:
 //!    `sqlite::unchanged`), compared with the newest snapshot's. Only a
-//!    different state (or one not known exactly) leads to a snapshot.
+//!    different state (or one not known exactly) leads to a snapshot. For the
+//!    `wal-idle` route (no committed frame in the `-wal` file, so the
+//!    database file alone holds the content) the `-wal` file's identity, size
+//!    and time are left out of the comparison, for the same reason.
 
 use std::io::Read;
 use std::path::Path;
@@ -26,10 +34,13 @@ type Stat = (u64, i128, i128, u64, u64);
 /// The cheap fingerprint of a database's files (module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
-    files: [Option<Stat>; 3],
-    wal_header: Option<[u8; unchanged::WAL_HEADER]>,
+    db: Option<Stat>,
+    journal_len: u64,
+    wal: Option<(u64, Option<[u8; unchanged::WAL_HEADER]>)>,
     /// No file changed within RACY before it was taken.
     settled: bool,
+    /// The database file's header says WAL mode (bytes 18 and 19).
+    wal_mode: bool,
 }
 
 fn side(path: &Path, suffix: &str) -> std::path::PathBuf {
@@ -65,37 +76,53 @@ fn stat(path: &Path) -> Option<Stat> {
 impl Fingerprint {
     /// Takes the fingerprint of `db` now (`now_ns`: the system clock).
     pub fn take(db: &Path) -> Fingerprint {
-        let files = [
-            stat(db),
-            stat(&side(db, "-wal")),
-            stat(&side(db, "-journal")),
-        ];
-        let mut h = [0u8; unchanged::WAL_HEADER];
-        let wal_header = std::fs::File::open(side(db, "-wal"))
+        let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let wal_path = side(db, "-wal");
+        let wal_len = len(&wal_path);
+        let wal = (wal_len > 0).then(|| {
+            let mut h = [0u8; unchanged::WAL_HEADER];
+            let header = std::fs::File::open(&wal_path)
+                .and_then(|mut f| f.read_exact(&mut h))
+                .ok()
+                .map(|()| h);
+            (wal_len, header)
+        });
+        let db_stat = stat(db);
+        let mut h = [0u8; 20];
+        let wal_mode = std::fs::File::open(db)
             .and_then(|mut f| f.read_exact(&mut h))
-            .ok()
-            .map(|()| h);
+            .is_ok_and(|()| h[18] == 2 && h[19] == 2);
         let now = nanos(Ok(SystemTime::now()));
         let racy = unchanged::RACY.as_nanos() as i128;
-        let settled = files
-            .iter()
-            .flatten()
-            .all(|(_, m, c, _, _)| now - m.max(c) > racy);
+        let settled = db_stat
+            .as_ref()
+            .is_none_or(|(_, m, c, _, _)| now - m.max(c) > racy);
         Fingerprint {
-            files,
-            wal_header,
+            db: db_stat,
+            journal_len: len(&side(db, "-journal")),
+            wal,
             settled,
+            wal_mode,
         }
+    }
+
+    /// Whether no file changed within RACY before it was taken.
+    pub fn settled(&self) -> bool {
+        self.settled
     }
 
     /// Whether the files differ from `other`'s (whatever the trust).
     pub fn differs(&self, other: &Fingerprint) -> bool {
-        self.files != other.files || self.wal_header != other.wal_header
+        (&self.db, self.journal_len, &self.wal) != (&other.db, other.journal_len, &other.wal)
     }
 
-    /// Whether `now` shows the same files as `self` did, `self` being trusted.
+    /// Whether `now` shows the same files as `self` did, and that can be
+    /// trusted: in WAL mode always (a commit appends to the `-wal` file or
+    /// rewrites its header; the database file changes only by checkpoints,
+    /// which keep the content), in rollback mode when `self` was taken more
+    /// than RACY after the file's last change.
     pub fn same_as_before(&self, now: &Fingerprint) -> bool {
-        self.settled && self.files == now.files && self.wal_header == now.wal_header
+        !self.differs(now) && ((self.wal_mode && now.wal_mode) || self.settled)
     }
 }
 
@@ -110,10 +137,20 @@ pub fn state_now(db: &Path, cancelled: &dyn Fn() -> bool) -> Option<SourceState>
     state
 }
 
-/// Whether a database in state `now` equals the newest snapshot's `known`.
+/// Whether a database in state `now` equals the newest snapshot's `known`
+/// (module docs: the `-wal` fields of a `wal-idle` state are left out).
 pub fn same_state(known: Option<&SourceState>, now: Option<&SourceState>) -> bool {
-    match now {
-        Some(now) => unchanged::same(known, now),
-        None => false,
+    let idle = |s: &SourceState| {
+        let mut s = s.clone();
+        if s.route == "wal-idle" {
+            s.wal_ino = 0;
+            s.wal_size = 0;
+            s.wal_ctime_ns = 0;
+        }
+        s
+    };
+    match (known, now) {
+        (Some(k), Some(n)) => unchanged::same(Some(&idle(k)), &idle(n)),
+        _ => false,
     }
 }

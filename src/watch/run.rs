@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::probe::{self, Fingerprint};
 use super::{due, Stop, Trigger, WatchEvent, WatchOptions, WatchedDatabase};
@@ -28,8 +28,11 @@ struct Db {
     last_run_ns: Option<i64>,
     /// When it was last snapshotted (on change or schedule).
     last_snapshot_ns: Option<i64>,
-    /// The files as last seen in the known state.
+    /// The files as last seen in the known state, and when (real time).
     seen: Option<Fingerprint>,
+    seen_at: Option<Instant>,
+    /// When a change not yet snapshotted was first seen.
+    pending_since: Option<i64>,
     /// Failures in a row, and when to try again.
     failures: u32,
     retry_at_ns: i64,
@@ -72,6 +75,8 @@ impl Run {
                 last_run_ns: None,
                 last_snapshot_ns: None,
                 seen: None,
+                seen_at: None,
+                pending_since: None,
                 failures: 0,
                 retry_at_ns: i64::MIN,
             })
@@ -138,37 +143,71 @@ impl Run {
                 return;
             }
         }
+        let print = Fingerprint::take(&self.dbs[i].cfg.path);
+        let db = &mut self.dbs[i];
+        let changed = !db.seen.as_ref().is_some_and(|s| s.same_as_before(&print));
+        if changed && db.pending_since.is_none() {
+            db.pending_since = Some(now);
+        }
         let db = &self.dbs[i];
         let c = &db.cfg;
         let scheduled = due::is_due(c.schedule, c.slot, db.last_run_ns, now, &tz);
-        let print = Fingerprint::take(&c.path);
-        let changed = !db.seen.as_ref().is_some_and(|s| s.same_as_before(&print));
         let gap_passed = db
             .last_snapshot_ns
             .is_none_or(|t| now.saturating_sub(t) >= ns(c.min_gap) || t > now);
+        // On change, a snapshot waits for the files to be quiet for RACY
+        // (their state is then known exactly), or, under a writer that never
+        // pauses, for min-gap (at least RACY) after the change was first seen.
+        let overdue = ns(c.min_gap.max(crate::sqlite::unchanged::RACY));
+        let quiet_or_overdue = print.settled()
+            || db
+                .pending_since
+                .is_some_and(|p| now.saturating_sub(p) >= overdue || p > now);
         let trigger = if scheduled {
             Trigger::Schedule
-        } else if c.on_change && changed && gap_passed {
+        } else if c.on_change && changed && gap_passed && quiet_or_overdue {
             Trigger::Change
         } else {
             return;
         };
         let path = c.path.clone();
-        if !changed && trigger == Trigger::Schedule && db.known.is_some() {
-            // The files are as when their state was last known: unchanged.
+        if !changed && trigger == Trigger::Schedule {
+            // The files are as at the last snapshot or look: unchanged.
             self.dbs[i].last_run_ns = Some(now);
             self.send(WatchEvent::SkippedUnchanged { db: path, trigger });
             return;
         }
         let stop = Arc::clone(&self.stop);
         let state = probe::state_now(&path, &|| stop.stopped());
+        let settle = 2 * crate::sqlite::unchanged::RACY;
+        if state.is_none()
+            && db.seen.as_ref().is_some_and(|s| !s.differs(&print))
+            && db.seen_at.is_some_and(|t| t.elapsed() < settle)
+        {
+            // Not known exactly, most likely because the files (a `-wal` the
+            // last snapshot created, say) are too recent, and they did not
+            // change since the last look: wait for them to settle.
+            return;
+        }
+        // The last snapshot could not record its state (its files were too
+        // recent); they have not changed since just before it: it holds this
+        // state.
+        if db.known.is_none()
+            && state.is_some()
+            && db.seen.as_ref().is_some_and(|s| !s.differs(&print))
+        {
+            self.dbs[i].known = state.clone();
+        }
+        let db = &self.dbs[i];
         if db.known.is_some() && probe::same_state(db.known.as_ref(), state.as_ref()) {
             // Said once per change of the files (a checkpoint, say), not at
             // every tick while they are too recent to be trusted.
-            let tell = trigger == Trigger::Schedule
-                || db.seen.as_ref().is_none_or(|s| s.differs(&print));
+            let tell =
+                trigger == Trigger::Schedule || db.seen.as_ref().is_none_or(|s| s.differs(&print));
             let db = &mut self.dbs[i];
             db.seen = Some(print);
+            db.seen_at = Some(Instant::now());
+            db.pending_since = None;
             if trigger == Trigger::Schedule {
                 db.last_run_ns = Some(now);
             }
@@ -183,6 +222,8 @@ impl Run {
                 let db = &mut self.dbs[i];
                 db.known = state;
                 db.seen = Some(print);
+                db.seen_at = Some(Instant::now());
+                db.pending_since = None;
                 db.last_snapshot_ns = Some(now);
                 db.last_run_ns = Some(now);
                 db.failures = 0;
@@ -242,8 +283,8 @@ impl Run {
     ) -> std::result::Result<(String, u64, usize, Option<SourceState>), (&'static str, Error)> {
         let c = &self.dbs[i].cfg;
         let progress = StopProgress(&self.stop);
-        let mut repo = Repository::open_at(&self.opts.location, &self.opts.open)
-            .map_err(|e| ("open", e))?;
+        let mut repo =
+            Repository::open_at(&self.opts.location, &self.opts.open).map_err(|e| ("open", e))?;
         let opts = SnapshotOptions {
             tags: c.tags.clone(),
             ..SnapshotOptions::default()
@@ -270,7 +311,12 @@ impl Run {
     }
 
     /// Applies the retention policy to one database's snapshots.
-    fn retention(&self, repo: &mut Repository, db: &Path, progress: &dyn Progress) -> Result<usize> {
+    fn retention(
+        &self,
+        repo: &mut Repository,
+        db: &Path,
+        progress: &dyn Progress,
+    ) -> Result<usize> {
         let policy = match &self.opts.retention {
             Some(p) => Some(p.clone()),
             None => {
@@ -281,7 +327,14 @@ impl Run {
                 None
             }
         };
-        let report = repo.forget(policy.as_ref(), Some(db), false, None, &self.opts.tz, progress)?;
+        let report = repo.forget(
+            policy.as_ref(),
+            Some(db),
+            false,
+            None,
+            &self.opts.tz,
+            progress,
+        )?;
         Ok(report.plan.removed().count())
     }
 
@@ -304,8 +357,7 @@ impl Run {
             .state
             .as_ref()
             .and_then(|dir| {
-                Health::record_failure(dir, &self.opts.location, &subject, operation, &message)
-                    .ok()
+                Health::record_failure(dir, &self.opts.location, &subject, operation, &message).ok()
             })
             .unwrap_or(self.dbs[i].failures);
         self.send(WatchEvent::Failure {

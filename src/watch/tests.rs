@@ -25,7 +25,8 @@ use crate::repo::Repository;
 
 fn write(db: &Path, v: &str) {
     let conn = rusqlite::Connection::open(db).expect("db");
-    conn.execute("INSERT INTO t (v) VALUES (?1)", [v]).expect("insert");
+    conn.execute("INSERT INTO t (v) VALUES (?1)", [v])
+        .expect("insert");
 }
 
 fn snapshots(repo: &Path) -> usize {
@@ -54,8 +55,12 @@ fn until(rx: &Receiver<WatchEvent>, want: impl Fn(&WatchEvent) -> bool) -> Vec<W
     let mut seen = Vec::new();
     let end = Instant::now() + Duration::from_secs(30);
     loop {
-        let left = end.checked_duration_since(Instant::now()).expect("timed out waiting for an event");
-        let e = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no event; seen {seen:?}"));
+        let left = end
+            .checked_duration_since(Instant::now())
+            .expect("timed out waiting for an event");
+        let e = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no event; seen {seen:?}"));
         let done = want(&e);
         seen.push(e);
         if done {
@@ -74,7 +79,11 @@ fn on_change_snapshots_changes_and_ignores_an_idle_database() {
     let mut d = WatchedDatabase::new(&db, Schedule::Manual);
     d.on_change = true;
     d.min_gap = Duration::from_millis(0);
-    let mut opts = WatchOptions::new(Location::Local(repo.clone()), OpenOptions::default(), vec![d]);
+    let mut opts = WatchOptions::new(
+        Location::Local(repo.clone()),
+        OpenOptions::default(),
+        vec![d],
+    );
     opts.check_every = Duration::from_millis(50);
     opts.state_dir = Some(_dir.path().join("state"));
     let (w, rx) = Watcher::start(opts).expect("start");
@@ -82,7 +91,10 @@ fn on_change_snapshots_changes_and_ignores_an_idle_database() {
     assert!(matches!(first[0], WatchEvent::Started { .. }), "{first:?}");
     assert!(matches!(
         first.last(),
-        Some(WatchEvent::SnapshotTaken { trigger: Trigger::Change, .. })
+        Some(WatchEvent::SnapshotTaken {
+            trigger: Trigger::Change,
+            ..
+        })
     ));
     // Idle: nothing more is recorded, whatever the ticks.
     let idle = drain(&rx, Duration::from_millis(3000));
@@ -93,7 +105,10 @@ fn on_change_snapshots_changes_and_ignores_an_idle_database() {
     assert_eq!(snapshots(&repo), 2);
     w.stop().expect("stops");
     let rest: Vec<_> = rx.iter().collect();
-    assert!(matches!(rest.last(), Some(WatchEvent::Stopped { abandoned: false })), "{rest:?}");
+    assert!(
+        matches!(rest.last(), Some(WatchEvent::Stopped { abandoned: false })),
+        "{rest:?}"
+    );
 }
 
 #[test]
@@ -108,7 +123,11 @@ fn a_schedule_catches_up_once_after_a_sleep() {
     let clock = Arc::new(ManualClock::new(start));
     let hour = Duration::from_secs(3600);
     let d = WatchedDatabase::new(&db, Schedule::Every(Interval(hour)));
-    let mut opts = WatchOptions::new(Location::Local(repo.clone()), OpenOptions::default(), vec![d]);
+    let mut opts = WatchOptions::new(
+        Location::Local(repo.clone()),
+        OpenOptions::default(),
+        vec![d],
+    );
     opts.check_every = Duration::from_millis(20);
     opts.clock = clock.clone();
     opts.state_dir = Some(_dir.path().join("state"));
@@ -133,7 +152,10 @@ fn a_schedule_catches_up_once_after_a_sleep() {
     clock.advance(hour);
     let third = until(&rx, taken);
     assert!(
-        matches!(third.last(), Some(WatchEvent::SnapshotTaken { forgotten: 1, .. })),
+        matches!(
+            third.last(),
+            Some(WatchEvent::SnapshotTaken { forgotten: 1, .. })
+        ),
         "{third:?}"
     );
     assert_eq!(snapshots(&repo), 2);
@@ -151,7 +173,13 @@ fn a_repository_that_cannot_be_opened_is_reported_and_retried() {
     opts.state_dir = Some(state.path().to_path_buf());
     let (w, rx) = Watcher::start(opts).expect("start");
     let seen = until(&rx, |e| matches!(e, WatchEvent::Failure { .. }));
-    let Some(WatchEvent::Failure { operation, consecutive, retry_in, .. }) = seen.last() else {
+    let Some(WatchEvent::Failure {
+        operation,
+        consecutive,
+        retry_in,
+        ..
+    }) = seen.last()
+    else {
         panic!("{seen:?}")
     };
     assert_eq!(operation, "open");
@@ -169,7 +197,9 @@ fn a_repository_that_cannot_be_opened_is_reported_and_retried() {
 #[test]
 fn nothing_to_do_is_refused_at_once() {
     let opts = WatchOptions::new(Location::Local("r".into()), OpenOptions::default(), vec![]);
-    assert!(Watcher::start(opts).expect_err("no databases").is_user_error());
+    assert!(Watcher::start(opts)
+        .expect_err("no databases")
+        .is_user_error());
     let d = WatchedDatabase::new("a.db", Schedule::Manual);
     let opts = WatchOptions::new(Location::Local("r".into()), OpenOptions::default(), vec![d]);
     assert!(Watcher::start(opts).expect_err("never").is_user_error());
