@@ -171,19 +171,28 @@ fn schedule_install_definitions() {
     let unit = xdg.join("systemd/user/lumina-backup-watch.service");
     let text = std::fs::read_to_string(&unit).expect("unit written");
     assert!(text.contains("ExecStart="), "{text}");
-    // systemd's own check, where systemd is installed (it only reads the file).
-    if let Ok(out) = std::process::Command::new("systemd-analyze")
-        .args(["verify", "--user"])
-        .arg(&unit)
-        .env("XDG_CONFIG_HOME", &xdg)
-        .output()
-    {
+    // systemd's own check, where systemd is installed (it only reads the
+    // files; a private runtime folder keeps it off the real user manager).
+    let analyze = |unit: &Path| {
+        let runtime = t.path("runtime");
+        std::fs::create_dir_all(&runtime).expect("runtime dir");
+        std::process::Command::new("systemd-analyze")
+            .args(["verify", "--user"])
+            .arg(unit)
+            .env("XDG_CONFIG_HOME", &xdg)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .ok()
+    };
+    if let Some(out) = analyze(&unit) {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let unit_problems: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.contains("lumina-backup-watch.service"))
-            .collect();
-        assert!(unit_problems.is_empty(), "systemd-analyze: {stderr}");
+        assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze: {stderr}");
+        // The check can fail: a unit with an unknown key and a relative command.
+        let bad = unit.with_file_name("lumina-backup-bad.service");
+        std::fs::write(&bad, "[Service]\nExecStart=relative\nBogus=1\n").expect("bad unit");
+        let out = analyze(&bad).expect("ran before");
+        assert!(!out.status.success(), "systemd-analyze accepted a bad unit");
+        std::fs::remove_file(&bad).expect("remove");
     }
     lb().args(["remove", "--no-enable", "--system", "systemd"])
         .ok();

@@ -279,7 +279,6 @@ pub(super) fn run(ctx: &Ctx, what: ScheduleCommand) -> Result<(), Error> {
         ScheduleCommand::Remove(t) => (false, t),
     };
     let system = t.system.unwrap_or_else(System::current);
-    let path = file_path(system)?;
     if install {
         let config = t
             .config
@@ -293,6 +292,7 @@ pub(super) fn run(ctx: &Ctx, what: ScheduleCommand) -> Result<(), Error> {
             print!("{text}");
             return Ok(());
         }
+        let path = file_path(system)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating folder", dir, e))?;
         std::fs::write(&path, bytes_of(system, &text))
@@ -313,6 +313,7 @@ pub(super) fn run(ctx: &Ctx, what: ScheduleCommand) -> Result<(), Error> {
             ctx.say("enabled and started");
         }
     } else {
+        let path = file_path(system)?;
         if t.print {
             ctx.say(format!("would remove {}", path.display()));
             return Ok(());
