@@ -186,7 +186,10 @@ fn schedule_install_definitions() {
     };
     if let Some(out) = analyze(&unit) {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze: {stderr}");
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "systemd-analyze: {stderr}"
+        );
         // The check can fail: a unit with an unknown key and a relative command.
         let bad = unit.with_file_name("lumina-backup-bad.service");
         std::fs::write(&bad, "[Service]\nExecStart=relative\nBogus=1\n").expect("bad unit");

@@ -231,6 +231,11 @@ pub(super) fn run(ctx: &Ctx, args: WatchArgs) -> Result<i32, Error> {
     );
     signals::install();
     let (watcher, events) = Watcher::start(opts)?;
+    // The signal sets the watcher's flag at once, so a snapshot under way is
+    // cancelled at its next check (the loop below also wakes the thread).
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, watcher.stop_flag());
+    }
     let mut asked = false;
     loop {
         if !asked && signals::received().is_some() {

@@ -85,9 +85,11 @@ impl ConfigFile {
     ) -> Result<ConfigFile, String> {
         let schedule = match app.schedule.as_str() {
             s @ ("daily" | "weekly" | "monthly" | "manual") => Schedule::parse(s)?,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "BackupConfig.schedule `{other}`: the app knows daily, weekly, monthly and manual"
-            )),
+            ))
+            }
         };
         Ok(ConfigFile {
             enabled: app.enabled,

@@ -15,57 +15,64 @@ use crate::retention::Policy;
 pub struct Interval(pub Duration);
 
 impl Interval {
-    /// Parses `1s`, `15m`, `2h`, `7d`, `1h30m` (whole seconds or more).
+    /// Parses `1s`, `15m`, `2h`, `7d`, `1h30m`, `500ms` (units `ms`, `s`,
+    /// `m`, `h`, `d`, `w`; at least 1 ms).
     pub fn parse(text: &str) -> Result<Interval, String> {
         let bad = || {
             format!("`{text}` is not a duration: write a number and a unit (s, m, h, d), e.g. 15m")
         };
-        let mut total: u64 = 0;
+        let mut total_ms: u64 = 0;
         let mut digits = String::new();
-        for c in text.trim().chars() {
+        let mut chars = text.trim().chars().peekable();
+        while let Some(c) = chars.next() {
             if c.is_ascii_digit() {
                 digits.push(c);
                 continue;
             }
-            let unit = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                'w' => 7 * 86_400,
+            let unit_ms: u64 = match c {
+                'm' if chars.peek() == Some(&'s') => {
+                    chars.next();
+                    1
+                }
+                's' => 1000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                'w' => 7 * 86_400_000,
                 _ => return Err(bad()),
             };
             let n: u64 = digits.parse().map_err(|_| bad())?;
             digits.clear();
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
+            total_ms = n
+                .checked_mul(unit_ms)
+                .and_then(|v| total_ms.checked_add(v))
                 .ok_or_else(bad)?;
         }
-        if !digits.is_empty() || total == 0 {
-            return Err(
-                if total == 0 && digits.is_empty() && !text.trim().is_empty() {
-                    format!("`{text}` is zero: give a duration of at least 1s")
-                } else {
-                    bad()
-                },
-            );
+        if !digits.is_empty() || text.trim().is_empty() {
+            return Err(bad());
         }
-        Ok(Interval(Duration::from_secs(total)))
+        if total_ms == 0 {
+            return Err(format!("`{text}` is zero: give a duration of at least 1s"));
+        }
+        Ok(Interval(Duration::from_millis(total_ms)))
     }
 }
 
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = self.0.as_secs();
-        if s == 0 {
+        let ms = self.0.as_millis();
+        if ms == 0 {
             return write!(f, "0s");
         }
+        let mut s = ms / 1000;
         for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
             if s >= size {
                 write!(f, "{}{unit}", s / size)?;
                 s %= size;
             }
+        }
+        if ms % 1000 > 0 {
+            write!(f, "{}ms", ms % 1000)?;
         }
         Ok(())
     }

@@ -245,7 +245,7 @@ mod secs {
 /// The stop flag and the condition variable the thread sleeps on.
 #[derive(Default)]
 struct Stop {
-    flag: AtomicBool,
+    flag: Arc<AtomicBool>,
     lock: Mutex<()>,
     wake: Condvar,
 }
@@ -323,8 +323,14 @@ impl Watcher {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Asks the watcher to stop without waiting (from a signal handler's loop,
-    /// say); [`Self::stop`] waits.
+    /// The flag that stops the watcher: setting it (from a signal handler,
+    /// say: `signal_hook::flag::register`) cancels a snapshot under way at
+    /// its next check, and the thread ends within [`WatchOptions::check_every`].
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop.flag)
+    }
+
+    /// Asks the watcher to stop without waiting; [`Self::stop`] waits.
     pub fn request_stop(&self) {
         self.stop.set();
     }

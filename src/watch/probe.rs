@@ -94,9 +94,12 @@ impl Fingerprint {
             .is_ok_and(|()| h[18] == 2 && h[19] == 2);
         let now = nanos(Ok(SystemTime::now()));
         let racy = unchanged::RACY.as_nanos() as i128;
-        let settled = db_stat
-            .as_ref()
-            .is_none_or(|(_, m, c, _, _)| now - m.max(c) > racy);
+        // The `-wal` file's times count here (a state read now would not be
+        // exact), not in the comparison (an empty one is none).
+        let settled = [db_stat.as_ref(), stat(&wal_path).as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|(_, m, c, _, _)| now - m.max(c) > racy);
         Fingerprint {
             db: db_stat,
             journal_len: len(&side(db, "-journal")),

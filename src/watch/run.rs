@@ -28,9 +28,10 @@ struct Db {
     last_run_ns: Option<i64>,
     /// When it was last snapshotted (on change or schedule).
     last_snapshot_ns: Option<i64>,
-    /// The files as last seen in the known state, and when (real time).
+    /// The files as last seen in the known state.
     seen: Option<Fingerprint>,
-    seen_at: Option<Instant>,
+    /// Since when the exact state could not be read (real time).
+    unknown_since: Option<Instant>,
     /// When a change not yet snapshotted was first seen.
     pending_since: Option<i64>,
     /// Failures in a row, and when to try again.
@@ -75,7 +76,7 @@ impl Run {
                 last_run_ns: None,
                 last_snapshot_ns: None,
                 seen: None,
-                seen_at: None,
+                unknown_since: None,
                 pending_since: None,
                 failures: 0,
                 retry_at_ns: i64::MIN,
@@ -177,18 +178,25 @@ impl Run {
             self.send(WatchEvent::SkippedUnchanged { db: path, trigger });
             return;
         }
+        if let Some(since) = self.dbs[i].unknown_since {
+            if !print.settled() && since.elapsed() < 2 * crate::sqlite::unchanged::RACY {
+                // Waiting for the files to settle (below): no look meanwhile.
+                return;
+            }
+        }
         let stop = Arc::clone(&self.stop);
         let state = probe::state_now(&path, &|| stop.stopped());
-        let settle = 2 * crate::sqlite::unchanged::RACY;
-        if state.is_none()
-            && db.seen.as_ref().is_some_and(|s| !s.differs(&print))
-            && db.seen_at.is_some_and(|t| t.elapsed() < settle)
-        {
-            // Not known exactly, most likely because the files (a `-wal` the
-            // last snapshot created, say) are too recent, and they did not
-            // change since the last look: wait for them to settle.
-            return;
+        // Not known exactly, most likely because a file is too recent (a
+        // `-wal` the last snapshot created, say): wait up to twice RACY for it
+        // to settle before snapshotting anyway.
+        if state.is_none() && (db.known.is_some() || db.seen.is_some()) {
+            let since = *self.dbs[i].unknown_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < 2 * crate::sqlite::unchanged::RACY {
+                return;
+            }
         }
+        self.dbs[i].unknown_since = None;
+        let db = &self.dbs[i];
         // The last snapshot could not record its state (its files were too
         // recent); they have not changed since just before it: it holds this
         // state.
@@ -206,7 +214,6 @@ impl Run {
                 trigger == Trigger::Schedule || db.seen.as_ref().is_none_or(|s| s.differs(&print));
             let db = &mut self.dbs[i];
             db.seen = Some(print);
-            db.seen_at = Some(Instant::now());
             db.pending_since = None;
             if trigger == Trigger::Schedule {
                 db.last_run_ns = Some(now);
@@ -222,7 +229,6 @@ impl Run {
                 let db = &mut self.dbs[i];
                 db.known = state;
                 db.seen = Some(print);
-                db.seen_at = Some(Instant::now());
                 db.pending_since = None;
                 db.last_snapshot_ns = Some(now);
                 db.last_run_ns = Some(now);
