@@ -71,7 +71,7 @@ impl fmt::Display for Interval {
                 s %= size;
             }
         }
-        if ms % 1000 > 0 {
+        if !ms.is_multiple_of(1000) {
             write!(f, "{}ms", ms % 1000)?;
         }
         Ok(())
