@@ -117,12 +117,14 @@ mod backend;
 mod chain;
 mod chunker;
 mod compress;
+mod config_file;
 mod crypto;
 mod diff;
 mod error;
 mod export;
 mod format;
 mod fsutil;
+mod health;
 mod id;
 mod index;
 mod layout;
@@ -138,6 +140,7 @@ mod sqlite;
 mod store;
 mod testhook;
 mod timespec;
+mod watch;
 
 // ---------------------------------------------------------------------------
 // The public API. Everything an app (and the crate's own CLI) uses is listed
@@ -185,6 +188,21 @@ pub use repo::{
 pub use retention::{
     get_setting, set_setting, settings_table, Decision, Plan, Policy, PolicyError, Span,
     SETTING_KEYS,
+};
+
+// Running by itself: the configuration file (`~/.lumina/backup.toml`, the
+// app's `BackupConfig`), the watcher (schedules, on-change, retention, typed
+// events on a channel) and its failure reports.
+pub use config_file::{
+    expand_home, AppBackupConfig, CloudProvider, Compression, ConfigError, ConfigFile,
+    DatabaseConfig, Hooks, Interval, PassphraseSource, Retention, RetentionRules, Schedule,
+    TimeOfDay, Weekday,
+};
+pub use health::{Failure, Health, HealthEntry, Subject as HealthSubject};
+pub use retention::{BEFORE_TAG_PREFIX, DEFAULT_BEFORE};
+pub use watch::{
+    Clock, ManualClock, Slot, SystemClock, Trigger, WatchEvent, WatchOptions, WatchedDatabase,
+    Watcher,
 };
 
 // Export and import of the app's tables (JSON, CSV).

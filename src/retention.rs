@@ -15,7 +15,11 @@
 //!   age everything out);
 //! - `keep-tag T` keeps every snapshot tagged T;
 //! - `pre-restore` snapshots (the safety copies `restore --force` takes) are kept
-//!   while younger than [`Policy::pre_restore`] (default 7 days) measured from now.
+//!   while younger than [`Policy::pre_restore`] (default 7 days) measured from now;
+//! - `before:REASON` snapshots (the ones `Repository::snapshot_before` takes before
+//!   a migration, an update, a bulk import or a clean-up) likewise, while younger
+//!   than [`Policy::before`] (`keep-before`, default 30 days) measured from now.
+//!   Neither kind is counted by keep-last or the calendar rules.
 //!
 //! A snapshot is kept if any rule keeps it (the union), and the rules apply to
 //! each database (the record's `source`) separately. A policy with no rule at all
@@ -38,6 +42,17 @@ use crate::timespec::zoned;
 
 /// The tag of the safety snapshots `restore --force` takes.
 pub const PRE_RESTORE_TAG: &str = "pre-restore";
+
+/// The tag prefix of the snapshots taken before a risky operation
+/// (`before:migration`, ...).
+pub const BEFORE_TAG_PREFIX: &str = "before:";
+
+/// Whether a snapshot with these tags is a safety copy (pre-restore or
+/// before an operation): kept by its own grace, not counted by the rules.
+fn is_safety_copy(tags: &[String]) -> bool {
+    tags.iter()
+        .any(|t| t == PRE_RESTORE_TAG || t.starts_with(BEFORE_TAG_PREFIX))
+}
 
 /// Why a policy or a setting cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,6 +200,8 @@ pub struct Policy {
     pub keep_tags: Vec<String>,
     /// Keep `pre-restore` snapshots younger than this (measured from now).
     pub pre_restore: Span,
+    /// Keep `before:*` snapshots younger than this (measured from now).
+    pub before: Span,
 }
 
 impl Default for Policy {
@@ -199,12 +216,16 @@ impl Default for Policy {
             keep_within: None,
             keep_tags: Vec::new(),
             pre_restore: DEFAULT_PRE_RESTORE,
+            before: DEFAULT_BEFORE,
         }
     }
 }
 
 /// How long `pre-restore` snapshots are kept by default.
 pub const DEFAULT_PRE_RESTORE: Span = Span::days(7);
+
+/// How long `before:*` snapshots are kept by default.
+pub const DEFAULT_BEFORE: Span = Span::days(30);
 
 impl Policy {
     /// The app's `BackupConfig.retention` ("keep the last N backups").
@@ -240,6 +261,7 @@ impl Policy {
             keep_within: span(&s.keep_within)?,
             keep_tags: s.keep_tags.clone(),
             pre_restore: span(&s.keep_pre_restore)?.unwrap_or(DEFAULT_PRE_RESTORE),
+            before: span(&s.keep_before)?.unwrap_or(DEFAULT_BEFORE),
         })
     }
 
@@ -265,12 +287,13 @@ impl Policy {
             parts.push(format!("keep-tag {t}"));
         }
         parts.push(format!("pre-restore kept {}", self.pre_restore));
+        parts.push(format!("before:* kept {}", self.before));
         parts.join(", ")
     }
 }
 
 /// Setting names accepted by `config set` (the flags of `forget`).
-pub const SETTING_KEYS: [&str; 9] = [
+pub const SETTING_KEYS: [&str; 10] = [
     "keep-last",
     "keep-hourly",
     "keep-daily",
@@ -280,6 +303,7 @@ pub const SETTING_KEYS: [&str; 9] = [
     "keep-within",
     "keep-tag",
     "keep-pre-restore",
+    "keep-before",
 ];
 
 /// Sets one setting from text; `none` (or an empty value) clears it. `keep-tag`
@@ -335,6 +359,7 @@ pub fn set_setting(s: &mut RetentionSettings, key: &str, value: &str) -> Result<
         "keep-within" => span(&mut s.keep_within, false),
         // 0h is meaningful here: pre-restore snapshots get no special grace.
         "keep-pre-restore" => span(&mut s.keep_pre_restore, true),
+        "keep-before" => span(&mut s.keep_before, true),
         "keep-tag" => {
             s.keep_tags = if clear {
                 Vec::new()
@@ -375,6 +400,7 @@ pub fn settings_table(s: &RetentionSettings) -> Vec<(&'static str, Option<String
             (!s.keep_tags.is_empty()).then(|| s.keep_tags.join(",")),
         ),
         ("keep-pre-restore", s.keep_pre_restore.clone()),
+        ("keep-before", s.keep_before.clone()),
     ]
 }
 
@@ -516,6 +542,7 @@ pub fn plan(
         groups.entry(it.group.as_str()).or_default().push(it);
     }
     let pre_restore_cutoff = policy.pre_restore.before(&zoned(now_ns, tz));
+    let before_cutoff = policy.before.before(&zoned(now_ns, tz));
     let mut decisions = Vec::with_capacity(items.len());
     for (_, mut list) in groups {
         // Newest first in history; equal places in a stable order (by id).
@@ -546,7 +573,9 @@ pub fn plan(
             let local = zoned(it.time_ns, tz);
             let t = local.timestamp();
             let mut reasons = Vec::new();
-            let safety_copy = it.tags.iter().any(|t| t == PRE_RESTORE_TAG);
+            let pre_restore = it.tags.iter().any(|t| t == PRE_RESTORE_TAG);
+            let before_op = it.tags.iter().any(|t| t.starts_with(BEFORE_TAG_PREFIX));
+            let safety_copy = pre_restore || before_op;
             if !safety_copy {
                 for (bucket, left, last) in buckets.iter_mut() {
                     let key = bucket.key(&local, nr);
@@ -571,8 +600,11 @@ pub fn plan(
                     reasons.push(format!("tag {tag}"));
                 }
             }
-            if safety_copy && !policy.pre_restore.is_zero() && t >= pre_restore_cutoff {
+            if pre_restore && !policy.pre_restore.is_zero() && t >= pre_restore_cutoff {
                 reasons.push(format!("pre-restore younger than {}", policy.pre_restore));
+            }
+            if before_op && !policy.before.is_zero() && t >= before_cutoff {
+                reasons.push(format!("before:* younger than {}", policy.before));
             }
             decisions.push((
                 it.order,
@@ -617,7 +649,7 @@ pub fn plan_named(items: &[Item], named: &[SnapshotId]) -> Plan {
                     } else {
                         vec![]
                     },
-                    safety_copy: it.tags.iter().any(|t| t == PRE_RESTORE_TAG),
+                    safety_copy: is_safety_copy(&it.tags),
                 },
             )
         })

@@ -29,6 +29,13 @@ pub(super) enum ConfigCommand {
     },
     /// Print every setting and the repository's fixed parameters.
     Show,
+    /// Check the configuration file `watch` reads (~/.lumina/backup.toml):
+    /// exit 2 naming the key and line of the first problem.
+    Check {
+        /// The file (default ~/.lumina/backup.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 /// Settings fixed at `init`, shown by `config show` and `config get`.
@@ -105,6 +112,25 @@ fn show_value(v: &Value) -> String {
 
 pub(super) fn run(ctx: &Ctx, what: ConfigCommand) -> Result<(), Error> {
     match what {
+        ConfigCommand::Check { config } => {
+            let path = config
+                .clone()
+                .unwrap_or_else(lumina_backup::ConfigFile::default_path);
+            let file = lumina_backup::ConfigFile::load(&path)?;
+            if ctx.global.json {
+                print_json(
+                    &json!({"config": path, "ok": true, "settings": file, "app": file.to_app()}),
+                );
+            } else {
+                ctx.say(format!(
+                    "{}: ok ({} databases, schedule {}{})",
+                    path.display(),
+                    file.databases.len(),
+                    file.schedule,
+                    if file.on_change { ", on change" } else { "" }
+                ));
+            }
+        }
         ConfigCommand::Set { key, value } => {
             let repo = ctx.open("config set")?;
             if fixed(&repo).iter().any(|(k, _)| *k == key) {

@@ -13,11 +13,13 @@ mod forget;
 mod import;
 mod init;
 mod key;
+mod notify;
 mod output;
 mod progress;
 mod prune;
 mod repair;
 mod restore;
+mod schedule;
 mod secret;
 mod show;
 mod signals;
@@ -27,6 +29,7 @@ mod sql;
 mod status;
 mod tag;
 mod verify;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -130,6 +133,16 @@ enum Command {
     },
     /// Walk the whole cycle on a sample Lumina database in a fresh folder.
     Demo(demo::DemoArgs),
+    /// Run until stopped: snapshot on a schedule and/or when the databases
+    /// change, apply retention, record failures (settings also from
+    /// ~/.lumina/backup.toml; flags win).
+    Watch(watch::WatchArgs),
+    /// Install or remove a user service that runs `watch` (systemd, launchd,
+    /// Task Scheduler).
+    Schedule {
+        #[command(subcommand)]
+        what: schedule::ScheduleCommand,
+    },
 }
 
 /// Runs the CLI; returns the exit code.
@@ -227,6 +240,8 @@ fn run(cli: Cli, tz: TimeZone) -> Result<i32, Error> {
         Command::Tag(args) => tag::run(&ctx, args)?,
         Command::Sql(args) => return sql::run(&ctx, args),
         Command::Status => status::run(&ctx)?,
+        Command::Watch(args) => return watch::run(&ctx, args),
+        Command::Schedule { what } => schedule::run(&ctx, what)?,
     }
     Ok(0)
 }

@@ -50,6 +50,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<(), Error> {
             )),
             None => ctx.say("last failure: none recorded"),
         }
+        say_health(ctx, &st);
         let ratio = match (st.dedup_ratio, st.snapshots) {
             (Some(r), _) => format!("deduplication {r:.1}x"),
             (None, 0) => "no snapshots yet".to_string(),
@@ -81,4 +82,47 @@ pub(super) fn run(ctx: &Ctx) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The unattended runs' reports: one line per database, remote and the
+/// repository itself.
+fn say_health(ctx: &Ctx, st: &lumina_backup::Status) {
+    if let Some(p) = &st.health_problem {
+        ctx.say(format!("failure reports: cannot be read: {p}"));
+    }
+    let Some(h) = &st.health else { return };
+    let entries = h
+        .databases
+        .iter()
+        .map(|(k, e)| (format!("database {}", clean(k)), e))
+        .chain(
+            h.remotes
+                .iter()
+                .map(|(k, e)| (format!("remote {}", clean(k)), e)),
+        )
+        .chain(std::iter::once((
+            "repository".to_string(),
+            &h.repository_entry,
+        )));
+    for (what, e) in entries {
+        if e.last_success_ns.is_none() && e.last_failure.is_none() {
+            continue;
+        }
+        let ok = e
+            .last_success_ns
+            .map_or("never".to_string(), |t| local_time(t, &ctx.tz));
+        let mut line = format!("  {what}: last success {ok}");
+        if let Some(f) = &e.last_failure {
+            line.push_str(&format!(
+                "; last failure {} ({}): {}",
+                local_time(f.time_ns, &ctx.tz),
+                f.operation,
+                f.message
+            ));
+        }
+        if e.consecutive_failures > 0 {
+            line.push_str(&format!("; {} failures in a row", e.consecutive_failures));
+        }
+        ctx.say(line);
+    }
 }

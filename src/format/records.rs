@@ -377,6 +377,10 @@ pub struct RetentionSettings {
     /// How long `pre-restore` snapshots are kept (default `7d`).
     #[serde(default)]
     pub keep_pre_restore: Option<String>,
+    /// How long `before:*` snapshots are kept (default `30d`; since 0.1,
+    /// sixth session: older readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_before: Option<String>,
 }
 
 /// How many rows a snapshot changed against its parent (`changes/<snapshot id>`,
@@ -608,5 +612,38 @@ mod tests {
             let _ = decode::<PackDescription>(&bytes).map(|d| d.validate(16, 1000));
             let _ = decode::<Config>(&bytes).map(|c| c.validate());
         }
+    }
+}
+
+#[cfg(test)]
+mod keep_before_tests {
+    use super::*;
+
+    /// `keep_before` (sixth session) is written only when set: a file without
+    /// it keeps the bytes earlier writers wrote, and both decode.
+    #[test]
+    fn keep_before_is_optional_both_ways() {
+        let old = RetentionSettings {
+            keep_last: Some(4),
+            ..Default::default()
+        };
+        let bytes = encode_named(&old);
+        assert!(!bytes.windows(11).any(|w| w == b"keep_before"));
+        assert_eq!(decode::<RetentionSettings>(&bytes).expect("decodes"), old);
+        let new = RetentionSettings {
+            keep_before: Some("60d".into()),
+            ..old.clone()
+        };
+        let bytes = encode_named(&new);
+        assert_eq!(decode::<RetentionSettings>(&bytes).expect("decodes"), new);
+        // An earlier reader's view: the same map without the field it lacks.
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Earlier {
+            keep_last: Option<u32>,
+        }
+        assert_eq!(
+            decode::<Earlier>(&bytes).expect("ignored"),
+            Earlier { keep_last: Some(4) }
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! a time), removes temp files left by an interrupted write, and brings the index
 //! up to date with the files (the files are the truth; the index is a cache).
 
+mod before;
 pub mod cache;
 mod chain;
 mod copy;

@@ -71,6 +71,12 @@ pub struct Status {
     pub chain_head: Option<String>,
     /// The chain's length (the head's position; 0 without a chain).
     pub chain_records: u64,
+    /// The unattended runs' failure reports (per database and remote: last
+    /// success, last failure, failures in a row), from the user's state
+    /// folder (`crate::health`); `None` when nothing was recorded.
+    pub health: Option<crate::health::Health>,
+    /// Why the failure reports could not be read, if they could not.
+    pub health_problem: Option<String>,
 }
 
 impl Repository {
@@ -127,7 +133,13 @@ impl Repository {
             }
             _ => None,
         };
+        let (health, health_problem) = match crate::health::Health::load(&self.location) {
+            Ok(h) => (h, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         Ok(Status {
+            health,
+            health_problem,
             repository: self.root.display().to_string(),
             encrypted: self.encrypted(),
             snapshots: list.len(),

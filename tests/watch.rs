@@ -1,0 +1,400 @@
+//! `watch`: the real binary over real databases and repositories, stopped by
+//! real signals; `schedule install` output checked; hooks and the webhook
+//! against a loopback server this test starts.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{create_lumina, open, Lb, TestDir};
+
+fn lb(t: &TestDir) -> Lb {
+    t.lb().env("LUMINA_BACKUP_STATE_DIR", t.path("state"))
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{sig}");
+}
+
+fn pid_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Bytes the process has read through read(2) and friends so far.
+fn rchar(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/PID/io");
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rchar")
+}
+
+/// Stops the watcher with `sig` and collects its JSON events, asserting it
+/// exits within `within`.
+fn stop(mut child: Child, sig: &str, within: Duration) -> (Vec<Value>, String, Option<i32>) {
+    signal(&child, sig);
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        assert!(
+            start.elapsed() < within,
+            "watch did not stop within {within:?} of {sig}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON line ({e}): {l}")))
+        .collect();
+    (
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+fn count(events: &[Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["event"] == kind).count()
+}
+
+fn snapshots(t: &TestDir) -> usize {
+    lb(t)
+        .args(["snapshots", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .expect("list")
+        .len()
+}
+
+fn verify_clean(t: &TestDir) {
+    lb(t).args(["verify", "--read-data"]).ok();
+}
+
+#[test]
+fn watch_snapshots_while_a_writer_works_and_stops_on_sigterm() {
+    let t = TestDir::new("watch-writer");
+    t.init();
+    let db = t.path("lumina.db");
+    create_lumina(&db, 200, 1);
+    let child = lb(&t)
+        .args([
+            "watch",
+            "--on-change",
+            "--min-gap",
+            "1s",
+            "--check-every",
+            "1s",
+            "--json",
+        ])
+        .arg(&db)
+        .spawn_piped();
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let db = db.clone();
+        let writing = writing.clone();
+        std::thread::spawn(move || {
+            let c = open(&db);
+            let mut n = 0;
+            while writing.load(Ordering::SeqCst) {
+                c.execute(
+                    "UPDATE metadata SET lastModified = lastModified + 1 WHERE rowid = (SELECT min(rowid) FROM metadata)",
+                    [],
+                )
+                .expect("the app writes while watch runs");
+                n += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            n
+        })
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    writing.store(false, Ordering::SeqCst);
+    assert!(writer.join().expect("writer") > 10);
+    std::thread::sleep(Duration::from_secs(3));
+    let (events, stderr, code) = stop(child, "TERM", Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(events[0]["event"], "started", "{events:?}");
+    assert_eq!(
+        events.last().expect("events")["event"],
+        "stopped",
+        "{events:?}"
+    );
+    let taken = count(&events, "snapshot-taken");
+    assert!(taken >= 2, "{events:?}");
+    // Debounced: at most one per min-gap (1 s) over the ~8 s run, plus the first.
+    assert!(taken <= 10, "{events:?}");
+    assert_eq!(snapshots(&t), taken);
+    // The last change is in the last snapshot: nothing differs from the live db.
+    let diff = lb(&t)
+        .args(["diff", "latest", "--json", "--db"])
+        .arg(&db)
+        .ok()
+        .json();
+    let tables = diff["tables"].as_object().expect("tables");
+    for (name, d) in tables {
+        for k in ["added", "removed", "changed"] {
+            assert!(
+                d[k].as_array().is_some_and(|a| a.is_empty()),
+                "{name}: {diff}"
+            );
+        }
+    }
+    verify_clean(&t);
+}
+
+#[test]
+fn an_idle_database_gets_no_snapshot_and_its_pages_are_not_read() {
+    let t = TestDir::new("watch-idle");
+    t.init();
+    let db = t.path("lumina.db");
+    create_lumina(&db, 2000, 2);
+    // Let the files' times settle (changes within 2 s are not trusted), so
+    // the snapshot records the database's state.
+    std::thread::sleep(Duration::from_millis(2500));
+    lb(&t).arg("snapshot").arg(&db).ok();
+    let mut child = lb(&t)
+        .args([
+            "watch",
+            "--on-change",
+            "--min-gap",
+            "1s",
+            "--check-every",
+            "100ms",
+            "--json",
+        ])
+        .arg(&db)
+        .spawn_piped();
+    // The first look (the exact state, through SQLite) says "unchanged";
+    // from then on each check reads headers only.
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut events: Vec<Value> = Vec::new();
+    while !events.iter().any(|e| e["event"] == "skipped-unchanged") {
+        let line = lines.next().expect("watch ended early").expect("line");
+        events.push(serde_json::from_str(&line).expect("JSON line"));
+    }
+    let before = rchar(child.id());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = rchar(child.id());
+    let size = std::fs::metadata(&db).expect("db").len();
+    let reader = std::thread::spawn(move || {
+        lines
+            .map(|l| serde_json::from_str::<Value>(&l.expect("line")).expect("JSON line"))
+            .collect::<Vec<_>>()
+    });
+    let (_, stderr, code) = stop(child, "INT", Duration::from_secs(10));
+    events.extend(reader.join().expect("reader"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(events.last().expect("events")["event"], "stopped");
+    assert_eq!(count(&events, "snapshot-taken"), 0, "{events:?}");
+    assert_eq!(snapshots(&t), 1);
+    // Thirty idle checks read headers only (20 bytes of the database's, 32
+    // of an empty `-wal`'s at most): less than one page of the database.
+    let read = after - before;
+    assert!(
+        read < 4096,
+        "{read} bytes read by idle checks of a {size}-byte database"
+    );
+}
+
+#[test]
+fn sigterm_mid_snapshot_abandons_it_and_the_repository_verifies() {
+    let t = TestDir::new("watch-sigterm");
+    t.init();
+    let db = t.path("lumina.db");
+    create_lumina(&db, 500, 3);
+    let child = lb(&t)
+        .env("LUMINA_BACKUP_STOP_AT", "capture-staged")
+        .args(["watch", "--every", "1h", "--json"])
+        .arg(&db)
+        .spawn_piped();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pid_state(child.id()) != Some('T') {
+        assert!(
+            Instant::now() < deadline,
+            "watch never reached its stop point"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SIGTERM waits while the process is stopped; SIGCONT delivers it.
+    signal(&child, "TERM");
+    let (events, stderr, code) = stop(child, "CONT", Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(events.last().expect("events")["event"], "stopped");
+    assert_eq!(
+        events.last().expect("events")["abandoned"],
+        true,
+        "{events:?}"
+    );
+    assert_eq!(count(&events, "snapshot-taken"), 0);
+    assert_eq!(snapshots(&t), 0);
+    verify_clean(&t);
+}
+
+/// A loopback HTTP server that records each request's body.
+fn webhook_server() -> (String, std::sync::mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut reader = BufReader::new(s.try_clone().expect("clone"));
+            let mut len = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = s.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn failures_are_recorded_hooks_run_and_the_webhook_hears() {
+    let t = TestDir::new("watch-failures");
+    t.init();
+    let db = t.path("lumina.db");
+    create_lumina(&db, 50, 4);
+    let (url, bodies) = webhook_server();
+    let hook_log = t.path("hooks.log");
+    let hook = format!(
+        "echo \"$LUMINA_BACKUP_EVENT $LUMINA_BACKUP_OPERATION $LUMINA_BACKUP_CONSECUTIVE $LUMINA_BACKUP_SNAPSHOT\" >> {}",
+        hook_log.display()
+    );
+    // A database that is not there yet: snapshots fail, with backoff.
+    let missing = t.path("later.db");
+    let child = lb(&t)
+        .args([
+            "watch",
+            "--every",
+            "1s",
+            "--json",
+            "--on-success",
+            &hook,
+            "--on-failure",
+            &hook,
+            "--webhook",
+            &url,
+        ])
+        .arg(&missing)
+        .spawn_piped();
+    let body = bodies
+        .recv_timeout(Duration::from_secs(30))
+        .expect("webhook called");
+    let doc: Value = serde_json::from_str(&body).expect("JSON body");
+    assert_eq!(doc["event"], "failure", "{doc}");
+    assert_eq!(doc["operation"], "snapshot");
+    // Wait for a second failure (after the 2 s backoff).
+    let body = bodies
+        .recv_timeout(Duration::from_secs(30))
+        .expect("second failure");
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["consecutive"], 2, "{doc}");
+    let status = lb(&t).args(["status", "--json"]).ok().json();
+    let key = missing.display().to_string();
+    let entry = &status["health"]["databases"][&key];
+    assert!(
+        entry["consecutive_failures"].as_u64() >= Some(2),
+        "{status}"
+    );
+    assert_eq!(entry["last_failure"]["operation"], "snapshot");
+    assert!(entry["last_success_ns"].is_null());
+    // The database appears: the next try succeeds and the count resets.
+    std::fs::copy(&db, &missing).expect("copy");
+    let body = loop {
+        let b = bodies
+            .recv_timeout(Duration::from_secs(30))
+            .expect("success");
+        if b.contains("snapshot-taken") {
+            break b;
+        }
+    };
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    let (events, stderr, code) = stop(child, "TERM", Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(count(&events, "failure") >= 2);
+    let status = lb(&t).args(["status", "--json"]).ok().json();
+    let real = std::fs::canonicalize(&missing)
+        .expect("db")
+        .display()
+        .to_string();
+    let entry = &status["health"]["databases"][&real];
+    assert_eq!(entry["consecutive_failures"], 0, "{status}");
+    assert_eq!(entry["last_success"], doc["snapshot"]);
+    let human = lb(&t).arg("status").ok().out();
+    assert!(human.contains("last success"), "{human}");
+    // Hooks ran with the details in their environment.
+    let log = std::fs::read_to_string(&hook_log).expect("hook log");
+    assert!(log.contains("failure snapshot 1 "), "{log}");
+    assert!(log.contains("failure snapshot 2 "), "{log}");
+    let snap = doc["snapshot"].as_str().expect("id");
+    assert!(log.contains(&format!("snapshot-taken   {snap}")), "{log}");
+}
+
+#[test]
+fn retention_from_the_config_file_is_applied() {
+    let t = TestDir::new("watch-retention");
+    t.init();
+    let db = t.path("lumina.db");
+    create_lumina(&db, 50, 5);
+    let config = t.path("backup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "repository = {:?}\ndatabases = [{:?}]\nschedule = \"manual\"\non_change = true\nmin_gap = \"1s\"\nretention = 2\n",
+            t.repo().display().to_string(),
+            db.display().to_string()
+        ),
+    )
+    .expect("config");
+    let child = lb(&t)
+        .args(["watch", "--json", "--config"])
+        .arg(&config)
+        .spawn_piped();
+    let c = open(&db);
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_millis(3500));
+        c.execute("UPDATE metadata SET lastModified = ?1", [i])
+            .expect("write");
+    }
+    std::thread::sleep(Duration::from_millis(3000));
+    let (events, stderr, code) = stop(child, "TERM", Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    let taken = count(&events, "snapshot-taken");
+    assert!(taken >= 3, "{events:?}");
+    let forgotten: u64 = events.iter().filter_map(|e| e["forgotten"].as_u64()).sum();
+    assert_eq!(forgotten as usize, taken - 2, "{events:?}");
+    assert_eq!(snapshots(&t), 2);
+    verify_clean(&t);
+}
