@@ -184,7 +184,7 @@ impl Health {
         }
     }
 
-    /// Records, in the state folder `dir` ([`state_dir`]), a success of `subject` (`what`: a snapshot id, ...): the
+    /// Records, in the state folder `dir` (`state_dir()`), a success of `subject` (`what`: a snapshot id, ...): the
     /// consecutive count goes back to 0. A success of a database or remote is
     /// also one of the repository.
     pub fn record_success(

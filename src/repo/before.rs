@@ -31,7 +31,7 @@ fn check_reason(reason: &str) -> Result<()> {
 impl Repository {
     /// Takes a snapshot of `db` before a risky operation named by `reason`
     /// (`migration`, `update`, `bulk-import`, `cleanup`, ...): tagged
-    /// `before:<reason>`, with the note "before <reason>". Retention keeps it
+    /// `before:<reason>`, with the note `before <reason>`. Retention keeps it
     /// while younger than `keep-before` (30 days by default) and does not count
     /// it among the regular snapshots. An unchanged database costs no page read
     /// (the snapshot reuses its parent's image).
