@@ -10,12 +10,12 @@ use clap::Args;
 
 use lumina_backup::{
     ConfigFile, Error, Interval, Location, OpenOptions, PassphraseSource, Repository, Schedule,
-    Slot, WatchEvent, WatchOptions, WatchedDatabase, Watcher,
+    Slot, Trigger, WatchEvent, WatchOptions, WatchedDatabase, Watcher,
 };
 
 use super::common::{default_db, Ctx};
 use super::notify::Notifier;
-use super::output::{bytes, clean};
+use super::output::{bytes, clean, count};
 use super::signals;
 
 /// `watch` arguments.
@@ -285,14 +285,21 @@ fn show(ctx: &Ctx, e: &WatchEvent) {
             new_bytes,
             forgotten,
         } => {
+            let why = match trigger {
+                Trigger::Schedule => "scheduled",
+                Trigger::Change => "changed",
+            };
             let mut l = format!(
-                "snapshot {} of {} ({trigger:?}), {} new",
+                "snapshot {} of {} ({why}), {} new",
                 snapshot.get(..12).unwrap_or(snapshot),
                 clean(&db.display().to_string()),
                 bytes(*new_bytes)
             );
             if *forgotten > 0 {
-                l.push_str(&format!("; retention forgot {forgotten}"));
+                l.push_str(&format!(
+                    "; retention forgot {}",
+                    count(*forgotten as u64, "snapshot")
+                ));
             }
             l
         }
