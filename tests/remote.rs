@@ -594,22 +594,15 @@ fn sftp_every_command() {
 /// with status 141 and nothing on stderr, as Unix tools do.
 #[test]
 fn cat_into_a_closed_pipe_ends_quietly() {
-    use std::io::Read;
     let t = TestDir::new("closed-pipe");
     let db = t.path("big.db");
     create_lumina(&db, 20_000, 5);
     t.lb().arg("init").ok();
     t.lb().arg("snapshot").arg(&db).ok();
-    let mut child = t.lb().args(["cat", "latest", "big.db"]).spawn_piped();
-    let mut head = [0u8; 100];
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_exact(&mut head)
-        .expect("the first bytes");
-    // The pipe's read end is closed here (dropped above).
-    let out = child.wait_with_output().expect("wait");
+    let (head, out) = t
+        .lb()
+        .args(["cat", "latest", "big.db"])
+        .read_head_then_close::<100>();
     assert_eq!(&head[..16], b"SQLite format 3\0");
     assert_eq!(out.status.code(), Some(141), "{out:?}");
     assert!(

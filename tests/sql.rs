@@ -274,7 +274,6 @@ fn library_query_gives_typed_rows_and_can_be_cancelled() {
 /// a Unix tool a shell's SIGPIPE ends), plain and `--json`.
 #[test]
 fn a_closed_pipe_ends_the_query_quietly() {
-    use std::io::Read;
     let t = TestDir::new("sql-pipe");
     let db = t.path("big.db");
     create_lumina(&db, 20_000, 5);
@@ -285,15 +284,7 @@ fn a_closed_pipe_ends_the_query_quietly() {
         if json {
             lb = lb.arg("--json");
         }
-        let mut child = lb.spawn_piped();
-        let mut head = [0u8; 64];
-        child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_exact(&mut head)
-            .expect("the first bytes");
-        let out = child.wait_with_output().expect("wait");
+        let (_, out) = lb.read_head_then_close::<64>();
         assert_eq!(out.status.code(), Some(141), "json {json}: {out:?}");
         assert!(
             out.stderr.is_empty(),

@@ -107,7 +107,7 @@ impl Targets {
                     ("EVENT", "snapshot-taken".to_string()),
                     ("DB", db.display().to_string()),
                     ("SNAPSHOT", snapshot.clone()),
-                    ("TRIGGER", format!("{trigger:?}").to_lowercase()),
+                    ("TRIGGER", trigger.as_str().to_string()),
                     ("NEW_BYTES", new_bytes.to_string()),
                     ("FORGOTTEN", forgotten.to_string()),
                 ],

@@ -216,14 +216,7 @@ impl Repository {
         skip: &[&str],
         progress: &dyn Progress,
     ) -> Result<DiffReport> {
-        let name_of = |s: &Snapshot| {
-            s.image().map(|f| f.name.clone()).ok_or_else(|| {
-                Error::corrupt(
-                    format!("snapshot {}", s.id.short()),
-                    "has no database image",
-                )
-            })
-        };
+        let name_of = |s: &Snapshot| s.image_entry().map(|f| f.name.clone());
         let a = self.snapshot_file_to_temp(old, &name_of(old)?, progress)?;
         let a_conn = sqlite::restore::open_immutable(a.temp_path())?;
         let (_b_guard, b_conn) = match new {

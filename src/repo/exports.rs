@@ -223,12 +223,7 @@ impl Repository {
             }
             return Ok(out);
         }
-        let image = snap.image().ok_or_else(|| {
-            Error::corrupt(
-                format!("snapshot {}", snap.id.short()),
-                "has no database image",
-            )
-        })?;
+        let image = snap.image_entry()?;
         let first = req.path_for(req.tables[0])?;
         let tmp = AtomicFile::create(&first.with_extension("lumina-export-image"))?;
         let tmp_path = tmp.temp_path().to_path_buf();

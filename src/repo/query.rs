@@ -55,15 +55,7 @@ impl Repository {
         progress: &dyn Progress,
         sink: &mut dyn QuerySink,
     ) -> Result<u64> {
-        let name = match snap.image() {
-            Some(f) => f.name.clone(),
-            None => {
-                return Err(Error::corrupt(
-                    format!("snapshot {}", snap.id.short()),
-                    "has no database image",
-                ))
-            }
-        };
+        let name = snap.image_entry()?.name.clone();
         let tmp = self.snapshot_file_to_temp(snap, &name, progress)?;
         let conn = sqlite::restore::open_immutable(tmp.temp_path())?;
         let sqlerr = |e: rusqlite::Error| {

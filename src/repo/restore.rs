@@ -230,15 +230,7 @@ impl Repository {
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreReport> {
-        let entry = snap
-            .image()
-            .ok_or_else(|| {
-                Error::corrupt(
-                    format!("snapshot {}", snap.id.short()),
-                    "has no database image",
-                )
-            })?
-            .clone();
+        let entry = snap.image_entry()?.clone();
         self.restore_entries(snap, &[entry], target, true, opts, progress)
     }
 

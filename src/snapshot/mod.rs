@@ -39,6 +39,16 @@ impl Snapshot {
         self.record.files.iter().find(|f| f.kind == FileKind::Image)
     }
 
+    /// The database image entry; a snapshot without one is damaged.
+    pub(crate) fn image_entry(&self) -> Result<&FileEntry> {
+        self.image().ok_or_else(|| {
+            crate::error::Error::corrupt(
+                format!("snapshot {}", self.id.short()),
+                "has no database image",
+            )
+        })
+    }
+
     /// A file by name; `image` names the database image whatever its name.
     pub fn file(&self, name: &str) -> Result<&FileEntry> {
         let found = if name == "image" {

@@ -170,6 +170,16 @@ pub enum Trigger {
     Change,
 }
 
+impl Trigger {
+    /// Its name in JSON and in hook environments: `schedule` or `change`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Change => "change",
+        }
+    }
+}
+
 /// What the watcher did, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]

@@ -205,6 +205,22 @@ impl Lb {
             .expect("spawning lumina-backup")
     }
 
+    /// Runs with stdout into a pipe whose reader takes the first `N` bytes and
+    /// then goes away (`... | head`); returns them and the finished process.
+    pub fn read_head_then_close<const N: usize>(self) -> ([u8; N], std::process::Output) {
+        use std::io::Read;
+        let mut child = self.spawn_piped();
+        let mut head = [0u8; N];
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_exact(&mut head)
+            .expect("the first bytes");
+        // The pipe's read end is closed here (dropped above).
+        (head, child.wait_with_output().expect("wait"))
+    }
+
     /// Starts the process without waiting (output discarded).
     pub fn spawn(mut self) -> Child {
         self.cmd
