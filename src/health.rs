@@ -12,8 +12,8 @@
 //! repository, `health-<first 16 hex digits of BLAKE3(location)>.json`, where
 //! the location is the repository's folder (canonical) or URL. It is written
 //! whole, atomically (temp file, fsync, rename). Two processes updating it at
-//! the same instant can lose one update (the last writer wins); the watcher is
-//! its usual only writer. A file that cannot be read is reported, never trusted.
+//! the same instant can lose one update (the last writer wins; the threads of
+//! one process take turns); the watcher is its usual only writer. A file that cannot be read is reported, never trusted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,10 @@ pub struct Health {
     /// Per remote location (its URL).
     #[serde(default)]
     pub remotes: BTreeMap<String, HealthEntry>,
+    /// Restore drills the watcher ran, per database (its path): the last
+    /// success names the snapshot drilled.
+    #[serde(default)]
+    pub drills: BTreeMap<String, HealthEntry>,
     /// Failures that concern the repository itself (it cannot be opened or
     /// written), under the operation's name.
     #[serde(default)]
@@ -70,7 +74,7 @@ pub struct HealthEntry {
 pub struct Failure {
     /// When (unix ns).
     pub time_ns: i64,
-    /// What failed: `snapshot`, `retention`, `copy`, `open`.
+    /// What failed: `snapshot`, `retention`, `copy`, `open`, `restore-drill`.
     pub operation: String,
     /// The error message.
     pub message: String,
@@ -84,6 +88,8 @@ pub enum Subject {
     Database(String),
     /// A remote location (its URL).
     Remote(String),
+    /// The restore drills of a database (its path).
+    Drill(String),
     /// The repository itself.
     Repository,
 }
@@ -172,6 +178,7 @@ impl Health {
         match subject {
             Subject::Database(d) => self.databases.get(d),
             Subject::Remote(r) => self.remotes.get(r),
+            Subject::Drill(d) => self.drills.get(d),
             Subject::Repository => Some(&self.repository_entry),
         }
     }
@@ -180,6 +187,7 @@ impl Health {
         match subject {
             Subject::Database(d) => self.databases.entry(d.clone()).or_default(),
             Subject::Remote(r) => self.remotes.entry(r.clone()).or_default(),
+            Subject::Drill(d) => self.drills.entry(d.clone()).or_default(),
             Subject::Repository => &mut self.repository_entry,
         }
     }
@@ -226,8 +234,11 @@ impl Health {
         Ok(h.entry(subject).map_or(1, |e| e.consecutive_failures))
     }
 
-    /// Reads (a damaged file starts afresh), changes and writes the file.
+    /// Reads (a damaged file starts afresh), changes and writes the file;
+    /// one update at a time in this process (the watcher's threads).
     fn update(dir: &Path, location: &Location, change: impl FnOnce(&mut Health)) -> Result<Health> {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let path = path_in(dir, location);
         let mut h = Self::load_in(dir, location)
             .ok()

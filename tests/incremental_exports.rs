@@ -269,6 +269,7 @@ fn encrypted_repository_reuses_segments_too() {
             p_cost: 1,
         },
         force: false,
+        zstd_level: None,
     };
     Repository::init_with(&dir.repo(), &init).expect("init");
     let mut repo =

@@ -41,6 +41,7 @@ fn wrong_passphrase_not_a_database_and_unknown_snapshot() {
             p_cost: 1,
         },
         force: false,
+        zstd_level: None,
     };
     Repository::init_with(&repo, &init).expect("init");
 

@@ -3,6 +3,8 @@
 //! against a loopback server this test starts.
 
 mod common;
+#[path = "common/servers.rs"]
+mod servers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -397,4 +399,254 @@ fn retention_from_the_config_file_is_applied() {
     assert_eq!(forgotten as usize, taken - 2, "{events:?}");
     assert_eq!(snapshots(&t), 2);
     verify_clean(&t);
+}
+
+/// Polls `status --json` until `ok` holds of it, or fails after `within`.
+fn wait_status(t: &TestDir, within: Duration, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let st = lb(t).args(["status", "--json"]).ok().json();
+        if ok(&st) {
+            return st;
+        }
+        assert!(start.elapsed() < within, "{what} within {within:?}: {st}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A command on another repository (a remote), same home and state folder.
+fn on(t: &TestDir, repo: &str) -> Lb {
+    Lb::new(std::path::Path::new(repo), t.root()).env("LUMINA_BACKUP_STATE_DIR", t.path("state"))
+}
+
+fn position(events: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
+    events.iter().position(pred)
+}
+
+#[test]
+fn copies_to_a_remote_that_is_down_fail_are_reported_and_succeed_when_it_is_back() {
+    let t = TestDir::new("watch-remote-down");
+    t.init();
+    let db = t.path("lumina.db");
+    create_lumina(&db, 50, 4);
+    let mut w = servers::Webdav::start(&t.path("dav"), None);
+    let remote = w.url("copy");
+    w.kill();
+    let config = t.path("backup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "repository = {:?}\ndatabases = [{:?}]\nschedule = \"manual\"\non_change = true\nmin_gap = \"1s\"\nremotes = [{remote:?}]\n",
+            t.repo().display().to_string(),
+            db.display().to_string()
+        ),
+    )
+    .expect("config");
+    let child = lb(&t)
+        .args(["watch", "--json", "--config"])
+        .arg(&config)
+        .spawn_piped();
+    // The remote is down: the snapshot is taken all the same, the copy fails
+    // and the failure is on record for monitors.
+    let st = wait_status(
+        &t,
+        Duration::from_secs(60),
+        "a failed copy recorded",
+        |st| st["health"]["remotes"][&remote]["consecutive_failures"].as_u64() >= Some(1),
+    );
+    assert_eq!(
+        st["health"]["remotes"][&remote]["last_failure"]["operation"], "copy",
+        "{st}"
+    );
+    assert!(st["health"]["remotes"][&remote]["last_success_ns"].is_null());
+    assert!(snapshots(&t) >= 1, "the snapshot waited for the remote");
+    // The remote comes back: a later try sends what it lacks.
+    w.restart();
+    wait_status(&t, Duration::from_secs(90), "the copy to succeed", |st| {
+        let e = &st["health"]["remotes"][&remote];
+        e["consecutive_failures"] == 0 && !e["last_success_ns"].is_null()
+    });
+    // A change after that reaches the remote too.
+    open(&db)
+        .execute("UPDATE metadata SET lastModified = 42", [])
+        .expect("write");
+    let start = Instant::now();
+    loop {
+        let local = snapshots(&t);
+        let there = on(&t, &remote)
+            .args(["snapshots", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .map_or(0, Vec::len);
+        if local >= 2 && there == local {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the remote holds {there} of {local} snapshots"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (events, stderr, code) = stop(child, "TERM", Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{stderr}");
+    let failed = position(&events, |e| {
+        e["event"] == "failure" && e["remote"] == remote.as_str() && e["operation"] == "copy"
+    })
+    .unwrap_or_else(|| panic!("no failed copy: {events:?}"));
+    let taken = position(&events, |e| e["event"] == "snapshot-taken").expect("a snapshot");
+    let done = position(&events, |e| {
+        e["event"] == "copy-done" && e["copied"].as_u64() >= Some(1)
+    })
+    .unwrap_or_else(|| panic!("no copy: {events:?}"));
+    assert!(taken < done && failed < done, "{events:?}");
+    // The copy is whole: it verifies, reading every byte.
+    on(&t, &remote).args(["verify", "--read-data"]).ok();
+    let human = lb(&t).arg("status").ok().out();
+    assert!(
+        human.contains(&format!("remote {remote}: last success")),
+        "{human}"
+    );
+}
+
+#[test]
+fn restore_drills_run_on_their_schedule_and_a_corrupt_snapshot_fails_its_drill() {
+    let t = TestDir::new("watch-drill");
+    t.init();
+    let good = t.path("good.db");
+    create_lumina(&good, 30, 3);
+    let bad = t.path("bad.db");
+    {
+        let c = rusqlite::Connection::open(&bad).expect("db");
+        c.execute_batch(
+            "CREATE TABLE t(x INTEGER);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+             INSERT INTO t SELECT i FROM n;
+             CREATE INDEX tx ON t(x) WHERE x > 100;
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = 'CREATE INDEX tx ON t(x)' WHERE name = 'tx';
+             PRAGMA writable_schema = OFF;",
+        )
+        .expect("an index that holds half the rows it claims");
+    }
+    let run = || {
+        lb(&t)
+            .args(["watch", "--json", "--every", "1h", "--restore-drill", "1d"])
+            .arg(&good)
+            .arg(&bad)
+            .spawn_piped()
+    };
+    let child = run();
+    let st = wait_status(&t, Duration::from_secs(60), "both drills", |st| {
+        st["health"]["drills"]
+            .as_object()
+            .is_some_and(|d| d.len() == 2)
+    });
+    let (events, stderr, code) = stop(child, "TERM", Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{stderr}");
+    let good_key = std::fs::canonicalize(&good)
+        .expect("good")
+        .display()
+        .to_string();
+    let bad_key = std::fs::canonicalize(&bad)
+        .expect("bad")
+        .display()
+        .to_string();
+    let passed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "drill-passed")
+        .collect();
+    assert_eq!(passed.len(), 1, "{events:?}");
+    assert_eq!(passed[0]["db"], good.display().to_string());
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "failure" && e["operation"] == "restore-drill")
+        .unwrap_or_else(|| panic!("no failed drill: {events:?}"));
+    assert_eq!(failed["db"], bad.display().to_string());
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("integrity_check")),
+        "{failed}"
+    );
+    assert!(
+        !st["health"]["drills"][&good_key]["last_success_ns"].is_null(),
+        "{st}"
+    );
+    assert_eq!(
+        st["health"]["drills"][&bad_key]["last_failure"]["operation"], "restore-drill",
+        "{st}"
+    );
+    // Restarted within the interval: the drills are not run again.
+    let child = run();
+    std::thread::sleep(Duration::from_secs(4));
+    let (events, stderr, code) = stop(child, "TERM", Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "drill-passed" || e["operation"] == "restore-drill"),
+        "{events:?}"
+    );
+    let human = lb(&t).arg("status").ok().out();
+    assert!(human.contains("restore drill of"), "{human}");
+}
+
+#[test]
+fn watch_creates_the_repository_its_file_names_with_the_files_compression_and_encryption() {
+    let t = TestDir::new("watch-creates");
+    let db = t.path("lumina.db");
+    create_lumina(&db, 20, 6);
+    let repo = t.path("new-repo");
+    let config = t.path("backup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "repository = {:?}\ndatabases = [{:?}]\nschedule = \"1h\"\ncompression = 12\nencryption = {{ passphrase_env = \"APP_SECRET\" }}\n",
+            repo.display().to_string(),
+            db.display().to_string()
+        ),
+    )
+    .expect("config");
+    let child = Lb::without_repo(t.root())
+        .env("LUMINA_BACKUP_STATE_DIR", t.path("state"))
+        .env("APP_SECRET", "app secret")
+        .args(["watch", "--json", "--config"])
+        .arg(&config)
+        .spawn_piped();
+    let start = Instant::now();
+    while Lb::new(&repo, t.root())
+        .env("LUMINA_BACKUP_PASSWORD", "app secret")
+        .args(["snapshots", "--json"])
+        .run()
+        .code
+        != Some(0)
+        || snapshots_with(&repo, &t) == 0
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "no snapshot");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (_, stderr, code) = stop(child, "TERM", Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{stderr}");
+    let cfg = Lb::new(&repo, t.root())
+        .env("LUMINA_BACKUP_PASSWORD", "app secret")
+        .args(["config", "show"])
+        .json();
+    assert_eq!(cfg["repository"]["zstd-level"], 12, "{cfg}");
+    assert_eq!(cfg["repository"]["encrypted"], true, "{cfg}");
+    // Encrypted under the passphrase the file points to: another is refused.
+    Lb::new(&repo, t.root())
+        .env("LUMINA_BACKUP_PASSWORD", "wrong")
+        .args(["snapshots"])
+        .run()
+        .expect_code(2);
+}
+
+fn snapshots_with(repo: &std::path::Path, t: &TestDir) -> usize {
+    Lb::new(repo, t.root())
+        .env("LUMINA_BACKUP_PASSWORD", "app secret")
+        .args(["snapshots"])
+        .json()
+        .as_array()
+        .map_or(0, Vec::len)
 }

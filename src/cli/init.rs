@@ -18,9 +18,19 @@ pub(super) struct InitArgs {
     /// Create it in a folder that already holds other files.
     #[arg(long)]
     force: bool,
+    /// zstd level of its packs: 1 (fastest) to 19 (smallest); default 3.
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=19))]
+    compression: Option<i32>,
 }
 
-pub(super) fn run(ctx: &Ctx, InitArgs { encrypt, force }: InitArgs) -> Result<(), Error> {
+pub(super) fn run(
+    ctx: &Ctx,
+    InitArgs {
+        encrypt,
+        force,
+        compression,
+    }: InitArgs,
+) -> Result<(), Error> {
     let location = ctx.location()?;
     let passphrase = if encrypt {
         Some(ctx.passphrase(true)?)
@@ -33,6 +43,7 @@ pub(super) fn run(ctx: &Ctx, InitArgs { encrypt, force }: InitArgs) -> Result<()
     let opts = lumina_backup::InitOptions {
         passphrase,
         force,
+        zstd_level: compression,
         ..Default::default()
     };
     let config = Repository::init_at(&location, &opts)?;

@@ -112,6 +112,29 @@ impl Targets {
                     ("FORGOTTEN", forgotten.to_string()),
                 ],
             ),
+            WatchEvent::CopyDone {
+                remote,
+                copied,
+                removed,
+                bytes_sent,
+            } => (
+                &self.on_success,
+                vec![
+                    ("EVENT", "copy-done".to_string()),
+                    ("REMOTE", remote.clone()),
+                    ("COPIED", copied.to_string()),
+                    ("REMOVED", removed.to_string()),
+                    ("BYTES_SENT", bytes_sent.to_string()),
+                ],
+            ),
+            WatchEvent::DrillPassed { db, snapshot, .. } => (
+                &self.on_success,
+                vec![
+                    ("EVENT", "drill-passed".to_string()),
+                    ("DB", db.display().to_string()),
+                    ("SNAPSHOT", snapshot.clone()),
+                ],
+            ),
             WatchEvent::Failure {
                 db,
                 remote,

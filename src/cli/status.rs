@@ -100,6 +100,11 @@ fn say_health(ctx: &Ctx, st: &lumina_backup::Status) {
                 .iter()
                 .map(|(k, e)| (format!("remote {}", clean(k)), e)),
         )
+        .chain(
+            h.drills
+                .iter()
+                .map(|(k, e)| (format!("restore drill of {}", clean(k)), e)),
+        )
         .chain(std::iter::once((
             "repository".to_string(),
             &h.repository_entry,

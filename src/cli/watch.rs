@@ -44,6 +44,9 @@ pub(super) struct WatchArgs {
     /// URL receiving each snapshot and failure as a JSON POST.
     #[arg(long, value_name = "URL")]
     webhook: Option<String>,
+    /// Restore and check each database's newest snapshot this often (7d, 1d ...).
+    #[arg(long, value_name = "DURATION")]
+    restore_drill: Option<Interval>,
     /// How often the databases are looked at (default 1s).
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     check_every: Interval,
@@ -119,6 +122,9 @@ fn options(ctx: &Ctx, args: &WatchArgs, file: Option<&ConfigFile>) -> Result<Wat
         (None, Some(loc)) => loc?,
         (None, None) => ctx.location()?,
     };
+    if let (None, Some(f)) = (&ctx.global.repo, file.filter(|f| f.repository.is_some())) {
+        create_if_missing(ctx, &location, f)?;
+    }
     let mut open = OpenOptions {
         lock_wait: Duration::from_secs(ctx.global.lock_wait),
         purpose: "watch".into(),
@@ -185,6 +191,10 @@ fn options(ctx: &Ctx, args: &WatchArgs, file: Option<&ConfigFile>) -> Result<Wat
     let mut opts = WatchOptions::new(location, open, databases);
     opts.check_every = args.check_every.0;
     opts.tz = ctx.tz.clone();
+    opts.restore_drill = args
+        .restore_drill
+        .or(file.and_then(|f| f.restore_drill))
+        .map(|i| i.0);
     if let Some(f) = file {
         opts.remotes = f.remotes();
         if let Some(r) = &f.retention {
@@ -194,6 +204,40 @@ fn options(ctx: &Ctx, args: &WatchArgs, file: Option<&ConfigFile>) -> Result<Wat
         }
     }
     Ok(opts)
+}
+
+/// Creates the repository the configuration file names when nothing is
+/// there yet (the app's first run), with the file's compression and
+/// encryption.
+fn create_if_missing(ctx: &Ctx, location: &Location, f: &ConfigFile) -> Result<(), Error> {
+    match Repository::is_encrypted_at(location) {
+        Err(e) if e.kind() == lumina_backup::ErrorKind::NoRepository => {}
+        _ => return Ok(()),
+    }
+    let passphrase = match (ctx.passphrase_given(), f.encryption.as_ref()) {
+        (_, None | Some(PassphraseSource::None)) => None,
+        (false, Some(src)) => passphrase(src)?,
+        (true, Some(_)) => Some(ctx.passphrase(true)?),
+    };
+    let encrypted = passphrase.is_some();
+    let level = f.compression.map(|c| c.zstd_level());
+    let init = lumina_backup::InitOptions {
+        passphrase,
+        zstd_level: level,
+        ..Default::default()
+    };
+    Repository::init_at(location, &init)?;
+    ctx.say(format!(
+        "created the repository {} named by the configuration file ({}, zstd level {})",
+        clean(&location.to_string()),
+        if encrypted {
+            "encrypted"
+        } else {
+            "not encrypted"
+        },
+        level.unwrap_or(3)
+    ));
+    Ok(())
 }
 
 fn watched(
@@ -309,18 +353,47 @@ fn show(ctx: &Ctx, e: &WatchEvent) {
                 clean(&db.display().to_string())
             )
         }
-        WatchEvent::CopyDone { remote } => format!("copied to {}", clean(remote)),
+        WatchEvent::CopyDone {
+            remote,
+            copied,
+            removed,
+            bytes_sent,
+        } => {
+            let mut l = format!("{} holds every snapshot", clean(remote));
+            if *copied > 0 || *removed > 0 {
+                l.push_str(&format!(
+                    " (sent {}, {}",
+                    count(*copied as u64, "snapshot"),
+                    bytes(*bytes_sent)
+                ));
+                if *removed > 0 {
+                    l.push_str(&format!(
+                        "; removed {} forgotten here",
+                        count(*removed, "snapshot")
+                    ));
+                }
+                l.push(')');
+            }
+            l
+        }
+        WatchEvent::DrillPassed { db, snapshot, .. } => format!(
+            "restore drill of {} passed (snapshot {snapshot} restored and checked)",
+            clean(&db.display().to_string())
+        ),
         WatchEvent::Failure {
             db,
+            remote,
             operation,
             message,
             consecutive,
             retry_in,
             ..
         } => {
-            let what = db.as_ref().map_or(String::new(), |d| {
-                format!(" of {}", clean(&d.display().to_string()))
-            });
+            let what = match (db, remote) {
+                (Some(d), _) => format!(" of {}", clean(&d.display().to_string())),
+                (None, Some(r)) => format!(" to {}", clean(r)),
+                (None, None) => String::new(),
+            };
             eprintln!(
                 "lumina-backup: {operation}{what} failed ({consecutive} in a row): {message}; trying again in {}",
                 Interval(Duration::from_secs(retry_in.as_secs().max(1)))

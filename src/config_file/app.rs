@@ -110,6 +110,7 @@ impl ConfigFile {
                 PassphraseSource::None
             }),
             remotes: Vec::new(),
+            restore_drill: None,
             cloud_provider: app.cloud_provider,
             cloud_path: app.cloud_path.clone(),
             hooks: Hooks::default(),

@@ -68,6 +68,10 @@ pub struct ConfigFile {
     /// Remote locations the snapshots are copied to after each snapshot.
     #[serde(default)]
     pub remotes: Vec<String>,
+    /// How often `watch` restores each database's newest snapshot to a
+    /// temporary file and checks it (`"7d"`); absent: never.
+    #[serde(default)]
+    pub restore_drill: Option<Interval>,
     /// `BackupConfig.cloudProvider`: one more remote, with `cloud_path`.
     #[serde(default)]
     pub cloud_provider: Option<CloudProvider>,

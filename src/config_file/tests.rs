@@ -38,6 +38,7 @@ min_gap = "5m"
 compression = 9
 encryption = { passphrase_command = "pass show lumina" }
 remotes = ["/mnt/usb/lumina"]
+restore_drill = "7d"
 cloud_provider = "google-drive"
 cloud_path = "Backups/Lumina"
 webhook = "http://127.0.0.1:9/hook"
@@ -63,6 +64,13 @@ on_failure = "notify-send failed"
     assert_eq!(c.weekday, Some(Weekday::Sunday));
     assert_eq!(c.min_gap, Some(Interval(Duration::from_secs(300))));
     assert_eq!(c.compression, Some(Compression::Level(9)));
+    assert_eq!(c.compression.map(Compression::zstd_level), Some(9));
+    assert_eq!(Compression::Enabled(true).zstd_level(), 3);
+    assert_eq!(Compression::Enabled(false).zstd_level(), 1);
+    assert_eq!(
+        c.restore_drill,
+        Some(Interval(Duration::from_secs(7 * 86400)))
+    );
     assert_eq!(
         c.encryption,
         Some(PassphraseSource::Command("pass show lumina".into()))

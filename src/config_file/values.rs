@@ -338,6 +338,17 @@ pub enum Compression {
     Level(u8),
 }
 
+impl Compression {
+    /// The zstd level: `true` the default (3), `false` the fastest (1).
+    pub fn zstd_level(self) -> i32 {
+        match self {
+            Compression::Enabled(true) => 3,
+            Compression::Enabled(false) => 1,
+            Compression::Level(l) => i32::from(l),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Compression {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

@@ -17,6 +17,7 @@ fn encrypted_repo(dir: &Path) -> PathBuf {
         passphrase: Some(zeroize::Zeroizing::new("right".to_string())),
         kdf: WEAK,
         force: false,
+        zstd_level: None,
     };
     Repository::init_with(&repo, &opts).expect("init");
     repo

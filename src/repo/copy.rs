@@ -297,6 +297,7 @@ impl Repository {
                     passphrase: opts.passphrase.clone(),
                     kdf: opts.kdf,
                     force: false,
+                    zstd_level: None,
                 };
                 Repository::init_like(dest, &init, Some(&like))?;
                 Ok(true)

@@ -102,6 +102,9 @@ pub struct InitOptions {
     pub kdf: KdfParams,
     /// Create the repository in a folder that already holds other files.
     pub force: bool,
+    /// The zstd level of its packs, 1 (fastest) to 19 (smallest); `None`:
+    /// the default, 3.
+    pub zstd_level: Option<i32>,
 }
 
 impl OpenOptions {
@@ -288,6 +291,13 @@ impl Repository {
                 ..like.config.clone()
             };
             version = like.version;
+        } else if let Some(level) = opts.zstd_level {
+            if !(1..=19).contains(&level) {
+                return Err(Error::invalid_input(format!(
+                    "{level} is not a zstd level: give 1 (fastest) to 19 (smallest)"
+                )));
+            }
+            config.zstd_level = level;
         }
         config
             .validate()

@@ -19,9 +19,16 @@
 //! [`Progress::cancelled`]: it records nothing and leaves the repository as it
 //! was.
 //!
-//! Copies to remote locations are not made yet (the library's copy is being
-//! written): [`WatchOptions::remotes`] are accepted and reported once.
+//! After each snapshot the repository is copied to each of
+//! [`WatchOptions::remotes`] on a second thread ([`copier`]): a remote that is
+//! slow or down never holds up a snapshot, and a failed copy is reported and
+//! tried again with backoff. With [`WatchOptions::restore_drill`] each
+//! database's newest snapshot is restored to a temporary file and checked
+//! (`verify --restore-test`) at that interval; the time of the last drill is
+//! kept with the failure reports, so a watcher restarted daily still drills
+//! weekly.
 
+mod copier;
 mod due;
 mod probe;
 mod run;
@@ -129,8 +136,12 @@ pub struct WatchOptions {
     /// Retention after each snapshot: this policy, or `None` for the one
     /// stored in the repository (none stored: no retention).
     pub retention: Option<Policy>,
-    /// Remote locations to copy to (not copied yet: module docs).
+    /// Remote locations (a folder or a location URL) the repository is
+    /// copied to after each snapshot, and once at start.
     pub remotes: Vec<String>,
+    /// Run a restore drill of each database's newest snapshot this often
+    /// (`None`: never).
+    pub restore_drill: Option<Duration>,
     /// How often the databases are looked at.
     pub check_every: Duration,
     /// The clock schedules are computed by.
@@ -152,6 +163,7 @@ impl WatchOptions {
             databases,
             retention: None,
             remotes: Vec::new(),
+            restore_drill: None,
             check_every: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
             tz: crate::local_zone(),
@@ -210,10 +222,26 @@ pub enum WatchEvent {
         /// Why it was looked at.
         trigger: Trigger,
     },
-    /// Snapshots were copied to a remote location.
+    /// A remote location now holds every snapshot.
     CopyDone {
         /// The remote.
         remote: String,
+        /// Snapshots this copy sent.
+        copied: usize,
+        /// Snapshots it removed there (forgotten here).
+        removed: u64,
+        /// Bytes it wrote there.
+        bytes_sent: u64,
+    },
+    /// A restore drill passed: the snapshot restored, every chunk verified,
+    /// and SQLite's checks passed on the restored file.
+    DrillPassed {
+        /// The database.
+        db: PathBuf,
+        /// The snapshot drilled (short id).
+        snapshot: String,
+        /// What was checked, one line each.
+        checked: Vec<String>,
     },
     /// A step failed; it is retried after `retry_in`.
     Failure {
@@ -221,7 +249,7 @@ pub enum WatchEvent {
         db: Option<PathBuf>,
         /// The remote, if the step concerned one.
         remote: Option<String>,
-        /// `open`, `snapshot`, `retention`, `copy`.
+        /// `open`, `snapshot`, `retention`, `copy`, `restore-drill`.
         operation: String,
         /// The error message.
         message: String,
@@ -238,7 +266,8 @@ pub enum WatchEvent {
     },
     /// It stopped (the last event).
     Stopped {
-        /// A step under way was abandoned (it recorded nothing).
+        /// A step under way was abandoned (a snapshot recorded nothing; a
+        /// copy's next run sends the rest).
         abandoned: bool,
     },
 }
@@ -311,6 +340,12 @@ impl Watcher {
                     d.path.display()
                 )));
             }
+        }
+        copier::parse_remotes(&opts)?;
+        if opts.restore_drill.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid_input(
+                "a restore drill interval of 0 would drill without pause: give one like 7d",
+            ));
         }
         let (tx, rx) = channel();
         let stop = Arc::new(Stop::default());

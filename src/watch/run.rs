@@ -5,6 +5,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::copier::{self, Copier, Gate};
 use super::probe::{self, Fingerprint};
 use super::{due, Stop, Trigger, WatchEvent, WatchOptions, WatchedDatabase};
 use crate::error::{Error, Result};
@@ -37,6 +38,11 @@ struct Db {
     /// Failures in a row, and when to try again.
     failures: u32,
     retry_at_ns: i64,
+    /// When its last restore drill ran (`None`: never), failed drills in a
+    /// row, and when the next may run.
+    last_drill_ns: Option<i64>,
+    drill_failures: u32,
+    drill_retry_at_ns: i64,
 }
 
 /// Cancels a snapshot when the watcher stops.
@@ -58,10 +64,18 @@ pub(super) struct Run {
     abandoned: bool,
     /// The state folder of the failure reports (none known: not recorded).
     state: Option<PathBuf>,
+    /// Shared with the copier thread.
+    gate: Arc<Gate>,
 }
 
-fn ns(d: Duration) -> i64 {
+pub(super) fn ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// How long to wait after the `failures`-th failure in a row.
+pub(super) fn backoff(failures: u32) -> Duration {
+    let shift = failures.saturating_sub(1).min(16);
+    BACKOFF_FIRST.saturating_mul(1 << shift).min(BACKOFF_MAX)
 }
 
 impl Run {
@@ -80,19 +94,43 @@ impl Run {
                 pending_since: None,
                 failures: 0,
                 retry_at_ns: i64::MIN,
+                last_drill_ns: None,
+                drill_failures: 0,
+                drill_retry_at_ns: i64::MIN,
             })
             .collect();
         let state = opts
             .state_dir
             .clone()
             .or_else(|| crate::health::state_dir().ok());
-        Run {
+        let mut run = Run {
             opts,
             stop,
             tx,
             dbs,
             abandoned: false,
             state,
+            gate: Arc::new(Gate::default()),
+        };
+        run.recall_drills();
+        run
+    }
+
+    /// The time of each database's last restore drill, from the failure
+    /// reports (a watcher restarted daily still drills weekly).
+    fn recall_drills(&mut self) {
+        if self.opts.restore_drill.is_none() {
+            return;
+        }
+        let Some(dir) = &self.state else { return };
+        let Ok(Some(h)) = Health::load_in(dir, &self.opts.location) else {
+            return;
+        };
+        for db in &mut self.dbs {
+            if let Some(e) = h.entry(&Subject::Drill(key(&db.cfg.path))) {
+                let failed = e.last_failure.as_ref().map(|f| f.time_ns);
+                db.last_drill_ns = e.last_success_ns.max(failed);
+            }
         }
     }
 
@@ -106,24 +144,52 @@ impl Run {
         self.send(WatchEvent::Started {
             databases: self.dbs.iter().map(|d| d.cfg.path.clone()).collect(),
         });
-        if !self.opts.remotes.is_empty() {
-            self.send(WatchEvent::Notice {
-                message: format!(
-                    "copies to {} are not made: this build has no copy to remote locations yet",
-                    self.opts.remotes.join(", ")
-                ),
-            });
-        }
+        // Checked by `Watcher::start`.
+        let remotes = copier::parse_remotes(&self.opts).unwrap_or_default();
+        let copier = if remotes.is_empty() {
+            None
+        } else {
+            self.gate
+                .behind
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let c = Copier::new(
+                &self.opts,
+                remotes,
+                self.state.clone(),
+                Arc::clone(&self.stop),
+                Arc::clone(&self.gate),
+                self.tx.clone(),
+            );
+            match std::thread::Builder::new()
+                .name("lumina-backup-copy".into())
+                .spawn(move || c.run())
+            {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.send(WatchEvent::Notice {
+                        message: format!("copies to remote locations are not made: cannot start their thread: {e}"),
+                    });
+                    None
+                }
+            }
+        };
         while !self.stop.stopped() {
             for i in 0..self.dbs.len() {
                 if self.stop.stopped() {
                     break;
                 }
                 self.tick(i);
+                if !self.stop.stopped() {
+                    self.drill_if_due(i);
+                }
             }
             if self.stop.sleep(self.opts.check_every) {
                 break;
             }
+        }
+        if let Some(t) = copier {
+            // It sees the stop flag at its next pack or request.
+            self.abandoned |= t.join().unwrap_or(false);
         }
         self.send(WatchEvent::Stopped {
             abandoned: self.abandoned,
@@ -289,6 +355,8 @@ impl Run {
     ) -> std::result::Result<(String, u64, usize, Option<SourceState>), (&'static str, Error)> {
         let c = &self.dbs[i].cfg;
         let progress = StopProgress(&self.stop);
+        // A copy under way yields the repository (its shared lock) to us.
+        let _raised = self.gate.raise();
         let mut repo =
             Repository::open_at(&self.opts.location, &self.opts.open).map_err(|e| ("open", e))?;
         let opts = SnapshotOptions {
@@ -310,6 +378,10 @@ impl Run {
         };
         let id = s.snapshot.id.to_hex();
         let state = s.snapshot.record.source_state.clone();
+        // Recorded: the remotes are behind (even if retention fails next).
+        self.gate
+            .behind
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let forgotten = self
             .retention(&mut repo, &c.path, &progress)
             .map_err(|e| ("retention", e))?;
@@ -349,8 +421,7 @@ impl Run {
         let now = self.opts.clock.now_ns();
         let db = &mut self.dbs[i];
         db.failures = db.failures.saturating_add(1);
-        let shift = db.failures.saturating_sub(1).min(16);
-        let retry_in = BACKOFF_FIRST.saturating_mul(1 << shift).min(BACKOFF_MAX);
+        let retry_in = backoff(db.failures);
         db.retry_at_ns = now.saturating_add(ns(retry_in));
         let path = db.cfg.path.clone();
         let message = e.to_string();
@@ -374,6 +445,101 @@ impl Run {
             consecutive,
             retry_in,
         });
+    }
+}
+
+impl Run {
+    /// Runs database `i`'s restore drill when one is due: its newest snapshot
+    /// restored to a temporary file, every chunk verified, SQLite's checks
+    /// and the manifest's compared (`verify --restore-test`).
+    fn drill_if_due(&mut self, i: usize) {
+        let Some(every) = self.opts.restore_drill else {
+            return;
+        };
+        let now = self.opts.clock.now_ns();
+        let db = &self.dbs[i];
+        let due = db.last_snapshot_ns.is_some()
+            && now >= db.drill_retry_at_ns
+            && db
+                .last_drill_ns
+                .is_none_or(|t| now.saturating_sub(t) >= ns(every) || t > now);
+        if !due {
+            return;
+        }
+        let path = db.cfg.path.clone();
+        let subject = Subject::Drill(key(&path));
+        let outcome = self.drill(&path);
+        let db = &mut self.dbs[i];
+        match outcome {
+            Err(e) if e.is_cancelled() && self.stop.stopped() => {}
+            Ok(None) => {}
+            Ok(Some(report)) if report.problems.is_empty() => {
+                db.last_drill_ns = Some(now);
+                db.drill_failures = 0;
+                if let Some(dir) = &self.state {
+                    let what = format!("restore drill of snapshot {}", report.snapshot);
+                    let _ = Health::record_success(dir, &self.opts.location, &subject, &what);
+                }
+                self.send(WatchEvent::DrillPassed {
+                    db: path,
+                    snapshot: report.snapshot,
+                    checked: report.checked,
+                });
+            }
+            outcome => {
+                // A snapshot that fails its drill fails it again until the
+                // next snapshot: drill again at the interval. A drill that
+                // could not run (no temporary space, say) is tried with backoff.
+                let (message, retry_in) = match outcome {
+                    Ok(Some(r)) => {
+                        db.last_drill_ns = Some(now);
+                        (
+                            format!("snapshot {}: {}", r.snapshot, r.problems.join("; ")),
+                            every,
+                        )
+                    }
+                    Err(e) => {
+                        db.drill_failures = db.drill_failures.saturating_add(1);
+                        (e.to_string(), backoff(db.drill_failures))
+                    }
+                    Ok(None) => return,
+                };
+                db.drill_retry_at_ns = now.saturating_add(ns(retry_in));
+                let consecutive = self
+                    .state
+                    .as_ref()
+                    .and_then(|dir| {
+                        Health::record_failure(
+                            dir,
+                            &self.opts.location,
+                            &subject,
+                            "restore-drill",
+                            &message,
+                        )
+                        .ok()
+                    })
+                    .unwrap_or(1);
+                self.send(WatchEvent::Failure {
+                    db: Some(path),
+                    remote: None,
+                    operation: "restore-drill".into(),
+                    message,
+                    consecutive,
+                    retry_in,
+                });
+            }
+        }
+    }
+
+    /// The drill of the newest snapshot of `path` (`None`: it has none).
+    fn drill(&self, path: &Path) -> Result<Option<crate::repo::DrillReport>> {
+        let repo = Repository::open_read_only_at(&self.opts.location, &self.opts.open)?;
+        let source = canonical(path)?;
+        let (newest, _) = repo.newest_of(&source)?;
+        let Some(s) = newest else { return Ok(None) };
+        let progress = StopProgress(&self.stop);
+        let reports = repo.restore_drills(Some(&s.id.to_hex()), &progress)?;
+        Ok(reports.into_iter().next())
     }
 }
 

@@ -127,8 +127,14 @@ impl Run {
 impl Lb {
     /// A command on `repo`, with `HOME` set to `home`.
     pub fn new(repo: &Path, home: &Path) -> Self {
+        Self::without_repo(home).args([std::ffi::OsStr::new("--repo"), repo.as_os_str()])
+    }
+
+    /// A command naming no repository (it comes from a configuration file
+    /// or the default), with `HOME` set to `home`.
+    pub fn without_repo(home: &Path) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.arg("--repo").arg(repo).arg("--quiet");
+        cmd.arg("--quiet");
         cmd.env("HOME", home);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("LUMINA_BACKUP_") {
