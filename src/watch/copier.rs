@@ -176,6 +176,12 @@ impl Copier {
         self.abandoned
     }
 
+    /// One copy to remote `i`, as the loop makes it (tests).
+    #[cfg(test)]
+    pub(super) fn copy_once_for_test(&mut self, i: usize) {
+        self.copy_one(i);
+    }
+
     fn copy_one(&mut self, i: usize) {
         let progress = YieldProgress {
             stop: &self.stop,

@@ -212,3 +212,63 @@ fn the_watcher_is_send() {
     send::<WatchEvent>();
     send::<WatchOptions>();
 }
+
+#[test]
+fn a_copy_yields_the_repository_to_a_snapshot_and_the_next_one_finishes() {
+    let (dir, db, repo) = setup();
+    let mut r = Repository::open(&repo, &OpenOptions::default()).expect("open");
+    r.snapshot(&db, &crate::repo::SnapshotOptions::default(), &NoProgress)
+        .expect("snapshot");
+    drop(r);
+    let remote = dir.path().join("remote");
+    let mut opts = WatchOptions::new(
+        Location::Local(repo.clone()),
+        OpenOptions::default(),
+        vec![WatchedDatabase::new(&db, Schedule::Manual)],
+    );
+    opts.remotes = vec![remote.display().to_string()];
+    opts.state_dir = Some(dir.path().join("state"));
+    let remotes = copier::parse_remotes(&opts).expect("remotes");
+    let (tx, rx) = channel();
+    let gate = Arc::new(copier::Gate::default());
+    let c = copier::Copier::new(
+        &opts,
+        remotes,
+        opts.state_dir.clone(),
+        Arc::new(Stop::default()),
+        Arc::clone(&gate),
+        tx,
+    );
+    // A snapshot wants the repository: the copy stops before sending a
+    // record, reports no failure, and stays behind.
+    let raised = gate.raise();
+    let mut c = c;
+    c.copy_once_for_test(0);
+    assert!(rx.try_recv().is_err(), "a yielded copy is not a failure");
+    assert!(!remote.join("config").exists() || snapshots(&remote) == 0);
+    // Under the gate the repository's write lock is free of the copy.
+    drop(Repository::open(&repo, &OpenOptions::default()).expect("the snapshot's lock"));
+    drop(raised);
+    c.copy_once_for_test(0);
+    match rx.try_recv() {
+        Ok(WatchEvent::CopyDone { copied, .. }) => assert_eq!(copied, 1),
+        other => panic!("expected the copy to finish: {other:?}"),
+    }
+    assert_eq!(snapshots(&remote), 1);
+}
+
+#[test]
+fn a_remote_that_is_the_repository_or_no_location_is_refused_at_start() {
+    let (_dir, db, repo) = setup();
+    let mut opts = WatchOptions::new(
+        Location::Local(repo.clone()),
+        OpenOptions::default(),
+        vec![WatchedDatabase::new(
+            &db,
+            Schedule::Every(Interval(Duration::from_secs(60))),
+        )],
+    );
+    opts.remotes = vec![repo.display().to_string()];
+    let e = Watcher::start(opts).expect_err("refused");
+    assert!(e.to_string().contains("is the repository itself"), "{e}");
+}
