@@ -40,6 +40,8 @@ const EXAMPLES: &[&str] = &[
     "status",
     "snapshot",
     "changes",
+    "chain-annotation",
+    "chain-deletion",
     "tree-node",
     "pack",
     "chunk-location",
@@ -130,6 +132,59 @@ fn doc_example_files_reference_each_other() {
     let changes = example(&blocks, "changes");
     let ch = golden_doc::msgpack(body(&changes)).expect("changes");
     assert_eq!(ch.get("parent"), rec.get("parent"));
+    // The chain: the annotation starts it over the (unlinked) snapshot, the
+    // deletion follows it and removes that snapshot.
+    let snap_id = blake3::hash(body(&snap));
+    let ann = example(&blocks, "chain-annotation");
+    let a = golden_doc::msgpack(body(&ann)).expect("annotation");
+    let link = a.get("chain").expect("link");
+    assert_eq!(link.get("n").and_then(Value::int), Some(1));
+    let base = link.get("base").and_then(Value::items).expect("base");
+    assert_eq!(base.len(), 1);
+    assert_eq!(base[0].bin(), Some(&snap_id.as_bytes()[..]));
+    assert_eq!(
+        a.get("target").and_then(Value::bin),
+        Some(&snap_id.as_bytes()[..])
+    );
+    let del = example(&blocks, "chain-deletion");
+    let d = golden_doc::msgpack(body(&del)).expect("deletion");
+    let link = d.get("chain").expect("link");
+    assert_eq!(link.get("n").and_then(Value::int), Some(2));
+    assert_eq!(
+        link.get("prev").and_then(Value::bin),
+        Some(&blake3::hash(body(&ann)).as_bytes()[..]),
+        "the deletion's prev is the annotation's id"
+    );
+    let removed = d.get("removed").and_then(Value::items).expect("removed");
+    assert_eq!(
+        removed[0].get("id").and_then(Value::bin),
+        Some(&snap_id.as_bytes()[..])
+    );
+}
+
+/// Issue #13: the binary reads the document's chain event: the annotation
+/// gives the snapshot its tags, the chain verifies, and its id is the head.
+#[test]
+fn doc_example_chain_event_is_read_by_the_binary() {
+    let t = TestDir::new("golden-chain");
+    let dir = t.repo();
+    let id = write_doc_repository(&dir);
+    let blocks = golden_doc::blocks(&doc()).expect("parse");
+    let ann = example(&blocks, "chain-annotation");
+    let ann_id = hex::encode(blake3::hash(body(&ann)).as_bytes());
+    std::fs::create_dir_all(dir.join("chain")).expect("mkdir");
+    std::fs::write(dir.join("chain").join(&ann_id), &ann).expect("write");
+    let list = t.lb().args(["snapshots"]).json();
+    assert_eq!(list[0]["id"], id.as_str(), "{list}");
+    assert_eq!(
+        list[0]["tags"],
+        serde_json::json!(["example", "keep"]),
+        "{list}"
+    );
+    t.lb().args(["verify", "--chain"]).ok();
+    let st = t.lb().args(["status"]).json();
+    assert_eq!(st["chain_head"], ann_id.as_str(), "{st}");
+    assert_eq!(st["chain_records"], 1, "{st}");
 }
 
 /// Writes the document's example repository (plain) into `dir`; returns the

@@ -273,6 +273,53 @@ fn examples(frame0: Option<Vec<u8>>) -> Vec<(&'static str, Vec<u8>)> {
             &encode_named(&changes),
         ),
     ));
+    // The chain (4.10): a tag edit starts it over the snapshot above (an
+    // unlinked record, so the base), then a forget removes that snapshot.
+    let chain_file = |event: &ChainEvent| {
+        let body = encode_named(event);
+        let id = SnapshotId(crate::id::blake3_of(&body));
+        let name = format!("chain/{}", id.to_hex());
+        (
+            id,
+            Cipher::Plain.write_file(FormatVersion::NEWEST, Kind::ChainEvent, &name, &body),
+        )
+    };
+    let annotation = ChainEvent {
+        chain: ChainLink {
+            n: 1,
+            prev: None,
+            base: Some(vec![snap_id]),
+        },
+        time_ns: (T0 + 7200) * 1_000_000_000,
+        hostname: "example-host".into(),
+        event: EventKind::Annotation,
+        target: Some(snap_id),
+        tags: vec!["example".into(), "keep".into()],
+        note: "a worked example".into(),
+        removed: vec![],
+        policy: String::new(),
+    };
+    let (annotation_id, annotation_file) = chain_file(&annotation);
+    out.push(("chain-annotation", annotation_file));
+    let deletion = ChainEvent {
+        chain: ChainLink {
+            n: 2,
+            prev: Some(annotation_id),
+            base: None,
+        },
+        time_ns: (T0 + 10800) * 1_000_000_000,
+        hostname: "example-host".into(),
+        event: EventKind::Deletion,
+        target: None,
+        tags: vec![],
+        note: String::new(),
+        removed: vec![RemovedEntry {
+            id: snap_id,
+            chain: None,
+        }],
+        policy: format!("forget {}", snap_id.short()),
+    };
+    out.push(("chain-deletion", chain_file(&deletion).1));
     out.push(("tree-node", node));
     let loc = pack::locations(pack_id, &desc)[0].1;
     out.push(("pack", pack_bytes));
@@ -411,6 +458,12 @@ fn library_reads_the_examples_and_seals_as_documented() {
     let ch: ChangeSummary =
         decode(open_file(&get("changes"), Kind::Changes).expect("changes")).expect("decode");
     assert_eq!(ch.changed_rows, 3);
+    for (name, n) in [("chain-annotation", 1), ("chain-deletion", 2)] {
+        let e: ChainEvent =
+            decode(open_file(&get(name), Kind::ChainEvent).expect("chain event")).expect("decode");
+        e.validate().expect("a valid chain event");
+        assert_eq!(e.chain.n, n);
+    }
     let node = decode_tree_node(&get("tree-node")).expect("node");
     assert_eq!(node.level, 0);
     let desc = pack::parse_pack(&get("pack"), &Cipher::Plain).expect("pack");

@@ -376,6 +376,7 @@ fn kind_name(kind: u8) -> &'static str {
         5 => "retention settings",
         6 => "status",
         7 => "change summary",
+        9 => "chain event",
         _ => "unknown",
     }
 }
@@ -390,6 +391,7 @@ fn example_kind(name: &str) -> Option<u8> {
         "retention" => 5,
         "status" => 6,
         "changes" => 7,
+        "chain-annotation" | "chain-deletion" => 9,
         _ => return None,
     })
 }
@@ -589,6 +591,13 @@ fn describe_small(name: &str, bytes: &[u8]) -> Result<String, String> {
             );
         }
         "key" => describe_key_extra(&v, body, &mut out)?,
+        "chain-annotation" | "chain-deletion" => {
+            let _ = writeln!(
+                out,
+                "chain event id (BLAKE3 of the body), its file chain/<id>: {}",
+                hex::encode(blake3::hash(body).as_bytes())
+            );
+        }
         _ => {}
     }
     Ok(out)
