@@ -149,7 +149,7 @@ mod watch;
 
 // The repository: create or open one (e.g. in the app's data folder), its
 // fixed parameters, and what `status` reports.
-pub use backend::{Location, Remote as RemoteLocation, Service};
+pub use backend::{Location, Remote as RemoteLocation, Service, DESTINATION_ENV_PREFIX};
 pub use chunker::{ByteParams, PageParams};
 pub use format::{Config, StatusRecord};
 pub use repo::{

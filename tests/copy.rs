@@ -459,3 +459,67 @@ fn a_destination_with_other_chunking_is_refused() {
         "nothing sent"
     );
 }
+
+/// Issue #11: S3 to S3 with credentials of its own for the destination
+/// (`LUMINA_BACKUP_TO_*`), the source's key having no access there.
+#[test]
+fn s3_to_s3_with_the_destinations_own_credentials() {
+    let t = TestDir::new("copy-two-keys");
+    let g = Garage::start(&t.path("garage"), "lumina");
+    g.cli(&["bucket", "create", "other"]);
+    let key = g.cli(&["key", "create", "other-key"]);
+    let field = |name: &str| {
+        key.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no `{name}` in:\n{key}"))
+    };
+    let (other_id, other_secret) = (field("Key ID"), field("Secret key"));
+    g.cli(&[
+        "bucket",
+        "allow",
+        "--read",
+        "--write",
+        "--owner",
+        "other",
+        "--key",
+        "other-key",
+    ]);
+    let env = g.env();
+    let src = g.url("src");
+    let db = source_with_history(&t, &src, &env);
+    let dest = "s3://other/copy";
+    // The source's key may not write the other bucket: refused, one line.
+    let r = lb(&t, &src, &env).args(["copy", "--to", dest]).run();
+    assert_ne!(r.code, Some(0), "the source's key reached the other bucket");
+    r.expect_one_stderr_line();
+    // With the destination's own key, the copy succeeds.
+    let mut both = env.clone();
+    both.push((
+        "LUMINA_BACKUP_TO_AWS_ACCESS_KEY_ID".into(),
+        other_id.clone(),
+    ));
+    both.push((
+        "LUMINA_BACKUP_TO_AWS_SECRET_ACCESS_KEY".into(),
+        other_secret.clone(),
+    ));
+    let r = copy(&t, &src, dest, &both);
+    assert_eq!(r["copied"].as_array().map(Vec::len), Some(2), "{r}");
+    // The copy is read with the other key, as its own repository.
+    let mut theirs: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .cloned()
+        .collect();
+    theirs.push(("AWS_ACCESS_KEY_ID".into(), other_id));
+    theirs.push(("AWS_SECRET_ACCESS_KEY".into(), other_secret));
+    lb(&t, dest, &theirs).args(["verify", "--read-data"]).ok();
+    let out = t.path("restored.db");
+    lb(&t, dest, &theirs)
+        .args(["restore", "latest", "--to"])
+        .arg(&out)
+        .ok();
+    assert_eq!(dump(&out), dump(&db));
+}

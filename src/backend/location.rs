@@ -60,6 +60,13 @@ pub struct Remote {
     /// The repository's folder inside the store, without leading or trailing
     /// `/` (empty: the store's root).
     pub path: String,
+    /// Where its credentials are read first: each environment variable the
+    /// service reads, with this prefix (`AWS_ACCESS_KEY_ID` as
+    /// `<prefix>AWS_ACCESS_KEY_ID`, `LUMINA_BACKUP_WEBDAV_USER` as
+    /// `<prefix>WEBDAV_USER`), then the variable itself. `copy --to` and the
+    /// watcher's remotes use `LUMINA_BACKUP_TO_`, so two ends of one service
+    /// can have credentials of their own. Not part of the address.
+    pub env_prefix: Option<String>,
 }
 
 /// A repository's location.
@@ -72,6 +79,18 @@ pub enum Location {
 }
 
 impl Location {
+    /// This location with its credentials read first from variables with
+    /// `prefix` ([`Remote::env_prefix`]); a folder is returned as it is.
+    pub fn with_env_prefix(self, prefix: &str) -> Location {
+        match self {
+            Location::Remote(mut r) => {
+                r.env_prefix = Some(prefix.to_string());
+                Location::Remote(r)
+            }
+            local => local,
+        }
+    }
+
     /// Parses what the user gave after `--repo`. A malformed URL of a known
     /// scheme is an error (exit 2) saying what is wrong and what form is expected.
     pub fn parse(text: &str) -> Result<Location> {
@@ -227,6 +246,7 @@ fn s3(text: &str, rest: &str) -> Result<Location> {
         user: None,
         tls: true,
         path: clean_path(text, path, S3_FORM)?,
+        env_prefix: None,
     }))
 }
 
@@ -290,6 +310,7 @@ fn webdav(text: &str, rest: &str, tls: bool) -> Result<Location> {
         user: None,
         tls,
         path: clean_path(text, path, WEBDAV_FORM)?,
+        env_prefix: None,
     }))
 }
 
@@ -328,6 +349,7 @@ fn sftp(text: &str, rest: &str) -> Result<Location> {
         user,
         tls: false,
         path,
+        env_prefix: None,
     }))
 }
 
@@ -355,6 +377,7 @@ fn drive(text: &str, rest: &str, service: Service) -> Result<Location> {
         user: None,
         tls: true,
         path,
+        env_prefix: None,
     }))
 }
 

@@ -16,6 +16,10 @@ pub mod location;
 #[cfg(feature = "remote")]
 pub mod remote;
 
+/// The prefix of the variables a copy's destination reads its credentials
+/// from first (`LUMINA_BACKUP_TO_AWS_ACCESS_KEY_ID`, ...; [`Remote::env_prefix`]).
+pub const DESTINATION_ENV_PREFIX: &str = "LUMINA_BACKUP_TO_";
+
 pub use local::LocalBackend;
 pub use location::{Location, Remote, Service};
 #[cfg(feature = "remote")]

@@ -40,7 +40,7 @@ pub(super) struct CopyArgs {
 }
 
 pub(super) fn run(ctx: &Ctx, args: CopyArgs) -> Result<(), Error> {
-    let dest = Location::parse(&args.to)?;
+    let dest = Location::parse(&args.to)?.with_env_prefix(lumina_backup::DESTINATION_ENV_PREFIX);
     let src = ctx.open_read("copy")?;
     let only = if args.snaps.is_empty() {
         None

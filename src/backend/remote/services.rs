@@ -4,7 +4,8 @@
 //! naming the feature.
 //!
 //! Environment (the secrets never leave this module except into opendal's
-//! builders):
+//! builders); a remote with an `env_prefix` (a copy's destination) reads each
+//! variable with that prefix first (`LUMINA_BACKUP_` itself dropped):
 //!
 //! | service | variables |
 //! |---|---|
@@ -24,8 +25,20 @@ pub(super) struct Built {
     pub(super) atomic_put: bool,
 }
 
-fn env(name: &str) -> Option<String> {
+fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Variable `name` for `remote`: with its prefix first (`Remote::env_prefix`),
+/// then as it is.
+fn env(remote: &Remote, name: &str) -> Option<String> {
+    if let Some(prefix) = &remote.env_prefix {
+        let short = name.strip_prefix("LUMINA_BACKUP_").unwrap_or(name);
+        if let Some(v) = var(&format!("{prefix}{short}")) {
+            return Some(v);
+        }
+    }
+    var(name)
 }
 
 fn missing(remote: &Remote, message: String) -> Error {
@@ -77,14 +90,17 @@ fn not_built(remote: &Remote) -> Error {
 
 #[cfg(feature = "s3")]
 fn s3(remote: &Remote) -> Result<Built> {
-    let (Some(key), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) else {
+    let (Some(key), Some(secret)) = (
+        env(remote, "AWS_ACCESS_KEY_ID"),
+        env(remote, "AWS_SECRET_ACCESS_KEY"),
+    ) else {
         return Err(missing(
             remote,
             "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a store other than AWS)".into(),
         ));
     };
-    let region = env("AWS_REGION")
-        .or_else(|| env("AWS_DEFAULT_REGION"))
+    let region = env(remote, "AWS_REGION")
+        .or_else(|| env(remote, "AWS_DEFAULT_REGION"))
         .unwrap_or_else(|| "us-east-1".into());
     let mut b = opendal::services::S3::default()
         .bucket(&remote.host)
@@ -94,10 +110,12 @@ fn s3(remote: &Remote) -> Result<Built> {
         .secret_access_key(&secret)
         .disable_config_load()
         .disable_ec2_metadata();
-    if let Some(endpoint) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+    if let Some(endpoint) =
+        env(remote, "AWS_ENDPOINT_URL_S3").or_else(|| env(remote, "AWS_ENDPOINT_URL"))
+    {
         b = b.endpoint(&endpoint);
     }
-    if let Some(token) = env("AWS_SESSION_TOKEN") {
+    if let Some(token) = env(remote, "AWS_SESSION_TOKEN") {
         b = b.session_token(&token);
     }
     let op = Operator::new(b)
@@ -121,9 +139,9 @@ fn webdav(remote: &Remote) -> Result<Built> {
         .endpoint(&format!("{scheme}://{}", remote.host))
         .root(&root_of(remote));
     match (
-        env("LUMINA_BACKUP_WEBDAV_USER"),
-        env("LUMINA_BACKUP_WEBDAV_PASSWORD"),
-        env("LUMINA_BACKUP_WEBDAV_TOKEN"),
+        env(remote, "LUMINA_BACKUP_WEBDAV_USER"),
+        env(remote, "LUMINA_BACKUP_WEBDAV_PASSWORD"),
+        env(remote, "LUMINA_BACKUP_WEBDAV_TOKEN"),
     ) {
         (_, _, Some(token)) => b = b.token(&token),
         (Some(user), Some(pw), None) => b = b.username(&user).password(&pw),
@@ -161,7 +179,7 @@ fn sftp(remote: &Remote) -> Result<Built> {
         Some(u) => format!("ssh://{u}@{}", remote.host),
         None => format!("ssh://{}", remote.host),
     };
-    let strategy = env("LUMINA_BACKUP_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into());
+    let strategy = env(remote, "LUMINA_BACKUP_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into());
     let strategy = match strategy.to_ascii_lowercase().as_str() {
         "strict" => "Strict",
         "add" => "Add",
@@ -176,7 +194,7 @@ fn sftp(remote: &Remote) -> Result<Built> {
         .endpoint(&endpoint)
         .root(&root_of(remote))
         .known_hosts_strategy(strategy);
-    if let Some(key) = env("LUMINA_BACKUP_SFTP_KEY") {
+    if let Some(key) = env(remote, "LUMINA_BACKUP_SFTP_KEY") {
         b = b.key(&key);
     }
     let op = Operator::new(b)
@@ -207,10 +225,10 @@ fn tokens(remote: &Remote) -> Result<Tokens> {
         "LUMINA_BACKUP_{}",
         remote.service.feature().to_ascii_uppercase()
     );
-    let access = env(&format!("{p}_ACCESS_TOKEN"));
-    let refresh = env(&format!("{p}_REFRESH_TOKEN"));
-    let id = env(&format!("{p}_CLIENT_ID"));
-    let secret = env(&format!("{p}_CLIENT_SECRET"));
+    let access = env(remote, &format!("{p}_ACCESS_TOKEN"));
+    let refresh = env(remote, &format!("{p}_REFRESH_TOKEN"));
+    let id = env(remote, &format!("{p}_CLIENT_ID"));
+    let secret = env(remote, &format!("{p}_CLIENT_SECRET"));
     let refresh = match (refresh, id, secret) {
         (Some(r), Some(i), Some(s)) => Some((r, i, s)),
         (Some(_), _, _) => {
