@@ -138,12 +138,17 @@ pub struct Garage {
     config: PathBuf,
     pub s3_port: u16,
     rpc_port: u16,
+    /// The admin API's port (`/metrics`, with [`Garage::METRICS_TOKEN`]).
+    pub admin_port: u16,
     pub bucket: String,
     pub key_id: String,
     pub secret: String,
 }
 
 impl Garage {
+    /// The bearer token of the admin API's `/metrics` (loopback only).
+    pub const METRICS_TOKEN: &'static str = "lumina-test-metrics";
+
     /// Starts a node in `dir`, lays out the cluster, creates `bucket` and a
     /// key allowed on it.
     pub fn start(dir: &Path, bucket: &str) -> Self {
@@ -179,9 +184,11 @@ root_domain = ".s3.garage.localhost"
 
 [admin]
 api_bind_addr = "127.0.0.1:{admin_port}"
+metrics_token = "{metrics_token}"
 "#,
                 meta = dir.join("meta").display(),
                 data = dir.join("data").display(),
+                metrics_token = Garage::METRICS_TOKEN,
             ),
         )
         .expect("garage config");
@@ -191,6 +198,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             config,
             s3_port,
             rpc_port,
+            admin_port,
             bucket: bucket.to_string(),
             key_id: String::new(),
             secret: String::new(),
@@ -356,9 +364,11 @@ root_domain = ".s3.garage.localhost"
 
 [admin]
 api_bind_addr = "127.0.0.1:{admin_port}"
+metrics_token = "{metrics_token}"
 "#,
                     meta = d.join("meta").display(),
                     data = d.join("data").display(),
+                    metrics_token = Garage::METRICS_TOKEN,
                 ),
             )
             .expect("garage config");
@@ -368,6 +378,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
                 config,
                 s3_port,
                 rpc_port,
+                admin_port,
                 bucket: bucket.to_string(),
                 key_id: String::new(),
                 secret: String::new(),
