@@ -50,8 +50,6 @@ mod servers;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -150,54 +148,6 @@ struct Bench {
 }
 
 impl Bench {
-    /// `api_s3_request_counter` by endpoint and `api_s3_error_counter` by
-    /// endpoint and status, from the admin API's `/metrics`.
-    fn s3_requests(&self) -> BTreeMap<String, u64> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.garage.admin_port))
-            .expect("connecting to Garage's admin API");
-        write!(
-            s,
-            "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
-            servers::Garage::METRICS_TOKEN
-        )
-        .expect("asking Garage for its metrics");
-        let mut body = String::new();
-        s.read_to_string(&mut body)
-            .expect("reading Garage's metrics");
-        assert!(
-            body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"),
-            "Garage's /metrics answered: {}",
-            body.lines().next().unwrap_or_default()
-        );
-        // Requests by endpoint, and error answers (4xx, 5xx) as `ENDPOINT STATUS!`.
-        let mut out = BTreeMap::new();
-        for line in body.lines() {
-            let error = line.starts_with("api_s3_error_counter{");
-            if !line.starts_with("api_s3_request_counter{") && !error {
-                continue;
-            }
-            let label = |name: &str| {
-                line.split(&format!("{name}=\""))
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .map(str::to_string)
-            };
-            let Some(mut ep) = label("api_endpoint") else {
-                continue;
-            };
-            if error {
-                ep = format!("{ep} {}!", label("status_code").unwrap_or_default());
-            }
-            let n: f64 = line
-                .rsplit(' ')
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
-            *out.entry(ep.to_string()).or_insert(0) += n as u64;
-        }
-        out
-    }
-
     /// Bytes stored under `bucket/prefix` (one listing, outside any measured window).
     fn stored(&self, target: &str) -> i64 {
         let out = Command::new("rclone")
@@ -230,7 +180,7 @@ impl Bench {
     ) -> String {
         let before = target.map(|t| self.stored(t));
         let load = loadavg();
-        let req0 = self.s3_requests();
+        let req0 = self.garage.s3_requests();
         let tfile = self.work.join(".t");
         let _ = fs::remove_file(&tfile);
         let out = Command::new("/usr/bin/time")
@@ -240,7 +190,7 @@ impl Bench {
             .stderr(Stdio::piped())
             .output()
             .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
-        let req1 = self.s3_requests();
+        let req1 = self.garage.s3_requests();
         assert!(
             out.status.success(),
             "command failed ({}): {cmd}\n{}",
@@ -251,11 +201,7 @@ impl Bench {
         let mut it = t.lines().last().unwrap_or("0 0").split_whitespace();
         let wall: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         let rss_kib: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-        let requests: BTreeMap<String, u64> = req1
-            .iter()
-            .map(|(k, v)| (k.clone(), v - req0.get(k).copied().unwrap_or(0)))
-            .filter(|(_, v)| *v > 0)
-            .collect();
+        let requests = servers::Garage::requests_between(&req0, &req1);
         let sent = match (target, before) {
             (Some(t), Some(b)) => Some(self.stored(t) - b),
             _ => None,
