@@ -194,6 +194,41 @@ fn s3_encrypted_keys() {
         .expect_code(2);
 }
 
+/// Object-store requests cost money (issue #11: fewer than 20 per incremental
+/// snapshot), counted by Garage itself: an incremental snapshot after a few
+/// edits stays under 20, and reads the config without a HEAD before it; a
+/// location with no repository still says so (exit 2, one line), from the
+/// GET's "not found".
+#[test]
+fn s3_incremental_snapshot_request_budget() {
+    let t = TestDir::new("s3-requests");
+    let g = Garage::start(&t.path("garage"), "lumina");
+    let url = g.url("budget");
+    let env = g.env();
+    lb(&t, &url, &env).arg("init").ok();
+    let db = database(&t, "lumina.db");
+    lb(&t, &url, &env).arg("snapshot").arg(&db).ok();
+    edit(&db, 20);
+    let before = g.s3_requests();
+    lb(&t, &url, &env).arg("snapshot").arg(&db).ok();
+    let asked = Garage::requests_between(&before, &g.s3_requests());
+    let total: u64 = asked
+        .iter()
+        .filter(|(k, _)| !k.ends_with('!'))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(total < 20, "{total} requests: {asked:?}");
+    assert_eq!(
+        asked.get("HeadObject"),
+        None,
+        "the config is read with one GET, no HEAD first: {asked:?}"
+    );
+    assert!(asked.get("PutObject").is_some_and(|&n| n >= 2), "{asked:?}");
+    let none = lb(&t, &g.url("nothing-here"), &env).arg("snapshots").run();
+    none.expect_code(2).expect_one_stderr_line();
+    assert!(none.stderr.contains("no repository"), "{}", none.stderr);
+}
+
 #[test]
 fn wrong_credentials_exit_2_saying_so() {
     let t = TestDir::new("creds");

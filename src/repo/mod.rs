@@ -327,10 +327,9 @@ impl Repository {
             Location::Local(path) => Self::is_encrypted(path),
             Location::Remote(remote) => {
                 let backend = crate::backend::open_remote(remote)?.read_only;
-                if !backend.exists(CONFIG_FILE)? {
-                    return Err(Repr::NoRepository(location.to_string().into()).into());
-                }
-                Ok(Self::config_header(backend.as_ref())?.flags & format::FLAG_SEALED != 0)
+                let shown = PathBuf::from(location.to_string());
+                let bytes = Self::config_bytes(&shown, backend.as_ref())?;
+                Ok(Self::decode_header(&bytes)?.flags & format::FLAG_SEALED != 0)
             }
         }
     }
@@ -347,8 +346,30 @@ impl Repository {
     /// The config's envelope header: whether it is sealed, and the
     /// repository's format (reads only the config).
     fn config_header(backend: &dyn Backend) -> Result<format::Header> {
-        let bytes = backend.read(CONFIG_FILE)?;
-        format::decode_header(&bytes, Kind::Config).map_err(|e| Error::decode("config", e))
+        Self::decode_header(&backend.read(CONFIG_FILE)?)
+    }
+
+    /// The config's envelope header, from its bytes.
+    fn decode_header(bytes: &[u8]) -> Result<format::Header> {
+        format::decode_header(bytes, Kind::Config).map_err(|e| Error::decode("config", e))
+    }
+
+    /// The config's bytes, or [`Repr::NoRepository`] (named `shown`) when
+    /// there is none. A local folder is asked whether the file exists first
+    /// (as always); a remote store gets one GET, whose "not found" means no
+    /// repository: a HEAD before it would be one more paid request for every
+    /// command.
+    fn config_bytes(shown: &Path, backend: &dyn Backend) -> Result<Vec<u8>> {
+        if !backend.is_remote() && !backend.exists(CONFIG_FILE)? {
+            return Err(Repr::NoRepository(shown.to_path_buf()).into());
+        }
+        backend.read(CONFIG_FILE).map_err(|e| {
+            if backend.is_remote() && e.is_io_not_found() {
+                Repr::NoRepository(shown.to_path_buf()).into()
+            } else {
+                e
+            }
+        })
     }
 
     /// Opens the repository at `path`, taking its lock.
@@ -600,12 +621,11 @@ impl Repository {
         backend: &dyn Backend,
         opts: &OpenOptions,
     ) -> Result<(Cipher, Option<String>, Config, FormatVersion)> {
-        if !backend.exists(CONFIG_FILE)? {
-            return Err(Repr::NoRepository(path.to_path_buf()).into());
-        }
+        // Read once: the header and the config come from the same bytes.
+        let bytes = Self::config_bytes(path, backend)?;
         // Keys are checked before anything is locked or opened: a wrong passphrase
         // touches no file.
-        let header = Self::config_header(backend)?;
+        let header = Self::decode_header(&bytes)?;
         let (cipher, key_id) = if header.flags & format::FLAG_SEALED != 0 {
             let pw = opts
                 .passphrase
@@ -625,7 +645,7 @@ impl Repository {
             }
             (Cipher::Plain, None)
         };
-        let config: Config = crate::store::files::get(backend, &cipher, "")?;
+        let config: Config = crate::store::files::open(&cipher, "", &bytes)?;
         Ok((cipher, key_id, config, FormatVersion::of(&header)))
     }
 

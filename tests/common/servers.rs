@@ -138,12 +138,17 @@ pub struct Garage {
     config: PathBuf,
     pub s3_port: u16,
     rpc_port: u16,
+    /// The admin API's port (`/metrics`, with [`Garage::METRICS_TOKEN`]).
+    pub admin_port: u16,
     pub bucket: String,
     pub key_id: String,
     pub secret: String,
 }
 
 impl Garage {
+    /// The bearer token of the admin API's `/metrics` (loopback only).
+    pub const METRICS_TOKEN: &'static str = "lumina-test-metrics";
+
     /// Starts a node in `dir`, lays out the cluster, creates `bucket` and a
     /// key allowed on it.
     pub fn start(dir: &Path, bucket: &str) -> Self {
@@ -179,9 +184,11 @@ root_domain = ".s3.garage.localhost"
 
 [admin]
 api_bind_addr = "127.0.0.1:{admin_port}"
+metrics_token = "{metrics_token}"
 "#,
                 meta = dir.join("meta").display(),
                 data = dir.join("data").display(),
+                metrics_token = Garage::METRICS_TOKEN,
             ),
         )
         .expect("garage config");
@@ -191,6 +198,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             config,
             s3_port,
             rpc_port,
+            admin_port,
             bucket: bucket.to_string(),
             key_id: String::new(),
             secret: String::new(),
@@ -286,6 +294,71 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         }
     }
 
+    /// The S3 requests the node has answered since it started, by endpoint
+    /// (`PutObject`, `GetObject`, `HeadObject`, `ListObjectsV2`, ...), from
+    /// the admin API's Prometheus counter `api_s3_request_counter`; error
+    /// answers (`api_s3_error_counter`, also counted under their endpoint)
+    /// as `"ENDPOINT STATUS!"`. The difference of two calls is what the
+    /// commands between them asked.
+    pub fn s3_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+            .expect("connecting to Garage's admin API");
+        write!(
+            s,
+            "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            Self::METRICS_TOKEN
+        )
+        .expect("asking Garage for its metrics");
+        let mut body = String::new();
+        s.read_to_string(&mut body)
+            .expect("reading Garage's metrics");
+        assert!(
+            body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"),
+            "Garage's /metrics answered: {}",
+            body.lines().next().unwrap_or_default()
+        );
+        let mut out = std::collections::BTreeMap::new();
+        for line in body.lines() {
+            let error = line.starts_with("api_s3_error_counter{");
+            if !line.starts_with("api_s3_request_counter{") && !error {
+                continue;
+            }
+            let label = |name: &str| {
+                line.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .map(str::to_string)
+            };
+            let Some(mut endpoint) = label("api_endpoint") else {
+                continue;
+            };
+            if error {
+                endpoint = format!("{endpoint} {}!", label("status_code").unwrap_or_default());
+            }
+            let n: f64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            *out.entry(endpoint).or_insert(0) += n as u64;
+        }
+        out
+    }
+
+    /// What `after` ([`Garage::s3_requests`]) counts beyond `before`,
+    /// endpoints with none left out.
+    pub fn requests_between(
+        before: &std::collections::BTreeMap<String, u64>,
+        after: &std::collections::BTreeMap<String, u64>,
+    ) -> std::collections::BTreeMap<String, u64> {
+        after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect()
+    }
+
     /// `s3://BUCKET/<prefix>`.
     pub fn url(&self, prefix: &str) -> String {
         format!("s3://{}/{prefix}", self.bucket)
@@ -356,9 +429,11 @@ root_domain = ".s3.garage.localhost"
 
 [admin]
 api_bind_addr = "127.0.0.1:{admin_port}"
+metrics_token = "{metrics_token}"
 "#,
                     meta = d.join("meta").display(),
                     data = d.join("data").display(),
+                    metrics_token = Garage::METRICS_TOKEN,
                 ),
             )
             .expect("garage config");
@@ -368,6 +443,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
                 config,
                 s3_port,
                 rpc_port,
+                admin_port,
                 bucket: bucket.to_string(),
                 key_id: String::new(),
                 secret: String::new(),
