@@ -95,23 +95,34 @@ impl ChunkStore {
 
     /// Reads a frame's stored bytes (no decoding): the I/O half of [`ChunkStore::read_frame`].
     pub fn fetch_frame(&self, loc: &ChunkLoc) -> Result<Vec<u8>> {
-        let path = pack_path(&loc.pack);
-        let stored = self
-            .backend
-            .read_range(&path, loc.frame_offset, loc.frame_len as usize)
+        self.fetch_range(&loc.pack, loc.frame_offset, loc.frame_len as usize)
+    }
+
+    /// Reads `len` stored bytes of a pack from `offset` (one frame, or several
+    /// adjacent ones read at once); a pack shorter than that or missing is
+    /// damage named as such.
+    pub fn fetch_range(&self, pack: &PackId, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let path = pack_path(pack);
+        self.backend
+            .read_range(&path, offset, len)
             .map_err(|e| match e.repr() {
                 Repr::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
                     Error::corrupt(
-                        format!("pack {}", loc.pack.short()),
+                        format!("pack {}", pack.short()),
                         "file is shorter than its index entry (truncated?)",
                     )
                 }
                 Repr::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                    Error::corrupt(format!("pack {}", loc.pack.short()), "file is missing")
+                    Error::corrupt(format!("pack {}", pack.short()), "file is missing")
                 }
                 _ => e,
-            })?;
-        Ok(stored)
+            })
+    }
+
+    /// Whether the repository is on a remote store (reads cost a request:
+    /// readers coalesce and overlap them).
+    pub fn is_remote(&self) -> bool {
+        self.backend.is_remote()
     }
 
     /// Opens and decompresses a frame's stored bytes: the CPU half of
