@@ -6,9 +6,9 @@
 //! Invariants guarded:
 //! - reading the database outside SQLite (header checks, the file capture
 //!   route, the in-use probe, diff against the live database, the watcher's
-//!   ticks) never drops this
-//!   process's POSIX locks: another process still cannot write while the app's
-//!   transaction is open, the app's COMMIT succeeds and the database is intact;
+//!   ticks) never drops this process's POSIX locks: another process still
+//!   cannot write while the app's transaction is open, the app's COMMIT
+//!   succeeds and the database is intact;
 //! - a restore that would replace a file this process has open is refused
 //!   (`InUse`, remedy `Live`), leaving it untouched; `live` restores into it;
 //! - a snapshot waiting for a locked source reports `OpenDatabase` first and
