@@ -5,9 +5,10 @@
 //!
 //! Invariants guarded:
 //! - reading the database outside SQLite (header checks, the file capture
-//!   route, the in-use probe, diff against the live database) never drops this
-//!   process's POSIX locks: another process still cannot write while the app's
-//!   transaction is open, the app's COMMIT succeeds and the database is intact;
+//!   route, the in-use probe, diff against the live database, the watcher's
+//!   ticks) never drops this process's POSIX locks: another process still
+//!   cannot write while the app's transaction is open, the app's COMMIT
+//!   succeeds and the database is intact;
 //! - a restore that would replace a file this process has open is refused
 //!   (`InUse`, remedy `Live`), leaving it untouched; `live` restores into it;
 //! - a snapshot waiting for a locked source reports `OpenDatabase` first and
@@ -22,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use common::TestDir;
 use lumina_backup::{
-    DiffTarget, ErrorKind, NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress, Remedy,
-    Repository, RestoreOptions, Snapshot, SnapshotOptions,
+    DiffTarget, ErrorKind, Location, NoProgress, OpenOptions, Outcome, Phase, PhaseInfo, Progress,
+    Remedy, Repository, RestoreOptions, Schedule, Snapshot, SnapshotOptions, WatchEvent,
+    WatchOptions, WatchedDatabase, Watcher,
 };
 use rusqlite::Connection;
 
@@ -161,6 +163,38 @@ fn refused_restore_onto_the_apps_database_keeps_its_lock() {
             .restore_snapshot(old, db, &opts, &NoProgress)
             .expect_err("refused");
         assert_eq!(e.kind(), ErrorKind::InUse, "{e}");
+    });
+}
+
+#[test]
+fn watcher_ticks_keep_the_apps_lock() {
+    app_lock_survives(|_r, db, _old| {
+        // Its own repository (no wait for `_r`'s lock): the ticks' fingerprint
+        // reads the database header every 20 ms, on the watcher's thread.
+        let dir = TestDir::new("in-process-watch");
+        Repository::init(&dir.repo()).expect("init");
+        let mut d = WatchedDatabase::new(db, Schedule::Manual);
+        d.on_change = true;
+        let mut opts =
+            WatchOptions::new(Location::Local(dir.repo()), OpenOptions::default(), vec![d]);
+        opts.check_every = Duration::from_millis(20);
+        opts.state_dir = Some(dir.path("state"));
+        let (w, rx) = Watcher::start(opts).expect("start");
+        // The first look snapshots the committed state (a reader beside the
+        // app's RESERVED lock); idle ticks follow.
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = end
+                .checked_duration_since(Instant::now())
+                .expect("no snapshot within 30 s");
+            match rx.recv_timeout(left).expect("an event") {
+                WatchEvent::SnapshotTaken { .. } => break,
+                WatchEvent::Failure { message, .. } => panic!("watcher failed: {message}"),
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        w.stop().expect("stops");
     });
 }
 

@@ -286,7 +286,11 @@ pub(super) fn run(ctx: &Ctx, args: WatchArgs) -> Result<i32, Error> {
             asked = true;
             watcher.request_stop();
         }
-        match events.recv_timeout(Duration::from_millis(100)) {
+        // Once a second: this loop only turns a signal into `request_stop`
+        // (which wakes the watcher's sleep); the flag registered above already
+        // cancels a snapshot under way. Polling every 100 ms cost an idle
+        // watcher most of its CPU time (benches/watch.rs, BENCHMARKS.md).
+        match events.recv_timeout(Duration::from_secs(1)) {
             Ok(event) => {
                 show(ctx, &event);
                 notifier.send(&event);

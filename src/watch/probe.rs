@@ -13,7 +13,10 @@
 //!    size or header; in rollback mode only when the database file was not
 //!    changed within [`unchanged::RACY`] of the moment the earlier fingerprint
 //!    was taken (a change in the same tick of the file system's clock could
-//!    leave the times equal). An idle check reads 20 + 32 bytes.
+//!    leave the times equal). An idle check reads 20 + 32 bytes. The database
+//!    file is read through [`crate::sqlite::held`] (a descriptor never closed,
+//!    so the POSIX locks of an app running the watcher in-process stay); the
+//!    `-wal` file, which SQLite does not lock, with a plain file.
 //! 2. When it differs: the exact state ([`state_now`], as a snapshot reads it:
 //!    `sqlite::unchanged`), compared with the newest snapshot's. Only a
 //!    different state (or one not known exactly) leads to a snapshot. For the
@@ -88,8 +91,11 @@ impl Fingerprint {
             (wal_len, header)
         });
         let db_stat = stat(db);
+        // Through `sqlite::held`, never closed: closing a descriptor of the
+        // database file would drop every POSIX lock this process holds on it,
+        // those of an app running the watcher in-process included.
         let mut h = [0u8; 20];
-        let wal_mode = std::fs::File::open(db)
+        let wal_mode = crate::sqlite::held::open(db)
             .and_then(|mut f| f.read_exact(&mut h))
             .is_ok_and(|()| h[18] == 2 && h[19] == 2);
         let now = nanos(Ok(SystemTime::now()));
