@@ -140,7 +140,17 @@ pub struct WatchOptions {
     /// Where failure reports are written (`None`: the user's state folder,
     /// [`crate::Health`]).
     pub state_dir: Option<PathBuf>,
+    /// A repository the app already holds open (and with it the repository's
+    /// lock, which would refuse the watcher's own open): while this slot holds
+    /// the repository at [`Self::location`], the watcher uses it, waiting for
+    /// the mutex, instead of opening its own. Empty, or holding another
+    /// repository: the watcher opens its own, as without it (`None`).
+    pub shared: Option<SharedRepository>,
 }
+
+/// An open repository an app shares with its watcher
+/// ([`WatchOptions::shared`]); `None` inside while the app has none open.
+pub type SharedRepository = Arc<Mutex<Option<crate::repo::Repository>>>;
 
 impl WatchOptions {
     /// Options for `databases` in the repository at `location`, checked every
@@ -156,6 +166,7 @@ impl WatchOptions {
             clock: Arc::new(SystemClock),
             tz: crate::local_zone(),
             state_dir: None,
+            shared: None,
         }
     }
 }

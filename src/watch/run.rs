@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::probe::{self, Fingerprint};
 use super::{due, Stop, Trigger, WatchEvent, WatchOptions, WatchedDatabase};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::SourceState;
 use crate::health::{Health, Subject};
 use crate::progress::{PhaseInfo, Progress};
@@ -257,19 +257,20 @@ impl Run {
 
     /// The newest snapshot of database `i`: its state and time.
     fn look_up(&mut self, i: usize) -> std::result::Result<(), (&'static str, Error)> {
-        let repo = Repository::open_read_only_at(&self.opts.location, &self.opts.open)
-            .map_err(|e| ("open", e))?;
         let path = &self.dbs[i].cfg.path;
-        let source = canonical(path).map_err(|_| {
-            (
-                "snapshot",
-                Error::invalid_input(format!(
-                    "database {} does not exist (yet): watch tries again",
-                    path.display()
-                )),
-            )
+        let newest = self.with_repository(false, |repo| {
+            let source = canonical(path).map_err(|_| {
+                (
+                    "snapshot",
+                    Error::invalid_input(format!(
+                        "database {} does not exist (yet): watch tries again",
+                        path.display()
+                    )),
+                )
+            })?;
+            let (newest, _) = repo.newest_of(&source).map_err(|e| ("open", e))?;
+            Ok(newest)
         })?;
-        let (newest, _) = repo.newest_of(&source).map_err(|e| ("open", e))?;
         let db = &mut self.dbs[i];
         if let Some(s) = newest {
             db.known = s.record.source_state.clone();
@@ -287,10 +288,18 @@ impl Run {
         &self,
         i: usize,
     ) -> std::result::Result<(String, u64, usize, Option<SourceState>), (&'static str, Error)> {
+        self.with_repository(true, |repo| self.snapshot_in(repo, i))
+    }
+
+    /// [`Self::snapshot`] in the open repository.
+    #[allow(clippy::type_complexity)]
+    fn snapshot_in(
+        &self,
+        repo: &mut Repository,
+        i: usize,
+    ) -> std::result::Result<(String, u64, usize, Option<SourceState>), (&'static str, Error)> {
         let c = &self.dbs[i].cfg;
         let progress = StopProgress(&self.stop);
-        let mut repo =
-            Repository::open_at(&self.opts.location, &self.opts.open).map_err(|e| ("open", e))?;
         let opts = SnapshotOptions {
             tags: c.tags.clone(),
             ..SnapshotOptions::default()
@@ -311,9 +320,44 @@ impl Run {
         let id = s.snapshot.id.to_hex();
         let state = s.snapshot.record.source_state.clone();
         let forgotten = self
-            .retention(&mut repo, &c.path, &progress)
+            .retention(repo, &c.path, &progress)
             .map_err(|e| ("retention", e))?;
         Ok((id, s.snapshot.record.new_bytes, forgotten, state))
+    }
+
+    /// Runs `f` in the app's shared repository when it holds this watcher's
+    /// (waiting for it, unless the watcher is stopped meanwhile), else in one
+    /// opened here: for writing (`write`, its lock exclusive) or reading.
+    fn with_repository<T>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut Repository) -> std::result::Result<T, (&'static str, Error)>,
+    ) -> std::result::Result<T, (&'static str, Error)> {
+        if let Some(shared) = &self.opts.shared {
+            let mut slot = loop {
+                match shared.try_lock() {
+                    Ok(slot) => break slot,
+                    Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                    Err(TryLockError::WouldBlock) => {
+                        if self.stop.sleep(Duration::from_millis(20)) {
+                            return Err(("open", Repr::Cancelled.into()));
+                        }
+                    }
+                }
+            };
+            if let Some(repo) = slot
+                .as_mut()
+                .filter(|r| *r.location() == self.opts.location)
+            {
+                return f(repo);
+            }
+        }
+        let opened = if write {
+            Repository::open_at(&self.opts.location, &self.opts.open)
+        } else {
+            Repository::open_read_only_at(&self.opts.location, &self.opts.open)
+        };
+        f(&mut opened.map_err(|e| ("open", e))?)
     }
 
     /// Applies the retention policy to one database's snapshots.

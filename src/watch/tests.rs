@@ -212,3 +212,53 @@ fn the_watcher_is_send() {
     send::<WatchEvent>();
     send::<WatchOptions>();
 }
+
+/// The app holds the repository open (and its lock): the watcher's own open
+/// is refused, and with the app's repository shared it snapshots in it.
+#[test]
+fn a_repository_the_app_holds_open_is_shared_with_the_watcher() {
+    let (dir, db, repo) = setup();
+    let held = Repository::open(&repo, &OpenOptions::default()).expect("open");
+    let shared: SharedRepository = Arc::new(Mutex::new(Some(held)));
+    let options = |shared: Option<SharedRepository>| {
+        let mut d = WatchedDatabase::new(&db, Schedule::Manual);
+        d.on_change = true;
+        d.min_gap = Duration::ZERO;
+        let open = OpenOptions {
+            lock_wait: Duration::ZERO,
+            ..OpenOptions::default()
+        };
+        let mut opts = WatchOptions::new(Location::Local(repo.clone()), open, vec![d]);
+        opts.check_every = Duration::from_millis(20);
+        opts.state_dir = Some(dir.path().join("state"));
+        opts.shared = shared;
+        opts
+    };
+    // Without it: the lock the app holds refuses the watcher.
+    let (w, rx) = Watcher::start(options(None)).expect("start");
+    let seen = until(&rx, |e| matches!(e, WatchEvent::Failure { .. }));
+    assert!(
+        matches!(seen.last(), Some(WatchEvent::Failure { operation, .. }) if operation == "open"),
+        "{seen:?}"
+    );
+    w.stop().expect("stops");
+    // Shared: the snapshot is taken in the app's repository.
+    let (w, rx) = Watcher::start(options(Some(Arc::clone(&shared)))).expect("start");
+    let seen = until(&rx, taken);
+    assert!(
+        !seen.iter().any(|e| matches!(e, WatchEvent::Failure { .. })),
+        "{seen:?}"
+    );
+    w.stop().expect("stops");
+    let mut slot = shared.lock().expect("not poisoned");
+    let held = slot.as_mut().expect("still open");
+    assert_eq!(held.list().expect("list").len(), 1);
+    // Closed by the app: the watcher opens its own again.
+    *slot = None;
+    drop(slot);
+    write(&db, "c");
+    let (w, rx) = Watcher::start(options(Some(Arc::clone(&shared)))).expect("start");
+    until(&rx, taken);
+    w.stop().expect("stops");
+    assert_eq!(snapshots(&repo), 2);
+}
