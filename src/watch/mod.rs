@@ -21,6 +21,10 @@
 //!
 //! Copies to remote locations are not made yet (the library's copy is being
 //! written): [`WatchOptions::remotes`] are accepted and reported once.
+//!
+//! An app that holds the repository open itself (its lock with it) shares it
+//! through [`WatchOptions::shared`]; the watcher then snapshots in that
+//! repository instead of opening its own.
 
 mod due;
 mod probe;

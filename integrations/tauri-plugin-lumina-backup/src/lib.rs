@@ -13,10 +13,14 @@
 //! ```
 //!
 //! The frontend (`tauri-plugin-lumina-backup-api`, `guest-js/`) calls
-//! `open`, `snapshot`, `list`, `diff`, `restore`, `verify`, `status` and
-//! `cancel`; long commands send [`ProgressEvent`]s under [`PROGRESS_EVENT`].
-//! The capability grants `lumina-backup:default` (everything but `restore`)
-//! and, where the app offers restoring, `lumina-backup:allow-restore`.
+//! `open`, `snapshot`, `snapshot_before`, `list`, `diff`, `restore`,
+//! `verify`, `status` and `cancel`; long commands send [`ProgressEvent`]s
+//! under [`PROGRESS_EVENT`]. It runs the library's watcher with
+//! `watch_start`, `watch_stop`, `watch_status`, `watch_config` (and checks a
+//! configuration file with `config_check`); the watcher's events arrive under
+//! [`WATCH_EVENT`]. The capability grants `lumina-backup:default`
+//! (everything but `restore`) and, where the app offers restoring,
+//! `lumina-backup:allow-restore`.
 //!
 //! The app's Rust side reaches the same repository through
 //! [`LuminaBackupExt::lumina_backup`] and [`LuminaBackup::with_repository`]

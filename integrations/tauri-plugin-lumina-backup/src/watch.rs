@@ -33,7 +33,8 @@ use crate::LuminaBackup;
 /// The event name the watcher's events are emitted under; the payload is the
 /// library's [`WatchEvent`] JSON, tagged by `event` (`started`,
 /// `snapshot-taken`, `skipped-unchanged`, `copy-done`, `failure`, `notice`,
-/// `stopped`).
+/// `stopped`). They are emitted from the forwarding thread: a Rust listener
+/// must not stop the watcher itself (`watch_stop` joins that thread).
 pub const WATCH_EVENT: &str = "lumina-backup://watch";
 
 /// The watcher of the app, if one was started.
@@ -91,15 +92,13 @@ pub(crate) async fn watch_start<R: Runtime>(
     let watch = Arc::clone(&state.watch);
     let lock_wait = state.lock_wait;
     blocking(move || {
-        let mut w = watch.lock().unwrap_or_else(PoisonError::into_inner);
-        if w.running.as_ref().is_some_and(|r| r.watcher.is_running()) {
+        let running = |w: &WatchSlot| w.running.as_ref().is_some_and(|r| r.watcher.is_running());
+        if running(&watch.lock().unwrap_or_else(PoisonError::into_inner)) {
             return Err(Error::WatchRunning);
         }
-        // A watcher that ended by itself: its thread and forwarder are done.
-        if let Some(old) = w.running.take() {
-            let _ = old.watcher.stop();
-            let _ = old.forwarder.join();
-        }
+        // The options are made without holding the watcher's state, which
+        // `watch_status` reads on the main thread: finding the open
+        // repository may wait for a long command.
         let (file, source_name, check_every) = match source {
             WatchSource::Config(c) => (c.to_file()?, "config".to_string(), c.check_every),
             WatchSource::File(path) => {
@@ -118,6 +117,16 @@ pub(crate) async fn watch_start<R: Runtime>(
             }
         };
         let (opts, config) = options(&app, &slot, &file, check_every, lock_wait, passphrase)?;
+        let mut w = watch.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another start won meanwhile.
+        if running(&w) {
+            return Err(Error::WatchRunning);
+        }
+        // A watcher that ended by itself: its thread and forwarder are done.
+        if let Some(old) = w.running.take() {
+            let _ = old.watcher.stop();
+            let _ = old.forwarder.join();
+        }
         let (watcher, events) = Watcher::start(opts)?;
         w.last = Arc::new(Mutex::new(LastEvents::default()));
         let forwarder = forward(app.clone(), events, Arc::clone(&w.last))?;
