@@ -140,7 +140,11 @@ impl Run {
         }
         if !db.looked_up {
             if let Err((op, e)) = self.look_up(i) {
-                self.failed(i, op, &e);
+                // Stopped while waiting for the app's shared repository:
+                // not a failure.
+                if !(e.is_cancelled() && self.stop.stopped()) {
+                    self.failed(i, op, &e);
+                }
                 return;
             }
         }

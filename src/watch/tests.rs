@@ -262,3 +262,37 @@ fn a_repository_the_app_holds_open_is_shared_with_the_watcher() {
     w.stop().expect("stops");
     assert_eq!(snapshots(&repo), 2);
 }
+
+/// Stopped while the app holds its shared repository (a long command): the
+/// watcher stops within its wait and reports no failure.
+#[test]
+fn a_stop_while_waiting_for_the_shared_repository_is_no_failure() {
+    let (dir, db, repo) = setup();
+    let held = Repository::open(&repo, &OpenOptions::default()).expect("open");
+    let shared: SharedRepository = Arc::new(Mutex::new(Some(held)));
+    let busy = shared.lock().expect("not poisoned");
+    let mut d = WatchedDatabase::new(&db, Schedule::Manual);
+    d.on_change = true;
+    let mut opts = WatchOptions::new(
+        Location::Local(repo.clone()),
+        OpenOptions::default(),
+        vec![d],
+    );
+    opts.check_every = Duration::from_millis(20);
+    opts.state_dir = Some(dir.path().join("state"));
+    opts.shared = Some(Arc::clone(&shared));
+    let (w, rx) = Watcher::start(opts).expect("start");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    w.stop().expect("stops");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(busy);
+    let events: Vec<_> = rx.iter().collect();
+    assert!(
+        matches!(
+            &events[..],
+            [WatchEvent::Started { .. }, WatchEvent::Stopped { .. }]
+        ),
+        "{events:?}"
+    );
+}
