@@ -201,8 +201,8 @@ pub use config_file::{
 pub use health::{Failure, Health, HealthEntry, Subject as HealthSubject};
 pub use retention::{BEFORE_TAG_PREFIX, DEFAULT_BEFORE};
 pub use watch::{
-    Clock, ManualClock, Slot, SystemClock, Trigger, WatchEvent, WatchOptions, WatchedDatabase,
-    Watcher,
+    Clock, ManualClock, SharedRepository, Slot, SystemClock, Trigger, WatchEvent, WatchOptions,
+    WatchedDatabase, Watcher,
 };
 
 // Export and import of the app's tables (JSON, CSV).

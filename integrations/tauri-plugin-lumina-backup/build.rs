@@ -2,7 +2,21 @@
 //! allow/deny pair per command) and its ACL manifest for the app's build.
 
 const COMMANDS: &[&str] = &[
-    "open", "close", "snapshot", "list", "diff", "restore", "verify", "status", "cancel",
+    "open",
+    "close",
+    "snapshot",
+    "list",
+    "diff",
+    "restore",
+    "verify",
+    "status",
+    "cancel",
+    "snapshot_before",
+    "watch_start",
+    "watch_stop",
+    "watch_status",
+    "watch_config",
+    "config_check",
 ];
 
 fn main() {

@@ -8,9 +8,12 @@
 //! ([`Health`]) and tried again with backoff, without holding up the others.
 //!
 //! The copy reads the repository under its shared lock, which a snapshot's
-//! write lock waits for. So the snapshot step raises [`Gate`] first: the copy
-//! stops at its next pack (a copy resumes without resending what arrived),
-//! lets the snapshot through, and starts again once the gate is down.
+//! write lock waits for (or, when the app shares its open repository,
+//! `WatchOptions::shared`, holding that repository's mutex, which the app's
+//! own calls then wait for until the copy ends). So the snapshot step raises
+//! [`Gate`] first: the copy stops at its next pack (a copy resumes without
+//! resending what arrived), lets the snapshot through, and starts again once
+//! the gate is down.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,6 +98,8 @@ pub(super) fn parse_remotes(opts: &WatchOptions) -> Result<Vec<(String, Location
 /// The copier thread's state.
 pub(super) struct Copier {
     source: Location,
+    /// The app's repository, when it holds it open (`WatchOptions::shared`).
+    shared: Option<super::SharedRepository>,
     open: crate::repo::OpenOptions,
     copy: CopyOptions,
     remotes: Vec<Remote>,
@@ -127,6 +132,7 @@ impl Copier {
         copy.passphrase = opts.open.passphrase.clone();
         Copier {
             source: opts.location.clone(),
+            shared: opts.shared.clone(),
             open: crate::repo::OpenOptions {
                 purpose: "watch copy".into(),
                 ..opts.open.clone()
@@ -229,6 +235,23 @@ impl Copier {
             Err(e) => return Err(e),
         }
         Repository::check_cancel(progress)?;
+        if let Some(shared) = &self.shared {
+            // The app holds the repository (and its lock): copy from it,
+            // holding it until the copy ends or yields to a snapshot.
+            let slot = loop {
+                match shared.try_lock() {
+                    Ok(slot) => break slot,
+                    Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        Repository::check_cancel(progress)?;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                }
+            };
+            if let Some(repo) = slot.as_ref().filter(|r| *r.location() == self.source) {
+                return repo.copy_to(dest, None, &self.copy, progress);
+            }
+        }
         let repo = Repository::open_read_only_at(&self.source, &self.open)?;
         repo.copy_to(dest, None, &self.copy, progress)
     }

@@ -27,6 +27,10 @@
 //! (`verify --restore-test`) at that interval; the time of the last drill is
 //! kept with the failure reports, so a watcher restarted daily still drills
 //! weekly.
+//!
+//! An app that holds the repository open itself (its lock with it) shares it
+//! through [`WatchOptions::shared`]; the watcher then snapshots in that
+//! repository instead of opening its own.
 
 mod copier;
 mod due;
@@ -151,7 +155,17 @@ pub struct WatchOptions {
     /// Where failure reports are written (`None`: the user's state folder,
     /// [`crate::Health`]).
     pub state_dir: Option<PathBuf>,
+    /// A repository the app already holds open (and with it the repository's
+    /// lock, which would refuse the watcher's own open): while this slot holds
+    /// the repository at [`Self::location`], the watcher uses it, waiting for
+    /// the mutex, instead of opening its own. Empty, or holding another
+    /// repository: the watcher opens its own, as without it (`None`).
+    pub shared: Option<SharedRepository>,
 }
+
+/// An open repository an app shares with its watcher
+/// ([`WatchOptions::shared`]); `None` inside while the app has none open.
+pub type SharedRepository = Arc<Mutex<Option<crate::repo::Repository>>>;
 
 impl WatchOptions {
     /// Options for `databases` in the repository at `location`, checked every
@@ -168,6 +182,7 @@ impl WatchOptions {
             clock: Arc::new(SystemClock),
             tz: crate::local_zone(),
             state_dir: None,
+            shared: None,
         }
     }
 }

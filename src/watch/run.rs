@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::copier::{self, Copier, Gate};
 use super::probe::{self, Fingerprint};
 use super::{due, Stop, Trigger, WatchEvent, WatchOptions, WatchedDatabase};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::format::SourceState;
 use crate::health::{Health, Subject};
 use crate::progress::{PhaseInfo, Progress};
@@ -206,7 +206,11 @@ impl Run {
         }
         if !db.looked_up {
             if let Err((op, e)) = self.look_up(i) {
-                self.failed(i, op, &e);
+                // Stopped while waiting for the app's shared repository:
+                // not a failure.
+                if !(e.is_cancelled() && self.stop.stopped()) {
+                    self.failed(i, op, &e);
+                }
                 return;
             }
         }
@@ -323,19 +327,20 @@ impl Run {
 
     /// The newest snapshot of database `i`: its state and time.
     fn look_up(&mut self, i: usize) -> std::result::Result<(), (&'static str, Error)> {
-        let repo = Repository::open_read_only_at(&self.opts.location, &self.opts.open)
-            .map_err(|e| ("open", e))?;
         let path = &self.dbs[i].cfg.path;
-        let source = canonical(path).map_err(|_| {
-            (
-                "snapshot",
-                Error::invalid_input(format!(
-                    "database {} does not exist (yet): watch tries again",
-                    path.display()
-                )),
-            )
+        let newest = self.with_repository(false, |repo| {
+            let source = canonical(path).map_err(|_| {
+                (
+                    "snapshot",
+                    Error::invalid_input(format!(
+                        "database {} does not exist (yet): watch tries again",
+                        path.display()
+                    )),
+                )
+            })?;
+            let (newest, _) = repo.newest_of(&source).map_err(|e| ("open", e))?;
+            Ok(newest)
         })?;
-        let (newest, _) = repo.newest_of(&source).map_err(|e| ("open", e))?;
         let db = &mut self.dbs[i];
         if let Some(s) = newest {
             db.known = s.record.source_state.clone();
@@ -353,12 +358,21 @@ impl Run {
         &self,
         i: usize,
     ) -> std::result::Result<(String, u64, usize, Option<SourceState>), (&'static str, Error)> {
+        // A copy under way yields the repository (its lock, or the app's
+        // shared one) to us at its next pack.
+        let _raised = self.gate.raise();
+        self.with_repository(true, |repo| self.snapshot_in(repo, i))
+    }
+
+    /// [`Self::snapshot`] in the open repository.
+    #[allow(clippy::type_complexity)]
+    fn snapshot_in(
+        &self,
+        repo: &mut Repository,
+        i: usize,
+    ) -> std::result::Result<(String, u64, usize, Option<SourceState>), (&'static str, Error)> {
         let c = &self.dbs[i].cfg;
         let progress = StopProgress(&self.stop);
-        // A copy under way yields the repository (its shared lock) to us.
-        let _raised = self.gate.raise();
-        let mut repo =
-            Repository::open_at(&self.opts.location, &self.opts.open).map_err(|e| ("open", e))?;
         let opts = SnapshotOptions {
             tags: c.tags.clone(),
             ..SnapshotOptions::default()
@@ -383,9 +397,44 @@ impl Run {
             .behind
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let forgotten = self
-            .retention(&mut repo, &c.path, &progress)
+            .retention(repo, &c.path, &progress)
             .map_err(|e| ("retention", e))?;
         Ok((id, s.snapshot.record.new_bytes, forgotten, state))
+    }
+
+    /// Runs `f` in the app's shared repository when it holds this watcher's
+    /// (waiting for it, unless the watcher is stopped meanwhile), else in one
+    /// opened here: for writing (`write`, its lock exclusive) or reading.
+    fn with_repository<T>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut Repository) -> std::result::Result<T, (&'static str, Error)>,
+    ) -> std::result::Result<T, (&'static str, Error)> {
+        if let Some(shared) = &self.opts.shared {
+            let mut slot = loop {
+                match shared.try_lock() {
+                    Ok(slot) => break slot,
+                    Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                    Err(TryLockError::WouldBlock) => {
+                        if self.stop.sleep(Duration::from_millis(20)) {
+                            return Err(("open", Repr::Cancelled.into()));
+                        }
+                    }
+                }
+            };
+            if let Some(repo) = slot
+                .as_mut()
+                .filter(|r| *r.location() == self.opts.location)
+            {
+                return f(repo);
+            }
+        }
+        let opened = if write {
+            Repository::open_at(&self.opts.location, &self.opts.open)
+        } else {
+            Repository::open_read_only_at(&self.opts.location, &self.opts.open)
+        };
+        f(&mut opened.map_err(|e| ("open", e))?)
     }
 
     /// Applies the retention policy to one database's snapshots.
@@ -533,13 +582,18 @@ impl Run {
 
     /// The drill of the newest snapshot of `path` (`None`: it has none).
     fn drill(&self, path: &Path) -> Result<Option<crate::repo::DrillReport>> {
-        let repo = Repository::open_read_only_at(&self.opts.location, &self.opts.open)?;
-        let source = canonical(path)?;
-        let (newest, _) = repo.newest_of(&source)?;
-        let Some(s) = newest else { return Ok(None) };
-        let progress = StopProgress(&self.stop);
-        let reports = repo.restore_drills(Some(&s.id.to_hex()), &progress)?;
-        Ok(reports.into_iter().next())
+        let _raised = self.gate.raise();
+        self.with_repository(false, |repo| {
+            let source = canonical(path).map_err(|e| ("open", e))?;
+            let (newest, _) = repo.newest_of(&source).map_err(|e| ("open", e))?;
+            let Some(s) = newest else { return Ok(None) };
+            let progress = StopProgress(&self.stop);
+            let reports = repo
+                .restore_drills(Some(&s.id.to_hex()), &progress)
+                .map_err(|e| ("restore-drill", e))?;
+            Ok(reports.into_iter().next())
+        })
+        .map_err(|(_, e)| e)
     }
 }
 

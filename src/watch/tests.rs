@@ -272,3 +272,87 @@ fn a_remote_that_is_the_repository_or_no_location_is_refused_at_start() {
     let e = Watcher::start(opts).expect_err("refused");
     assert!(e.to_string().contains("is the repository itself"), "{e}");
 }
+
+/// The app holds the repository open (and its lock): the watcher's own open
+/// is refused, and with the app's repository shared it snapshots in it.
+#[test]
+fn a_repository_the_app_holds_open_is_shared_with_the_watcher() {
+    let (dir, db, repo) = setup();
+    let held = Repository::open(&repo, &OpenOptions::default()).expect("open");
+    let shared: SharedRepository = Arc::new(Mutex::new(Some(held)));
+    let options = |shared: Option<SharedRepository>| {
+        let mut d = WatchedDatabase::new(&db, Schedule::Manual);
+        d.on_change = true;
+        d.min_gap = Duration::ZERO;
+        let open = OpenOptions {
+            lock_wait: Duration::ZERO,
+            ..OpenOptions::default()
+        };
+        let mut opts = WatchOptions::new(Location::Local(repo.clone()), open, vec![d]);
+        opts.check_every = Duration::from_millis(20);
+        opts.state_dir = Some(dir.path().join("state"));
+        opts.shared = shared;
+        opts
+    };
+    // Without it: the lock the app holds refuses the watcher.
+    let (w, rx) = Watcher::start(options(None)).expect("start");
+    let seen = until(&rx, |e| matches!(e, WatchEvent::Failure { .. }));
+    assert!(
+        matches!(seen.last(), Some(WatchEvent::Failure { operation, .. }) if operation == "open"),
+        "{seen:?}"
+    );
+    w.stop().expect("stops");
+    // Shared: the snapshot is taken in the app's repository.
+    let (w, rx) = Watcher::start(options(Some(Arc::clone(&shared)))).expect("start");
+    let seen = until(&rx, taken);
+    assert!(
+        !seen.iter().any(|e| matches!(e, WatchEvent::Failure { .. })),
+        "{seen:?}"
+    );
+    w.stop().expect("stops");
+    let mut slot = shared.lock().expect("not poisoned");
+    let held = slot.as_mut().expect("still open");
+    assert_eq!(held.list().expect("list").len(), 1);
+    // Closed by the app: the watcher opens its own again.
+    *slot = None;
+    drop(slot);
+    write(&db, "c");
+    let (w, rx) = Watcher::start(options(Some(Arc::clone(&shared)))).expect("start");
+    until(&rx, taken);
+    w.stop().expect("stops");
+    assert_eq!(snapshots(&repo), 2);
+}
+
+/// Stopped while the app holds its shared repository (a long command): the
+/// watcher stops within its wait and reports no failure.
+#[test]
+fn a_stop_while_waiting_for_the_shared_repository_is_no_failure() {
+    let (dir, db, repo) = setup();
+    let held = Repository::open(&repo, &OpenOptions::default()).expect("open");
+    let shared: SharedRepository = Arc::new(Mutex::new(Some(held)));
+    let busy = shared.lock().expect("not poisoned");
+    let mut d = WatchedDatabase::new(&db, Schedule::Manual);
+    d.on_change = true;
+    let mut opts = WatchOptions::new(
+        Location::Local(repo.clone()),
+        OpenOptions::default(),
+        vec![d],
+    );
+    opts.check_every = Duration::from_millis(20);
+    opts.state_dir = Some(dir.path().join("state"));
+    opts.shared = Some(Arc::clone(&shared));
+    let (w, rx) = Watcher::start(opts).expect("start");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    w.stop().expect("stops");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(busy);
+    let events: Vec<_> = rx.iter().collect();
+    assert!(
+        matches!(
+            &events[..],
+            [WatchEvent::Started { .. }, WatchEvent::Stopped { .. }]
+        ),
+        "{events:?}"
+    );
+}

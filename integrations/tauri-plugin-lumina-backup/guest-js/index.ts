@@ -1,7 +1,8 @@
 // TypeScript bindings of tauri-plugin-lumina-backup: typed calls of the
 // plugin's commands (`plugin:lumina-backup|<command>`), progress events and
-// cancellation. The types mirror src/models.rs, src/progress.rs and
-// src/error.rs one to one.
+// cancellation, the watcher and its events. The types mirror src/models.rs,
+// src/progress.rs, src/watch.rs, src/watch_config.rs and src/error.rs one to
+// one (the watch events mirror the library's `WatchEvent`).
 
 import { invoke } from '@tauri-apps/api/core'
 import { listen, type UnlistenFn } from '@tauri-apps/api/event'
@@ -9,11 +10,15 @@ import { listen, type UnlistenFn } from '@tauri-apps/api/event'
 /** The event progress is emitted under. */
 export const PROGRESS_EVENT = 'lumina-backup://progress'
 
+/** The event the watcher's events are emitted under. */
+export const WATCH_EVENT = 'lumina-backup://watch'
+
 // ---------------------------------------------------------------- errors
 
 /**
  * What a failed command rejects with. `kind` is the library's error kind or
- * one of the plugin's own (`NotOpen`, `InvalidInput`, `Internal`).
+ * one of the plugin's own (`NotOpen`, `InvalidInput`, `Internal`, `Config`,
+ * `WatchRunning`).
  */
 export interface BackupError {
   kind: ErrorKind
@@ -23,12 +28,22 @@ export interface BackupError {
   remedy: Remedy | null
   /** The file or folder the error is about, when it names one. */
   path: string | null
+  /** `Config`: the 1-based line of the configuration file, when known. */
+  line: number | null
+  /**
+   * `Config`: the key, dotted in a file (`hooks.on_success`), camelCase with
+   * indices in a configuration given to `watchStart`
+   * (`config.databases[0].minGap`).
+   */
+  key: string | null
 }
 
 export type ErrorKind =
   | 'NotOpen'
   | 'InvalidInput'
   | 'Internal'
+  | 'Config'
+  | 'WatchRunning'
   | 'NoRepository'
   | 'RepositoryExists'
   | 'Locked'
@@ -243,7 +258,9 @@ async function withOperation<T>(
       kind: 'Cancelled',
       message: `operation ${operation} was cancelled before it started`,
       remedy: null,
-      path: null
+      path: null,
+      line: null,
+      key: null
     }
     throw cancelled
   }
@@ -351,4 +368,233 @@ export async function status(): Promise<StatusResult> {
 /** Asks the running operation `operation` to stop; false if none runs. */
 export async function cancel(operation: string): Promise<boolean> {
   return await invoke('plugin:lumina-backup|cancel', { operation })
+}
+
+/**
+ * Snapshots `db` before a risky operation: tagged `before:<reason>`
+ * (`migration`, `update`, `bulk-import`, `cleanup`, or another single word)
+ * and kept by the repository's retention rule for such snapshots.
+ */
+export async function snapshotBefore(
+  db: string,
+  reason: BeforeReason,
+  options: OperationOptions = {}
+): Promise<SnapshotResult> {
+  return await withOperation('snapshot_before', { db, reason }, options)
+}
+
+/** The reasons the app's design names; any other single word is accepted. */
+export type BeforeReason = 'migration' | 'update' | 'bulk-import' | 'cleanup' | (string & {})
+
+// ---------------------------------------------------------------- watcher
+
+/** `daily`, `weekly`, `monthly`, `manual` (only on change) or an interval such as `15m`. */
+export type Schedule = 'daily' | 'weekly' | 'monthly' | 'manual' | (string & {})
+
+/** A span of time: `500ms`, `90s`, `15m`, `2h`, `1d`, `1h30m`. */
+export type Interval = string
+
+export type Weekday =
+  | 'monday'
+  | 'tuesday'
+  | 'wednesday'
+  | 'thursday'
+  | 'friday'
+  | 'saturday'
+  | 'sunday'
+
+/** The keep rules of `lumina-backup config set` (snake_case as in the file). */
+export interface RetentionRules {
+  keep_last?: number
+  keep_hourly?: number
+  keep_daily?: number
+  keep_weekly?: number
+  keep_monthly?: number
+  keep_yearly?: number
+  keep_within?: string
+  keep_tags?: string[]
+  /** A span such as `30d`: how long `pre-restore` snapshots are kept. */
+  keep_pre_restore?: string
+  /** A span such as `90d`: how long `before:<reason>` snapshots are kept. */
+  keep_before?: string
+}
+
+export type CloudProvider = 'google-drive' | 'dropbox' | 'onedrive'
+
+/** One watched database, with its own settings where they differ. */
+export interface WatchDatabase {
+  /** The database file (relative: under the app's data folder). */
+  path: string
+  schedule?: Schedule
+  onChange?: boolean
+  minGap?: Interval
+  tags?: string[]
+}
+
+/**
+ * A watcher's configuration. `schedule`, `retention`, `cloudProvider` and
+ * `cloudPath` take the app's `BackupConfig` values as they are.
+ */
+export interface WatchConfig {
+  /** A folder or location URL; absent: the repository open in the plugin. */
+  repository?: string
+  databases: WatchDatabase[]
+  schedule?: Schedule
+  /** Local time of a daily, weekly or monthly snapshot, `"03:00"`. */
+  time?: string
+  /** Weekly schedules only. */
+  weekday?: Weekday
+  /** Monthly schedules only: 1 to 28. */
+  day?: number
+  /** Also snapshot a database when it changes (at most once per `minGap`). */
+  onChange?: boolean
+  /** Default `60s`. */
+  minGap?: Interval
+  /** A count of snapshots to keep (`BackupConfig.retention`) or rules; absent: the repository's stored policy. */
+  retention?: number | RetentionRules
+  /** Remote locations the repository is copied to after each snapshot (`copy-done`, `failure` events). */
+  remotes?: string[]
+  /** Restore and check each database's newest snapshot this often, `"7d"` (`drill-passed`, `failure` events). */
+  restoreDrill?: Interval
+  cloudProvider?: CloudProvider
+  cloudPath?: string
+  /** How often the databases are looked at; default `1s`. */
+  checkEvery?: Interval
+}
+
+/** The app's `BackupConfig`, as a configuration file gives it. */
+export interface BackupConfig {
+  enabled: boolean
+  autoBackup: boolean
+  schedule: 'daily' | 'weekly' | 'monthly' | 'manual'
+  retention: number
+  compression: boolean
+  encryption: boolean
+  cloudProvider?: CloudProvider
+  cloudPath?: string
+}
+
+/** What `watchStart` watches with: the app's configuration, or a configuration file (`null`: `~/.lumina/backup.toml`). */
+export type WatchSource = { config: WatchConfig } | { file: string | null }
+
+/** The payload of {@link WATCH_EVENT}: the library's `WatchEvent`, in order, `stopped` last. */
+export type WatchEvent =
+  | { event: 'started'; databases: string[] }
+  | {
+      event: 'snapshot-taken'
+      db: string
+      /** The snapshot's id (hex). */
+      snapshot: string
+      trigger: 'schedule' | 'change'
+      /** Bytes it added to the repository. */
+      new_bytes: number
+      /** Snapshots retention removed after it. */
+      forgotten: number
+    }
+  | { event: 'skipped-unchanged'; db: string; trigger: 'schedule' | 'change' }
+  | {
+      event: 'copy-done'
+      remote: string
+      /** Snapshots this copy sent. */
+      copied: number
+      /** Snapshots it removed there (forgotten here). */
+      removed: number
+      bytes_sent: number
+    }
+  | {
+      event: 'drill-passed'
+      db: string
+      /** The snapshot restored and checked (short id). */
+      snapshot: string
+      /** What was checked, one line each. */
+      checked: string[]
+    }
+  | {
+      event: 'failure'
+      db: string | null
+      remote: string | null
+      /** `open`, `snapshot`, `retention`, `copy`, `restore-drill`. */
+      operation: string
+      message: string
+      /** Failures of this database (or remote) in a row. */
+      consecutive: number
+      /** Seconds until it is tried again. */
+      retry_in: number
+    }
+  | { event: 'notice'; message: string }
+  | {
+      event: 'stopped'
+      /** A snapshot under way was abandoned (it recorded nothing). */
+      abandoned: boolean
+    }
+
+export interface WatchStatus {
+  running: boolean
+  /** `config`, or the configuration file's path; null before the first start. */
+  source: string | null
+  /** The configuration it runs (or last ran) with. */
+  config: WatchConfig | null
+  /** The last event concerning each database, by its path. */
+  lastEvents: Record<string, WatchEvent>
+  lastEvent: WatchEvent | null
+}
+
+/** What `configCheck` found in a valid configuration file. */
+export interface ConfigCheck {
+  path: string
+  /** `enabled`; `watchStart` from this file refuses to start when false. */
+  enabled: boolean
+  config: WatchConfig
+  backupConfig: BackupConfig
+  /** Keys the plugin does not act on (`hooks.*`, `webhook`: `lumina-backup watch` runs those). */
+  ignored: string[]
+}
+
+/**
+ * Starts the watcher (one per app: a second start rejects with kind
+ * `WatchRunning`). Resolves with the configuration it runs with. A bad value
+ * rejects with kind `Config` and its `key`; a bad file also with its `line`.
+ * `passphrase` is for an encrypted repository the plugin does not hold open.
+ */
+export async function watchStart(
+  source: WatchSource,
+  options: { passphrase?: string } = {}
+): Promise<WatchConfig> {
+  return await invoke('plugin:lumina-backup|watch_start', { source, ...options })
+}
+
+/**
+ * Stops the watcher, abandoning a snapshot under way (it records nothing);
+ * resolves after its `stopped` event was emitted. False if none ran.
+ */
+export async function watchStop(): Promise<boolean> {
+  return await invoke('plugin:lumina-backup|watch_stop')
+}
+
+/** Whether the watcher runs, its configuration and last events. */
+export async function watchStatus(): Promise<WatchStatus> {
+  return await invoke('plugin:lumina-backup|watch_status')
+}
+
+/** The configuration the watcher runs (or last ran) with; null before the first start. */
+export async function watchConfig(): Promise<WatchConfig | null> {
+  return await invoke('plugin:lumina-backup|watch_config')
+}
+
+/**
+ * Checks a configuration file: `text` (named `path` in errors), else the file
+ * at `path`, else `~/.lumina/backup.toml`. Rejects with kind `Config`, its
+ * `path`, `line` and `key`.
+ */
+export async function configCheck(
+  options: { text?: string; path?: string } = {}
+): Promise<ConfigCheck> {
+  return await invoke('plugin:lumina-backup|config_check', options)
+}
+
+/** Calls `cb` with each watcher event, in order; resolves to the function that stops listening. */
+export async function onWatchEvent(cb: (event: WatchEvent) => void): Promise<UnlistenFn> {
+  return await listen<WatchEvent>(WATCH_EVENT, (event) => {
+    cb(event.payload)
+  })
 }

@@ -21,7 +21,9 @@ use crate::progress::{emit_to_app, EventProgress};
 use crate::LuminaBackup;
 
 /// Runs `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tauri::async_runtime::spawn_blocking(f)
         .await
         .map_err(|e| Error::Task(e.to_string()))?
@@ -29,7 +31,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 /// A path from the frontend: an absolute path as given, a relative one under
 /// the app's data folder (`appDataDir()` in JavaScript).
-fn resolve_path<R: Runtime>(app: &AppHandle<R>, path: &str) -> Result<PathBuf> {
+pub(crate) fn resolve_path<R: Runtime>(app: &AppHandle<R>, path: &str) -> Result<PathBuf> {
     if path.is_empty() {
         return Err(Error::InvalidInput(
             "empty path; give an absolute path or one relative to the app's data folder".into(),
@@ -49,7 +51,7 @@ fn resolve_path<R: Runtime>(app: &AppHandle<R>, path: &str) -> Result<PathBuf> {
 
 /// A repository location from the frontend: a URL (`s3://`, `webdav://`...)
 /// as given, a folder as [`resolve_path`] resolves it.
-fn resolve_location<R: Runtime>(app: &AppHandle<R>, repo: &str) -> Result<Location> {
+pub(crate) fn resolve_location<R: Runtime>(app: &AppHandle<R>, repo: &str) -> Result<Location> {
     match Location::parse(repo)? {
         Location::Local(p) => Ok(Location::Local(resolve_path(app, &p.to_string_lossy())?)),
         remote => Ok(remote),
@@ -143,6 +145,30 @@ pub(crate) async fn snapshot<R: Runtime>(
         .run(move |repo| {
             let _guard = guard;
             let summary = repo.snapshot(&db, &opts, &progress)?;
+            Ok(SnapshotResult::from(&summary))
+        })
+        .await
+}
+
+/// Snapshots the database `db` before a risky operation: tagged
+/// `before:<reason>` (`migration`, `update`, `bulk-import`, `cleanup`, or
+/// another single word), kept by the repository's retention rule for such
+/// snapshots. Returns what `snapshot` returns.
+#[command]
+pub(crate) async fn snapshot_before<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, LuminaBackup>,
+    db: String,
+    reason: String,
+    operation: Option<String>,
+) -> Result<SnapshotResult> {
+    let db = resolve_path(&app, &db)?;
+    let guard = state.ops.start(operation)?;
+    let progress = EventProgress::new(&guard, emit_to_app(app));
+    state
+        .run(move |repo| {
+            let _guard = guard;
+            let summary = repo.snapshot_before_with(&db, &reason, &progress)?;
             Ok(SnapshotResult::from(&summary))
         })
         .await

@@ -1,6 +1,6 @@
 //! The plugin's error: what the frontend receives when a command fails, as a
-//! typed object `{ kind, message, remedy?, path? }` (see `guest-js/index.ts`,
-//! `BackupError`), never a bare string.
+//! typed object `{ kind, message, remedy?, path?, line?, key? }` (see
+//! `guest-js/index.ts`, `BackupError`), never a bare string.
 
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
@@ -23,6 +23,43 @@ pub enum Error {
     /// panicked); the repository is as the library left it after a failure.
     #[error("the backup task stopped unexpectedly: {0}")]
     Task(String),
+    /// A watcher's configuration (a file, or the app's) that cannot be used:
+    /// which key, on which line of which file, and why.
+    #[error("{0}")]
+    Config(ConfigProblem),
+    /// `watch_start` while a watcher runs: one watcher per app.
+    #[error("a watcher is already running; stop it first (watch_stop) to start one with another configuration")]
+    WatchRunning,
+}
+
+/// Where a watcher's configuration is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The configuration file (`None`: the configuration the app gave).
+    pub path: Option<String>,
+    /// Its 1-based line, when known (files only).
+    pub line: Option<usize>,
+    /// The key: dotted in a file (`hooks.on_success`), camelCase with
+    /// indices in the app's (`config.databases[0].minGap`).
+    pub key: Option<String>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "configuration file {path}")?,
+            None => write!(f, "watcher configuration")?,
+        }
+        if let Some(line) = self.line {
+            write!(f, " line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
 }
 
 /// Result alias of the plugin.
@@ -31,13 +68,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// The kind the frontend matches on: the library's [`lumina_backup::ErrorKind`]
     /// name (`WrongPassword`, `Cancelled`, `InUse`...), or the plugin's own
-    /// `NotOpen`, `InvalidInput`, `Internal`.
+    /// `NotOpen`, `InvalidInput`, `Internal`, `Config`, `WatchRunning`.
     pub fn kind(&self) -> String {
         match self {
             Error::Backup(e) => format!("{:?}", e.kind()),
             Error::NotOpen => "NotOpen".into(),
             Error::InvalidInput(_) => "InvalidInput".into(),
             Error::Task(_) => "Internal".into(),
+            Error::Config(_) => "Config".into(),
+            Error::WatchRunning => "WatchRunning".into(),
         }
     }
 
@@ -65,15 +104,22 @@ impl Error {
 
 impl Serialize for Error {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let path = match self {
-            Error::Backup(e) => e.path().map(|p| p.to_string_lossy().into_owned()),
-            _ => None,
+        let (path, line, key) = match self {
+            Error::Backup(e) => (
+                e.path().map(|p| p.to_string_lossy().into_owned()),
+                None,
+                None,
+            ),
+            Error::Config(p) => (p.path.clone(), p.line, p.key.clone()),
+            _ => (None, None, None),
         };
-        let mut s = serializer.serialize_struct("Error", 4)?;
+        let mut s = serializer.serialize_struct("Error", 6)?;
         s.serialize_field("kind", &self.kind())?;
         s.serialize_field("message", &self.to_string())?;
         s.serialize_field("remedy", &self.remedy())?;
         s.serialize_field("path", &path)?;
+        s.serialize_field("line", &line)?;
+        s.serialize_field("key", &key)?;
         s.end()
     }
 }

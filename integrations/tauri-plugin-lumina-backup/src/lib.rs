@@ -13,10 +13,14 @@
 //! ```
 //!
 //! The frontend (`tauri-plugin-lumina-backup-api`, `guest-js/`) calls
-//! `open`, `snapshot`, `list`, `diff`, `restore`, `verify`, `status` and
-//! `cancel`; long commands send [`ProgressEvent`]s under [`PROGRESS_EVENT`].
-//! The capability grants `lumina-backup:default` (everything but `restore`)
-//! and, where the app offers restoring, `lumina-backup:allow-restore`.
+//! `open`, `snapshot`, `snapshot_before`, `list`, `diff`, `restore`,
+//! `verify`, `status` and `cancel`; long commands send [`ProgressEvent`]s
+//! under [`PROGRESS_EVENT`]. It runs the library's watcher with
+//! `watch_start`, `watch_stop`, `watch_status`, `watch_config` (and checks a
+//! configuration file with `config_check`); the watcher's events arrive under
+//! [`WATCH_EVENT`]. The capability grants `lumina-backup:default`
+//! (everything but `restore`) and, where the app offers restoring,
+//! `lumina-backup:allow-restore`.
 //!
 //! The app's Rust side reaches the same repository through
 //! [`LuminaBackupExt::lumina_backup`] and [`LuminaBackup::with_repository`]
@@ -28,6 +32,8 @@ mod commands;
 mod error;
 mod models;
 mod progress;
+mod watch;
+mod watch_config;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,12 +42,15 @@ use lumina_backup::Repository;
 use tauri::plugin::{Builder as PluginBuilder, TauriPlugin};
 use tauri::{Manager, Runtime};
 
+pub use error::ConfigProblem;
 pub use error::{Error, Result};
 pub use models::{
     DatabaseStatus, DiffAgainst, DiffResult, FailureInfo, RepositoryInfo, RestoreCheck,
     RestoreResult, SnapshotInfo, SnapshotResult, StatusResult, TableDiff, VerifyResult,
 };
 pub use progress::{OperationGuard, Operations, ProgressEvent, ADVANCE_EVERY, PROGRESS_EVENT};
+pub use watch::{WatchStatus, WATCH_EVENT};
+pub use watch_config::{ConfigCheck, WatchConfig, WatchDatabase, WatchSource};
 
 /// The plugin's name: commands are `plugin:lumina-backup|<command>`,
 /// permissions `lumina-backup:<permission>`.
@@ -54,6 +63,7 @@ pub struct LuminaBackup {
     slot: Arc<Mutex<Option<Repository>>>,
     ops: Arc<Operations>,
     lock_wait: Duration,
+    watch: Arc<Mutex<watch::WatchSlot>>,
 }
 
 impl LuminaBackup {
@@ -140,12 +150,19 @@ impl Builder {
                 commands::verify,
                 commands::status,
                 commands::cancel,
+                commands::snapshot_before,
+                watch::watch_start,
+                watch::watch_stop,
+                watch::watch_status,
+                watch::watch_config,
+                watch::config_check,
             ])
             .setup(move |app, _api| {
                 app.manage(LuminaBackup {
                     slot: Arc::new(Mutex::new(None)),
                     ops: Arc::new(Operations::default()),
                     lock_wait,
+                    watch: Arc::default(),
                 });
                 Ok(())
             })

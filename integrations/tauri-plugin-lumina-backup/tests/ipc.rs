@@ -15,7 +15,7 @@ use tauri::test::{
 };
 use tauri::webview::InvokeRequest;
 use tauri::{App, Listener, Manager, WebviewWindow, WebviewWindowBuilder};
-use tauri_plugin_lumina_backup::{LuminaBackupExt, PROGRESS_EVENT};
+use tauri_plugin_lumina_backup::{LuminaBackupExt, PROGRESS_EVENT, WATCH_EVENT};
 use tauri_utils::acl::manifest::{Manifest, PermissionFile};
 use tauri_utils::acl::resolved::Resolved;
 
@@ -43,6 +43,7 @@ struct TestApp {
     app: App<MockRuntime>,
     window: WebviewWindow<MockRuntime>,
     events: Arc<Mutex<Vec<Value>>>,
+    watch_events: Arc<Mutex<Vec<Value>>>,
 }
 
 /// An app with the plugin, one window `main`, and a capability granting it
@@ -71,10 +72,17 @@ fn app_with(permissions: &[&str]) -> TestApp {
         let v: Value = serde_json::from_str(event.payload()).unwrap();
         sink.lock().unwrap().push(v);
     });
+    let watch_events = Arc::new(Mutex::new(Vec::new()));
+    let sink = watch_events.clone();
+    app.listen_any(WATCH_EVENT, move |event| {
+        let v: Value = serde_json::from_str(event.payload()).unwrap();
+        sink.lock().unwrap().push(v);
+    });
     TestApp {
         app,
         window,
         events,
+        watch_events,
     }
 }
 
@@ -439,6 +447,8 @@ fn errors_reach_the_frontend_typed() {
             "message": "no backup repository is open; open one first",
             "remedy": null,
             "path": null,
+            "line": null,
+            "key": null,
         })
     );
     let missing = dir.path().join("none");
@@ -531,4 +541,293 @@ fn the_default_permission_set_does_not_allow_restore() {
     // No capability at all: nothing is allowed.
     let none = app_with(&[]);
     assert!(none.call("status", json!({})).is_err());
+}
+
+impl TestApp {
+    /// The watch events so far, once one matches `want` (panics after 30 s).
+    fn watch_until(&self, want: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = self.watch_events.lock().unwrap().clone();
+            if want(&seen) {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "timed out; seen {seen:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn taken(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "snapshot-taken")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn snapshot_before_tags_the_reason_through_ipc() {
+    let (f, _conn) = fixture(200);
+    let t = app_with(&["lumina-backup:default"]);
+    t.open(&f.repo);
+    let snap = t.ok(
+        "snapshot_before",
+        json!({ "db": f.db, "reason": "migration", "operation": "before-1" }),
+    );
+    assert_eq!(snap["unchanged"], false);
+    assert_eq!(snap["snapshot"]["tags"], json!(["before:migration"]));
+    assert_eq!(
+        t.events_of("before-1").last().unwrap()["outcome"],
+        "succeeded"
+    );
+    let list = t.ok("list", json!({}));
+    assert_eq!(list[0]["tags"], json!(["before:migration"]));
+    assert_eq!(list[0]["note"], "before migration");
+    t.ok(
+        "snapshot_before",
+        json!({ "db": f.db, "reason": "bulk-import" }),
+    );
+    let list = t.ok("list", json!({}));
+    assert_eq!(list[1]["tags"], json!(["before:bulk-import"]));
+    // Not a single word: refused, nothing recorded.
+    let e = t.err(
+        "snapshot_before",
+        json!({ "db": f.db, "reason": "two words" }),
+    );
+    assert_eq!(e["kind"], "InvalidInput", "{e}");
+    assert_eq!(t.ok("list", json!({})).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn the_watcher_snapshots_a_change_and_stops_with_stopped_last() {
+    let (f, conn) = fixture(200);
+    // Only the default permission set: the watcher commands are in it.
+    let t = app_with(&["lumina-backup:default"]);
+    t.open(&f.repo);
+    assert_eq!(t.ok("watch_status", json!({}))["running"], false);
+    assert_eq!(t.ok("watch_config", json!({})), Value::Null);
+    // No repository named: the one open in the plugin, shared with the
+    // watcher (its lock is held by the plugin).
+    let config = t.ok(
+        "watch_start",
+        json!({ "source": { "config": {
+            "databases": [{ "path": f.db, "tags": ["watched"] }],
+            "onChange": true,
+            "minGap": "100ms",
+            "checkEvery": "50ms",
+        }}}),
+    );
+    assert_eq!(config["repository"], f.repo.to_string_lossy().as_ref());
+    assert_eq!(config["checkEvery"], "50ms");
+    assert_eq!(config["databases"][0]["tags"], json!(["watched"]));
+    // The first look snapshots the database the repository does not hold.
+    let seen = t.watch_until(|e| !taken(e).is_empty());
+    assert_eq!(seen[0]["event"], "started", "{seen:?}");
+    assert_eq!(seen[0]["databases"], json!([f.db]));
+    assert!(!seen.iter().any(|e| e["event"] == "failure"), "{seen:?}");
+    let first = taken(&seen)[0].clone();
+    assert_eq!(first["trigger"], "change");
+    assert_eq!(first["db"], f.db.to_string_lossy().as_ref());
+
+    // A write to the database: a snapshot-taken event for it.
+    conn.execute("UPDATE photos SET name = 'renamed.jpg' WHERE id = 7", [])
+        .unwrap();
+    let seen = t.watch_until(|e| taken(e).len() >= 2);
+    let second = taken(&seen)[1].clone();
+    assert_eq!(second["trigger"], "change", "{seen:?}");
+    assert_ne!(second["snapshot"], first["snapshot"]);
+    assert!(second["new_bytes"].as_u64().unwrap() > 0);
+
+    // The plugin's commands work meanwhile, on the same repository.
+    let list = t.ok("list", json!({}));
+    let ids: Vec<&Value> = list.as_array().unwrap().iter().map(|s| &s["id"]).collect();
+    assert!(ids.contains(&&second["snapshot"]), "{list}");
+    assert_eq!(list[0]["tags"], json!(["watched"]));
+    let status = t.ok("watch_status", json!({}));
+    assert_eq!(status["running"], true);
+    assert_eq!(status["source"], "config");
+    assert_eq!(status["config"], config);
+    let db_key = f.db.to_string_lossy().into_owned();
+    assert_eq!(
+        status["lastEvents"][&db_key]["event"], "snapshot-taken",
+        "{status}"
+    );
+    assert_eq!(t.ok("watch_config", json!({})), config);
+
+    // One watcher per app.
+    let e = t.err(
+        "watch_start",
+        json!({ "source": { "config": { "databases": [{ "path": f.db }], "onChange": true } } }),
+    );
+    assert_eq!(e["kind"], "WatchRunning", "{e}");
+
+    // Stop: when it returns, `stopped` was emitted, last and once.
+    let started = Instant::now();
+    assert_eq!(t.ok("watch_stop", json!({})), true);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let all = t.watch_events.lock().unwrap().clone();
+    assert_eq!(
+        all.last().unwrap(),
+        &json!({ "event": "stopped", "abandoned": false }),
+        "{all:?}"
+    );
+    assert_eq!(all.iter().filter(|e| e["event"] == "stopped").count(), 1);
+    assert_eq!(all.iter().filter(|e| e["event"] == "started").count(), 1);
+    let status = t.ok("watch_status", json!({}));
+    assert_eq!(status["running"], false);
+    assert_eq!(status["lastEvent"]["event"], "stopped");
+    assert_eq!(t.ok("watch_stop", json!({})), false);
+    // Nothing is taken after the stop, and the repository is sound.
+    let count = t.ok("list", json!({})).as_array().unwrap().len();
+    conn.execute("UPDATE photos SET name = 'again.jpg' WHERE id = 8", [])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(t.ok("list", json!({})).as_array().unwrap().len(), count);
+    assert_eq!(t.ok("verify", json!({}))["ok"], true);
+
+    // Started again after the stop (with the repository named).
+    t.ok(
+        "watch_start",
+        json!({ "source": { "config": {
+            "repository": f.repo,
+            "databases": [{ "path": f.db }],
+            "onChange": true,
+            "minGap": "100ms",
+            "checkEvery": "50ms",
+        }}}),
+    );
+    t.watch_until(|e| taken(e).len() >= 3);
+    assert_eq!(t.ok("watch_stop", json!({})), true);
+    assert_eq!(
+        t.watch_events.lock().unwrap().last().unwrap()["event"],
+        "stopped"
+    );
+}
+
+#[test]
+fn a_watcher_from_the_configuration_file() {
+    let (f, _conn) = fixture(100);
+    let t = app();
+    t.open(&f.repo);
+    let file = f.root.join("backup.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "repository = {:?}\ndatabases = [{:?}]\nschedule = \"15m\"\nretention = 3\n",
+            f.repo, f.db
+        ),
+    )
+    .unwrap();
+    let config = t.ok("watch_start", json!({ "source": { "file": file } }));
+    assert_eq!(config["schedule"], "15m");
+    assert_eq!(config["retention"], 3);
+    // A schedule with no snapshot yet is due at once.
+    t.watch_until(|e| !taken(e).is_empty());
+    let status = t.ok("watch_status", json!({}));
+    assert_eq!(status["source"], file.to_string_lossy().as_ref());
+    assert_eq!(t.ok("watch_stop", json!({})), true);
+    assert_eq!(t.ok("list", json!({})).as_array().unwrap().len(), 1);
+
+    // Scheduled backups turned off in the file: refused.
+    std::fs::write(
+        &file,
+        format!(
+            "enabled = false\ndatabases = [{:?}]\nschedule = \"daily\"\n",
+            f.db
+        ),
+    )
+    .unwrap();
+    let e = t.err("watch_start", json!({ "source": { "file": file } }));
+    assert_eq!(e["kind"], "InvalidInput", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("enabled = false"),
+        "{e}"
+    );
+    assert_eq!(t.ok("watch_status", json!({}))["running"], false);
+}
+
+#[test]
+fn config_errors_name_the_field_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = app_with(&["lumina-backup:default"]);
+    let file = dir.path().join("backup.toml");
+    // A bad value: its key and line.
+    std::fs::write(
+        &file,
+        "databases = [\"/data/app.db\"]\nschedule = \"daily\"\n\nmin_gap = \"soon\"\n",
+    )
+    .unwrap();
+    let e = t.err("config_check", json!({ "path": file }));
+    assert_eq!(e["kind"], "Config", "{e}");
+    assert_eq!(e["line"], 4, "{e}");
+    assert_eq!(e["key"], "min_gap", "{e}");
+    assert_eq!(e["path"], file.to_string_lossy().as_ref());
+    assert!(e["message"].as_str().unwrap().contains("line 4"), "{e}");
+    // watch_start from the same file: the same typed error, nothing runs.
+    let e2 = t.err("watch_start", json!({ "source": { "file": file } }));
+    assert_eq!(e2, e);
+    assert_eq!(t.ok("watch_status", json!({}))["running"], false);
+    // Keys that do not go together: the later key and its line.
+    let e = t.err(
+        "config_check",
+        json!({ "text": "schedule = \"daily\"\nweekday = \"monday\"\n", "path": "mine.toml" }),
+    );
+    assert_eq!(
+        (e["key"].clone(), e["line"].clone()),
+        (json!("weekday"), json!(2)),
+        "{e}"
+    );
+    assert_eq!(e["path"], "mine.toml");
+    // An unknown key in a table.
+    let e = t.err(
+        "config_check",
+        json!({ "text": "[hooks]\non_sucess = \"true\"\n" }),
+    );
+    assert_eq!(
+        (e["key"].clone(), e["line"].clone()),
+        (json!("hooks.on_sucess"), json!(2)),
+        "{e}"
+    );
+    // A file that is not there.
+    let e = t.err(
+        "config_check",
+        json!({ "path": dir.path().join("none.toml") }),
+    );
+    assert_eq!(e["kind"], "Config", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("not found"), "{e}");
+
+    // A good file: the watcher's configuration and the app's BackupConfig.
+    let ok = t.ok(
+        "config_check",
+        json!({ "text": "databases = [\"/data/app.db\"]\nschedule = \"weekly\"\nweekday = \"sunday\"\ntime = \"02:30\"\nretention = 5\nwebhook = \"http://127.0.0.1:9/x\"\n" }),
+    );
+    assert_eq!(ok["config"]["weekday"], "sunday");
+    assert_eq!(ok["config"]["time"], "02:30");
+    assert_eq!(ok["backupConfig"]["schedule"], "weekly");
+    assert_eq!(ok["backupConfig"]["retention"], 5);
+    assert_eq!(ok["ignored"], json!(["webhook"]));
+
+    // The app's configuration: a bad value names its key.
+    let e = t.err(
+        "watch_start",
+        json!({ "source": { "config": {
+            "repository": dir.path().join("r"),
+            "databases": [{ "path": "/data/app.db", "minGap": "soon" }],
+        }}}),
+    );
+    assert_eq!(e["kind"], "Config", "{e}");
+    assert_eq!(e["key"], "config.databases[0].minGap", "{e}");
+    assert!(e["line"].is_null());
+    let e = t.err(
+        "watch_start",
+        json!({ "source": { "config": {
+            "repository": dir.path().join("r"),
+            "databases": [{ "path": "/data/app.db" }],
+            "schedule": "daily",
+            "day": 3,
+        }}}),
+    );
+    assert_eq!(e["key"], "day", "{e}");
+    assert_eq!(t.ok("watch_status", json!({}))["running"], false);
 }
