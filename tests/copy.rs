@@ -466,27 +466,7 @@ fn a_destination_with_other_chunking_is_refused() {
 fn s3_to_s3_with_the_destinations_own_credentials() {
     let t = TestDir::new("copy-two-keys");
     let g = Garage::start(&t.path("garage"), "lumina");
-    g.cli(&["bucket", "create", "other"]);
-    let key = g.cli(&["key", "create", "other-key"]);
-    let field = |name: &str| {
-        key.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no `{name}` in:\n{key}"))
-    };
-    let (other_id, other_secret) = (field("Key ID"), field("Secret key"));
-    g.cli(&[
-        "bucket",
-        "allow",
-        "--read",
-        "--write",
-        "--owner",
-        "other",
-        "--key",
-        "other-key",
-    ]);
+    let (other_id, other_secret) = g.bucket_with_key("other", "other-key");
     let env = g.env();
     let src = g.url("src");
     let db = source_with_history(&t, &src, &env);

@@ -370,20 +370,7 @@ fn retention_from_the_config_file_is_applied() {
     t.init();
     let db = t.path("lumina.db");
     create_lumina(&db, 50, 5);
-    let config = t.path("backup.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "repository = {:?}\ndatabases = [{:?}]\nschedule = \"manual\"\non_change = true\nmin_gap = \"1s\"\nretention = 2\n",
-            t.repo().display().to_string(),
-            db.display().to_string()
-        ),
-    )
-    .expect("config");
-    let child = lb(&t)
-        .args(["watch", "--json", "--config"])
-        .arg(&config)
-        .spawn_piped();
+    let child = watch_on_change(&t, &db, "retention = 2\n");
     let c = open(&db);
     for i in 0..3 {
         std::thread::sleep(Duration::from_millis(3500));
@@ -399,6 +386,25 @@ fn retention_from_the_config_file_is_applied() {
     assert_eq!(forgotten as usize, taken - 2, "{events:?}");
     assert_eq!(snapshots(&t), 2);
     verify_clean(&t);
+}
+
+/// Starts `watch --json` with a configuration file: the test's repository,
+/// `db` snapshotted on change (1 s min gap), and `extra` keys.
+fn watch_on_change(t: &TestDir, db: &std::path::Path, extra: &str) -> Child {
+    let config = t.path("backup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "repository = {:?}\ndatabases = [{:?}]\nschedule = \"manual\"\non_change = true\nmin_gap = \"1s\"\n{extra}",
+            t.repo().display().to_string(),
+            db.display().to_string()
+        ),
+    )
+    .expect("config");
+    lb(t)
+        .args(["watch", "--json", "--config"])
+        .arg(&config)
+        .spawn_piped()
 }
 
 /// Polls `status --json` until `ok` holds of it, or fails after `within`.
@@ -432,20 +438,7 @@ fn copies_to_a_remote_that_is_down_fail_are_reported_and_succeed_when_it_is_back
     let mut w = servers::Webdav::start(&t.path("dav"), None);
     let remote = w.url("copy");
     w.kill();
-    let config = t.path("backup.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "repository = {:?}\ndatabases = [{:?}]\nschedule = \"manual\"\non_change = true\nmin_gap = \"1s\"\nremotes = [{remote:?}]\n",
-            t.repo().display().to_string(),
-            db.display().to_string()
-        ),
-    )
-    .expect("config");
-    let child = lb(&t)
-        .args(["watch", "--json", "--config"])
-        .arg(&config)
-        .spawn_piped();
+    let child = watch_on_change(&t, &db, &format!("remotes = [{remote:?}]\n"));
     // The remote is down: the snapshot is taken all the same, the copy fails
     // and the failure is on record for monitors.
     let st = wait_status(

@@ -213,29 +213,27 @@ metrics_token = "{metrics_token}"
             .to_string();
         g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
         g.cli(&["layout", "apply", "--version", "1"]);
-        g.cli(&["bucket", "create", bucket]);
-        let key = g.cli(&["key", "create", "lumina-test"]);
+        (g.key_id, g.secret) = g.bucket_with_key(bucket, "lumina-test");
+        g
+    }
+
+    /// Creates `bucket` and a key `key` that owns it (and nothing else);
+    /// returns the key's id and secret.
+    pub fn bucket_with_key(&self, bucket: &str, key: &str) -> (String, String) {
+        self.cli(&["bucket", "create", bucket]);
+        let out = self.cli(&["key", "create", key]);
         let field = |name: &str| {
-            key.lines()
+            out.lines()
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
                     (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
                 })
-                .unwrap_or_else(|| panic!("no `{name}` in `garage key create`:\n{key}"))
+                .unwrap_or_else(|| panic!("no `{name}` in `garage key create`:\n{out}"))
         };
-        g.key_id = field("Key ID");
-        g.secret = field("Secret key");
-        g.cli(&[
-            "bucket",
-            "allow",
-            "--read",
-            "--write",
-            "--owner",
-            bucket,
-            "--key",
-            "lumina-test",
+        self.cli(&[
+            "bucket", "allow", "--read", "--write", "--owner", bucket, "--key", key,
         ]);
-        g
+        (field("Key ID"), field("Secret key"))
     }
 
     /// Runs `garage -c CONFIG ARGS`, panicking on failure; returns stdout.
@@ -464,27 +462,7 @@ metrics_token = "{metrics_token}"
             nodes[0].cli(&["layout", "assign", "-z", &zone, "-c", "1G", short]);
         }
         nodes[0].cli(&["layout", "apply", "--version", "1"]);
-        nodes[0].cli(&["bucket", "create", bucket]);
-        let key = nodes[0].cli(&["key", "create", "lumina-test"]);
-        let field = |name: &str| {
-            key.lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
-                })
-                .unwrap_or_else(|| panic!("no `{name}` in `garage key create`:\n{key}"))
-        };
-        let (key_id, secret) = (field("Key ID"), field("Secret key"));
-        nodes[0].cli(&[
-            "bucket",
-            "allow",
-            "--read",
-            "--write",
-            "--owner",
-            bucket,
-            "--key",
-            "lumina-test",
-        ]);
+        let (key_id, secret) = nodes[0].bucket_with_key(bucket, "lumina-test");
         nodes[0].key_id = key_id;
         nodes[0].secret = secret;
         GarageCluster { nodes }
