@@ -316,24 +316,7 @@ fn a_restore_drill_catches_what_only_integrity_check_sees() {
     let t = TestDir::new("chain-drill");
     t.init();
     let db = t.path("app.db");
-    {
-        let c = rusqlite::Connection::open(&db).expect("db");
-        c.execute_batch(
-            "CREATE TABLE t(x INTEGER);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
-             INSERT INTO t SELECT i FROM n;
-             CREATE INDEX tx ON t(x) WHERE x > 100;",
-        )
-        .expect("schema");
-        // A schema edit on page 1: the index now claims every row, its
-        // b-tree holds half of them. quick_check does not compare them.
-        c.execute_batch(
-            "PRAGMA writable_schema = ON;
-             UPDATE sqlite_schema SET sql = 'CREATE INDEX tx ON t(x)' WHERE name = 'tx';
-             PRAGMA writable_schema = OFF;",
-        )
-        .expect("edit");
-    }
+    common::make_db_only_integrity_check_faults(&db);
     let id = id_of(&t.lb().args(["snapshot"]).arg(&db).json());
     t.lb().args(["verify"]).ok();
     let out = verify_fails(&t, &["--restore-test", &id[..12]]);

@@ -509,19 +509,7 @@ fn restore_drills_run_on_their_schedule_and_a_corrupt_snapshot_fails_its_drill()
     let good = t.path("good.db");
     create_lumina(&good, 30, 3);
     let bad = t.path("bad.db");
-    {
-        let c = rusqlite::Connection::open(&bad).expect("db");
-        c.execute_batch(
-            "CREATE TABLE t(x INTEGER);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
-             INSERT INTO t SELECT i FROM n;
-             CREATE INDEX tx ON t(x) WHERE x > 100;
-             PRAGMA writable_schema = ON;
-             UPDATE sqlite_schema SET sql = 'CREATE INDEX tx ON t(x)' WHERE name = 'tx';
-             PRAGMA writable_schema = OFF;",
-        )
-        .expect("an index that holds half the rows it claims");
-    }
+    common::make_db_only_integrity_check_faults(&bad);
     let run = || {
         lb(&t)
             .args(["watch", "--json", "--every", "1h", "--restore-drill", "1d"])

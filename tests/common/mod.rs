@@ -447,6 +447,24 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// A database whose damage only `integrity_check` sees: an index whose schema
+/// now claims every row of `t` while its b-tree holds half of them (a schema
+/// edit on page 1; `quick_check` does not compare them), so a snapshot of it
+/// is taken and only a restore drill fails.
+pub fn make_db_only_integrity_check_faults(path: &Path) {
+    let c = Connection::open(path).expect("db");
+    c.execute_batch(
+        "CREATE TABLE t(x INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+         INSERT INTO t SELECT i FROM n;
+         CREATE INDEX tx ON t(x) WHERE x > 100;
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = 'CREATE INDEX tx ON t(x)' WHERE name = 'tx';
+         PRAGMA writable_schema = OFF;",
+    )
+    .expect("an index that holds half the rows it claims");
+}
+
 /// A tiny plain database `t(id, v)` with one row holding `v` (rollback journal,
 /// SQLite's default).
 pub fn make_db(path: &Path, v: &str) {
