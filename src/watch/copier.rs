@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use super::run::{backoff, ns};
+use super::run::{backoff, lock_shared, ns, report_failure, Failed, SHARED_POLL};
 use super::{Stop, WatchEvent, WatchOptions};
 use crate::backend::Location;
 use crate::error::{Error, Result};
@@ -238,15 +238,14 @@ impl Copier {
         if let Some(shared) = &self.shared {
             // The app holds the repository (and its lock): copy from it,
             // holding it until the copy ends or yields to a snapshot.
-            let slot = loop {
-                match shared.try_lock() {
-                    Ok(slot) => break slot,
-                    Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
-                    Err(std::sync::TryLockError::WouldBlock) => {
-                        Repository::check_cancel(progress)?;
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                    }
-                }
+            let slot = lock_shared(shared, || {
+                std::thread::sleep(SHARED_POLL);
+                progress.cancelled()
+            });
+            // Given up only when cancelled (the watcher stops, or a snapshot
+            // wants the repository).
+            let Some(slot) = slot else {
+                return Err(crate::error::Repr::Cancelled.into());
             };
             if let Some(repo) = slot.as_ref().filter(|r| *r.location() == self.source) {
                 return repo.copy_to(dest, None, &self.copy, progress);
@@ -262,22 +261,15 @@ impl Copier {
         r.failures = r.failures.saturating_add(1);
         let retry_in = backoff(r.failures);
         r.retry_at_ns = now.saturating_add(ns(retry_in));
-        let message = e.to_string();
         let subject = Subject::Remote(r.text.clone());
-        let consecutive = self
-            .state
-            .as_ref()
-            .and_then(|dir| {
-                Health::record_failure(dir, &self.source, &subject, "copy", &message).ok()
-            })
-            .unwrap_or(r.failures);
-        let _ = self.tx.send(WatchEvent::Failure {
+        let f = Failed {
             db: None,
             remote: Some(r.text.clone()),
-            operation: "copy".into(),
-            message,
-            consecutive,
+            operation: "copy",
+            message: e.to_string(),
             retry_in,
-        });
+            in_a_row: r.failures,
+        };
+        report_failure(self.state.as_deref(), &self.source, &self.tx, &subject, f);
     }
 }

@@ -72,6 +72,65 @@ pub(super) fn ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// How often a wait for the app's shared repository looks again.
+pub(super) const SHARED_POLL: Duration = Duration::from_millis(20);
+
+/// The app's shared repository, once its mutex is free; `None` when
+/// `give_up` (called between tries, after a short wait of its own) says so.
+pub(super) fn lock_shared<'a>(
+    shared: &'a super::SharedRepository,
+    give_up: impl Fn() -> bool,
+) -> Option<std::sync::MutexGuard<'a, Option<Repository>>> {
+    loop {
+        match shared.try_lock() {
+            Ok(slot) => return Some(slot),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                if give_up() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// A failure to record (when there is a state folder) and report.
+pub(super) struct Failed {
+    pub db: Option<PathBuf>,
+    pub remote: Option<String>,
+    pub operation: &'static str,
+    pub message: String,
+    pub retry_in: Duration,
+    /// Failures in a row as this thread counts them (used when the failure
+    /// reports cannot be written).
+    pub in_a_row: u32,
+}
+
+/// Records `f` as a failure of `subject` in the failure reports of the
+/// repository at `location` and sends it as a [`WatchEvent::Failure`].
+pub(super) fn report_failure(
+    state: Option<&Path>,
+    location: &crate::backend::Location,
+    tx: &Sender<WatchEvent>,
+    subject: &Subject,
+    f: Failed,
+) {
+    let consecutive = state
+        .and_then(|dir| {
+            Health::record_failure(dir, location, subject, f.operation, &f.message).ok()
+        })
+        .unwrap_or(f.in_a_row);
+    // The receiver gone is not the watcher's failure: it keeps backing up.
+    let _ = tx.send(WatchEvent::Failure {
+        db: f.db,
+        remote: f.remote,
+        operation: f.operation.to_string(),
+        message: f.message,
+        consecutive,
+        retry_in: f.retry_in,
+    });
+}
+
 /// How long to wait after the `failures`-th failure in a row.
 pub(super) fn backoff(failures: u32) -> Duration {
     let shift = failures.saturating_sub(1).min(16);
@@ -411,16 +470,8 @@ impl Run {
         f: impl FnOnce(&mut Repository) -> std::result::Result<T, (&'static str, Error)>,
     ) -> std::result::Result<T, (&'static str, Error)> {
         if let Some(shared) = &self.opts.shared {
-            let mut slot = loop {
-                match shared.try_lock() {
-                    Ok(slot) => break slot,
-                    Err(TryLockError::Poisoned(p)) => break p.into_inner(),
-                    Err(TryLockError::WouldBlock) => {
-                        if self.stop.sleep(Duration::from_millis(20)) {
-                            return Err(("open", Repr::Cancelled.into()));
-                        }
-                    }
-                }
+            let Some(mut slot) = lock_shared(shared, || self.stop.sleep(SHARED_POLL)) else {
+                return Err(("open", Repr::Cancelled.into()));
             };
             if let Some(repo) = slot
                 .as_mut()
@@ -466,34 +517,33 @@ impl Run {
     }
 
     /// Records and reports a failure of database `i`, and when to retry.
-    fn failed(&mut self, i: usize, operation: &str, e: &Error) {
+    fn failed(&mut self, i: usize, operation: &'static str, e: &Error) {
         let now = self.opts.clock.now_ns();
         let db = &mut self.dbs[i];
         db.failures = db.failures.saturating_add(1);
         let retry_in = backoff(db.failures);
         db.retry_at_ns = now.saturating_add(ns(retry_in));
         let path = db.cfg.path.clone();
-        let message = e.to_string();
         let subject = if operation == "open" {
             Subject::Repository
         } else {
             Subject::Database(key(&path))
         };
-        let consecutive = self
-            .state
-            .as_ref()
-            .and_then(|dir| {
-                Health::record_failure(dir, &self.opts.location, &subject, operation, &message).ok()
-            })
-            .unwrap_or(self.dbs[i].failures);
-        self.send(WatchEvent::Failure {
+        let f = Failed {
             db: Some(path),
             remote: None,
-            operation: operation.to_string(),
-            message,
-            consecutive,
+            operation,
+            message: e.to_string(),
             retry_in,
-        });
+            in_a_row: db.failures,
+        };
+        report_failure(
+            self.state.as_deref(),
+            &self.opts.location,
+            &self.tx,
+            &subject,
+            f,
+        );
     }
 }
 
@@ -519,9 +569,12 @@ impl Run {
         let subject = Subject::Drill(key(&path));
         let outcome = self.drill(&path);
         let db = &mut self.dbs[i];
-        match outcome {
-            Err(e) if e.is_cancelled() && self.stop.stopped() => {}
-            Ok(None) => {}
+        // A snapshot that fails its drill fails it again until the next
+        // snapshot: drill again at the interval. A drill that could not run
+        // (no temporary space, say) is tried with backoff.
+        let (message, retry_in) = match outcome {
+            Err(e) if e.is_cancelled() && self.stop.stopped() => return,
+            Ok(None) => return,
             Ok(Some(report)) if report.problems.is_empty() => {
                 db.last_drill_ns = Some(now);
                 db.drill_failures = 0;
@@ -534,50 +587,36 @@ impl Run {
                     snapshot: report.snapshot,
                     checked: report.checked,
                 });
+                return;
             }
-            outcome => {
-                // A snapshot that fails its drill fails it again until the
-                // next snapshot: drill again at the interval. A drill that
-                // could not run (no temporary space, say) is tried with backoff.
-                let (message, retry_in) = match outcome {
-                    Ok(Some(r)) => {
-                        db.last_drill_ns = Some(now);
-                        (
-                            format!("snapshot {}: {}", r.snapshot, r.problems.join("; ")),
-                            every,
-                        )
-                    }
-                    Err(e) => {
-                        db.drill_failures = db.drill_failures.saturating_add(1);
-                        (e.to_string(), backoff(db.drill_failures))
-                    }
-                    Ok(None) => return,
-                };
-                db.drill_retry_at_ns = now.saturating_add(ns(retry_in));
-                let consecutive = self
-                    .state
-                    .as_ref()
-                    .and_then(|dir| {
-                        Health::record_failure(
-                            dir,
-                            &self.opts.location,
-                            &subject,
-                            "restore-drill",
-                            &message,
-                        )
-                        .ok()
-                    })
-                    .unwrap_or(1);
-                self.send(WatchEvent::Failure {
-                    db: Some(path),
-                    remote: None,
-                    operation: "restore-drill".into(),
-                    message,
-                    consecutive,
-                    retry_in,
-                });
+            Ok(Some(r)) => {
+                db.last_drill_ns = Some(now);
+                (
+                    format!("snapshot {}: {}", r.snapshot, r.problems.join("; ")),
+                    every,
+                )
             }
-        }
+            Err(e) => {
+                db.drill_failures = db.drill_failures.saturating_add(1);
+                (e.to_string(), backoff(db.drill_failures))
+            }
+        };
+        db.drill_retry_at_ns = now.saturating_add(ns(retry_in));
+        let f = Failed {
+            db: Some(path),
+            remote: None,
+            operation: "restore-drill",
+            message,
+            retry_in,
+            in_a_row: 1,
+        };
+        report_failure(
+            self.state.as_deref(),
+            &self.opts.location,
+            &self.tx,
+            &subject,
+            f,
+        );
     }
 
     /// The drill of the newest snapshot of `path` (`None`: it has none).
