@@ -47,15 +47,61 @@ pub enum Outcome {
     Fallback(String),
 }
 
-/// Reads a page's bytes by its identity.
-pub type ReadById<'a> = dyn FnMut(&ChunkId) -> Result<Vec<u8>> + 'a;
+/// Reads pages by their identity.
+pub trait ReadById {
+    /// One page's bytes.
+    fn read(&mut self, id: &ChunkId) -> Result<Vec<u8>>;
 
-struct Pages<'r, 'a> {
-    read: &'r mut ReadById<'a>,
+    /// Several pages' bytes, in the order asked (a reader that can fetch them
+    /// together, e.g. one decompression per frame, overrides it).
+    fn read_many(&mut self, ids: &[ChunkId]) -> Result<Vec<Vec<u8>>> {
+        ids.iter().map(|id| self.read(id)).collect()
+    }
+}
+
+impl<F: FnMut(&ChunkId) -> Result<Vec<u8>>> ReadById for F {
+    fn read(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
+        self(id)
+    }
+}
+
+/// Pages kept in memory at most (16 MiB of 4 KiB pages).
+const CACHE_PAGES: usize = 4096;
+/// Pages of rows read together (sorted by where they are stored).
+const READ_WINDOW: usize = 1024;
+
+struct Pages<'r> {
+    read: &'r mut dyn ReadById,
     cache: HashMap<ChunkId, Vec<u8>>,
 }
 
-impl Pages<'_, '_> {
+impl Pages<'_> {
+    /// Reads the pages `nos` not cached yet, together, into the cache.
+    fn prefetch(&mut self, ids: &[ChunkId], nos: &[u32]) -> Result<()> {
+        let mut want: Vec<ChunkId> = Vec::new();
+        let mut wanted: HashSet<ChunkId> = HashSet::new();
+        for &no in nos {
+            let id = no
+                .checked_sub(1)
+                .and_then(|i| ids.get(i as usize))
+                .ok_or_else(|| {
+                    Error::corrupt(format!("database page {no}"), "is beyond the image")
+                })?;
+            if !self.cache.contains_key(id) && wanted.insert(*id) {
+                want.push(*id);
+            }
+        }
+        if want.is_empty() {
+            return Ok(());
+        }
+        if self.cache.len() + want.len() > CACHE_PAGES {
+            self.cache.clear();
+        }
+        let got = self.read.read_many(&want)?;
+        self.cache.extend(want.into_iter().zip(got));
+        Ok(())
+    }
+
     fn get(&mut self, ids: &[ChunkId], no: u32) -> Result<Vec<u8>> {
         let id = no
             .checked_sub(1)
@@ -64,8 +110,8 @@ impl Pages<'_, '_> {
         if let Some(p) = self.cache.get(id) {
             return Ok(p.clone());
         }
-        let bytes = (self.read)(id)?;
-        if self.cache.len() >= 4096 {
+        let bytes = self.read.read(id)?;
+        if self.cache.len() >= CACHE_PAGES {
             self.cache.clear();
         }
         self.cache.insert(*id, bytes.clone());
@@ -89,7 +135,7 @@ fn fallback<T>(why: impl Into<String>) -> Result<std::result::Result<T, String>>
 pub fn diff_pages(
     a: &[ChunkId],
     b: &[ChunkId],
-    read: &mut ReadById<'_>,
+    read: &mut dyn ReadById,
     lumina: bool,
     on_table: &mut dyn FnMut(&str),
 ) -> Result<Outcome> {
@@ -105,7 +151,7 @@ pub fn diff_pages(
 
 fn side<'i>(
     ids: &'i [ChunkId],
-    pages: &mut Pages<'_, '_>,
+    pages: &mut Pages<'_>,
 ) -> Result<std::result::Result<Side<'i>, String>> {
     let n = u32::try_from(ids.len())
         .map_err(|_| Error::corrupt("database image", "has more than 2^32 pages"))?;
@@ -132,7 +178,7 @@ fn text(v: Option<&Val>) -> Option<String> {
     }
 }
 
-fn schema(s: &Side<'_>, pages: &mut Pages<'_, '_>) -> Result<Vec<SchemaEntry>> {
+fn schema(s: &Side<'_>, pages: &mut Pages<'_>) -> Result<Vec<SchemaEntry>> {
     let mut rd = |no| pages.get(s.ids, no);
     let tree = btree::walk(1, &s.h, &mut rd)?;
     let mut out = Vec::new();
@@ -404,18 +450,64 @@ impl Plan {
 fn row_pages(
     s: &Side<'_>,
     root: u32,
-    pages: &mut Pages<'_, '_>,
-    all: &mut HashSet<u32>,
+    pages: &mut Pages<'_>,
+    all: &mut PageSet,
 ) -> Result<(bool, Vec<u32>)> {
     let mut rd = |no| pages.get(s.ids, no);
     let t = btree::walk(root, &s.h, &mut rd)?;
-    all.extend(&t.interior);
-    all.extend(&t.leaves);
+    for &no in t.interior.iter().chain(&t.leaves) {
+        all.insert(no);
+    }
     let mut rows = t.leaves;
     if !t.table {
         rows.extend(t.interior);
     }
     Ok((t.table, rows))
+}
+
+/// A set of page numbers (a bit per page).
+struct PageSet(Vec<u64>);
+
+impl PageSet {
+    fn new(pages: u32) -> Self {
+        PageSet(vec![0; pages as usize / 64 + 1])
+    }
+
+    /// Adds page `no`; a number past the set's size is ignored (the walks
+    /// reject pages beyond the image before they get here).
+    fn insert(&mut self, no: u32) {
+        if let Some(w) = self.0.get_mut(no as usize / 64) {
+            *w |= 1 << (no % 64);
+        }
+    }
+
+    fn remove(&mut self, no: u32) {
+        if let Some(w) = self.0.get_mut(no as usize / 64) {
+            *w &= !(1 << (no % 64));
+        }
+    }
+
+    fn contains(&self, no: u32) -> bool {
+        self.0
+            .get(no as usize / 64)
+            .is_some_and(|w| w & (1 << (no % 64)) != 0)
+    }
+}
+
+/// Whether an overflow chain of a cell of page `no` runs through a page in `differ`.
+fn chain_touches(no: u32, s: &Side<'_>, pages: &mut Pages<'_>, differ: &PageSet) -> Result<bool> {
+    let bytes = pages.get(s.ids, no)?;
+    let page = Page::parse(no, &bytes, s.h.usable)?;
+    for i in 0..page.count {
+        let cell = page.cell(i)?;
+        if cell.overflow.is_some() {
+            let chain = btree::overflow_pages(&cell, &s.h, &mut |n| pages.get(s.ids, n))?;
+            if chain.iter().any(|&n| differ.contains(n)) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 struct VecRows(std::vec::IntoIter<Row>);
@@ -428,7 +520,7 @@ impl RowSource for VecRows {
 fn diff_inner(
     a_ids: &[ChunkId],
     b_ids: &[ChunkId],
-    pages: &mut Pages<'_, '_>,
+    pages: &mut Pages<'_>,
     lumina: bool,
     on_table: &mut dyn FnMut(&str),
 ) -> Result<std::result::Result<super::DiffReport, String>> {
@@ -453,8 +545,8 @@ fn diff_inner(
         return fallback("the schema differs");
     }
     // Every b-tree page and freelist page of each side, to class differing pages.
-    let mut known_a: HashSet<u32> = HashSet::new();
-    let mut known_b: HashSet<u32> = HashSet::new();
+    let mut known_a = PageSet::new(a.h.page_count);
+    let mut known_b = PageSet::new(b.h.page_count);
     let mut per_table = Vec::new();
     for ((name, sql, root_a), (_, _, root_b)) in ta.iter().zip(&tb) {
         let plan = match plan(name, sql, lumina)? {
@@ -487,8 +579,12 @@ fn diff_inner(
     }
     row_pages(&a, 1, pages, &mut known_a)?;
     row_pages(&b, 1, pages, &mut known_b)?;
-    known_a.extend(btree::freelist(&a.h, &mut |no| pages.get(a.ids, no))?);
-    known_b.extend(btree::freelist(&b.h, &mut |no| pages.get(b.ids, no))?);
+    for no in btree::freelist(&a.h, &mut |no| pages.get(a.ids, no))? {
+        known_a.insert(no);
+    }
+    for no in btree::freelist(&b.h, &mut |no| pages.get(b.ids, no))? {
+        known_b.insert(no);
+    }
 
     let id_of = |s: &Side<'_>, no: u32| -> Option<ChunkId> {
         (no <= s.h.page_count)
@@ -496,70 +592,90 @@ fn diff_inner(
             .flatten()
     };
     let top = a.h.page_count.max(b.h.page_count);
-    let differ: HashSet<u32> = (1..=top)
-        .filter(|&no| id_of(&a, no) != id_of(&b, no))
-        .collect();
-    let role_known =
-        |known: &HashSet<u32>, s: &Side<'_>, no: u32| no > s.h.page_count || known.contains(&no);
-    let check_overflow = differ
-        .iter()
-        .any(|&no| !role_known(&known_a, &a, no) || !role_known(&known_b, &b, no));
+    let mut differ = PageSet::new(top);
+    let mut check_overflow = false;
+    for no in (1..=top).filter(|&no| id_of(&a, no) != id_of(&b, no)) {
+        differ.insert(no);
+        let role_known = |known: &PageSet, s: &Side<'_>| no > s.h.page_count || known.contains(no);
+        check_overflow |= !role_known(&known_a, &a) || !role_known(&known_b, &b);
+    }
 
     let mut report = super::DiffReport::default();
+    // Whether a shared page's overflow chains touch a differing page, by identity.
+    let mut touches: HashMap<ChunkId, bool> = HashMap::new();
     for (plan, rows_a, rows_b) in per_table {
         on_table(&plan.name);
-        let mut count: HashMap<ChunkId, (usize, usize, u32)> = HashMap::new();
-        for &no in &rows_a {
-            let id = id_of(&a, no).ok_or_else(|| Error::corrupt("database image", "short"))?;
-            let e = count.entry(id).or_insert((0, 0, no));
-            e.0 += 1;
-        }
+        let short = || Error::corrupt("database image", "short");
+        // Pages with the same content on both sides cancel out: first those at
+        // the same page number (nearly all of them), then the rest by identity.
+        let mut cancel_a = PageSet::new(a.h.page_count);
+        let mut cancel_b = PageSet::new(b.h.page_count);
+        let mut in_b = PageSet::new(b.h.page_count);
         for &no in &rows_b {
-            let id = id_of(&b, no).ok_or_else(|| Error::corrupt("database image", "short"))?;
-            count.entry(id).or_insert((0, 0, no)).1 += 1;
+            in_b.insert(no);
         }
-        // How many instances of each identity to skip on each side.
-        let mut skip: HashMap<ChunkId, usize> = HashMap::new();
-        for (id, (na, nb, _)) in &count {
-            if *na > 0 && *nb > 0 {
-                skip.insert(*id, (*na).min(*nb));
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        for &no in &rows_a {
+            if in_b.contains(no)
+                && id_of(&a, no).ok_or_else(short)? == id_of(&b, no).ok_or_else(short)?
+            {
+                cancel_a.insert(no);
+                cancel_b.insert(no);
+                pairs.push((no, no));
+            }
+        }
+        let mut rest: HashMap<ChunkId, (Vec<u32>, Vec<u32>)> = HashMap::new();
+        for &no in rows_a.iter().filter(|&&no| !cancel_a.contains(no)) {
+            rest.entry(id_of(&a, no).ok_or_else(short)?)
+                .or_default()
+                .0
+                .push(no);
+        }
+        for &no in rows_b.iter().filter(|&&no| !cancel_b.contains(no)) {
+            rest.entry(id_of(&b, no).ok_or_else(short)?)
+                .or_default()
+                .1
+                .push(no);
+        }
+        for (on_a, on_b) in rest.values() {
+            for (&x, &y) in on_a.iter().zip(on_b) {
+                cancel_a.insert(x);
+                cancel_b.insert(y);
+                pairs.push((x, y));
             }
         }
         if check_overflow {
-            let mut bad = Vec::new();
-            for id in skip.keys() {
-                let no = count[id].2;
-                let bytes = pages.get(a.ids, no)?;
-                let page = Page::parse(no, &bytes, a.h.usable)?;
-                'cells: for i in 0..page.count {
-                    let cell = page.cell(i)?;
-                    if cell.overflow.is_some() {
-                        let chain =
-                            btree::overflow_pages(&cell, &a.h, &mut |n| pages.get(a.ids, n))?;
-                        if chain.iter().any(|n| differ.contains(n)) {
-                            bad.push(*id);
-                            break 'cells;
-                        }
+            for (x, y) in pairs {
+                let id = id_of(&a, x).ok_or_else(short)?;
+                let bad = match touches.get(&id) {
+                    Some(&t) => t,
+                    None => {
+                        let t = chain_touches(x, &a, pages, &differ)?;
+                        touches.insert(id, t);
+                        t
                     }
+                };
+                if bad {
+                    cancel_a.remove(x);
+                    cancel_b.remove(y);
                 }
-            }
-            for id in bad {
-                skip.remove(&id);
             }
         }
         let order = plan.order();
         let mut decode = |s: &Side<'_>,
-                          list: &[u32]|
+                          list: &[u32],
+                          cancel: &PageSet|
          -> Result<std::result::Result<Vec<Row>, String>> {
-            let mut left = skip.clone();
+            let todo: Vec<u32> = list
+                .iter()
+                .copied()
+                .filter(|&no| !cancel.contains(no))
+                .collect();
             let mut rows = Vec::new();
-            for &no in list {
-                let id = id_of(s, no).ok_or_else(|| Error::corrupt("database image", "short"))?;
-                if let Some(n) = left.get_mut(&id) {
-                    if *n > 0 {
-                        *n -= 1;
-                        continue;
-                    }
+            for (i, &no) in todo.iter().enumerate() {
+                if i % READ_WINDOW == 0 {
+                    let end = (i + READ_WINDOW).min(todo.len());
+                    pages.prefetch(s.ids, &todo[i..end])?;
                 }
                 let bytes = pages.get(s.ids, no)?;
                 let page = Page::parse(no, &bytes, s.h.usable)?;
@@ -581,11 +697,11 @@ fn diff_inner(
             rows.sort_by(|x, y| order.cmp_key(&x.key, &y.key).then(x.tie.cmp(&y.tie)));
             Ok(Ok(rows))
         };
-        let old = match decode(&a, &rows_a)? {
+        let old = match decode(&a, &rows_a, &cancel_a)? {
             Ok(r) => r,
             Err(why) => return fallback(why),
         };
-        let new = match decode(&b, &rows_b)? {
+        let new = match decode(&b, &rows_b, &cancel_b)? {
             Ok(r) => r,
             Err(why) => return fallback(why),
         };

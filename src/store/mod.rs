@@ -204,6 +204,27 @@ fn caught(job: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
 }
 
+/// The open frame a chunk joins: 1 for tree nodes, 2 for the database pages
+/// that shape a b-tree (page 1, interior pages), 0 for everything else.
+///
+/// A page is recognised by its length (a SQLite page size) and its first byte
+/// (SQLite's interior page types 2 and 5; page 1 by the header's magic). This
+/// only places chunks; a chunk taken for a page that is not one costs nothing
+/// but its place, so no reader depends on it.
+fn frame_slot(kind: u8, data: &[u8]) -> usize {
+    if kind == KIND_TREE {
+        return 1;
+    }
+    let page_sized = data.len().is_power_of_two() && (512..=65536).contains(&data.len());
+    let shapes_a_btree =
+        matches!(data.first(), Some(2 | 5)) || data.starts_with(b"SQLite format 3\0");
+    if page_sized && shapes_a_btree {
+        2
+    } else {
+        0
+    }
+}
+
 /// Adds chunks to the store, skipping those that exist. Packs are written
 /// (atomically) as they fill; nothing references them until the caller commits
 /// the index and a snapshot record.
@@ -211,10 +232,11 @@ pub struct WriteSession<'a> {
     store: &'a ChunkStore,
     known: KnownFn<'a>,
     seen: HashSet<ChunkId>,
-    /// Open frames by chunk kind: tree nodes get frames of their own, so reading
-    /// a snapshot's trees (verify, prune, diff of the structure) never decompresses
-    /// file data.
-    open: [(Vec<ChunkDesc>, Vec<u8>); 2],
+    /// Open frames by [`frame_slot`]: tree nodes get frames of their own, so
+    /// reading a snapshot's trees (verify, prune) never decompresses file data,
+    /// and so do the pages that shape a database's b-trees, so walking them
+    /// (diff) decompresses a few frames instead of nearly all of them.
+    open: [(Vec<ChunkDesc>, Vec<u8>); 3],
     /// Closed frames being compressed, oldest first: they enter the pack in
     /// this order, so the bytes are those of a sequential session.
     in_flight: std::collections::VecDeque<InFlight>,
@@ -318,7 +340,7 @@ impl<'a> WriteSession<'a> {
         self.seen.insert(id);
         self.added.chunks_added += 1;
         let len = u32::try_from(data.len()).map_err(|_| Error::internal("a chunk over 4 GiB"))?;
-        let slot = usize::from(kind == KIND_TREE);
+        let slot = frame_slot(kind, &data);
         let (descs, raw) = &mut self.open[slot];
         descs.push(ChunkDesc { id, kind, len });
         raw.extend_from_slice(&data);
@@ -430,8 +452,11 @@ impl<'a> WriteSession<'a> {
 
     /// Writes everything pending; returns what was added.
     pub fn finish(mut self) -> Result<Added> {
-        self.close_frame(0)?;
-        self.close_frame(1)?;
+        // B-tree pages, other data, then tree nodes (a one-page image's pack
+        // keeps the layout it had before b-tree pages had frames of their own).
+        for slot in [2, 0, 1] {
+            self.close_frame(slot)?;
+        }
         while !self.in_flight.is_empty() {
             self.land_oldest()?;
         }
@@ -444,6 +469,7 @@ impl<'a> WriteSession<'a> {
 mod tests {
     use super::*;
     use crate::backend::LocalBackend;
+    use std::collections::HashMap;
 
     /// A pack file's path under the repository and its bytes.
     type PackFile = (std::path::PathBuf, Vec<u8>);
@@ -513,6 +539,66 @@ mod tests {
         }
         let added = session.finish().expect("finish");
         (added.locations, packs(dir.path()))
+    }
+
+    /// The pages that shape a real database's b-trees (page 1, interior pages)
+    /// land in frames of their own, apart from leaf pages and tree nodes.
+    #[test]
+    fn btree_shaping_pages_get_frames_of_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("d.db");
+        let c = rusqlite::Connection::open(&db).expect("db");
+        c.execute_batch(
+            "PRAGMA page_size = 1024;
+             CREATE TABLE t(k TEXT PRIMARY KEY, v BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO t SELECT printf('key-%06d', i), randomblob(100) FROM n;",
+        )
+        .expect("fill");
+        drop(c);
+        let bytes = std::fs::read(&db).expect("read db");
+        let pages: Vec<Vec<u8>> = bytes.chunks(1024).map(<[u8]>::to_vec).collect();
+        let shaping = |p: &[u8]| matches!(p[0], 2 | 5) || p.starts_with(b"SQLite format 3\0");
+        assert!(
+            pages.iter().filter(|p| shaping(p)).count() > 3,
+            "a tree of several levels"
+        );
+        let repo = dir.path().join("repo");
+        let mut config = crate::repo::default_config();
+        config.frame_target = 16 << 10;
+        let store = ChunkStore::new(
+            Arc::new(LocalBackend::new(&repo)),
+            config,
+            Cipher::Plain,
+            FormatVersion::NEWEST,
+        );
+        let mut session = WriteSession::new(&store, Box::new(|_| Ok(false)));
+        let entries = session.put_batch(KIND_DATA, pages.clone()).expect("put");
+        session.put(KIND_TREE, vec![1; 300]).expect("tree");
+        let added = session.finish().expect("finish");
+        let frame_of: HashMap<ChunkId, u64> = added
+            .locations
+            .iter()
+            .map(|(id, loc)| (*id, loc.frame_offset))
+            .collect();
+        let frames = |want: bool| -> HashSet<u64> {
+            entries
+                .iter()
+                .zip(&pages)
+                .filter(|(_, p)| shaping(p) == want)
+                .map(|(e, _)| frame_of[&e.id])
+                .collect()
+        };
+        let (shaping_frames, other_frames) = (frames(true), frames(false));
+        assert_eq!(shaping_frames.len(), 1, "a few KiB of them: one frame");
+        assert!(shaping_frames.is_disjoint(&other_frames));
+        let tree_frames: HashSet<u64> = added
+            .locations
+            .iter()
+            .filter(|(_, l)| l.kind == KIND_TREE)
+            .map(|(_, l)| l.frame_offset)
+            .collect();
+        assert!(tree_frames.is_disjoint(&shaping_frames) && tree_frames.is_disjoint(&other_frames));
     }
 
     #[test]
