@@ -16,7 +16,7 @@
 //!   two master keys): every file is re-chunked into the destination's ids,
 //!   then the records are written as in `Rechain`.
 //!
-//! Order: data first (each pack durable and indexed before the next), then a
+//! Order: data first (each pack durable, then indexed; all before any record), then a
 //! check that the destination holds every chunk of what it is about to
 //! reference, then the records (the commit point of each snapshot), in chain
 //! order. A rerun after an interruption finds what arrived and sends the rest.

@@ -10,9 +10,11 @@
 //!   read chunk by chunk, each chunk stored under the destination's id, and
 //!   its tree and checksum rebuilt with the destination's rules.
 //!
-//! Every pack is durable and indexed at the destination before the next one
-//! is sent, so an interrupted copy leaves packs the rerun does not send again;
-//! no record references them until `copy.rs` writes the records. Every chunk
+//! Whole packs go a few at a time (`copy_packs.rs`); every pack is durable
+//! before it is indexed at the destination and indexed before this returns,
+//! so an interrupted copy leaves packs the rerun finds (its open indexes
+//! them) and does not send again; no record references them until `copy.rs`
+//! writes the records. Every chunk
 //! read from the source is re-hashed against its id (as `restore` does).
 
 use std::cell::RefCell;
