@@ -308,8 +308,10 @@ fn sigkill_during_a_copy_then_the_rerun_sends_only_the_rest() {
         .args(["copy", "--to", &dst])
         .run();
     assert_eq!(r.signal, Some(9), "killed at its crash point: {}", r.stderr);
+    // At least those two arrived; others in flight beside them (up to four
+    // packs are sent at once) may have arrived too, not yet indexed.
     let arrived = common::pack_files(&t.path("dst")).len();
-    assert_eq!(arrived, 2, "two packs arrived");
+    assert!(arrived >= 2, "two packs arrived, {arrived} found");
     // Nothing half-visible: no snapshot yet, the destination verifies.
     let v = lb(&t, &dst, &[]).args(["verify"]).json();
     assert_eq!(v["ok"], true, "{v}");
@@ -502,4 +504,65 @@ fn s3_to_s3_with_the_destinations_own_credentials() {
         .arg(&out)
         .ok();
     assert_eq!(dump(&out), dump(&db));
+}
+
+/// Issue #11: the S3 requests of a fresh copy and of a copy with nothing to
+/// send, on Garage's counters. A fresh copy PUTs each pack once and reads
+/// none back (the PUT's ETag is the pack's MD5: store-format.md 6.11), so its
+/// GETs do not grow with the packs; a no-op copy is a handful of requests
+/// (its lock object, listings, the config) and reads no pack.
+#[test]
+fn s3_copy_request_counts_fresh_and_no_op() {
+    let t = TestDir::new("copy-requests");
+    let g = Garage::start(&t.path("garage"), "lumina");
+    let env = g.env();
+    let src = t.path("src").display().to_string();
+    let db = source_with_history(&t, &src, &[]);
+    let packs = common::pack_files(&t.path("src")).len() as u64;
+    let records = ["snapshots", "chain"]
+        .iter()
+        .map(|d| {
+            std::fs::read_dir(t.path("src").join(d))
+                .map(|r| r.count() as u64)
+                .unwrap_or(0)
+        })
+        .sum::<u64>();
+    assert!(packs >= 2, "a source of several packs: {packs}");
+    let dst = g.url("fresh");
+    let count = |asked: &std::collections::BTreeMap<String, u64>, k: &str| {
+        asked.get(k).copied().unwrap_or(0)
+    };
+    let before = g.s3_requests();
+    let r = copy(&t, &src, &dst, &env);
+    let fresh = Garage::requests_between(&before, &g.s3_requests());
+    eprintln!("fresh copy of {packs} packs, {records} records: {fresh:?}");
+    // The forgotten first snapshot's chunks are not sent: its pack's
+    // referenced chunks are re-packed (a new pack, read back); the others
+    // go whole and are not read back.
+    let (whole, new) = (r["packs_copied"].as_u64(), r["packs_written"].as_u64());
+    assert!(whole.is_some_and(|n| n >= 2), "{r}");
+    let new = new.expect("packs_written");
+    assert!(
+        count(&fresh, "GetObject") <= 6 + 3 * new,
+        "no whole pack read back: {fresh:?}"
+    );
+    // Packs, records, the new repository's config (and key) and the lock.
+    assert!(
+        count(&fresh, "PutObject") <= packs + records + 4,
+        "each pack sent once: {fresh:?}"
+    );
+    let before = g.s3_requests();
+    let again = copy(&t, &src, &dst, &env);
+    let noop = Garage::requests_between(&before, &g.s3_requests());
+    eprintln!("no-op copy: {noop:?}");
+    assert_eq!(again["bytes_sent"], 0, "{again}");
+    let total: u64 = noop
+        .iter()
+        .filter(|(k, _)| !k.ends_with('!'))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(total <= 16, "{total} requests: {noop:?}");
+    assert_eq!(count(&noop, "PutObject"), 1, "only the lock: {noop:?}");
+    assert!(count(&noop, "GetObject") <= 6, "{noop:?}");
+    sound(&t, &dst, &env, &dump(&db), "fresh.db");
 }

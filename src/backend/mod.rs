@@ -72,6 +72,14 @@ pub trait Backend: Send + Sync {
     /// `data`, before it the old content (locally: temp beside it, fsync,
     /// rename, fsync folder; on an object store: one PUT).
     fn write_atomic(&self, path: &str, data: &[u8]) -> Result<()>;
+    /// [`Backend::write_atomic`] of a buffer the caller gives up (a large one
+    /// is sent without a copy), returning whether the store **confirmed** that
+    /// it now holds exactly `data`: an S3 PUT whose answer's ETag is the MD5 of
+    /// `data` (store-format.md 6.11). `false` says nothing is confirmed: a
+    /// caller that must know reads the object back.
+    fn write_owned(&self, path: &str, data: Vec<u8>) -> Result<bool> {
+        self.write_atomic(path, &data).map(|()| false)
+    }
     /// Names of the files directly in `dir` (not starting with `.`); empty if `dir`
     /// is absent or not a folder.
     fn list(&self, dir: &str) -> Result<Vec<String>>;

@@ -270,6 +270,15 @@ fn credentials_refused(action: &str, object: &str, location: &str, message: &str
     .into()
 }
 
+/// Whether an ETag (quoted or not, any case) is `md5_hex`: a multipart or
+/// encrypted object's ETag (`…-N`, or another 32 hex digits) is not.
+fn etag_is_md5(etag: &str, md5_hex: &str) -> bool {
+    let e = etag.trim();
+    let e = e.strip_prefix("W/").unwrap_or(e);
+    let e = e.trim_matches('"');
+    e.len() == 32 && e.eq_ignore_ascii_case(md5_hex)
+}
+
 /// The error's text on one line, at most 300 characters.
 fn one_line(e: &opendal::Error) -> String {
     let text = e.to_string();
@@ -355,6 +364,28 @@ impl Backend for OpendalBackend {
             return Err(self.fail("renaming into place", path, e));
         }
         Ok(())
+    }
+
+    /// One PUT of `data` (moved into the request, not copied) where a PUT is
+    /// atomic; confirmed when the answer's ETag is the MD5 of `data`, as S3
+    /// gives it for a single-part PUT (AWS, Garage, MinIO, R2, B2; not with
+    /// SSE-KMS or SSE-C, whose ETags are something else: then unconfirmed, and
+    /// the caller reads back). Elsewhere (temp name and rename) as
+    /// [`Backend::write_atomic`], unconfirmed.
+    fn write_owned(&self, path: &str, data: Vec<u8>) -> Result<bool> {
+        if !self.atomic_put {
+            return self.write_atomic(path, &data).map(|()| false);
+        }
+        self.check_writable(path)?;
+        let md5 = {
+            use md5::Digest;
+            hex::encode(md5::Md5::digest(&data))
+        };
+        let meta = self
+            .rt
+            .block_on(self.op.write(path, data))
+            .map_err(|e| self.fail("writing", path, e))?;
+        Ok(meta.etag().is_some_and(|etag| etag_is_md5(etag, &md5)))
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {

@@ -16,7 +16,7 @@
 //!   two master keys): every file is re-chunked into the destination's ids,
 //!   then the records are written as in `Rechain`.
 //!
-//! Order: data first (each pack durable and indexed before the next), then a
+//! Order: data first (each pack durable, then indexed; all before any record), then a
 //! check that the destination holds every chunk of what it is about to
 //! reference, then the records (the commit point of each snapshot), in chain
 //! order. A rerun after an interruption finds what arrived and sends the rest.
@@ -411,7 +411,7 @@ impl Repository {
         let files: Vec<&FileEntry> = missing.iter().flat_map(|s| s.record.files.iter()).collect();
         let needed = copy_data::referenced(self, &files)?;
         copy_data::send_same_ids(self, dst, &needed, progress, sent)?;
-        copy_data::check_complete(dst, &files)?;
+        copy_data::check_indexed(dst, &needed)?;
         // The records, oldest link first: an interruption leaves a prefix of
         // the chain, which verifies and which the rerun extends.
         let mut records = Vec::new();
@@ -546,15 +546,17 @@ impl Repository {
             }
         }
         let new_files: Vec<Vec<FileEntry>> = if mode == CopyMode::Translate {
-            copy_data::translate(self, dst, &todo, progress, sent)?
+            let new_files = copy_data::translate(self, dst, &todo, progress, sent)?;
+            let all_files: Vec<&FileEntry> = new_files.iter().flatten().collect();
+            copy_data::check_complete(dst, &all_files)?;
+            new_files
         } else {
             let files: Vec<&FileEntry> = todo.iter().flat_map(|s| s.record.files.iter()).collect();
             let needed = copy_data::referenced(self, &files)?;
             copy_data::send_same_ids(self, dst, &needed, progress, sent)?;
+            copy_data::check_indexed(dst, &needed)?;
             todo.iter().map(|s| s.record.files.clone()).collect()
         };
-        let all_files: Vec<&FileEntry> = new_files.iter().flatten().collect();
-        copy_data::check_complete(dst, &all_files)?;
         let mut mapped: HashMap<SnapshotId, SnapshotId> = HashMap::new();
         for (s, files) in todo.iter().zip(new_files) {
             Repository::check_cancel(progress)?;

@@ -10,22 +10,24 @@
 //!   read chunk by chunk, each chunk stored under the destination's id, and
 //!   its tree and checksum rebuilt with the destination's rules.
 //!
-//! Every pack is durable and indexed at the destination before the next one
-//! is sent, so an interrupted copy leaves packs the rerun does not send again;
-//! no record references them until `copy.rs` writes the records. Every chunk
+//! Whole packs go a few at a time (`copy_packs.rs`); every pack is durable
+//! before it is indexed at the destination and indexed before this returns,
+//! so an interrupted copy leaves packs the rerun finds (its open indexes
+//! them) and does not send again; no record references them until `copy.rs`
+//! writes the records. Every chunk
 //! read from the source is re-hashed against its id (as `restore` does).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
+use super::copy_packs;
 use super::Repository;
 use crate::error::{Error, Result};
 use crate::format::{FileEntry, FileHasher, FileKind, TreeEntry};
 use crate::id::{ChunkId, PackId};
-use crate::index::IndexUpdate;
 use crate::progress::{Phase, PhaseInfo, Progress};
 use crate::store::tree::{TreeBuilder, TreeReader};
-use crate::store::{pack, ChunkLoc, ChunkReader, WriteSession, KIND_DATA, KIND_TREE};
+use crate::store::{ChunkLoc, ChunkReader, WriteSession, KIND_DATA, KIND_TREE};
 
 /// What a copy sent to the destination.
 #[derive(Debug, Default, Clone, Copy)]
@@ -74,105 +76,73 @@ pub(super) fn send_same_ids(
     progress: &dyn Progress,
     sent: &mut Sent,
 ) -> Result<()> {
-    let mut by_pack: HashMap<PackId, Vec<(ChunkId, ChunkLoc)>> = HashMap::new();
-    {
-        let have = dst.index.reader()?;
-        let src_index = src.index.reader()?;
-        for id in needed {
-            if have.contains(id)? {
-                continue;
+    // One pass over the source's index (in key order, no lookups by id):
+    // per pack, the chunks it places there and how many of them are needed
+    // and missing at the destination. Only counts are kept, so memory does
+    // not grow with the number of chunks sent.
+    let have = dst.index.reader()?;
+    let mut per_pack: HashMap<PackId, (u64, u64)> = HashMap::new();
+    let mut found = 0usize;
+    src.index.for_each_chunk(&mut |id, loc| {
+        let e = per_pack.entry(loc.pack).or_default();
+        e.0 += 1;
+        if needed.contains(&id) {
+            found += 1;
+            if !have.contains(&id)? {
+                e.1 += 1;
             }
-            let loc = src_index
-                .get(id)?
-                .ok_or_else(|| Error::missing_chunk(id.to_hex()))?;
-            by_pack.entry(loc.pack).or_default().push((*id, loc));
-        }
-    }
-    progress.phase(&PhaseInfo::new(Phase::Copy).total(Some(0)));
-    if by_pack.is_empty() {
-        return Ok(());
-    }
-    let mut counts: HashMap<PackId, usize> = HashMap::new();
-    src.index.for_each_chunk(&mut |_, loc| {
-        if by_pack.contains_key(&loc.pack) {
-            *counts.entry(loc.pack).or_default() += 1;
         }
         Ok(())
     })?;
-    let sizes: HashMap<PackId, u64> = src.index.packs()?.into_iter().collect();
-    let mut whole = Vec::new();
-    let mut loose = Vec::new();
-    for (pack, chunks) in by_pack {
-        match sizes.get(&pack) {
-            Some(size) if counts.get(&pack) == Some(&chunks.len()) => {
-                whole.push((pack, *size, chunks))
+    if found < needed.len() {
+        let src_index = src.index.reader()?;
+        for id in needed {
+            if src_index.get(id)?.is_none() {
+                return Err(Error::missing_chunk(id.to_hex()));
             }
-            _ => loose.extend(chunks),
         }
     }
-    whole.sort_by_key(|(p, _, _)| *p);
+    progress.phase(&PhaseInfo::new(Phase::Copy).total(Some(0)));
+    let sizes: HashMap<PackId, u64> = src.index.packs()?.into_iter().collect();
+    let mut whole = Vec::new();
+    let mut partial = HashSet::new();
+    for (pack, (indexed, missing)) in per_pack {
+        match sizes.get(&pack) {
+            _ if missing == 0 => {}
+            Some(size) if missing == indexed => whole.push((pack, *size)),
+            _ => {
+                partial.insert(pack);
+            }
+        }
+    }
+    // The needed chunks of the other packs are re-packed: a second pass
+    // collects them (none in a fresh copy).
+    let mut loose = Vec::new();
+    if !partial.is_empty() {
+        src.index.for_each_chunk(&mut |id, loc| {
+            if partial.contains(&loc.pack) && needed.contains(&id) && !have.contains(&id)? {
+                loose.push((id, loc));
+            }
+            Ok(())
+        })?;
+    }
+    drop(have);
+    if whole.is_empty() && loose.is_empty() {
+        return Ok(());
+    }
+    whole.sort_by_key(|(p, _)| *p);
     loose.sort_by_key(|(_, l)| (l.pack, l.frame_offset, l.offset));
     let total = whole.iter().map(|w| w.1).sum::<u64>()
         + loose.iter().map(|(_, l)| u64::from(l.len)).sum::<u64>();
     let to = dst.location.to_string();
     progress.phase(&PhaseInfo::new(Phase::Copy).detail(&to).total(Some(total)));
-    for (pack, size, chunks) in whole {
-        Repository::check_cancel(progress)?;
-        copy_pack(src, dst, pack, size, &chunks, sent)?;
-        progress.advance(size);
-    }
+    let packs = copy_packs::send_whole(src, dst, whole, progress)?;
+    sent.packs_copied += packs.packs;
+    sent.chunks += packs.chunks;
+    sent.bytes += packs.bytes;
     if !loose.is_empty() {
         repack(src, dst, &loose, progress, sent)?;
     }
-    Ok(())
-}
-
-/// Sends one source pack as it is, then reads its description back from the
-/// destination and indexes the chunks the destination lacks.
-fn copy_pack(
-    src: &Repository,
-    dst: &Repository,
-    pack: PackId,
-    size: u64,
-    chunks: &[(ChunkId, ChunkLoc)],
-    sent: &mut Sent,
-) -> Result<()> {
-    let path = pack::pack_path(&pack);
-    let bytes = src.backend.read(&path)?;
-    if bytes.len() as u64 != size || crate::id::blake3_of(&bytes) != pack.0 {
-        return Err(Error::corrupt(
-            format!("pack {} of the source", pack.short()),
-            "content does not match its name; run verify --read-data on the source",
-        ));
-    }
-    dst.backend.write_atomic(&path, &bytes)?;
-    crate::testhook::point("copy-after-pack");
-    // What arrived: the description read back from the destination.
-    let desc = dst.read_pack_description(&pack, size)?;
-    let locations = pack::locations(pack, &desc);
-    let listed: HashSet<ChunkId> = locations.iter().map(|(c, _)| *c).collect();
-    if chunks.iter().any(|(c, _)| !listed.contains(c)) {
-        return Err(Error::corrupt(
-            format!("pack {} at the destination", pack.short()),
-            "its description lacks chunks the source's lists",
-        ));
-    }
-    let have = dst.index.reader()?;
-    let mut add = Vec::new();
-    for (c, l) in locations {
-        if !have.contains(&c)? {
-            add.push((c, l));
-        }
-    }
-    drop(have);
-    sent.chunks += add.len() as u64;
-    dst.index.apply(&IndexUpdate {
-        chunks: add,
-        packs: vec![(pack, size)],
-        ..Default::default()
-    })?;
-    sent.packs_copied += 1;
-    sent.bytes += size;
     Ok(())
 }
 
@@ -312,6 +282,20 @@ pub(super) fn check_complete(dst: &Repository, files: &[&FileEntry]) -> Result<(
     let ids = referenced(dst, files)?;
     let have = dst.index.reader()?;
     for id in &ids {
+        if !have.contains(id)? {
+            return Err(Error::missing_chunk(id.to_hex()));
+        }
+    }
+    Ok(())
+}
+
+/// Same ids: checks, before any record is written, that the destination's
+/// index holds every chunk of `needed` (found by walking the source's trees,
+/// every node re-hashed; with shared ids the destination's nodes are the same
+/// bytes under the same ids, so its walk would name the same chunks).
+pub(super) fn check_indexed(dst: &Repository, needed: &HashSet<ChunkId>) -> Result<()> {
+    let have = dst.index.reader()?;
+    for id in needed {
         if !have.contains(id)? {
             return Err(Error::missing_chunk(id.to_hex()));
         }

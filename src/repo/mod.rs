@@ -10,6 +10,7 @@ pub mod cache;
 mod chain;
 mod copy;
 mod copy_data;
+mod copy_packs;
 mod diff;
 mod drill;
 mod export_plan;
