@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::fetch::FrameKey;
 use super::tree::TreeReader;
 use super::{ChunkLoc, ChunkStore, KIND_TREE};
 use crate::error::{Error, Result};
@@ -24,7 +25,7 @@ pub const DEFAULT_CACHE_FRAMES: usize = 8;
 pub struct FrameCache {
     cap: usize,
     /// Most recently used last.
-    frames: Vec<((PackId, u64), Arc<Vec<u8>>)>,
+    frames: Vec<(FrameKey, Arc<Vec<u8>>)>,
     /// Frames read from the backend (misses), for tests and statistics.
     loads: u64,
 }

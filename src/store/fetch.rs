@@ -126,12 +126,15 @@ fn short_pack(pack: &PackId) -> Error {
     )
 }
 
+/// Range reads done, by their index in the plan.
+type RunBytes = Vec<(usize, Vec<u8>)>;
+
 /// Fetches the stored bytes of `runs`, up to [`REMOTE_READS`] at once, on
 /// threads of its own; stops taking new reads when `stop` is set (the reader
 /// failed or finished) and at the first failure, which it returns.
 pub fn fetch_runs(store: &ChunkStore, runs: Vec<Run>, stop: &AtomicBool) -> Result<Fetched> {
     let next = AtomicUsize::new(0);
-    let got: Mutex<Result<Vec<(usize, Vec<u8>)>>> = Mutex::new(Ok(Vec::new()));
+    let got: Mutex<Result<RunBytes>> = Mutex::new(Ok(Vec::new()));
     let failed = AtomicBool::new(false);
     let workers = runs.len().clamp(1, REMOTE_READS);
     std::thread::scope(|s| {
