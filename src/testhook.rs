@@ -35,6 +35,20 @@ pub(crate) fn point(name: &str) {
     let _ = name;
 }
 
+/// Stored bytes per group of a remote reader's range reads (`store::fetch`):
+/// `default`, or `LUMINA_BACKUP_REMOTE_GROUP_BYTES` with the `test-hooks`
+/// feature only, so tests read a small database in many groups.
+#[inline(always)]
+pub(crate) fn remote_group_bytes(default: u64) -> u64 {
+    #[cfg(feature = "test-hooks")]
+    return std::env::var("LUMINA_BACKUP_REMOTE_GROUP_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    #[cfg(not(feature = "test-hooks"))]
+    default
+}
+
 /// Whether capture must act as if the linked SQLite lacked `sqlite_dbpage`
 /// (`LUMINA_BACKUP_NO_DBPAGE=1`, with the `test-hooks` feature only), so tests
 /// exercise the fallback routes with the test build's SQLite.

@@ -178,8 +178,18 @@ impl ObjectLock {
             created_ns: created,
             refreshed_ns: created,
         };
+        // The first attempt writes at once and lists after (one listing, not
+        // two: the listing after the write is what makes two writers see each
+        // other; it also clears stale locks). After a conflict, each attempt
+        // lists first and writes only when nothing conflicts.
+        let mut first = true;
         loop {
-            let mut found = conflicts(backend.as_ref(), cipher, None, exclusive, notices)?;
+            let mut found = if first {
+                Vec::new()
+            } else {
+                conflicts(backend.as_ref(), cipher, None, exclusive, notices)?
+            };
+            first = false;
             if found.is_empty() {
                 files::save(backend.as_ref(), cipher, version, &id, &record)?;
                 found = conflicts(backend.as_ref(), cipher, Some(&id), exclusive, notices)?;

@@ -214,6 +214,16 @@ impl std::fmt::Debug for Repository {
     }
 }
 
+/// The last remote config read by [`Repository::is_encrypted_at`], with its
+/// location and when: taken (once) by the next open of that location within
+/// [`PEEK_VALID`] (a CLI command opens right after asking; an application that
+/// asks and opens much later reads the config again).
+static PEEKED_CONFIG: std::sync::Mutex<Option<(String, std::time::Instant, Vec<u8>)>> =
+    std::sync::Mutex::new(None);
+
+/// How long a peeked config may stand in for a read.
+const PEEK_VALID: Duration = Duration::from_secs(5);
+
 impl Repository {
     /// Creates an unencrypted repository at `path` (which must not hold one yet).
     pub fn init(path: &Path) -> Result<Config> {
@@ -322,7 +332,9 @@ impl Repository {
     }
 
     /// Whether the repository at `location` is encrypted (reads only the
-    /// config header).
+    /// config header). For a remote store the config's bytes are kept for the
+    /// next open of the same location in this process, which uses them once
+    /// instead of reading them again (the config never changes after `init`).
     pub fn is_encrypted_at(location: &Location) -> Result<bool> {
         match location {
             Location::Local(path) => Self::is_encrypted(path),
@@ -330,7 +342,12 @@ impl Repository {
                 let backend = crate::backend::open_remote(remote)?.read_only;
                 let shown = PathBuf::from(location.to_string());
                 let bytes = Self::config_bytes(&shown, backend.as_ref())?;
-                Ok(Self::decode_header(&bytes)?.flags & format::FLAG_SEALED != 0)
+                let sealed = Self::decode_header(&bytes)?.flags & format::FLAG_SEALED != 0;
+                // The open that usually follows reads these bytes instead of
+                // asking the server again (one paid request less per command).
+                *PEEKED_CONFIG.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((backend.location(), std::time::Instant::now(), bytes));
+                Ok(sealed)
             }
         }
     }
@@ -355,12 +372,21 @@ impl Repository {
         format::decode_header(bytes, Kind::Config).map_err(|e| Error::decode("config", e))
     }
 
-    /// The config's bytes, or [`Repr::NoRepository`] (named `shown`) when
+    /// The config's bytes (a remote one peeked by [`Repository::is_encrypted_at`]
+    /// is taken, once), or [`Repr::NoRepository`] (named `shown`) when
     /// there is none. A local folder is asked whether the file exists first
     /// (as always); a remote store gets one GET, whose "not found" means no
     /// repository: a HEAD before it would be one more paid request for every
     /// command.
     fn config_bytes(shown: &Path, backend: &dyn Backend) -> Result<Vec<u8>> {
+        if backend.is_remote() {
+            let mut peeked = PEEKED_CONFIG.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, when, bytes)) = peeked.take() {
+                if at == backend.location() && when.elapsed() < PEEK_VALID {
+                    return Ok(bytes);
+                }
+            }
+        }
         if !backend.is_remote() && !backend.exists(CONFIG_FILE)? {
             return Err(Repr::NoRepository(shown.to_path_buf()).into());
         }

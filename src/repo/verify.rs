@@ -16,6 +16,7 @@ use crate::id::{ChunkId, PackId};
 use crate::index::IndexUpdate;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot;
+use crate::store::fetch::PackReadAhead;
 use crate::store::tree::TreeReader;
 use crate::store::{pack, ChunkReader};
 
@@ -178,6 +179,16 @@ impl Repository {
             Phase::VerifyPacks
         };
         progress.phase(&PhaseInfo::new(phase).total(Some(total)));
+        // With --read-data the packs that are present and whole are read ahead
+        // (in this loop's order) while the one before is checked.
+        let mut ahead = read_data.then(|| {
+            let whole = indexed
+                .iter()
+                .filter(|(id, size)| present.get(id) == Some(size))
+                .map(|(id, _)| *id)
+                .collect();
+            PackReadAhead::start(&self.store, whole)
+        });
         for (id, size) in &indexed {
             Repository::check_cancel(progress)?;
             r.packs_checked += 1;
@@ -192,7 +203,16 @@ impl Repository {
                     actual: *actual,
                     expected: *size,
                 }),
-                Some(_) if read_data => self.check_pack_data(id, &mut r).err().map(damaged),
+                Some(_) if read_data => {
+                    let bytes = match ahead.as_mut() {
+                        Some(a) => a.take(id),
+                        None => Err(Error::internal("no pack reader")),
+                    };
+                    bytes
+                        .and_then(|b| self.check_pack_data(id, &b, &mut r))
+                        .err()
+                        .map(damaged)
+                }
                 Some(_) => self.read_pack_description(id, *size).err().map(damaged),
             };
             if let Some(p) = problem {
@@ -356,18 +376,17 @@ impl Repository {
         Ok(r)
     }
 
-    fn check_pack_data(&self, id: &PackId, r: &mut VerifyReport) -> Result<()> {
-        let bytes = self.backend.read(&pack::pack_path(id))?;
+    fn check_pack_data(&self, id: &PackId, bytes: &[u8], r: &mut VerifyReport) -> Result<()> {
         r.bytes_read += bytes.len() as u64;
         let object = format!("pack {}", id.to_hex());
-        if crate::id::blake3_of(&bytes) != id.0 {
+        if crate::id::blake3_of(bytes) != id.0 {
             return Err(Error::corrupt(
                 object,
                 "content does not match its name (bytes changed)",
             ));
         }
         let desc =
-            pack::parse_pack(&bytes, self.store.cipher()).map_err(|e| Error::decode(&object, e))?;
+            pack::parse_pack(bytes, self.store.cipher()).map_err(|e| Error::decode(&object, e))?;
         let cipher = self.store.cipher();
         let frames: Vec<_> = desc.frames.iter().collect();
         use rayon::prelude::*;

@@ -4,6 +4,9 @@
 //! through it, so "look the chunk up or fail with a missing chunk", "a node must
 //! be indexed as a node" and "every chunk is re-hashed" are written once.
 
+use std::sync::Arc;
+
+use super::fetch::FrameKey;
 use super::tree::TreeReader;
 use super::{ChunkLoc, ChunkStore, KIND_TREE};
 use crate::error::{Error, Result};
@@ -22,7 +25,7 @@ pub const DEFAULT_CACHE_FRAMES: usize = 8;
 pub struct FrameCache {
     cap: usize,
     /// Most recently used last.
-    frames: Vec<((PackId, u64), Vec<u8>)>,
+    frames: Vec<(FrameKey, Arc<Vec<u8>>)>,
     /// Frames read from the backend (misses), for tests and statistics.
     loads: u64,
 }
@@ -52,20 +55,30 @@ impl FrameCache {
     fn get_or_load(
         &mut self,
         key: (PackId, u64),
-        load: impl FnOnce() -> Result<Vec<u8>>,
+        load: impl FnOnce() -> Result<Arc<Vec<u8>>>,
     ) -> Result<&[u8]> {
-        if let Some(i) = self.frames.iter().position(|(k, _)| *k == key) {
-            let hit = self.frames.remove(i);
-            self.frames.push(hit);
-        } else {
+        if self.get(key).is_none() {
             let frame = load()?;
             self.loads += 1;
-            if self.frames.len() >= self.cap {
-                self.frames.remove(0);
-            }
-            self.frames.push((key, frame));
+            self.insert(key, frame);
         }
-        Ok(&self.frames.last().expect("just pushed").1)
+        Ok(&self.frames.last().expect("just used or inserted").1)
+    }
+
+    /// A frame if cached (it becomes the most recently used).
+    pub(super) fn get(&mut self, key: (PackId, u64)) -> Option<Arc<Vec<u8>>> {
+        let i = self.frames.iter().position(|(k, _)| *k == key)?;
+        let hit = self.frames.remove(i);
+        self.frames.push(hit);
+        self.frames.last().map(|(_, f)| f.clone())
+    }
+
+    /// Adds a frame, dropping the least recently used one when full.
+    pub(super) fn insert(&mut self, key: (PackId, u64), frame: Arc<Vec<u8>>) {
+        if self.frames.len() >= self.cap {
+            self.frames.remove(0);
+        }
+        self.frames.push((key, frame));
     }
 }
 
@@ -139,7 +152,9 @@ impl<'s> ChunkReader<'s> {
     pub fn chunk_at(&mut self, id: &ChunkId, loc: &ChunkLoc) -> Result<Vec<u8>> {
         let store = self.store;
         let key = (loc.pack, loc.frame_offset);
-        let raw = self.cache.get_or_load(key, || store.read_frame(loc))?;
+        let raw = self
+            .cache
+            .get_or_load(key, || store.read_frame_shared(loc))?;
         let start = loc.offset as usize;
         let data = raw
             .get(start..start + loc.len as usize)
@@ -182,8 +197,6 @@ impl<'s> ChunkReader<'s> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::backend::LocalBackend;
     use crate::error::Repr;

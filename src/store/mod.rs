@@ -6,13 +6,14 @@
 //! caller passes (the index), and hands back the locations of what it added.
 
 pub mod access;
+pub mod fetch;
 pub mod files;
 pub mod pack;
 pub mod stream;
 pub mod tree;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -37,7 +38,16 @@ pub struct ChunkStore {
     cipher: Cipher,
     hasher: IdHasher,
     format: FormatVersion,
+    /// Frames read through [`ChunkStore::read_frame_shared`] from a remote
+    /// store, shared by every reader of this store (and its clones): the
+    /// readers of one command (a snapshot's parent chunk list, its exports,
+    /// the chain) often need the same tree frames, and each read is a request.
+    shared: Arc<Mutex<access::FrameCache>>,
 }
+
+/// Frames the shared cache of a remote store keeps (each at most
+/// `frame_target`, 1 MiB by default).
+const SHARED_CACHE_FRAMES: usize = 4;
 
 impl std::fmt::Debug for ChunkStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,6 +73,9 @@ impl ChunkStore {
             cipher,
             hasher,
             format,
+            shared: Arc::new(Mutex::new(access::FrameCache::with_capacity(
+                SHARED_CACHE_FRAMES,
+            ))),
         }
     }
 
@@ -91,6 +104,25 @@ impl ChunkStore {
     pub fn read_frame(&self, loc: &ChunkLoc) -> Result<Vec<u8>> {
         let stored = self.fetch_frame(loc)?;
         self.decode_frame(loc, &stored)
+    }
+
+    /// [`ChunkStore::read_frame`] through the store's shared cache when the
+    /// store is remote (a local read is cheap: no cache). The frame is opened
+    /// and decompressed as read; its chunks are still re-hashed by whoever
+    /// slices them.
+    pub fn read_frame_shared(&self, loc: &ChunkLoc) -> Result<Arc<Vec<u8>>> {
+        if !self.is_remote() {
+            return Ok(Arc::new(self.read_frame(loc)?));
+        }
+        let key = (loc.pack, loc.frame_offset);
+        let lock = || self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = lock().get(key) {
+            return Ok(hit);
+        }
+        // Not held while reading: other readers go on meanwhile.
+        let frame = Arc::new(self.read_frame(loc)?);
+        lock().insert(key, frame.clone());
+        Ok(frame)
     }
 
     /// Reads a frame's stored bytes (no decoding): the I/O half of [`ChunkStore::read_frame`].

@@ -8,36 +8,32 @@
 //! (the ids each chunk was checked against, so each byte is hashed once), in
 //! format 1 by the calling thread from the bytes written. Batches travel through
 //! a bounded channel (a few MiB in flight) and their buffers go back to the
-//! producer, so memory stays bounded and no batch allocates afresh. Only bytes
+//! producer, so memory stays bounded and no batch allocates afresh. From a
+//! remote store a third stage runs ahead of the producer: the frames of the
+//! next group of batches are fetched in a few large range reads while the
+//! current group is decoded ([`super::fetch`]). Only bytes
 //! that matched their chunk id reach the writer; the checksum is the caller's to
 //! compare (it knows the record).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::fetch::{self, Decoded, FrameKey};
 use super::tree::TreeReader;
 use super::{ChunkLoc, ChunkReader, ChunkStore};
 use crate::error::{Error, Result};
 use crate::format::{ChecksumKind, FileHasher, TreeEntry};
-use crate::id::{ChunkId, PackId};
+use crate::id::ChunkId;
 use crate::index::IndexReader;
 
-/// Leaves per batch (1024 pages of 4 KiB: 4 MiB).
+/// Leaves per batch (1024 pages of 4 KiB: 4 MiB), local or remote (a remote
+/// store's reads are planned in groups of many batches, [`fetch`]).
 const LEAF_BATCH: usize = 1024;
-/// Leaves per batch from a remote store: twice as many, so that a batch's
-/// frames make several range reads that travel at once.
-const REMOTE_LEAF_BATCH: usize = 2048;
-/// Frames of one pack this close together are read with one range read from
-/// a remote store (one request instead of one per frame).
-const COALESCE_GAP: u64 = 64 << 10;
-/// The longest coalesced range read (keeps several in flight per batch).
-const COALESCE_MAX: u64 = 2 << 20;
-/// Range reads in flight at once from a remote store (latency-bound, not CPU).
-const REMOTE_READS: usize = 8;
 /// Bytes hashed and written at a time (fits a core's L2 cache; large enough to
 /// pass a 1 MiB `BufWriter` without a copy).
 const WRITE_PIECE: usize = 1 << 20;
@@ -122,6 +118,33 @@ fn consume(
     Ok(bytes)
 }
 
+/// A batch of leaves in file order, and where their chunks are.
+struct Batch {
+    leaves: Vec<TreeEntry>,
+    locs: Vec<ChunkLoc>,
+}
+
+/// The next (up to) [`LEAF_BATCH`] leaves of `tree`, looked up in the index
+/// (in parallel); `None` at the end.
+fn next_batch(reader: &mut ChunkReader<'_>, tree: &mut TreeReader) -> Result<Option<Batch>> {
+    let mut leaves = Vec::with_capacity(LEAF_BATCH);
+    while leaves.len() < LEAF_BATCH {
+        match reader.next_leaf(tree)? {
+            Some(leaf) => leaves.push(leaf),
+            None => break,
+        }
+    }
+    if leaves.is_empty() {
+        return Ok(None);
+    }
+    let r = &*reader;
+    let locs = leaves
+        .par_iter()
+        .map(|l| r.locate(&l.id))
+        .collect::<Result<Vec<ChunkLoc>>>()?;
+    Ok(Some(Batch { leaves, locs }))
+}
+
 /// The producer thread: batches of verified bytes in file order, then the end
 /// of the channel (or one error). Every leaf read goes to `leaves` (the
 /// chunk-list digest) in order.
@@ -135,186 +158,153 @@ fn produce(
 ) {
     let mut reader = ChunkReader::new(store, index);
     let mut tree = TreeReader::new(root);
-    let mut frames: HashMap<(PackId, u64), Arc<Vec<u8>>> = HashMap::new();
-    let per_batch = if store.is_remote() {
-        REMOTE_LEAF_BATCH
-    } else {
-        LEAF_BATCH
+    let mut frames: HashMap<FrameKey, Arc<Vec<u8>>> = HashMap::new();
+    // Verifies a batch and hands it to the writer; false when the writer is gone.
+    let mut emit = |b: &Batch, decode: &dyn Fn(&[ChunkLoc]) -> Result<Decoded>| {
+        let buf = free.try_recv().unwrap_or_default();
+        let buf = read_batch(store, b, &mut frames, buf, decode)?;
+        // Only leaves whose chunks matched their ids count.
+        for l in &b.leaves {
+            leaves_hasher.chunk(&l.id, l.len);
+        }
+        Ok::<bool, Error>(full.send(Ok(buf)).is_ok())
     };
-    loop {
-        let batch = (|| {
-            let mut leaves = Vec::with_capacity(per_batch);
-            while leaves.len() < per_batch {
-                match reader.next_leaf(&mut tree)? {
-                    Some(leaf) => leaves.push(leaf),
-                    None => break,
+    let result = if store.is_remote() {
+        produce_remote(store, &mut reader, &mut tree, &mut emit)
+    } else {
+        (|| {
+            let local = |wanted: &[ChunkLoc]| -> Result<Decoded> {
+                wanted
+                    .par_iter()
+                    .map(|l| Ok(((l.pack, l.frame_offset), Arc::new(store.read_frame(l)?))))
+                    .collect()
+            };
+            while let Some(b) = next_batch(&mut reader, &mut tree)? {
+                if !emit(&b, &local)? {
+                    break; // the writer stopped
                 }
             }
-            if leaves.is_empty() {
-                return Ok(None);
-            }
-            let buf = free.try_recv().unwrap_or_default();
-            let buf = read_batch(store, &reader, &leaves, &mut frames, buf)?;
-            // Only leaves whose chunks matched their ids count.
-            for l in &leaves {
-                leaves_hasher.chunk(&l.id, l.len);
-            }
-            Ok(Some(buf))
-        })();
-        match batch {
-            Ok(None) => return,
-            Ok(Some(buf)) => {
-                if full.send(Ok(buf)).is_err() {
-                    return; // the writer stopped
-                }
-            }
-            Err(e) => {
-                let _ = full.send(Err(e));
-                return;
-            }
-        }
+            Ok(())
+        })()
+    };
+    if let Err(e) = result {
+        let _ = full.send(Err(e));
     }
 }
 
-/// Frames read and decoded, keyed by (pack, frame offset).
-type Decoded = Vec<((PackId, u64), Arc<Vec<u8>>)>;
+/// Hands a batch to the writer: false when the writer is gone.
+type Emit<'a> = dyn FnMut(&Batch, &dyn Fn(&[ChunkLoc]) -> Result<Decoded>) -> Result<bool> + 'a;
 
-/// One range read: frames of one pack lying (nearly) next to each other.
-struct Run<'a> {
-    pack: PackId,
-    start: u64,
-    end: u64,
-    frames: Vec<&'a ChunkLoc>,
-}
-
-/// Groups frames into range reads: same pack, at most [`COALESCE_GAP`]
-/// apart, at most [`COALESCE_MAX`] long (a single larger frame is one read).
-fn coalesce<'a>(mut wanted: Vec<&'a ChunkLoc>) -> Vec<Run<'a>> {
-    wanted.sort_by_key(|l| (l.pack, l.frame_offset));
-    let mut runs: Vec<Run<'a>> = Vec::new();
-    for l in wanted {
-        let end = l.frame_offset + u64::from(l.frame_len);
-        match runs.last_mut() {
-            Some(r)
-                if r.pack == l.pack
-                    && l.frame_offset >= r.start
-                    && l.frame_offset <= r.end.saturating_add(COALESCE_GAP)
-                    && end.max(r.end) - r.start <= COALESCE_MAX =>
-            {
-                r.end = r.end.max(end);
-                r.frames.push(l);
-            }
-            _ => runs.push(Run {
-                pack: l.pack,
-                start: l.frame_offset,
-                end,
-                frames: vec![l],
-            }),
-        }
-    }
-    runs
-}
-
-/// Reads frames from a remote store: coalesced into range reads, up to
-/// [`REMOTE_READS`] in flight, each frame opened and checked as a single one
-/// would be (the slicing of a range changes nothing that is verified).
-fn fetch_remote(store: &ChunkStore, wanted: Vec<&ChunkLoc>) -> Result<Decoded> {
-    let runs = coalesce(wanted);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let out: std::sync::Mutex<Result<Decoded>> = std::sync::Mutex::new(Ok(Vec::new()));
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let workers = runs.len().clamp(1, REMOTE_READS);
+/// The remote half of [`produce`]: groups of batches planned ahead
+/// ([`fetch`]), the next group's range reads in flight while the current
+/// group is decoded, checked and written.
+fn produce_remote(
+    store: &ChunkStore,
+    reader: &mut ChunkReader<'_>,
+    tree: &mut TreeReader,
+    emit: &mut Emit<'_>,
+) -> Result<()> {
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                use std::sync::atomic::Ordering::SeqCst;
-                let i = next.fetch_add(1, SeqCst);
-                let Some(run) = runs.get(i) else { return };
-                if failed.load(SeqCst) {
-                    return;
-                }
-                let got = read_run(store, run);
-                let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-                match (got, &mut *o) {
-                    (Ok(frames), Ok(all)) => all.extend(frames),
-                    (Err(e), o @ Ok(_)) => {
-                        failed.store(true, SeqCst);
-                        *o = Err(e);
+        let result = (|| {
+            let mut pending = VecDeque::new();
+            let mut planned_all = false;
+            let mut carried: Option<FrameKey> = None;
+            loop {
+                // The current group and the next one are fetching (or fetched).
+                while !planned_all && pending.len() < 2 {
+                    match plan_group(reader, tree, &mut carried)? {
+                        None => planned_all = true,
+                        Some((batches, runs)) => {
+                            let stop = &stop;
+                            let fetch = s.spawn(move || fetch::fetch_runs(store, runs, stop));
+                            pending.push_back((batches, fetch));
+                        }
                     }
-                    (_, Err(_)) => {}
                 }
-            });
+                let Some((batches, fetch)) = pending.pop_front() else {
+                    return Ok(());
+                };
+                let fetched = match fetch.join() {
+                    Ok(f) => f?,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                let decode = |wanted: &[ChunkLoc]| fetched.decode(store, wanted);
+                for b in &batches {
+                    if !emit(b, &decode)? {
+                        return Ok(()); // the writer stopped
+                    }
+                }
+            }
+        })();
+        // Reads still in flight stop taking new ranges; the scope waits for them.
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        result
+    })
+}
+
+/// Plans the next group: batches until their frames not yet planned reach
+/// [`fetch::GROUP_BYTES`] stored bytes, and the range reads of those frames.
+/// `carried` is the frame the previous group ends in (the reader keeps it
+/// decoded), left out; it becomes this group's last frame.
+fn plan_group(
+    reader: &mut ChunkReader<'_>,
+    tree: &mut TreeReader,
+    carried: &mut Option<FrameKey>,
+) -> Result<Option<(Vec<Batch>, Vec<fetch::Run>)>> {
+    let mut batches = Vec::new();
+    let mut wanted: Vec<ChunkLoc> = Vec::new();
+    let mut seen: HashSet<FrameKey> = carried.iter().copied().collect();
+    let mut bytes = 0u64;
+    let group_bytes = crate::testhook::remote_group_bytes(fetch::GROUP_BYTES);
+    while bytes < group_bytes {
+        let Some(b) = next_batch(reader, tree)? else {
+            break;
+        };
+        for l in &b.locs {
+            if seen.insert((l.pack, l.frame_offset)) {
+                bytes += u64::from(l.frame_len);
+                wanted.push(*l);
+            }
         }
-    });
-    out.into_inner().unwrap_or_else(|p| p.into_inner())
+        batches.push(b);
+    }
+    let Some(last) = batches.last().and_then(|b| b.locs.last()) else {
+        return Ok(None);
+    };
+    *carried = Some((last.pack, last.frame_offset));
+    Ok(Some((batches, fetch::coalesce(wanted))))
 }
 
-/// One range read, cut into its frames, each decoded.
-fn read_run(store: &ChunkStore, run: &Run<'_>) -> Result<Decoded> {
-    let len = usize::try_from(run.end - run.start)
-        .map_err(|_| Error::corrupt(format!("pack {}", run.pack.short()), "range too long"))?;
-    let bytes = store.fetch_range(&run.pack, run.start, len)?;
-    run.frames
-        .iter()
-        .map(|l| {
-            let at = usize::try_from(l.frame_offset - run.start).unwrap_or(usize::MAX);
-            let stored = at
-                .checked_add(l.frame_len as usize)
-                .and_then(|end| bytes.get(at..end))
-                .ok_or_else(|| {
-                    Error::corrupt(
-                        format!("pack {}", run.pack.short()),
-                        "file is shorter than its index entry (truncated?)",
-                    )
-                })?;
-            let raw = store.decode_frame(l, stored)?;
-            Ok(((l.pack, l.frame_offset), Arc::new(raw)))
-        })
-        .collect()
-}
-
-/// Reads a batch of leaves into `buf` (cleared first): chunks looked up, frames
-/// read and decoded, and chunks re-hashed, each step in parallel. `frames`
-/// carries the last frame over to the next batch (consecutive chunks share
-/// frames).
+/// Reads a batch of leaves into `buf` (cleared first): the frames not yet
+/// decoded obtained through `decode` (in parallel), and every chunk re-hashed
+/// (in parallel). `frames` carries the last frame over to the next batch
+/// (consecutive chunks share frames).
 fn read_batch(
     store: &ChunkStore,
-    reader: &ChunkReader<'_>,
-    leaves: &[TreeEntry],
-    frames: &mut HashMap<(PackId, u64), Arc<Vec<u8>>>,
+    batch: &Batch,
+    frames: &mut HashMap<FrameKey, Arc<Vec<u8>>>,
     mut buf: Vec<u8>,
+    decode: &dyn Fn(&[ChunkLoc]) -> Result<Decoded>,
 ) -> Result<Vec<u8>> {
-    let locs = leaves
-        .par_iter()
-        .map(|l| reader.locate(&l.id))
-        .collect::<Result<Vec<ChunkLoc>>>()?;
-    let mut wanted: Vec<&ChunkLoc> = Vec::new();
-    let mut seen: HashSet<(PackId, u64)> = HashSet::new();
-    for loc in &locs {
+    let Batch { leaves, locs } = batch;
+    let mut wanted: Vec<ChunkLoc> = Vec::new();
+    let mut seen: HashSet<FrameKey> = HashSet::new();
+    for loc in locs {
         let key = (loc.pack, loc.frame_offset);
         if !frames.contains_key(&key) && seen.insert(key) {
-            wanted.push(loc);
+            wanted.push(*loc);
         }
     }
-    let decoded = if store.is_remote() {
-        fetch_remote(store, wanted)?
-    } else {
-        wanted
-            .par_iter()
-            .map(|l| {
-                let stored = store.fetch_frame(l)?;
-                let raw = store.decode_frame(l, &stored)?;
-                Ok(((l.pack, l.frame_offset), Arc::new(raw)))
-            })
-            .collect::<Result<Vec<_>>>()?
-    };
-    frames.extend(decoded);
+    frames.extend(decode(&wanted)?);
     let total: usize = leaves.iter().map(|l| l.len as usize).sum();
     buf.clear();
     buf.reserve(total);
     let mut spans = Vec::with_capacity(leaves.len());
-    for (leaf, loc) in leaves.iter().zip(&locs) {
-        let raw = &frames[&(loc.pack, loc.frame_offset)];
+    for (leaf, loc) in leaves.iter().zip(locs) {
+        let raw = frames
+            .get(&(loc.pack, loc.frame_offset))
+            .ok_or_else(|| Error::internal("a frame of the batch was not read"))?;
         let data = raw
             .get(loc.offset as usize..(loc.offset as usize + loc.len as usize))
             .ok_or_else(|| {
@@ -342,64 +332,4 @@ fn read_batch(
         frames.retain(|k, _| *k == key);
     }
     Ok(buf)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn loc(pack: u8, offset: u64, len: u32) -> ChunkLoc {
-        ChunkLoc {
-            pack: PackId([pack; 32]),
-            frame_offset: offset,
-            frame_len: len,
-            frame_raw_len: len,
-            compression: 0,
-            offset: 0,
-            len,
-            kind: 0,
-        }
-    }
-
-    #[test]
-    fn frames_coalesce_per_pack_within_the_gap_and_the_cap() {
-        let mib = 1 << 20;
-        let l = [
-            loc(2, 0, 100),
-            loc(1, 500, 100),
-            loc(1, 0, 500),
-            loc(1, 600 + COALESCE_GAP, 10), // exactly the gap after: joins
-            loc(1, 700 + 2 * COALESCE_GAP, 10), // farther: a new read
-            loc(3, 0, mib),
-            loc(3, u64::from(mib), mib), // would pass the 2 MiB cap: joins (exactly 2 MiB)
-            loc(3, 2 * u64::from(mib), 1), // past the cap: a new read
-            loc(4, 0, 3 * mib),          // one frame larger than the cap: alone
-        ];
-        let runs = coalesce(l.iter().collect());
-        let got: Vec<(u8, u64, u64, usize)> = runs
-            .iter()
-            .map(|r| (r.pack.0[0], r.start, r.end, r.frames.len()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (1, 0, 610 + COALESCE_GAP, 3),
-                (1, 700 + 2 * COALESCE_GAP, 710 + 2 * COALESCE_GAP, 1),
-                (2, 0, 100, 1),
-                (3, 0, 2 * u64::from(mib), 2),
-                (3, 2 * u64::from(mib), 2 * u64::from(mib) + 1, 1),
-                (4, 0, 3 * u64::from(mib), 1),
-            ]
-        );
-        // Every frame is in exactly one read, inside it.
-        let n: usize = runs.iter().map(|r| r.frames.len()).sum();
-        assert_eq!(n, l.len());
-        for r in &runs {
-            for f in &r.frames {
-                assert!(
-                    f.frame_offset >= r.start && f.frame_offset + u64::from(f.frame_len) <= r.end
-                );
-            }
-        }
-    }
 }
