@@ -31,9 +31,16 @@ const REFS_COMPLETE: &str = "refs_complete";
 /// `meta` key: the index file's length after its last compaction (u64 LE).
 const COMPACTED_LEN: &str = "compacted_len";
 /// Growth past the length after the last compaction that makes
-/// [`Index::compact_if_grown`] compact: a quarter of it, at least 1 MiB.
+/// [`Index::compact_if_grown`] compact: the length itself plus a quarter of
+/// it (at least 1 MiB). A freshly compacted file has no free page, so the next
+/// commit that needs one makes redb double the file (it grows a file of less
+/// than one full region, 4 GiB of data pages, by doubling): up to twice the
+/// compacted length is the normal state, not waste, and compacting it only
+/// makes the next commit double it again. With a quarter as the bound, every
+/// snapshot after a compaction compacted the whole index again (issue #10: 0.5
+/// to several seconds per small snapshot of a 1 GB database).
 fn compaction_slack(compacted_len: u64) -> u64 {
-    (compacted_len / 4).max(1 << 20)
+    compacted_len.saturating_add((compacted_len / 4).max(1 << 20))
 }
 
 /// Meta key of the next pack number to assign (u32 LE; absent = 0). Numbers
@@ -388,8 +395,9 @@ impl Index {
         })
     }
 
-    /// [`Index::compact`], only when the file has grown by more than a quarter
-    /// (at least 1 MiB) since its last compaction, or was never compacted.
+    /// [`Index::compact`], only when the file has grown past twice and a
+    /// quarter (at least 1 MiB) of its length after its last compaction
+    /// ([`compaction_slack`]), or was never compacted.
     /// Compacting rewrites the whole index, so doing it after every small
     /// snapshot made a snapshot's time grow with the history; redb reuses the
     /// pages its commits free, so small snapshots rarely grow the file.
@@ -816,5 +824,73 @@ mod tests {
         assert!(index.snapshots().expect("snaps").is_empty());
         assert!(!index.refs_complete().expect("flag"));
         assert!(IndexUpdate::default().is_empty());
+    }
+
+    /// Chunk ids spread over the key space (as BLAKE3 ids are).
+    fn spread_id(n: u32) -> ChunkId {
+        ChunkId(*blake3::hash(&n.to_le_bytes()).as_bytes())
+    }
+
+    /// Issue #10: a small update right after a compaction (a snapshot of 100
+    /// edits) makes redb double the compacted file; that is no reason to
+    /// compact the whole index again. With "a quarter past the compacted
+    /// length" as the rule, every snapshot after a compaction did (seconds at
+    /// 1 GB); a large growth still compacts.
+    #[test]
+    fn a_small_update_after_a_compaction_does_not_compact_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.redb");
+        let mut index = Index::open(&path).expect("create");
+        let update = |index: &Index, from: u32, n: u32, pack: u8| {
+            index
+                .apply(&IndexUpdate {
+                    chunks: (from..from + n)
+                        .map(|k| (spread_id(k), loc_in(pack, 400)))
+                        .collect(),
+                    packs: vec![(PackId([pack; 32]), 1000)],
+                    ..Default::default()
+                })
+                .expect("update");
+        };
+        // Many commits (one per pack, as a large snapshot makes).
+        for pack in 0..40u32 {
+            update(&index, pack * 2000, 2000, pack as u8);
+        }
+        assert!(
+            index.compact_if_grown().expect("first"),
+            "never compacted yet"
+        );
+        let compacted = std::fs::metadata(&path).expect("len").len();
+        assert!(
+            !index.compact_if_grown().expect("again"),
+            "compacted twice in a row"
+        );
+        for step in 0..3u32 {
+            update(&index, 1_000_000 + step * 2000, 2000, 200);
+            let len = std::fs::metadata(&path).expect("len").len();
+            if step == 0 {
+                // The case of the bug: the old rule (a quarter, at least
+                // 1 MiB, past the compacted length) would compact here.
+                assert!(
+                    len > compacted + (compacted / 4).max(1 << 20),
+                    "a commit after a compaction grew the file only from {compacted} to {len}"
+                );
+            }
+            assert!(
+                !index.compact_if_grown().expect("after a small update"),
+                "a small update (step {step}) compacted the whole index ({compacted} -> {len} bytes)"
+            );
+        }
+        // Growth well past twice the compacted length still compacts.
+        for pack in 0..200u32 {
+            update(&index, 2_000_000 + pack * 2000, 2000, 100);
+            if std::fs::metadata(&path).expect("len").len() > 3 * compacted {
+                break;
+            }
+        }
+        assert!(
+            index.compact_if_grown().expect("grown"),
+            "a tripled index was not compacted"
+        );
     }
 }
