@@ -13,7 +13,7 @@
 //!
 //! Memory: at most two groups of stored bytes (the one being decoded, the one
 //! being fetched), each at most [`GROUP_BYTES`] of frames plus the gaps read
-//! between them: about 2 × 16 MiB + gaps.
+//! between them: about 2 × 8 MiB + gaps.
 //!
 //! Knows nothing of trees, files or snapshots: it is handed frame locations.
 
@@ -30,13 +30,15 @@ use crate::id::PackId;
 /// Frames of one pack this close together are read with one range read (the
 /// bytes between are read and dropped: cheaper than another request).
 pub const COALESCE_GAP: u64 = 1 << 20;
-/// The longest coalesced range read: a whole pack of the default 8 MiB target.
-pub const COALESCE_MAX: u64 = 8 << 20;
+/// The longest coalesced range read: half a pack of the default 8 MiB target
+/// (the HTTP client holds a read's bytes twice while it arrives).
+pub const COALESCE_MAX: u64 = 4 << 20;
 /// Range reads in flight at once (latency-bound, not CPU).
-pub const REMOTE_READS: usize = 8;
+pub const REMOTE_READS: usize = 4;
 /// Stored bytes of frames planned per group; one group is fetched while the
-/// one before it is decoded.
-pub const GROUP_BYTES: u64 = 16 << 20;
+/// one before it is decoded. At 1 GiB, 16 MiB groups with 8 reads of 8 MiB in
+/// flight peaked at 199 MiB of RSS.
+pub const GROUP_BYTES: u64 = 8 << 20;
 
 /// A frame's key: its pack and offset in the pack.
 pub type FrameKey = (PackId, u64);

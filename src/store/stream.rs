@@ -31,6 +31,9 @@ use crate::format::{ChecksumKind, FileHasher, TreeEntry};
 use crate::id::ChunkId;
 use crate::index::IndexReader;
 
+/// Frames a batch may carry over to the next (decoded: up to 1 MiB each).
+const KEPT_FRAMES: usize = 8;
+
 /// Leaves per batch (1024 pages of 4 KiB: 4 MiB), local or remote (a remote
 /// store's reads are planned in groups of many batches, [`fetch`]).
 const LEAF_BATCH: usize = 1024;
@@ -326,8 +329,13 @@ fn read_batch(
         .try_for_each(|((leaf, loc), (at, len))| {
             store.check_chunk(&leaf.id, &buf[*at..at + len], loc)
         })?;
-    // Keep only the last frame: the next batch most likely starts inside it.
-    if let Some(last) = locs.last() {
+    // Keep the frames this batch used when they are few: the next batch most
+    // likely starts inside the last one, and a frame of b-tree pages (stored
+    // apart, store-format.md 4.9) serves batch after batch. Else the last only.
+    let used: HashSet<FrameKey> = locs.iter().map(|l| (l.pack, l.frame_offset)).collect();
+    if used.len() <= KEPT_FRAMES {
+        frames.retain(|k, _| used.contains(k));
+    } else if let Some(last) = locs.last() {
         let key = (last.pack, last.frame_offset);
         frames.retain(|k, _| *k == key);
     }
