@@ -292,10 +292,11 @@ mod tests {
                 );
             }
         }
-        // The defaults: a whole 8 MiB pack of 1 MiB frames is one read.
+        // The defaults: a whole 8 MiB pack of 1 MiB frames is two reads of
+        // COALESCE_MAX (4 MiB).
         let pack: Vec<ChunkLoc> = (0..8)
             .map(|i| loc(5, 16 + i * u64::from(mib), mib - 10))
             .collect();
-        assert_eq!(coalesce(pack).len(), 1);
+        assert_eq!(coalesce(pack).len(), 2);
     }
 }
