@@ -17,14 +17,11 @@ use crate::export::{self, Table};
 use crate::format::FileEntry;
 use crate::fsutil::AtomicFile;
 use crate::id::ChunkId;
-use crate::id::PackId;
 use crate::progress::{operation, Phase, PhaseInfo, Progress};
 use crate::snapshot::Snapshot;
 use crate::sqlite;
 use crate::store::tree::TreeReader;
-use crate::store::{ChunkLoc, ChunkReader, ChunkStore};
-use rayon::prelude::*;
-use std::collections::HashMap;
+use crate::store::ChunkReader;
 
 /// The newer side of a diff.
 #[derive(Debug, Clone, Copy)]
@@ -137,12 +134,8 @@ impl Repository {
         let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
         let outcome = match (page_ids(&mut reader, ia)?, page_ids(&mut reader, ib)?) {
             (Some(a), Some(b)) => {
-                let mut read = StoredPages {
-                    store: &self.store,
-                    reader,
-                };
                 let mut on_table = |t: &str| progress.phase(&PhaseInfo::new(Phase::Diff).detail(t));
-                diff::pages::diff_pages(&a, &b, &mut read, lumina, &mut on_table)?
+                diff::pages::diff_pages(&a, &b, &mut reader, lumina, &mut on_table)?
             }
             _ => diff::pages::Outcome::Fallback("the image's chunks are not single pages".into()),
         };
@@ -250,63 +243,15 @@ impl Repository {
 }
 
 /// Pages read from the store: one at a time through the reader's frame cache,
-/// or many at once with each frame they need read and decompressed once, the
-/// frames in parallel. Every page is re-hashed against its id either way.
-struct StoredPages<'s> {
-    store: &'s ChunkStore,
-    reader: ChunkReader<'s>,
-}
-
-impl diff::pages::ReadById for StoredPages<'_> {
+/// or many at once, each frame they need decompressed once.
+impl diff::pages::ReadById for ChunkReader<'_> {
     fn read(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
-        let loc = self.reader.locate(id)?;
-        self.reader.chunk_at(id, &loc)
+        let loc = self.locate(id)?;
+        self.chunk_at(id, &loc)
     }
 
     fn read_many(&mut self, ids: &[ChunkId]) -> Result<Vec<Vec<u8>>> {
-        let reader = &self.reader;
-        let store = self.store;
-        let locs = ids
-            .par_iter()
-            .map(|id| reader.locate(id))
-            .collect::<Result<Vec<ChunkLoc>>>()?;
-        // The asked pages by frame, so each frame is read and decompressed once
-        // and dropped as soon as its pages are out (memory: a frame per thread).
-        let mut frames: HashMap<(PackId, u64), Vec<usize>> = HashMap::new();
-        for (i, loc) in locs.iter().enumerate() {
-            frames
-                .entry((loc.pack, loc.frame_offset))
-                .or_default()
-                .push(i);
-        }
-        let pages: Vec<(usize, Vec<u8>)> = frames
-            .into_par_iter()
-            .map(|(_, wanted)| {
-                let first = &locs[wanted[0]];
-                let raw = store.decode_frame(first, &store.fetch_frame(first)?)?;
-                wanted
-                    .into_iter()
-                    .map(|i| {
-                        let (id, loc) = (&ids[i], &locs[i]);
-                        let data = raw
-                            .get(loc.offset as usize..loc.offset as usize + loc.len as usize)
-                            .ok_or_else(|| {
-                                Error::corrupt(format!("chunk {}", id.short()), "outside its frame")
-                            })?;
-                        store.check_chunk(id, data, loc)?;
-                        Ok((i, data.to_vec()))
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        let mut out = vec![Vec::new(); ids.len()];
-        for (i, page) in pages {
-            out[i] = page;
-        }
-        Ok(out)
+        self.chunks(ids)
     }
 }
 

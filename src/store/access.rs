@@ -4,7 +4,10 @@
 //! through it, so "look the chunk up or fail with a missing chunk", "a node must
 //! be indexed as a node" and "every chunk is re-hashed" are written once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use super::fetch::FrameKey;
 use super::tree::TreeReader;
@@ -82,6 +85,16 @@ impl FrameCache {
     }
 }
 
+/// A chunk's bytes cut out of its decoded frame, checked against its id.
+fn checked_slice(store: &ChunkStore, id: &ChunkId, raw: &[u8], loc: &ChunkLoc) -> Result<Vec<u8>> {
+    let start = loc.offset as usize;
+    let data = raw
+        .get(start..start + loc.len as usize)
+        .ok_or_else(|| Error::corrupt(format!("chunk {}", id.short()), "outside its frame"))?;
+    store.check_chunk(id, data, loc)?;
+    Ok(data.to_vec())
+}
+
 /// Reads chunks and tree nodes by id: index lookup, one frame cache, every chunk
 /// re-hashed against its id.
 pub struct ChunkReader<'s> {
@@ -155,13 +168,42 @@ impl<'s> ChunkReader<'s> {
         let raw = self
             .cache
             .get_or_load(key, || store.read_frame_shared(loc))?;
-        let start = loc.offset as usize;
-        let data = raw
-            .get(start..start + loc.len as usize)
-            .ok_or_else(|| Error::corrupt(format!("chunk {}", id.short()), "outside its frame"))?
-            .to_vec();
-        store.check_chunk(id, &data, loc)?;
-        Ok(data)
+        checked_slice(store, id, raw, loc)
+    }
+
+    /// Reads many chunks, each frame they need read and decompressed once
+    /// (frames in parallel, each dropped as soon as its chunks are out: memory
+    /// is a frame per thread plus the chunks), every chunk checked against its
+    /// id; in the order asked. The frame cache is neither used nor filled.
+    pub fn chunks(&self, ids: &[ChunkId]) -> Result<Vec<Vec<u8>>> {
+        let store = self.store;
+        let locs = ids
+            .par_iter()
+            .map(|id| self.locate(id))
+            .collect::<Result<Vec<ChunkLoc>>>()?;
+        let mut frames: HashMap<FrameKey, Vec<usize>> = HashMap::new();
+        for (i, loc) in locs.iter().enumerate() {
+            frames
+                .entry((loc.pack, loc.frame_offset))
+                .or_default()
+                .push(i);
+        }
+        let got: Vec<Vec<(usize, Vec<u8>)>> = frames
+            .into_par_iter()
+            .map(|(_, wanted)| {
+                let first = &locs[wanted[0]];
+                let raw = store.decode_frame(first, &store.fetch_frame(first)?)?;
+                wanted
+                    .into_iter()
+                    .map(|i| Ok((i, checked_slice(store, &ids[i], &raw, &locs[i])?)))
+                    .collect()
+            })
+            .collect::<Result<_>>()?;
+        let mut out = vec![Vec::new(); ids.len()];
+        for (i, chunk) in got.into_iter().flatten() {
+            out[i] = chunk;
+        }
+        Ok(out)
     }
 
     /// Reads and decodes a tree node: missing from the index is
