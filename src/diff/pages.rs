@@ -614,6 +614,7 @@ fn diff_inner(
         for &no in &rows_b {
             in_b.insert(no);
         }
+        // The cancelled pairs, kept only to check their overflow chains.
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         for &no in &rows_a {
             if in_b.contains(no)
@@ -621,7 +622,9 @@ fn diff_inner(
             {
                 cancel_a.insert(no);
                 cancel_b.insert(no);
-                pairs.push((no, no));
+                if check_overflow {
+                    pairs.push((no, no));
+                }
             }
         }
         let mut rest: HashMap<ChunkId, (Vec<u32>, Vec<u32>)> = HashMap::new();
@@ -641,7 +644,9 @@ fn diff_inner(
             for (&x, &y) in on_a.iter().zip(on_b) {
                 cancel_a.insert(x);
                 cancel_b.insert(y);
-                pairs.push((x, y));
+                if check_overflow {
+                    pairs.push((x, y));
+                }
             }
         }
         if check_overflow {
