@@ -77,6 +77,9 @@ pub const CONFIG_FILE: &str = crate::layout::CONFIG;
 pub const INDEX_FILE: &str = crate::layout::INDEX;
 /// Name of the lock file.
 pub const LOCK_FILE: &str = crate::layout::LOCK;
+/// The folder of a remote repository's cache that holds its tree frames
+/// (`store::node_cache`).
+const NODE_CACHE_DIR: &str = "trees";
 
 /// Said when a damaged index is replaced on open.
 const INDEX_REBUILT_NOTICE: &str = "index.redb could not be read (damaged or of another version); \
@@ -487,7 +490,8 @@ impl Repository {
         } else {
             pair.writable
         };
-        let store = ChunkStore::new(backend.clone(), config, cipher, version);
+        let store = ChunkStore::new(backend.clone(), config, cipher, version)
+            .with_node_cache(&cache.join(NODE_CACHE_DIR));
         let mut repo = Repository {
             root: shown,
             location: location.clone(),
@@ -736,6 +740,7 @@ impl Repository {
     fn reconcile(&mut self) -> Result<()> {
         let mut update = IndexUpdate::default();
         let present: std::collections::HashMap<_, _> = self.pack_files()?.into_iter().collect();
+        self.store.retain_cached_packs(&|p| present.contains_key(p));
         let indexed_packs = self.index.packs()?;
         let known_packs: std::collections::HashSet<_> =
             indexed_packs.iter().map(|(id, _)| *id).collect();

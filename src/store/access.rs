@@ -192,7 +192,7 @@ impl<'s> ChunkReader<'s> {
             .into_par_iter()
             .map(|(_, wanted)| {
                 let first = &locs[wanted[0]];
-                let raw = store.decode_frame(first, &store.fetch_frame(first)?)?;
+                let raw = store.read_frame(first)?;
                 wanted
                     .into_iter()
                     .map(|i| Ok((i, checked_slice(store, &ids[i], &raw, &locs[i])?)))

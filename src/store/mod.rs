@@ -8,6 +8,7 @@
 pub mod access;
 pub mod fetch;
 pub mod files;
+pub mod node_cache;
 pub mod pack;
 pub mod stream;
 pub mod tree;
@@ -43,6 +44,9 @@ pub struct ChunkStore {
     /// readers of one command (a snapshot's parent chunk list, its exports,
     /// the chain) often need the same tree frames, and each read is a request.
     shared: Arc<Mutex<access::FrameCache>>,
+    /// Tree frames on local disk (remote stores only): read before the
+    /// store, filled by reads and by this machine's writes.
+    nodes: Option<Arc<node_cache::NodeCache>>,
 }
 
 /// Frames the shared cache of a remote store keeps (each at most
@@ -76,6 +80,22 @@ impl ChunkStore {
             shared: Arc::new(Mutex::new(access::FrameCache::with_capacity(
                 SHARED_CACHE_FRAMES,
             ))),
+            nodes: None,
+        }
+    }
+
+    /// The same store, keeping the tree frames it reads and writes in `dir`
+    /// ([`node_cache`]); for remote stores, where each frame read is a request.
+    pub fn with_node_cache(mut self, dir: &std::path::Path) -> Self {
+        self.nodes = Some(Arc::new(node_cache::NodeCache::new(dir)));
+        self
+    }
+
+    /// Drops cached tree frames of packs for which `keep` is false (packs the
+    /// store no longer lists).
+    pub fn retain_cached_packs(&self, keep: &dyn Fn(&PackId) -> bool) {
+        if let Some(nodes) = &self.nodes {
+            nodes.retain_packs(keep);
         }
     }
 
@@ -100,10 +120,25 @@ impl ChunkStore {
         &self.hasher
     }
 
-    /// Reads and decompresses one frame.
+    /// Reads and decompresses one frame (a tree frame through the node cache
+    /// when the store has one: a cached frame that does not open is dropped
+    /// and read again; a frame read from the store is cached once it opens).
     pub fn read_frame(&self, loc: &ChunkLoc) -> Result<Vec<u8>> {
+        let nodes = self.nodes.as_ref().filter(|_| loc.kind == KIND_TREE);
+        if let Some(nodes) = nodes {
+            if let Some(stored) = nodes.get(loc) {
+                match self.decode_frame(loc, &stored) {
+                    Ok(raw) => return Ok(raw),
+                    Err(_) => nodes.remove(loc),
+                }
+            }
+        }
         let stored = self.fetch_frame(loc)?;
-        self.decode_frame(loc, &stored)
+        let raw = self.decode_frame(loc, &stored)?;
+        if let Some(nodes) = nodes {
+            nodes.put(&loc.pack, loc.frame_offset, &stored);
+        }
+        Ok(raw)
     }
 
     /// [`ChunkStore::read_frame`] through the store's shared cache when the
@@ -277,6 +312,9 @@ pub struct WriteSession<'a> {
     pack: pack::PackWriter,
     added: Added,
     on_pack: Option<OnPackFn<'a>>,
+    /// Tree frames of the pack being filled, `(offset, stored bytes)`, for the
+    /// store's node cache once the pack is written (empty without a cache).
+    tree_frames: Vec<(u64, Vec<u8>)>,
 }
 
 impl<'a> WriteSession<'a> {
@@ -296,6 +334,7 @@ impl<'a> WriteSession<'a> {
             ),
             added: Added::default(),
             on_pack: None,
+            tree_frames: Vec::new(),
         }
     }
 
@@ -422,6 +461,9 @@ impl<'a> WriteSession<'a> {
             .map_err(|_| Error::internal("a compression job panicked"))?;
         let offset = self.pack.add_frame(kind, &stored, chunks.clone());
         let frame_len = stored.len() as u32;
+        if self.store.nodes.is_some() && chunks.first().is_some_and(|c| c.kind == KIND_TREE) {
+            self.tree_frames.push((offset, stored));
+        }
         let mut at = 0u32;
         for c in chunks {
             self.added.locations.push((
@@ -458,6 +500,11 @@ impl<'a> WriteSession<'a> {
         let (id, bytes, _) = full.finish(&self.store.cipher);
         self.store.backend.write_atomic(&pack_path(&id), &bytes)?;
         crate::testhook::point("after-pack");
+        if let Some(nodes) = &self.store.nodes {
+            for (offset, stored) in self.tree_frames.drain(..) {
+                nodes.put(&id, offset, &stored);
+            }
+        }
         // Locations added since the last pack are in this one.
         let mut first_new = self.added.locations.len();
         for (i, (_, loc)) in self.added.locations.iter_mut().enumerate().rev() {
