@@ -71,6 +71,72 @@ pub(crate) fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()>
     }
 }
 
+/// Appends `len` bytes of `src` from `offset` to `out` at its cursor: copied
+/// inside the kernel where it can (Linux `copy_file_range`: no trip through
+/// this process's memory), else read and written through a buffer. Returns
+/// the bytes copied: fewer than `len` only when `src` ends first.
+pub(crate) fn copy_range(src: &File, offset: u64, len: u64, out: &File) -> io::Result<u64> {
+    let mut done = 0u64;
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::io::Errno;
+        let mut at = offset;
+        while done < len {
+            let want = usize::try_from(len - done)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            match rustix::fs::copy_file_range(src, Some(&mut at), out, None, want) {
+                Ok(0) => return Ok(done),
+                Ok(n) => done += n as u64,
+                Err(Errno::INTR) => {}
+                // Not supported here (another file system, an old kernel, a
+                // special file): the buffered copy below goes on.
+                Err(Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let mut buf = vec![0u8; (len - done).min(1 << 20) as usize];
+    let mut w = out;
+    while done < len {
+        let want = (len - done).min(buf.len() as u64) as usize;
+        let n = read_at(src, &mut buf[..want], offset + done)?;
+        if n == 0 {
+            break;
+        }
+        io::Write::write_all(&mut w, &buf[..n])?;
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+/// Reads `buf.len()` bytes at `offset`, or fewer when the file ends first;
+/// returns how many were read.
+pub(crate) fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match read_at(f, &mut buf[got..], offset + got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// One positional read (fewer bytes than asked at the end of the file).
+fn read_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        #[cfg(unix)]
+        let r = std::os::unix::fs::FileExt::read_at(f, buf, offset);
+        #[cfg(windows)]
+        let r = std::os::windows::fs::FileExt::seek_read(f, buf, offset);
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
+}
+
 /// Whether the file or folder `meta` describes belongs to this process's
 /// (effective) user. Always true on Windows, where files have no Unix owner
 /// (they inherit the folder's ACL).
@@ -263,6 +329,33 @@ pub(crate) fn hard_links(meta: &std::fs::Metadata) -> u64 {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn copy_range_appends_at_the_cursor_and_stops_at_the_source_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("src");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).expect("write");
+        let src = File::open(&p).expect("open");
+        let q = dir.path().join("out");
+        let mut out = File::create(&q).expect("create");
+        out.write_all(b"head").expect("head");
+        assert_eq!(
+            copy_range(&src, 10, 2_000_000, &out).expect("copy"),
+            2_000_000
+        );
+        // The cursor moved past what was copied: a write lands after it.
+        out.write_all(b"mid").expect("mid");
+        // Past the end of the source: what there is.
+        assert_eq!(copy_range(&src, 2_999_990, 100, &out).expect("tail"), 10);
+        drop(out);
+        let got = std::fs::read(&q).expect("read");
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(&data[10..2_000_010]);
+        want.extend_from_slice(b"mid");
+        want.extend_from_slice(&data[2_999_990..]);
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn read_exact_at_reads_at_offsets_and_refuses_short_reads() {

@@ -482,7 +482,25 @@ fn copy_pages(
             }
         }
         info.capture_route = Some(route.as_str());
-        if route != Route::WalFile {
+        if route == Route::File {
+            // Straight into the copy: the kernel copies the pages' ranges.
+            staged.set_page_size(info.page_size as usize);
+            let mut to_copy = |span: super::capture_routes::Span<'_>| {
+                use super::capture_routes::Span;
+                tick()?;
+                match span {
+                    Span::Bytes(b) => staged.write(b),
+                    Span::Zeros(len) => staged.write(&vec![0u8; len as usize]),
+                    Span::File { file, offset, len } => staged.copy_from(file, offset, len),
+                }
+            };
+            keep_open = Some(super::capture_routes::walk_file(
+                conn,
+                path,
+                &info,
+                &mut to_copy,
+            )?);
+        } else if route != Route::WalFile {
             let mut to_file = to_staged(staged, tick);
             keep_open =
                 super::capture_routes::send_image(conn, path, &info, "", route, &mut to_file)?;

@@ -358,36 +358,100 @@ fn send_serialized(
     Ok(())
 }
 
-fn send_file(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) -> Result<Held> {
-    let ps = out.ps;
+/// A stretch of the page image as [`walk_file`] yields it.
+#[derive(Debug)]
+pub enum Span<'a> {
+    /// These bytes (whole pages).
+    Bytes(&'a [u8]),
+    /// `len` bytes of the database `file` from `offset` (whole pages; zeros
+    /// for any part past the end of the file, as SQLite reads them).
+    File {
+        /// The database file, under the read transaction's shared lock.
+        file: &'a std::fs::File,
+        /// Where the pages start in it.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
+    /// This many bytes of zeros (the lock-byte page).
+    Zeros(u64),
+}
+
+/// Pages per [`Span::File`]: the image is copied in stretches of this many
+/// pages (the caller can stop between them).
+const PAGES_PER_SPAN: u64 = 2048;
+
+/// The file route ([`Route::File`]) as a walk: page 1 read and checked against
+/// what SQLite reports in this transaction, then the other pages as ranges of
+/// the file, the lock-byte page as zeros, in order, to `out`. Must run inside
+/// the read transaction `info` was read in; returns the file's descriptor, to
+/// be dropped after the transaction ends. A caller writing into a file copies
+/// the ranges without reading them (`platform::copy_range`).
+pub fn walk_file(
+    conn: &Connection,
+    path: &Path,
+    info: &ImageInfo,
+    out: &mut dyn FnMut(Span<'_>) -> Result<()>,
+) -> Result<Held> {
+    let ps = info.page_size as usize;
     // Through the registry: never closed, so no lock of this process is dropped.
     let mut f = super::held::open(path).map_err(|e| Error::io("opening", path, e))?;
+    if info.page_count == 0 {
+        return Ok(f);
+    }
+    let mut first = vec![0u8; ps];
+    read_pages(&mut f, path, 1, ps, &mut first)?;
+    check_page_one(conn, path, info, &first)?;
+    crate::testhook::point("capture-page");
+    out(Span::Bytes(&first))?;
     let lock = lock_page(ps);
-    let mut buf = vec![0u8; ps * PAGES_PER_PIECE];
-    let mut pgno = 1u64;
+    let mut pgno = 2u64;
     while pgno <= info.page_count {
-        // Read up to a batch of pages, stopping before the lock-byte page (another
-        // process may hold a byte-range lock on it: not read, zeros).
         if pgno == lock {
-            out.push(None)?;
+            crate::testhook::point("capture-page");
+            out(Span::Zeros(ps as u64))?;
             pgno += 1;
             continue;
         }
-        let mut n = (info.page_count - pgno + 1).min(PAGES_PER_PIECE as u64);
+        let mut n = (info.page_count - pgno + 1).min(PAGES_PER_SPAN);
         if pgno < lock {
             n = n.min(lock - pgno);
         }
-        let bytes = &mut buf[..n as usize * ps];
-        read_pages(&mut f, path, pgno, ps, bytes)?;
-        if pgno == 1 {
-            check_page_one(conn, path, info, &bytes[..ps])?;
+        for _ in 0..n {
+            crate::testhook::point("capture-page");
         }
-        for page in bytes.chunks_exact(ps) {
-            out.push(Some(page))?;
-        }
+        out(Span::File {
+            file: f.file(),
+            offset: (pgno - 1) * ps as u64,
+            len: n * ps as u64,
+        })?;
         pgno += n;
     }
     Ok(f)
+}
+
+fn send_file(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) -> Result<Held> {
+    let ps = out.ps;
+    let mut buf = vec![0u8; ps * PAGES_PER_PIECE];
+    walk_file(conn, path, info, &mut |span| match span {
+        Span::Bytes(pages) => pages.chunks_exact(ps).try_for_each(|p| out.push(Some(p))),
+        Span::Zeros(len) => (0..len / ps as u64).try_for_each(|_| out.push(None)),
+        Span::File { file, offset, len } => {
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(buf.len() as u64) as usize;
+                let bytes = &mut buf[..n];
+                let got = crate::platform::read_full_at(file, bytes, offset + done)
+                    .map_err(|e| Error::io("reading", path, e))?;
+                bytes[got..].fill(0);
+                for page in bytes.chunks_exact(ps) {
+                    out.push(Some(page))?;
+                }
+                done += n as u64;
+            }
+            Ok(())
+        }
+    })
 }
 
 /// Checks that the file's page 1 says what SQLite says in the same transaction:

@@ -213,6 +213,52 @@ impl StagedImage {
         Ok(())
     }
 
+    /// Appends `len` bytes of `src` from `offset` (a stretch of the source
+    /// database's pages, read under its lock). A temporary copy has them copied
+    /// by the kernel where it can ([`crate::platform::copy_range`]: the bytes
+    /// never pass through this process), then zeros for any part past the end
+    /// of `src` (SQLite reads zeros there too); a kept copy reads them and
+    /// compares them as [`StagedImage::write`] does.
+    pub fn copy_from(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
+        let path = &self.path;
+        let io = |e| Error::io("writing the temporary copy", path, e);
+        let zeros = |w: &mut dyn Write, mut left: u64| -> std::io::Result<()> {
+            let z = [0u8; 4096];
+            while left > 0 {
+                let n = left.min(z.len() as u64) as usize;
+                w.write_all(&z[..n])?;
+                left -= n as u64;
+            }
+            Ok(())
+        };
+        match &mut self.target {
+            Target::Temp(w) => {
+                let w = w
+                    .as_mut()
+                    .ok_or_else(|| Error::internal("the staged image was already closed"))?;
+                // What the buffer holds goes first: the copy lands at the cursor.
+                w.flush().map_err(io)?;
+                let got = crate::platform::copy_range(src, offset, len, w.get_ref()).map_err(io)?;
+                zeros(w, len - got).map_err(io)?;
+                self.written += len;
+            }
+            Target::Kept(_) => {
+                let mut buf = vec![0u8; len.min(PIECE_BYTES as u64) as usize];
+                let mut done = 0u64;
+                while done < len {
+                    let n = (len - done).min(buf.len() as u64) as usize;
+                    let bytes = &mut buf[..n];
+                    let got = crate::platform::read_full_at(src, bytes, offset + done)
+                        .map_err(|e| Error::io("reading", &self.path, e))?;
+                    bytes[got..].fill(0);
+                    self.write(bytes)?;
+                    done += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Discards what was written (a capture route starting again).
     pub fn reset(&mut self) -> Result<()> {
         use std::io::{Seek, SeekFrom};
