@@ -73,8 +73,9 @@ pub(crate) fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()>
 
 /// Appends `len` bytes of `src` from `offset` to `out` at its cursor: copied
 /// inside the kernel where it can (Linux `copy_file_range`: no trip through
-/// this process's memory), else read and written through a buffer. Returns
-/// the bytes copied: fewer than `len` only when `src` ends first.
+/// this process's memory), else read and written through a buffer (also
+/// after the kernel copied nothing: only a read says where `src` ends).
+/// Returns the bytes copied: fewer than `len` only when `src` ends first.
 pub(crate) fn copy_range(src: &File, offset: u64, len: u64, out: &File) -> io::Result<u64> {
     let mut done = 0u64;
     #[cfg(target_os = "linux")]
@@ -86,7 +87,10 @@ pub(crate) fn copy_range(src: &File, offset: u64, len: u64, out: &File) -> io::R
                 .unwrap_or(usize::MAX)
                 .min(1 << 30);
             match rustix::fs::copy_file_range(src, Some(&mut at), out, None, want) {
-                Ok(0) => return Ok(done),
+                // The end of the file, or a file system that copies nothing
+                // (some report 0 where they cannot copy): the buffered copy
+                // below reads what is really there.
+                Ok(0) => break,
                 Ok(n) => done += n as u64,
                 Err(Errno::INTR) => {}
                 // Not supported here (another file system, an old kernel, a
