@@ -93,10 +93,13 @@ pub(crate) fn copy_range(src: &File, offset: u64, len: u64, out: &File) -> io::R
                 Ok(0) => break,
                 Ok(n) => done += n as u64,
                 Err(Errno::INTR) => {}
-                // Not supported here (another file system, an old kernel, a
-                // special file): the buffered copy below goes on.
-                Err(Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => break,
-                Err(e) => return Err(e.into()),
+                // Out of room: the buffered copy would fail the same way.
+                Err(e @ (Errno::NOSPC | Errno::DQUOT | Errno::FBIG)) => return Err(e.into()),
+                // Not supported or not allowed here (another file system, an
+                // old kernel, a special file, a sandbox's system call filter):
+                // the buffered copy below goes on, and reports a real read or
+                // write error as such.
+                Err(_) => break,
             }
         }
     }

@@ -228,7 +228,10 @@ impl Repository {
         }
 
         // Snapshots: files decode, and every chunk they need is reachable.
-        let mut reader = ChunkReader::new(&self.store, self.index.reader()?);
+        // Tree nodes from the store itself, never from a remote store's local
+        // node cache: verify checks what the repository holds.
+        let store = self.store.without_node_cache();
+        let mut reader = ChunkReader::new(&store, self.index.reader()?);
         let mut checked: HashSet<ChunkId> = HashSet::new();
         // Referenced chunks that are not stored (lost leaves and tree nodes).
         let mut missing_leaves: HashSet<ChunkId> = HashSet::new();

@@ -491,7 +491,7 @@ fn copy_pages(
                 match span {
                     Span::Bytes(b) => staged.write(b),
                     Span::Zeros(len) => staged.write(&vec![0u8; len as usize]),
-                    Span::File { file, offset, len } => staged.copy_from(file, offset, len),
+                    Span::File { file, offset, len } => staged.copy_from(file, path, offset, len),
                 }
             };
             keep_open = Some(super::capture_routes::walk_file(

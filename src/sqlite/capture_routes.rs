@@ -377,9 +377,9 @@ pub enum Span<'a> {
     Zeros(u64),
 }
 
-/// Pages per [`Span::File`]: the image is copied in stretches of this many
-/// pages (the caller can stop between them).
-const PAGES_PER_SPAN: u64 = 2048;
+/// Bytes per [`Span::File`] (whole pages, at least one): the image is copied
+/// in stretches of this size, and the caller can stop between them.
+const SPAN_BYTES: u64 = 8 << 20;
 
 /// The file route ([`Route::File`]) as a walk: page 1 read and checked against
 /// what SQLite reports in this transaction, then the other pages as ranges of
@@ -413,7 +413,7 @@ pub fn walk_file(
             pgno += 1;
             continue;
         }
-        let mut n = (info.page_count - pgno + 1).min(PAGES_PER_SPAN);
+        let mut n = (info.page_count - pgno + 1).min((SPAN_BYTES / ps as u64).max(1));
         if pgno < lock {
             n = n.min(lock - pgno);
         }

@@ -219,9 +219,10 @@ impl StagedImage {
     /// never pass through this process), then zeros for any part past the end
     /// of `src` (SQLite reads zeros there too); a kept copy reads them and
     /// compares them as [`StagedImage::write`] does.
-    pub fn copy_from(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
+    pub fn copy_from(&mut self, src: &File, src_path: &Path, offset: u64, len: u64) -> Result<()> {
         let path = &self.path;
         let io = |e| Error::io("writing the temporary copy", path, e);
+        let copying = |e| Error::io("copying pages into the temporary copy from", src_path, e);
         let zeros = |w: &mut dyn Write, mut left: u64| -> std::io::Result<()> {
             let z = [0u8; 4096];
             while left > 0 {
@@ -238,7 +239,8 @@ impl StagedImage {
                     .ok_or_else(|| Error::internal("the staged image was already closed"))?;
                 // What the buffer holds goes first: the copy lands at the cursor.
                 w.flush().map_err(io)?;
-                let got = crate::platform::copy_range(src, offset, len, w.get_ref()).map_err(io)?;
+                let got =
+                    crate::platform::copy_range(src, offset, len, w.get_ref()).map_err(copying)?;
                 zeros(w, len - got).map_err(io)?;
                 self.written += len;
             }
@@ -249,7 +251,7 @@ impl StagedImage {
                     let n = (len - done).min(buf.len() as u64) as usize;
                     let bytes = &mut buf[..n];
                     let got = crate::platform::read_full_at(src, bytes, offset + done)
-                        .map_err(|e| Error::io("reading", &self.path, e))?;
+                        .map_err(|e| Error::io("reading", src_path, e))?;
                     bytes[got..].fill(0);
                     self.write(bytes)?;
                     done += n as u64;

@@ -167,7 +167,7 @@ impl<'s> ChunkReader<'s> {
         let key = (loc.pack, loc.frame_offset);
         let raw = self
             .cache
-            .get_or_load(key, || store.read_frame_shared(loc))?;
+            .get_or_load(key, || store.read_frame_shared(id, loc))?;
         checked_slice(store, id, raw, loc)
     }
 
@@ -191,8 +191,9 @@ impl<'s> ChunkReader<'s> {
         let got: Vec<Vec<(usize, Vec<u8>)>> = frames
             .into_par_iter()
             .map(|(_, wanted)| {
-                let first = &locs[wanted[0]];
-                let raw = store.read_frame(first)?;
+                let asked: Vec<(ChunkId, ChunkLoc)> =
+                    wanted.iter().map(|&i| (ids[i], locs[i])).collect();
+                let raw = store.read_frame_checked(&asked)?;
                 wanted
                     .into_iter()
                     .map(|i| Ok((i, checked_slice(store, &ids[i], &raw, &locs[i])?)))

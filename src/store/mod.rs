@@ -120,32 +120,60 @@ impl ChunkStore {
         &self.hasher
     }
 
-    /// Reads and decompresses one frame (a tree frame through the node cache
-    /// when the store has one: a cached frame that does not open is dropped
-    /// and read again; a frame read from the store is cached once it opens).
+    /// Reads and decompresses one frame (never through the node cache).
     pub fn read_frame(&self, loc: &ChunkLoc) -> Result<Vec<u8>> {
-        let nodes = self.nodes.as_ref().filter(|_| loc.kind == KIND_TREE);
-        if let Some(nodes) = nodes {
-            if let Some(stored) = nodes.get(loc) {
-                match self.decode_frame(loc, &stored) {
-                    Ok(raw) => return Ok(raw),
-                    Err(_) => nodes.remove(loc),
-                }
+        let stored = self.fetch_frame(loc)?;
+        self.decode_frame(loc, &stored)
+    }
+
+    /// Reads and decompresses the frame holding `wanted`'s chunks (one frame),
+    /// a frame of tree nodes through the node cache when the store has one:
+    /// a cached frame is used only when every chunk of `wanted` in it matches
+    /// its id (else its entry is dropped and the frame read from the store),
+    /// and a frame read from the store is cached only then. Checking the
+    /// chunks is still the caller's: this only decides what the cache keeps.
+    pub fn read_frame_checked(&self, wanted: &[(ChunkId, ChunkLoc)]) -> Result<Vec<u8>> {
+        let Some(&(_, loc)) = wanted.first() else {
+            return Err(Error::internal("a frame read for no chunk"));
+        };
+        let Some(nodes) = self.nodes.as_ref().filter(|_| loc.kind == KIND_TREE) else {
+            return self.read_frame(&loc);
+        };
+        let intact = |raw: &[u8]| {
+            wanted.iter().all(|(id, l)| {
+                let start = l.offset as usize;
+                raw.get(start..start + l.len as usize)
+                    .is_some_and(|data| self.hasher.chunk_id(data) == *id)
+            })
+        };
+        if let Some(stored) = nodes.get(&loc) {
+            match self.decode_frame(&loc, &stored) {
+                Ok(raw) if intact(&raw) => return Ok(raw),
+                _ => nodes.remove(&loc),
             }
         }
-        let stored = self.fetch_frame(loc)?;
-        let raw = self.decode_frame(loc, &stored)?;
-        if let Some(nodes) = nodes {
+        let stored = self.fetch_frame(&loc)?;
+        let raw = self.decode_frame(&loc, &stored)?;
+        if intact(&raw) {
             nodes.put(&loc.pack, loc.frame_offset, &stored);
         }
         Ok(raw)
+    }
+
+    /// This store without its node cache: every frame read from the store
+    /// (`verify` checks what the store holds, not a local copy of it).
+    pub fn without_node_cache(&self) -> ChunkStore {
+        ChunkStore {
+            nodes: None,
+            ..self.clone()
+        }
     }
 
     /// [`ChunkStore::read_frame`] through the store's shared cache when the
     /// store is remote (a local read is cheap: no cache). The frame is opened
     /// and decompressed as read; its chunks are still re-hashed by whoever
     /// slices them.
-    pub fn read_frame_shared(&self, loc: &ChunkLoc) -> Result<Arc<Vec<u8>>> {
+    pub fn read_frame_shared(&self, id: &ChunkId, loc: &ChunkLoc) -> Result<Arc<Vec<u8>>> {
         if !self.is_remote() {
             return Ok(Arc::new(self.read_frame(loc)?));
         }
@@ -155,7 +183,7 @@ impl ChunkStore {
             return Ok(hit);
         }
         // Not held while reading: other readers go on meanwhile.
-        let frame = Arc::new(self.read_frame(loc)?);
+        let frame = Arc::new(self.read_frame_checked(&[(*id, *loc)])?);
         lock().insert(key, frame.clone());
         Ok(frame)
     }
@@ -737,6 +765,52 @@ mod tests {
         assert_eq!(lookups.get(), 2, "only the changed pages are looked up");
         let added = session.finish().expect("finish");
         assert_eq!(added.chunks_added, 2, "only the changed pages are stored");
+    }
+
+    #[test]
+    fn a_cached_tree_frame_whose_chunks_do_not_match_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ChunkStore::new(
+            Arc::new(LocalBackend::new(dir.path().join("repo"))),
+            crate::repo::default_config(),
+            Cipher::Plain,
+            FormatVersion::NEWEST,
+        )
+        .with_node_cache(&dir.path().join("trees"));
+        // Random bytes: the frame is stored raw (zstd saves nothing).
+        let node: Vec<u8> = (0..400u32)
+            .flat_map(|i| crate::id::blake3_of(&i.to_le_bytes()))
+            .collect();
+        let mut session = WriteSession::new(&store, Box::new(|_| Ok(false)));
+        let id = session.put(KIND_TREE, node.clone()).expect("put");
+        let added = session.finish().expect("finish");
+        let loc = added
+            .locations
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, l)| *l)
+            .expect("located");
+        assert_eq!(loc.compression, Compression::None.code(), "a raw frame");
+        let cache = store.nodes.as_ref().expect("cache");
+        let mut stored = cache.get(&loc).expect("cached when written");
+        // A well-formed entry (its own checksum right) with other bytes; a
+        // raw frame, so it still opens: only the chunk's id tells.
+        let last = stored.len() - 1;
+        stored[last] ^= 1;
+        cache.put(&loc.pack, loc.frame_offset, &stored);
+        let raw = store.read_frame_checked(&[(id, loc)]).expect("read");
+        let at = loc.offset as usize;
+        assert_eq!(
+            &raw[at..at + loc.len as usize],
+            &node[..],
+            "read from the store"
+        );
+        let again = cache.get(&loc).expect("cached again");
+        assert_ne!(again, stored, "the entry was replaced by the store's bytes");
+        // Without the cache (verify), the same bytes.
+        let plain = store.without_node_cache();
+        assert!(plain.nodes.is_none());
+        assert_eq!(plain.read_frame(&loc).expect("plain"), raw);
     }
 
     #[test]
