@@ -437,21 +437,35 @@ fn send_file(conn: &Connection, path: &Path, info: &ImageInfo, out: &mut Pages) 
         Span::Bytes(pages) => pages.chunks_exact(ps).try_for_each(|p| out.push(Some(p))),
         Span::Zeros(len) => (0..len / ps as u64).try_for_each(|_| out.push(None)),
         Span::File { file, offset, len } => {
-            let mut done = 0u64;
-            while done < len {
-                let n = (len - done).min(buf.len() as u64) as usize;
-                let bytes = &mut buf[..n];
-                let got = crate::platform::read_full_at(file, bytes, offset + done)
-                    .map_err(|e| Error::io("reading", path, e))?;
-                bytes[got..].fill(0);
-                for page in bytes.chunks_exact(ps) {
-                    out.push(Some(page))?;
-                }
-                done += n as u64;
-            }
-            Ok(())
+            read_span(file, path, offset, len, &mut buf, &mut |b| {
+                b.chunks_exact(ps).try_for_each(|p| out.push(Some(p)))
+            })
         }
     })
+}
+
+/// Reads a [`Span::File`] of the database at `path` (`len` bytes of `file`
+/// from `offset`) through `buf`, handing it to `each` a buffer at a time,
+/// zeros for any part past the end of the file (as SQLite reads them).
+pub fn read_span(
+    file: &std::fs::File,
+    path: &Path,
+    offset: u64,
+    len: u64,
+    buf: &mut [u8],
+    each: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        let bytes = &mut buf[..n];
+        let got = crate::platform::read_full_at(file, bytes, offset + done)
+            .map_err(|e| Error::io("reading", path, e))?;
+        bytes[got..].fill(0);
+        each(bytes)?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// Checks that the file's page 1 says what SQLite says in the same transaction:

@@ -246,16 +246,9 @@ impl StagedImage {
             }
             Target::Kept(_) => {
                 let mut buf = vec![0u8; len.min(PIECE_BYTES as u64) as usize];
-                let mut done = 0u64;
-                while done < len {
-                    let n = (len - done).min(buf.len() as u64) as usize;
-                    let bytes = &mut buf[..n];
-                    let got = crate::platform::read_full_at(src, bytes, offset + done)
-                        .map_err(|e| Error::io("reading", src_path, e))?;
-                    bytes[got..].fill(0);
-                    self.write(bytes)?;
-                    done += n as u64;
-                }
+                super::capture_routes::read_span(src, src_path, offset, len, &mut buf, &mut |b| {
+                    self.write(b)
+                })?;
             }
         }
         Ok(())
