@@ -26,6 +26,7 @@ use crate::index::{IndexReader, IndexUpdate};
 use crate::progress::{Phase, PhaseInfo, Progress};
 use crate::snapshot::{self, Manifest, Snapshot};
 use crate::sqlite::capture::{self, Piece};
+use crate::sqlite::staging::Removal;
 use crate::store::tree::TreeBuilder;
 use crate::store::{Added, WriteSession, KIND_DATA, KIND_TREE};
 
@@ -518,7 +519,7 @@ impl Repository {
                 .unwrap_or_default()
         };
         let page_chunks = page_params.avg_pages == 1 && page_params.max_pages == 1;
-        let (files, info, extra) = std::thread::scope(|s| -> Result<_> {
+        let (files, info, extra, removal) = std::thread::scope(|s| -> Result<_> {
             let capture_thread = s.spawn(move || {
                 let conn = conn;
                 let mut state =
@@ -537,13 +538,13 @@ impl Repository {
                 let Some(conn) = conn else {
                     let info =
                         crate::sqlite::raw::capture_raw(source_ref, img_name_ref, &mut sink)?;
-                    return Ok((info, Extra::raw(raw)));
+                    return Ok((info, Extra::raw(raw), Removal::default()));
                 };
-                // The copy of the pages runs ahead of the store session, which is
-                // idle meanwhile: the cancel request is looked at here.
+                // The copy runs on its own thread; the cancel request is looked
+                // at here, while the copy is sent on behind it.
                 let tick = || Repository::check_cancel(progress);
                 capture::capture_begun(
-                    &conn,
+                    conn,
                     source_ref,
                     img_name_ref,
                     staging,
@@ -584,9 +585,11 @@ impl Repository {
             match (captured, files) {
                 (Err(c), Err(e)) if matches!(c.repr(), Repr::Cancelled) => Err(e),
                 (Err(e), _) => Err(e),
-                (Ok((info, extra)), files) => Ok((files?, info, extra)),
+                (Ok((info, extra, removal)), files) => Ok((files?, info, extra, removal)),
             }
         })?;
+        // The temporary copy is removed meanwhile; waited for when this returns.
+        let _removal = removal;
 
         let mut extra = extra;
         if let Some(note) = info.staging_note.clone() {

@@ -7,7 +7,9 @@
 //! transaction then ends, and the exports and facts the caller asks for are read
 //! from that copy. In WAL mode a reader never blocks the writer; in
 //! rollback-journal mode the writer waits (busy timeout) only while the pages
-//! are copied.
+//! are copied. The copy runs on a thread of its own, which ends the
+//! transaction as soon as it is done; the caller's thread sends the copy on
+//! right behind it ([`capture_at`]), so hashing uses the other core meanwhile.
 //!
 //! Output goes to a [`Sink`] as [`Piece`]s; memory stays bounded whatever the
 //! database size.
@@ -20,12 +22,15 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
 use super::check::BackgroundCheck;
 use super::kept::PreviousPages;
+use super::staging::Removal;
 use crate::error::{Error, Repr, Result};
 
 /// One piece of captured output.
@@ -339,18 +344,21 @@ pub(crate) fn image_info(conn: &Connection, path: &Path) -> Result<ImageInfo> {
 /// rewrote ([`PreviousPages`]). The source's lock is held only while the pages
 /// are copied.
 ///
-/// `tick` is called between pieces of the copy; an error from it (the caller
-/// cancelled) stops the capture. A temporary copy is removed on every path.
+/// `conn` is closed once its transaction ended. `tick` is called between
+/// pieces of the copy sent on; an error from it (the caller cancelled) stops
+/// the capture. A temporary copy is removed on every path: after success on a
+/// thread of its own (freeing a large file's blocks takes a while), joined
+/// when the returned [`Removal`] is dropped.
 #[allow(clippy::too_many_arguments)]
 pub fn capture_begun<T>(
-    conn: &Connection,
+    conn: Connection,
     path: &Path,
     image_name: &str,
     staging: Staging,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck, PreviousPages) -> Result<T>,
-) -> Result<(ImageInfo, T)> {
+) -> Result<(ImageInfo, T, Removal)> {
     let (dir, private) = super::staging::staging_dir();
     // A kept copy has a name anyone can work out: only in the private folder.
     let staging = if private { staging } else { Staging::Temporary };
@@ -363,7 +371,7 @@ pub fn capture_begun<T>(
 #[cfg(test)]
 pub(crate) fn capture_in<T>(
     dir: &Path,
-    conn: &Connection,
+    conn: Connection,
     path: &Path,
     image_name: &str,
     sink: &mut Sink<'_>,
@@ -381,6 +389,7 @@ pub(crate) fn capture_in<T>(
         tick,
         body,
     )
+    .map(|(info, extra, _removed_now)| (info, extra))
 }
 
 /// Where the capture stages its copy of the pages.
@@ -395,34 +404,156 @@ pub enum Staging {
 }
 
 /// [`capture_in`]; `begun`: the caller began the read transaction.
+///
+/// The pages are copied on a thread of their own, which owns `conn` and ends
+/// its read transaction the moment the copy is done; this thread reads the
+/// copy right behind it ([`Watermark`]) and sends it to `sink` meanwhile, so
+/// hashing and chunking use the other core while the kernel copies (issue #10).
+/// How far the copy may be read is published only where the route cannot
+/// start again (the `wal-file` route publishes the whole image at its end).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn capture_at<T>(
     dir: &Path,
     staging: Staging,
-    conn: &Connection,
+    conn: Connection,
     begun: bool,
     path: &Path,
     image_name: &str,
     sink: &mut Sink<'_>,
     tick: &dyn Fn() -> Result<()>,
     body: impl FnOnce(&Connection, &mut Sink<'_>, BackgroundCheck, PreviousPages) -> Result<T>,
-) -> Result<(ImageInfo, T)> {
+) -> Result<(ImageInfo, T, Removal)> {
     let (mut staged, staging_note) = match staging {
         Staging::Kept => super::staging::StagedImage::kept(dir, path)?,
         Staging::Temporary => (super::staging::StagedImage::create(dir)?, None),
     };
-    let mut info = match copy_pages(conn, begun, path, &mut staged, tick) {
-        Ok(info) => info,
-        Err(e) => {
-            if e.kind() == crate::error::ErrorKind::NoSpace {
+    let staged_path = staged.path().to_path_buf();
+    let reader = std::fs::File::open(&staged_path)
+        .map_err(|e| Error::io("reading the temporary copy", &staged_path, e))?;
+    let mark = Watermark::default();
+    let stop = AtomicBool::new(false);
+    let (copied, read) = std::thread::scope(|s| {
+        let staged = &mut staged;
+        let (mark, stop) = (&mark, &stop);
+        let copier = std::thread::Builder::new()
+            .name("capture-copy".into())
+            .spawn_scoped(s, move || {
+                copy_and_close(conn, begun, path, staged, mark, stop)
+            })
+            .map_err(|e| Error::internal(format!("cannot start the capture's copy: {e}")))?;
+        let read = read_behind(&reader, &staged_path, mark, image_name, sink, tick);
+        if read.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let copied = copier
+            .join()
+            .map_err(|_| Error::internal("the capture's copy thread panicked"))?;
+        Ok::<_, Error>((copied, read))
+    })?;
+    drop(reader);
+    let (mut info, check, size) = match (copied, read) {
+        (Ok((info, check)), Ok(size)) => (info, check, size),
+        // The reader stopped the copy (its error explains it), or the copy
+        // failed (its error explains the reader's stop).
+        (Err(c), Err(r)) if matches!(c.repr(), Repr::Cancelled) => return Err(r),
+        (Err(c), _) => {
+            if c.kind() == crate::error::ErrorKind::NoSpace {
                 staged.discard();
             }
-            return Err(e);
+            return Err(c);
         }
+        (Ok(_), Err(r)) => return Err(r),
     };
+    if size != info.page_count * u64::from(info.page_size) || staged.written() != size {
+        return Err(Error::internal(format!(
+            "the temporary copy holds {} bytes, {size} sent, {} pages of {} captured",
+            staged.written(),
+            info.page_count,
+            info.page_size
+        )));
+    }
+    sink(Piece::End)?;
     info.staged_written = staged.rewritten();
     info.staging_note = staging_note;
     let previous = staged.take_previous();
+    let extra = {
+        // Closed before `staged` removes its file (Windows cannot remove an open one).
+        let image = staged.open()?;
+        body(&image, sink, check, previous)?
+    };
+    Ok((info, extra, staged.remove_in_background()))
+}
+
+/// How far the staged copy may be read, published by the copy as it goes.
+#[derive(Debug, Default)]
+struct Watermark {
+    mark: Mutex<Mark>,
+    moved: Condvar,
+}
+
+/// See [`Watermark`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Mark {
+    /// Page size and image size, once final.
+    layout: Option<(u32, u64)>,
+    /// Bytes from the start of the copy that are final and in the file.
+    ready: u64,
+    /// The copy ended (with `ready` the whole image, or in failure).
+    over: bool,
+}
+
+impl Watermark {
+    fn update(&self, f: impl FnOnce(&mut Mark)) {
+        f(&mut self.mark.lock().unwrap_or_else(PoisonError::into_inner));
+        self.moved.notify_all();
+    }
+
+    /// The mark once `until` holds, or after `timeout`.
+    fn wait(&self, until: &dyn Fn(&Mark) -> bool, timeout: Duration) -> Mark {
+        let mark = self.mark.lock().unwrap_or_else(PoisonError::into_inner);
+        *self
+            .moved
+            .wait_timeout_while(mark, timeout, |m| !until(m))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
+}
+
+/// Sets [`Mark::over`] when dropped: the reader never waits for a copy that
+/// ended, whichever way.
+struct Over<'a>(&'a Watermark);
+
+impl Drop for Over<'_> {
+    fn drop(&mut self) {
+        self.0.update(|m| m.over = true);
+    }
+}
+
+/// How often the reader behind the copy calls its `tick` while it waits.
+const WAIT_STEP: Duration = Duration::from_millis(50);
+
+/// The copy's side of [`capture_at`]: copies the pages into `staged` inside
+/// the read transaction on `conn` and ends it (the source is free from then
+/// on), closes the copy and starts its checks; `stop` (the reader failed)
+/// ends it early with the cancelled error.
+fn copy_and_close(
+    conn: Connection,
+    begun: bool,
+    path: &Path,
+    staged: &mut super::staging::StagedImage,
+    mark: &Watermark,
+    stop: &AtomicBool,
+) -> Result<(ImageInfo, BackgroundCheck)> {
+    let _over = Over(mark);
+    let stopped = || {
+        if stop.load(Ordering::Relaxed) {
+            Err(Repr::Cancelled.into())
+        } else {
+            Ok(())
+        }
+    };
+    let info = copy_pages(&conn, begun, path, staged, &stopped, mark)?;
+    drop(conn);
     // The source's lock is released: from here on the app commits freely.
     crate::testhook::point("capture-staged");
     staged.close()?;
@@ -430,24 +561,78 @@ pub(crate) fn capture_at<T>(
     // not wait for it, before `staged` removes the file.
     let check =
         super::check::BackgroundCheck::start(staged.path(), super::check::QUICK_CHECK_BUDGET);
-    staged.send(image_name, &info, sink)?;
-    let extra = {
-        // Closed before `staged` removes its file (Windows cannot remove an open one).
-        let image = staged.open()?;
-        body(&image, sink, check, previous)?
-    };
-    drop(staged);
-    Ok((info, extra))
+    let size = info.page_count * u64::from(info.page_size);
+    mark.update(|m| {
+        m.layout = Some((info.page_size, size));
+        m.ready = staged.written();
+    });
+    Ok((info, check))
 }
 
+/// The reader's side of [`capture_at`]: sends the staged copy to `sink` as file
+/// `name`, whole pages about 1 MiB at a time, each once the copy has passed
+/// it; returns the bytes sent once the copy is over. Fails with the cancelled
+/// error when the copy ended short (its own error says why).
+fn read_behind(
+    reader: &std::fs::File,
+    staged_path: &Path,
+    mark: &Watermark,
+    name: &str,
+    sink: &mut Sink<'_>,
+    tick: &dyn Fn() -> Result<()>,
+) -> Result<u64> {
+    let wait = |until: &dyn Fn(&Mark) -> bool| -> Result<Mark> {
+        loop {
+            tick()?;
+            let m = mark.wait(until, WAIT_STEP);
+            if until(&m) {
+                return Ok(m);
+            }
+        }
+    };
+    let m = wait(&|m| m.layout.is_some() || m.over)?;
+    let Some((page_size, size)) = m.layout else {
+        return Err(Repr::Cancelled.into());
+    };
+    sink(Piece::Begin {
+        name: name.to_string(),
+        page_size: Some(page_size),
+        size_hint: Some(size),
+    })?;
+    let ps = page_size as usize;
+    let per_piece = (PIECE_BYTES / ps).max(1) * ps;
+    let mut pos = 0u64;
+    while pos < size {
+        let end = pos + (size - pos).min(per_piece as u64);
+        let m = wait(&|m| m.ready >= end || m.over)?;
+        if m.ready < end {
+            return Err(Repr::Cancelled.into());
+        }
+        let mut buf = vec![0u8; (end - pos) as usize];
+        crate::platform::read_exact_at(reader, &mut buf, pos)
+            .map_err(|e| Error::io("reading the temporary copy", staged_path, e))?;
+        sink(Piece::Data(buf))?;
+        pos = end;
+    }
+    let m = wait(&|m| m.over)?;
+    if m.ready < size {
+        return Err(Repr::Cancelled.into());
+    }
+    Ok(size)
+}
+
+/// Bytes per [`Piece::Data`] of the image.
+const PIECE_BYTES: usize = 1 << 20;
+
 /// Copies the page image into `staged` inside one read transaction on `conn`,
-/// and ends the transaction.
+/// and ends the transaction; publishes to `mark` how far the copy is final.
 fn copy_pages(
     conn: &Connection,
     begun: bool,
     path: &Path,
     staged: &mut super::staging::StagedImage,
     tick: &dyn Fn() -> Result<()>,
+    mark: &Watermark,
 ) -> Result<ImageInfo> {
     use super::capture_routes::Route;
     let sq = |e| Error::sqlite(path, e);
@@ -463,12 +648,13 @@ fn copy_pages(
         let mut route = super::capture_routes::choose(conn, &info.journal_mode);
         if route == Route::WalFile {
             // In doubt (the `-wal` file restarted while read): again from the
-            // start, then through SQLite's pager.
+            // start, then through SQLite's pager. Nothing is published before
+            // the end: the copy may start again.
             let sqlite_pages = info.page_count;
             for _ in 0..WAL_FILE_TRIES {
                 staged.reset()?;
                 info.page_count = sqlite_pages;
-                let mut to_file = to_staged(staged, tick);
+                let mut to_file = to_staged(staged, tick, None);
                 keep_open =
                     super::capture_routes::send_wal_file(conn, path, &mut info, "", &mut to_file)?;
                 if keep_open.is_some() {
@@ -482,6 +668,10 @@ fn copy_pages(
             }
         }
         info.capture_route = Some(route.as_str());
+        if route != Route::WalFile {
+            let size = info.page_count * u64::from(info.page_size);
+            mark.update(|m| m.layout = Some((info.page_size, size)));
+        }
         if route == Route::File {
             // Straight into the copy: the kernel copies the pages' ranges.
             staged.set_page_size(info.page_size as usize);
@@ -489,10 +679,13 @@ fn copy_pages(
                 use super::capture_routes::Span;
                 tick()?;
                 match span {
-                    Span::Bytes(b) => staged.write(b),
-                    Span::Zeros(len) => staged.write(&vec![0u8; len as usize]),
-                    Span::File { file, offset, len } => staged.copy_from(file, path, offset, len),
+                    Span::Bytes(b) => staged.write(b)?,
+                    Span::Zeros(len) => staged.write(&vec![0u8; len as usize])?,
+                    Span::File { file, offset, len } => {
+                        staged.copy_from(file, path, offset, len)?
+                    }
                 }
+                publish(staged, mark)
             };
             keep_open = Some(super::capture_routes::walk_file(
                 conn,
@@ -501,7 +694,7 @@ fn copy_pages(
                 &mut to_copy,
             )?);
         } else if route != Route::WalFile {
-            let mut to_file = to_staged(staged, tick);
+            let mut to_file = to_staged(staged, tick, Some(mark));
             keep_open =
                 super::capture_routes::send_image(conn, path, &info, "", route, &mut to_file)?;
         }
@@ -520,18 +713,31 @@ fn copy_pages(
     Ok(info)
 }
 
+/// Publishes what `staged` holds so far to `mark`.
+fn publish(staged: &mut super::staging::StagedImage, mark: &Watermark) -> Result<()> {
+    let ready = staged.flush()?;
+    mark.update(|m| m.ready = ready);
+    Ok(())
+}
+
 /// Attempts of the `wal-file` route before the `serialize` route.
 const WAL_FILE_TRIES: usize = 3;
 
-/// A sink writing the image's pages into `staged`, calling `tick` per piece.
+/// A sink writing the image's pages into `staged`, calling `tick` per piece
+/// and publishing each to `mark` if given.
 fn to_staged<'a>(
     staged: &'a mut super::staging::StagedImage,
     tick: &'a dyn Fn() -> Result<()>,
+    mark: Option<&'a Watermark>,
 ) -> impl FnMut(Piece) -> Result<()> + 'a {
     move |piece: Piece| match piece {
         Piece::Data(data) => {
             tick()?;
-            staged.write(&data)
+            staged.write(&data)?;
+            match mark {
+                Some(mark) => publish(staged, mark),
+                None => Ok(()),
+            }
         }
         Piece::Begin { page_size, .. } => {
             staged.set_page_size(page_size.map_or(4096, |p| p as usize));

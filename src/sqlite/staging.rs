@@ -20,12 +20,11 @@
 //! processes that no longer exist (Unix; the file name holds the process id).
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use super::capture::{ImageInfo, Piece, Sink};
 use super::kept::{KeptCopy, PreviousPages};
 use crate::error::{Error, Result};
 use crate::platform::UnixMode;
@@ -254,6 +253,38 @@ impl StagedImage {
         Ok(())
     }
 
+    /// Bytes of the image written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Writes out what is buffered; returns the bytes of the image that are
+    /// now in the file (readable through another descriptor).
+    pub fn flush(&mut self) -> Result<u64> {
+        if let Target::Temp(Some(w)) = &mut self.target {
+            w.flush()
+                .map_err(|e| Error::io("writing the temporary copy", &self.path, e))?;
+        }
+        Ok(self.written)
+    }
+
+    /// Drops the image: a temporary copy is removed on a thread of its own
+    /// (freeing the blocks of a large file takes the file system a while),
+    /// joined when the [`Removal`] is dropped; a kept copy is let go at once.
+    pub fn remove_in_background(self) -> Removal {
+        if matches!(self.target, Target::Kept(_)) {
+            return Removal(None);
+        }
+        // If the thread cannot start, the closure is dropped here: the file
+        // is removed on this thread.
+        Removal(
+            std::thread::Builder::new()
+                .name("capture-removal".into())
+                .spawn(move || drop(self))
+                .ok(),
+        )
+    }
+
     /// Discards what was written (a capture route starting again).
     pub fn reset(&mut self) -> Result<()> {
         use std::io::{Seek, SeekFrom};
@@ -286,36 +317,6 @@ impl StagedImage {
         }
     }
 
-    /// Sends the staged image to `sink` as file `name` (whole pages, about 1 MiB
-    /// per piece), after [`StagedImage::close`].
-    pub fn send(&self, name: &str, info: &ImageInfo, sink: &mut Sink<'_>) -> Result<()> {
-        let size = info.page_count * u64::from(info.page_size);
-        if self.written != size {
-            return Err(Error::internal(format!(
-                "the temporary copy holds {} bytes, {size} expected",
-                self.written
-            )));
-        }
-        let io = |e| Error::io("reading the temporary copy", &self.path, e);
-        let mut f = File::open(&self.path).map_err(io)?;
-        sink(Piece::Begin {
-            name: name.to_string(),
-            page_size: Some(info.page_size),
-            size_hint: Some(size),
-        })?;
-        let ps = info.page_size as usize;
-        let per_piece = (PIECE_BYTES / ps).max(1) * ps;
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(per_piece as u64) as usize;
-            let mut buf = vec![0u8; n];
-            f.read_exact(&mut buf).map_err(io)?;
-            sink(Piece::Data(buf))?;
-            left -= n as u64;
-        }
-        sink(Piece::End)
-    }
-
     /// Opens the staged image read-only and immutable, after
     /// [`StagedImage::close`]. Drop the connection before the image.
     pub fn open(&self) -> Result<Connection> {
@@ -329,6 +330,19 @@ impl StagedImage {
 /// past the 100 MiB bound of issue #10.
 pub fn open_staged(path: &Path) -> Result<Connection> {
     super::restore::open_immutable(path)
+}
+
+/// A temporary copy being removed ([`StagedImage::remove_in_background`]);
+/// dropping it waits until it is.
+#[derive(Debug, Default)]
+pub struct Removal(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Drop for StagedImage {
@@ -366,6 +380,7 @@ fn remove_stale(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::capture::Piece;
 
     #[test]
     fn staged_image_is_private_and_removed_on_drop() {
@@ -422,7 +437,7 @@ mod tests {
         };
         let ok = || Ok(());
         let (info, (rows, wrote)) =
-            capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |c, _, _, _| {
+            capture_in(&staging, conn, &db, "db", &mut sink, &ok, |c, _, _, _| {
                 // The source is not locked by the capture any more: another
                 // connection commits, and the copy still shows the captured rows.
                 let w = Connection::open(&db).expect("writer");
@@ -444,7 +459,8 @@ mod tests {
         assert!(empty(&staging));
 
         let mut sink = |_: Piece| Ok(());
-        let err = capture_in(&staging, &conn, &db, "db", &mut sink, &ok, |_, _, _, _| {
+        let conn = open_source(&db).expect("open");
+        let err = capture_in(&staging, conn, &db, "db", &mut sink, &ok, |_, _, _, _| {
             Err::<(), _>(Error::internal("the exports failed"))
         })
         .expect_err("the body's error");
@@ -452,9 +468,10 @@ mod tests {
         assert!(empty(&staging));
 
         let cancel = || Err(Error::from(crate::error::Repr::Cancelled));
+        let conn = open_source(&db).expect("open");
         let err = capture_in(
             &staging,
-            &conn,
+            conn,
             &db,
             "db",
             &mut sink,
@@ -464,8 +481,101 @@ mod tests {
         .expect_err("cancelled");
         assert!(matches!(err.repr(), crate::error::Repr::Cancelled), "{err}");
         assert!(empty(&staging));
-        // No transaction is left open on the source.
-        assert!(conn.is_autocommit());
+        // No lock is left on the source: a writer commits at once.
+        let w = Connection::open(&db).expect("writer");
+        w.execute("DELETE FROM t WHERE id = 1", [])
+            .expect("the source is not locked");
+    }
+
+    /// A database of many copy spans (8 MiB each) is sent whole and in order
+    /// while the copy runs on its own thread: the pieces equal the file. A
+    /// reader that stops midway (the caller cancels after two pieces) stops
+    /// the copy, the source is unlocked and the copy removed; a copy that
+    /// fails (a file SQLite refuses) reports its own error, not the stop.
+    #[test]
+    fn the_copy_is_read_behind_as_it_is_written() {
+        use crate::sqlite::capture::{capture_in, open_source, open_source_unlocked};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).expect("mkdir");
+        let db = dir.path().join("big.db");
+        Connection::open(&db)
+            .and_then(|c| {
+                c.execute_batch(
+                    "PRAGMA page_size = 1024;
+                     CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+                     INSERT INTO t SELECT i, randomblob(3000) FROM n;",
+                )
+            })
+            .expect("fill");
+        let file = std::fs::read(&db).expect("db");
+        assert!(file.len() > 2 * (8 << 20), "{} bytes", file.len());
+        let mut image = Vec::new();
+        let mut pieces = 0;
+        let mut sink = |p: Piece| {
+            match p {
+                Piece::Data(d) => {
+                    pieces += 1;
+                    image.extend_from_slice(&d)
+                }
+                Piece::Begin { page_size, .. } => assert_eq!(page_size, Some(1024)),
+                _ => {}
+            }
+            Ok(())
+        };
+        let ok = || Ok(());
+        let conn = open_source(&db).expect("open");
+        capture_in(&staging, conn, &db, "db", &mut sink, &ok, |_, _, _, _| {
+            Ok(())
+        })
+        .expect("capture");
+        assert!(image == file, "the pieces differ from the file");
+        assert!(pieces > 16, "{pieces} pieces");
+        assert!(empty(&staging));
+
+        let calls = std::cell::Cell::new(0);
+        let cancel_later = || {
+            calls.set(calls.get() + 1);
+            if calls.get() > 2 {
+                Err(Error::from(crate::error::Repr::Cancelled))
+            } else {
+                Ok(())
+            }
+        };
+        let mut sink = |_: Piece| Ok(());
+        let conn = open_source(&db).expect("open");
+        let err = capture_in(
+            &staging,
+            conn,
+            &db,
+            "db",
+            &mut sink,
+            &cancel_later,
+            |_, _, _, _| Ok(()),
+        )
+        .expect_err("cancelled");
+        assert!(matches!(err.repr(), crate::error::Repr::Cancelled), "{err}");
+        assert!(empty(&staging));
+        Connection::open(&db)
+            .and_then(|w| w.execute("DELETE FROM t WHERE id = 1", []))
+            .expect("the source is not locked");
+
+        // A SQLite header over garbage: the copy's own error.
+        let bad = dir.path().join("bad.db");
+        let mut bytes = b"SQLite format 3\0".to_vec();
+        bytes.resize(8192, 0xA5);
+        std::fs::write(&bad, bytes).expect("write");
+        let conn = open_source_unlocked(&bad).expect("open");
+        let err = capture_in(&staging, conn, &bad, "db", &mut sink, &ok, |_, _, _, _| {
+            Ok(())
+        })
+        .expect_err("not a database");
+        assert!(
+            !matches!(err.repr(), crate::error::Repr::Cancelled),
+            "the copy's error was lost: {err}"
+        );
+        assert!(empty(&staging));
     }
 
     /// Through the kept copy, a capture after a one-row change writes a few
@@ -483,10 +593,10 @@ mod tests {
         let capture = || {
             let conn = open_source(&db).expect("open");
             let mut sink = |_: Piece| Ok(());
-            let (info, ()) = capture_at(
+            let (info, (), _removed) = capture_at(
                 &staging,
                 Staging::Kept,
-                &conn,
+                conn,
                 false,
                 &db,
                 "db",
