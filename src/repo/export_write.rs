@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
 
 use super::export_plan::{self, ParentSide};
 use super::export_render::{self, Mode, ParentExport};
@@ -84,51 +85,66 @@ pub(super) fn write_exports(
     let by_keys = planned
         .iter()
         .any(|(_, p)| p.as_ref().is_some_and(|p| p.mode == Mode::Lookup));
+    // The key scan reads every table's keys: on the other core, from its own
+    // connection to the staged copy, while the changed rows are rendered here.
+    let key_scan = by_keys
+        .then(|| conn.path().filter(|p| !p.is_empty()).map(PathBuf::from))
+        .flatten();
     let mut scan = ConsistencyScan::new();
     let mut maps = Vec::new();
     let mut rows = ExportRows {
         rendered: 0,
         total: 0,
     };
-    for (table, entry) in planned {
-        let mut observe = |row: &rusqlite::Row<'_>| {
-            if by_keys {
-                Ok(())
-            } else {
-                scan.observe(table, row)
-            }
-        };
-        match entry {
-            Some(p) => {
-                let parent = parents.get(table.file_name());
-                maps.push(export_render::write(
-                    conn,
-                    &p.facts,
-                    p.plan,
-                    parent.filter(|_| p.mode == Mode::Lookup),
-                    p.mode,
-                    timestamp,
-                    sink,
-                    &inputs.file_chunks,
-                    &mut observe,
-                    &mut rows.rendered,
-                )?);
-                rows.total += maps
-                    .last()
-                    .map_or(0, |m| m.segments.iter().map(|s| s.rows).sum());
-            }
-            None => {
-                let n = write_whole(conn, table, timestamp, sink, &mut observe)?;
-                rows.rendered += n;
-                rows.total += n;
+    let warnings = std::thread::scope(|s| -> Result<Vec<String>> {
+        let keys = key_scan.map(|path| {
+            s.spawn(move || -> Result<Vec<String>> {
+                let own = crate::sqlite::staging::open_staged(&path)?;
+                Ok(ConsistencyScan::of_keys(&own)?.warnings())
+            })
+        });
+        for (table, entry) in planned {
+            let mut observe = |row: &rusqlite::Row<'_>| {
+                if by_keys {
+                    Ok(())
+                } else {
+                    scan.observe(table, row)
+                }
+            };
+            match entry {
+                Some(p) => {
+                    let parent = parents.get(table.file_name());
+                    maps.push(export_render::write(
+                        conn,
+                        &p.facts,
+                        p.plan,
+                        parent.filter(|_| p.mode == Mode::Lookup),
+                        p.mode,
+                        timestamp,
+                        sink,
+                        &inputs.file_chunks,
+                        &mut observe,
+                        &mut rows.rendered,
+                    )?);
+                    rows.total += maps
+                        .last()
+                        .map_or(0, |m| m.segments.iter().map(|s| s.rows).sum());
+                }
+                None => {
+                    let n = write_whole(conn, table, timestamp, sink, &mut observe)?;
+                    rows.rendered += n;
+                    rows.total += n;
+                }
             }
         }
-    }
-    let warnings = if by_keys {
-        ConsistencyScan::of_keys(conn)?.warnings()
-    } else {
-        scan.finish().warnings()
-    };
+        match keys {
+            Some(t) => t
+                .join()
+                .map_err(|_| Error::internal("the consistency scan's thread panicked"))?,
+            None if by_keys => Ok(ConsistencyScan::of_keys(conn)?.warnings()),
+            None => Ok(std::mem::take(&mut scan).finish().warnings()),
+        }
+    })?;
     if !maps.is_empty() {
         let map = ExportMap {
             version: crate::format::export_map::EXPORT_MAP_VERSION,
