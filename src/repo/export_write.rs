@@ -87,9 +87,11 @@ pub(super) fn write_exports(
         .any(|(_, p)| p.as_ref().is_some_and(|p| p.mode == Mode::Lookup));
     // The key scan reads every table's keys: on the other core, from its own
     // connection to the staged copy, while the changed rows are rendered here.
-    let key_scan = by_keys
+    // (Without a path or a connection, it runs here after the render.)
+    let own = by_keys
         .then(|| conn.path().filter(|p| !p.is_empty()).map(PathBuf::from))
-        .flatten();
+        .flatten()
+        .and_then(|path| crate::sqlite::staging::open_staged(&path).ok());
     let mut scan = ConsistencyScan::new();
     let mut maps = Vec::new();
     let mut rows = ExportRows {
@@ -97,50 +99,66 @@ pub(super) fn write_exports(
         total: 0,
     };
     let warnings = std::thread::scope(|s| -> Result<Vec<String>> {
-        let keys = key_scan.map(|path| {
-            s.spawn(move || -> Result<Vec<String>> {
-                let own = crate::sqlite::staging::open_staged(&path)?;
-                Ok(ConsistencyScan::of_keys(&own)?.warnings())
-            })
+        let keys = own.and_then(|own| {
+            let interrupt = own.get_interrupt_handle();
+            std::thread::Builder::new()
+                .name("key-scan".into())
+                .spawn_scoped(s, move || -> Result<Vec<String>> {
+                    Ok(ConsistencyScan::of_keys(&own)?.warnings())
+                })
+                .ok()
+                .map(|t| (t, interrupt))
         });
-        for (table, entry) in planned {
-            let mut observe = |row: &rusqlite::Row<'_>| {
-                if by_keys {
-                    Ok(())
-                } else {
-                    scan.observe(table, row)
-                }
-            };
-            match entry {
-                Some(p) => {
-                    let parent = parents.get(table.file_name());
-                    maps.push(export_render::write(
-                        conn,
-                        &p.facts,
-                        p.plan,
-                        parent.filter(|_| p.mode == Mode::Lookup),
-                        p.mode,
-                        timestamp,
-                        sink,
-                        &inputs.file_chunks,
-                        &mut observe,
-                        &mut rows.rendered,
-                    )?);
-                    rows.total += maps
-                        .last()
-                        .map_or(0, |m| m.segments.iter().map(|s| s.rows).sum());
-                }
-                None => {
-                    let n = write_whole(conn, table, timestamp, sink, &mut observe)?;
-                    rows.rendered += n;
-                    rows.total += n;
+        let render = || -> Result<()> {
+            for (table, entry) in planned {
+                let mut observe = |row: &rusqlite::Row<'_>| {
+                    if by_keys {
+                        Ok(())
+                    } else {
+                        scan.observe(table, row)
+                    }
+                };
+                match entry {
+                    Some(p) => {
+                        let parent = parents.get(table.file_name());
+                        maps.push(export_render::write(
+                            conn,
+                            &p.facts,
+                            p.plan,
+                            parent.filter(|_| p.mode == Mode::Lookup),
+                            p.mode,
+                            timestamp,
+                            sink,
+                            &inputs.file_chunks,
+                            &mut observe,
+                            &mut rows.rendered,
+                        )?);
+                        rows.total += maps
+                            .last()
+                            .map_or(0, |m| m.segments.iter().map(|s| s.rows).sum());
+                    }
+                    None => {
+                        let n = write_whole(conn, table, timestamp, sink, &mut observe)?;
+                        rows.rendered += n;
+                        rows.total += n;
+                    }
                 }
             }
+            Ok(())
+        };
+        let rendered = render();
+        if let (Err(_), Some((_, interrupt))) = (&rendered, &keys) {
+            // Stop the scan: its answer is not wanted.
+            interrupt.interrupt();
         }
-        match keys {
-            Some(t) => t
-                .join()
-                .map_err(|_| Error::internal("the consistency scan's thread panicked"))?,
+        let scanned = keys.map(|(t, _)| {
+            t.join()
+                .map_err(|_| Error::internal("the consistency scan's thread panicked"))
+                .and_then(|r| r)
+        });
+        rendered?;
+        match scanned {
+            Some(warnings) => warnings,
             None if by_keys => Ok(ConsistencyScan::of_keys(conn)?.warnings()),
             None => Ok(std::mem::take(&mut scan).finish().warnings()),
         }

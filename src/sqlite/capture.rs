@@ -441,9 +441,11 @@ pub(crate) fn capture_at<T>(
                 copy_and_close(conn, begun, path, staged, mark, stop)
             })
             .map_err(|e| Error::internal(format!("cannot start the capture's copy: {e}")))?;
+        // The copy stops if the reader fails, or unwinds.
+        let stop_copy = StopOnDrop(stop);
         let read = read_behind(&reader, &staged_path, mark, image_name, sink, tick);
-        if read.is_err() {
-            stop.store(true, Ordering::Relaxed);
+        if read.is_ok() {
+            std::mem::forget(stop_copy);
         }
         let copied = copier
             .join()
@@ -529,6 +531,21 @@ impl Drop for Over<'_> {
     }
 }
 
+/// Stops the copy when dropped (the reader failed or unwound).
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The reader's error when the copy ended before the image did: the copy's own
+/// error explains it, or (the copy succeeded) a bug.
+fn ended_short() -> Error {
+    Error::internal("the staged copy ended before the image did")
+}
+
 /// How often the reader behind the copy calls its `tick` while it waits.
 const WAIT_STEP: Duration = Duration::from_millis(50);
 
@@ -571,8 +588,8 @@ fn copy_and_close(
 
 /// The reader's side of [`capture_at`]: sends the staged copy to `sink` as file
 /// `name`, whole pages about 1 MiB at a time, each once the copy has passed
-/// it; returns the bytes sent once the copy is over. Fails with the cancelled
-/// error when the copy ended short (its own error says why).
+/// it; returns the bytes sent once the copy is over. Fails with
+/// [`ended_short`] when the copy ended before the image did.
 fn read_behind(
     reader: &std::fs::File,
     staged_path: &Path,
@@ -592,7 +609,7 @@ fn read_behind(
     };
     let m = wait(&|m| m.layout.is_some() || m.over)?;
     let Some((page_size, size)) = m.layout else {
-        return Err(Repr::Cancelled.into());
+        return Err(ended_short());
     };
     sink(Piece::Begin {
         name: name.to_string(),
@@ -606,7 +623,7 @@ fn read_behind(
         let end = pos + (size - pos).min(per_piece as u64);
         let m = wait(&|m| m.ready >= end || m.over)?;
         if m.ready < end {
-            return Err(Repr::Cancelled.into());
+            return Err(ended_short());
         }
         let mut buf = vec![0u8; (end - pos) as usize];
         crate::platform::read_exact_at(reader, &mut buf, pos)
@@ -616,7 +633,7 @@ fn read_behind(
     }
     let m = wait(&|m| m.over)?;
     if m.ready < size {
-        return Err(Repr::Cancelled.into());
+        return Err(ended_short());
     }
     Ok(size)
 }
