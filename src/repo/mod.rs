@@ -900,31 +900,13 @@ impl Repository {
             .collect())
     }
 
-    /// Reads a pack's trailer and description (two ranged reads).
+    /// Reads a pack's trailer and description ([`ChunkStore::read_pack_description`]).
     pub(crate) fn read_pack_description(
         &self,
         id: &crate::id::PackId,
         size: u64,
     ) -> Result<format::PackDescription> {
-        let path = pack::pack_path(id);
-        let object = format!("pack {}", id.short());
-        if size < (format::HEADER_LEN + pack::TRAILER_LEN) as u64 {
-            return Err(Error::corrupt(
-                object,
-                "shorter than a pack header and trailer",
-            ));
-        }
-        let head = self.backend.read_range(&path, 0, format::HEADER_LEN)?;
-        let header =
-            format::decode_header(&head, Kind::Pack).map_err(|e| Error::decode(&object, e))?;
-        let trailer =
-            self.backend
-                .read_range(&path, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
-        let (off, len, sum) =
-            pack::parse_trailer(size, &trailer).map_err(|e| Error::decode(&object, e))?;
-        let desc = self.backend.read_range(&path, off, len)?;
-        pack::parse_description(&desc, &sum, off, header.flags, self.store.cipher())
-            .map_err(|e| Error::decode(&object, e))
+        self.store.read_pack_description(id, size)
     }
 
     /// All snapshots, oldest first: by time, and each database's in the order

@@ -147,6 +147,11 @@ impl<'s> ChunkReader<'s> {
         self.index.contains(id)
     }
 
+    /// The store read from.
+    pub fn store(&self) -> &'s ChunkStore {
+        self.store
+    }
+
     /// Where a chunk is; [`Error::MissingChunk`] when the index lacks it.
     pub fn locate(&self, id: &ChunkId) -> Result<ChunkLoc> {
         self.index

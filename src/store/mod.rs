@@ -214,6 +214,42 @@ impl ChunkStore {
             })
     }
 
+    /// Reads the header, trailer and description of pack `id` of `size` bytes
+    /// (three ranged reads); the description is checked against the trailer's
+    /// checksum and opened (sealed ones) and validated.
+    pub fn read_pack_description(
+        &self,
+        id: &PackId,
+        size: u64,
+    ) -> Result<crate::format::PackDescription> {
+        use crate::format::{self, Kind};
+        let path = pack_path(id);
+        let object = format!("pack {}", id.short());
+        if size < (format::HEADER_LEN + pack::TRAILER_LEN) as u64 {
+            return Err(Error::corrupt(
+                object,
+                "shorter than a pack header and trailer",
+            ));
+        }
+        let head = self.backend.read_range(&path, 0, format::HEADER_LEN)?;
+        let header =
+            format::decode_header(&head, Kind::Pack).map_err(|e| Error::decode(&object, e))?;
+        let trailer =
+            self.backend
+                .read_range(&path, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
+        let (off, len, sum) =
+            pack::parse_trailer(size, &trailer).map_err(|e| Error::decode(&object, e))?;
+        let desc = self.backend.read_range(&path, off, len)?;
+        pack::parse_description(&desc, &sum, off, header.flags, &self.cipher)
+            .map_err(|e| Error::decode(&object, e))
+    }
+
+    /// Where every chunk of pack `id` is, from its description.
+    pub fn pack_locations(&self, id: &PackId) -> Result<Vec<(ChunkId, ChunkLoc)>> {
+        let size = self.backend.size(&pack_path(id))?;
+        Ok(pack::locations(*id, &self.read_pack_description(id, size)?))
+    }
+
     /// Whether the repository is on a remote store (reads cost a request:
     /// readers coalesce and overlap them).
     pub fn is_remote(&self) -> bool {
