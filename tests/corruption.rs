@@ -42,6 +42,21 @@ fn repo_with_snapshots(name: &str) -> (TestDir, PathBuf, Vec<(String, Dump)>) {
     (t, db, snaps)
 }
 
+/// About 24 MB of random pages (rollback journal): some 6,000 pages, several
+/// batches of 1,024 chunks, stored raw, over more than one pack.
+fn big_random_db(t: &TestDir) -> PathBuf {
+    let db = t.path("big.db");
+    open(&db)
+        .execute_batch(
+            "PRAGMA journal_mode = delete;
+             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+             INSERT INTO blobs SELECT i, randomblob(3900) FROM n;",
+        )
+        .expect("data");
+    db
+}
+
 fn flip_byte(path: &Path, at: u64) {
     let mut bytes = std::fs::read(path).expect("read");
     bytes[at as usize] ^= 0x5a;
@@ -305,18 +320,7 @@ fn damage_shared_by_snapshots_is_reported_for_each() {
 fn damaged_chunk_in_the_middle_of_a_large_restore_is_refused() {
     let t = TestDir::new("mid-chunk");
     t.init();
-    let db = t.path("big.db");
-    {
-        let c = open(&db);
-        // About 24 MB: some 6,000 pages, several batches of 1,024 chunks.
-        c.execute_batch(
-            "PRAGMA journal_mode = delete;
-             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
-             INSERT INTO blobs SELECT i, randomblob(3900) FROM n;",
-        )
-        .expect("data");
-    }
+    let db = big_random_db(&t);
     let id = id_of(&t.lb().args(["snapshot", "--no-exports"]).arg(&db).json());
     let image = std::fs::read(&db).expect("image");
     let pages = image.len() / 4096;
@@ -381,17 +385,7 @@ fn damaged_chunk_in_the_middle_of_a_large_restore_is_refused() {
 fn a_damaged_pack_description_does_not_stop_a_restore() {
     let t = TestDir::new("bad-desc");
     t.init();
-    let db = t.path("big.db");
-    {
-        let c = open(&db);
-        c.execute_batch(
-            "PRAGMA journal_mode = delete;
-             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
-             INSERT INTO blobs SELECT i, randomblob(3900) FROM n;",
-        )
-        .expect("data");
-    }
+    let db = big_random_db(&t);
     let id = id_of(&t.lb().args(["snapshot", "--no-exports"]).arg(&db).json());
     let packs = pack_files(&t.repo());
     assert!(packs.len() >= 2, "{} packs", packs.len());

@@ -417,6 +417,29 @@ mod tests {
         std::fs::read_dir(dir).expect("dir").next().is_none()
     }
 
+    /// A capture of `db` whose `tick` cancels fails as cancelled, leaves no
+    /// copy in `staging` and no lock on the source (a writer commits at once).
+    fn cancelled_capture_leaves_nothing(staging: &Path, db: &Path, tick: &dyn Fn() -> Result<()>) {
+        use crate::sqlite::capture::{capture_in, open_source};
+        let mut sink = |_: Piece| Ok(());
+        let conn = open_source(db).expect("open");
+        let err = capture_in(
+            staging,
+            conn,
+            db,
+            "db",
+            &mut sink,
+            tick,
+            |_, _, _, _| Ok(()),
+        )
+        .expect_err("cancelled");
+        assert!(matches!(err.repr(), crate::error::Repr::Cancelled), "{err}");
+        assert!(empty(staging));
+        Connection::open(db)
+            .and_then(|w| w.execute("DELETE FROM t WHERE id = 1", []))
+            .expect("the source is not locked");
+    }
+
     /// Issue #10 item 1: the body reads the captured copy after the source's
     /// read transaction ended (a writer commits meanwhile); the copy is removed
     /// after success, a failing body, and a cancel during the copy.
@@ -467,24 +490,9 @@ mod tests {
         assert!(err.to_string().contains("the exports failed"), "{err}");
         assert!(empty(&staging));
 
-        let cancel = || Err(Error::from(crate::error::Repr::Cancelled));
-        let conn = open_source(&db).expect("open");
-        let err = capture_in(
-            &staging,
-            conn,
-            &db,
-            "db",
-            &mut sink,
-            &cancel,
-            |_, _, _, _| Ok(()),
-        )
-        .expect_err("cancelled");
-        assert!(matches!(err.repr(), crate::error::Repr::Cancelled), "{err}");
-        assert!(empty(&staging));
-        // No lock is left on the source: a writer commits at once.
-        let w = Connection::open(&db).expect("writer");
-        w.execute("DELETE FROM t WHERE id = 1", [])
-            .expect("the source is not locked");
+        cancelled_capture_leaves_nothing(&staging, &db, &|| {
+            Err(Error::from(crate::error::Repr::Cancelled))
+        });
     }
 
     /// A database of many copy spans (8 MiB each) is sent whole and in order
@@ -543,23 +551,8 @@ mod tests {
                 Ok(())
             }
         };
+        cancelled_capture_leaves_nothing(&staging, &db, &cancel_later);
         let mut sink = |_: Piece| Ok(());
-        let conn = open_source(&db).expect("open");
-        let err = capture_in(
-            &staging,
-            conn,
-            &db,
-            "db",
-            &mut sink,
-            &cancel_later,
-            |_, _, _, _| Ok(()),
-        )
-        .expect_err("cancelled");
-        assert!(matches!(err.repr(), crate::error::Repr::Cancelled), "{err}");
-        assert!(empty(&staging));
-        Connection::open(&db)
-            .and_then(|w| w.execute("DELETE FROM t WHERE id = 1", []))
-            .expect("the source is not locked");
 
         // A SQLite header over garbage: the copy's own error.
         let bad = dir.path().join("bad.db");
