@@ -244,10 +244,10 @@ impl ChunkStore {
             .map_err(|e| Error::decode(&object, e))
     }
 
-    /// Where every chunk of pack `id` is, from its description.
-    pub fn pack_locations(&self, id: &PackId) -> Result<Vec<(ChunkId, ChunkLoc)>> {
+    /// [`ChunkStore::read_pack_description`], the pack's size asked of the backend.
+    pub fn pack_description(&self, id: &PackId) -> Result<crate::format::PackDescription> {
         let size = self.backend.size(&pack_path(id))?;
-        Ok(pack::locations(*id, &self.read_pack_description(id, size)?))
+        self.read_pack_description(id, size)
     }
 
     /// Whether the repository is on a remote store (reads cost a request:

@@ -127,11 +127,13 @@ fn consume(
 struct Batch {
     leaves: Vec<TreeEntry>,
     locs: Vec<ChunkLoc>,
+    /// Some locations came from pack descriptions ([`Nearby`]), not the index.
+    described: bool,
 }
 
 /// The next (up to) [`LEAF_BATCH`] leaves of `tree`, located: through `nearby`
-/// when given (one index lookup per pack the file's chunks come from), else
-/// looked up in the index (in parallel); `None` at the end.
+/// when given (about one index lookup per pack the file's chunks come from),
+/// else looked up in the index (in parallel); `None` at the end.
 fn next_batch(
     reader: &mut ChunkReader<'_>,
     tree: &mut TreeReader,
@@ -148,54 +150,99 @@ fn next_batch(
         return Ok(None);
     }
     let r = &*reader;
+    let mut described = false;
     let locs = match nearby {
         Some(nearby) => leaves
             .iter()
-            .map(|l| nearby.locate(r, &l.id))
+            .map(|l| {
+                let (loc, from_description) = nearby.locate(r, &l.id)?;
+                described |= from_description;
+                Ok(loc)
+            })
             .collect::<Result<Vec<ChunkLoc>>>()?,
-        None => leaves
-            .par_iter()
-            .map(|l| r.locate(&l.id))
-            .collect::<Result<Vec<ChunkLoc>>>()?,
+        None => index_locations(r, &leaves)?,
     };
-    Ok(Some(Batch { leaves, locs }))
+    Ok(Some(Batch {
+        leaves,
+        locs,
+        described,
+    }))
+}
+
+/// Where the index says the chunks of `leaves` are (looked up in parallel).
+fn index_locations(reader: &ChunkReader<'_>, leaves: &[TreeEntry]) -> Result<Vec<ChunkLoc>> {
+    leaves.par_iter().map(|l| reader.locate(&l.id)).collect()
 }
 
 /// Packs whose chunk locations [`Nearby`] keeps.
 const NEARBY_PACKS: usize = 2;
 
-/// The locations of every chunk in the packs a file's last chunks came from,
-/// read from those packs' descriptions (a local store: a description costs
-/// three reads, where an index lookup per chunk, 258k for 1 GB of 4 KiB pages,
-/// cost a third of a restore's CPU). A file's chunks sit mostly in the order
-/// they were written, so most are found here; the others are looked up in
-/// the index, whose answer brings in their pack. A description names only the
-/// pack's own chunks, each checked against its id when read as any other.
+/// A pack listing more chunks than this (a large `pack_target` with small
+/// pages) is left to the index: its map would cost too much memory.
+const NEARBY_MAX_CHUNKS: usize = 1 << 16;
+
+/// The locations of every chunk in the packs a file's chunks came from most
+/// recently (a local store), read from those packs' descriptions: a
+/// description costs three reads, where an index lookup per chunk (258k for
+/// 1 GB of 4 KiB pages) cost a third of a restore's CPU. A file's chunks sit
+/// mostly in the order they were written, so most are found here. A chunk
+/// found nowhere here is looked up in the index; when two such lookups in a row
+/// name the same pack, its description is read (a lone chunk from another
+/// pack costs one lookup, as before). Packs are kept by last use. A pack whose
+/// description cannot be read, or lists too many chunks, is left to the index.
+///
+/// A description names only its pack's own chunks, each checked against its id
+/// when read. A chunk can sit in two packs (a copy, an interrupted prune) and
+/// the index name the other one: if reading a batch located here fails, the
+/// batch is located again in the index and read from there (see [`produce`]).
 #[derive(Default)]
 struct Nearby {
     packs: VecDeque<(crate::id::PackId, HashMap<ChunkId, ChunkLoc>)>,
+    last_miss: Option<crate::id::PackId>,
+    skipped: HashSet<crate::id::PackId>,
 }
 
 impl Nearby {
-    fn locate(&mut self, reader: &ChunkReader<'_>, id: &ChunkId) -> Result<ChunkLoc> {
-        if let Some(loc) = self.packs.iter().rev().find_map(|(_, m)| m.get(id)) {
-            return Ok(*loc);
+    /// Where chunk `id` is, and whether a description (not the index) said so.
+    fn locate(&mut self, reader: &ChunkReader<'_>, id: &ChunkId) -> Result<(ChunkLoc, bool)> {
+        if let Some(i) = self.packs.iter().position(|(_, m)| m.contains_key(id)) {
+            if let Some(entry) = self.packs.remove(i) {
+                let loc = entry.1.get(id).copied();
+                self.packs.push_back(entry);
+                if let Some(loc) = loc {
+                    return Ok((loc, true));
+                }
+            }
         }
         let loc = reader.locate(id)?;
-        if !self.packs.iter().any(|(p, _)| *p == loc.pack) {
-            // A description that cannot be read leaves its chunks to the index
-            // (an empty entry: not tried again while it is kept).
-            let map = reader
-                .store()
-                .pack_locations(&loc.pack)
-                .map(|locs| locs.into_iter().collect())
-                .unwrap_or_default();
+        let pack = loc.pack;
+        if self.last_miss == Some(pack)
+            && !self.skipped.contains(&pack)
+            && !self.packs.iter().any(|(p, _)| *p == pack)
+        {
             if self.packs.len() == NEARBY_PACKS {
                 self.packs.pop_front();
             }
-            self.packs.push_back((loc.pack, map));
+            match Self::load(reader.store(), &pack) {
+                Some(map) => self.packs.push_back((pack, map)),
+                None => {
+                    self.skipped.insert(pack);
+                }
+            }
         }
-        Ok(loc)
+        self.last_miss = Some(pack);
+        Ok((loc, false))
+    }
+
+    /// The locations a pack's description lists, if it can be read and is
+    /// not too large.
+    fn load(store: &ChunkStore, pack: &crate::id::PackId) -> Option<HashMap<ChunkId, ChunkLoc>> {
+        let desc = store.pack_description(pack).ok()?;
+        let chunks: usize = desc.frames.iter().map(|f| f.chunks.len()).sum();
+        if chunks > NEARBY_MAX_CHUNKS {
+            return None;
+        }
+        Some(super::pack::locations(*pack, &desc).into_iter().collect())
     }
 }
 
@@ -235,7 +282,24 @@ fn produce(
             };
             let mut nearby = Nearby::default();
             while let Some(b) = next_batch(&mut reader, &mut tree, Some(&mut nearby))? {
-                if !emit(&b, &local)? {
+                let sent = match emit(&b, &local) {
+                    Err(e) if b.described => {
+                        // A copy a description named failed: the index's copies
+                        // decide, as without the descriptions.
+                        let locs = index_locations(&reader, &b.leaves)?;
+                        if locs == b.locs {
+                            return Err(e);
+                        }
+                        let again = Batch {
+                            leaves: b.leaves,
+                            locs,
+                            described: false,
+                        };
+                        emit(&again, &local)?
+                    }
+                    other => other?,
+                };
+                if !sent {
                     break; // the writer stopped
                 }
             }
@@ -342,7 +406,7 @@ fn read_batch(
     mut buf: Vec<u8>,
     decode: &dyn Fn(&[ChunkLoc]) -> Result<Decoded>,
 ) -> Result<Vec<u8>> {
-    let Batch { leaves, locs } = batch;
+    let Batch { leaves, locs, .. } = batch;
     let mut wanted: Vec<ChunkLoc> = Vec::new();
     let mut seen: HashSet<FrameKey> = HashSet::new();
     for loc in locs {
