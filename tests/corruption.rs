@@ -42,9 +42,12 @@ fn repo_with_snapshots(name: &str) -> (TestDir, PathBuf, Vec<(String, Dump)>) {
     (t, db, snaps)
 }
 
-/// About 24 MB of random pages (rollback journal): some 6,000 pages, several
-/// batches of 1,024 chunks, stored raw, over more than one pack.
-fn big_random_db(t: &TestDir) -> PathBuf {
+/// A new repository holding one image-only snapshot of about 24 MB of random
+/// pages (rollback journal): some 6,000 pages, several batches of 1,024 chunks,
+/// stored raw, over more than one pack. (test dir, db, snapshot id)
+fn big_random_snapshot(name: &str) -> (TestDir, PathBuf, String) {
+    let t = TestDir::new(name);
+    t.init();
     let db = t.path("big.db");
     open(&db)
         .execute_batch(
@@ -54,7 +57,8 @@ fn big_random_db(t: &TestDir) -> PathBuf {
              INSERT INTO blobs SELECT i, randomblob(3900) FROM n;",
         )
         .expect("data");
-    db
+    let id = id_of(&t.lb().args(["snapshot", "--no-exports"]).arg(&db).json());
+    (t, db, id)
 }
 
 fn flip_byte(path: &Path, at: u64) {
@@ -318,10 +322,7 @@ fn damage_shared_by_snapshots_is_reported_for_each() {
 /// existing target byte for byte as it was, no temp file, no new snapshot.
 #[test]
 fn damaged_chunk_in_the_middle_of_a_large_restore_is_refused() {
-    let t = TestDir::new("mid-chunk");
-    t.init();
-    let db = big_random_db(&t);
-    let id = id_of(&t.lb().args(["snapshot", "--no-exports"]).arg(&db).json());
+    let (t, db, id) = big_random_snapshot("mid-chunk");
     let image = std::fs::read(&db).expect("image");
     let pages = image.len() / 4096;
     assert!(pages > 5000, "{pages} pages");
@@ -383,10 +384,7 @@ fn damaged_chunk_in_the_middle_of_a_large_restore_is_refused() {
 /// over several packs stays exact, and `verify` still names the pack.
 #[test]
 fn a_damaged_pack_description_does_not_stop_a_restore() {
-    let t = TestDir::new("bad-desc");
-    t.init();
-    let db = big_random_db(&t);
-    let id = id_of(&t.lb().args(["snapshot", "--no-exports"]).arg(&db).json());
+    let (t, db, id) = big_random_snapshot("bad-desc");
     let packs = pack_files(&t.repo());
     assert!(packs.len() >= 2, "{} packs", packs.len());
     // The largest pack holds image chunks; a byte of its description flipped.

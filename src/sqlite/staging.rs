@@ -33,8 +33,9 @@ use crate::platform::UnixMode;
 /// process id and a dash; removed when that process no longer exists).
 pub(crate) const TEMP_PREFIX: &str = "lumina-backup-capture-";
 
-/// Bytes per [`Piece::Data`] when the staged image is sent on.
-const PIECE_BYTES: usize = 1 << 20;
+/// Bytes buffered when the staged image is written, or read to be compared
+/// (the kept copy).
+const BUFFER_BYTES: usize = 1 << 20;
 
 /// The folder staged images go to (created 0700 if missing), and whether it
 /// is the user's private cache folder: a real folder owned by this user that
@@ -126,7 +127,7 @@ impl StagedImage {
             .map_err(|e| Error::io("creating the temporary copy", &path, e))?;
         Ok(StagedImage {
             path,
-            target: Target::Temp(Some(BufWriter::with_capacity(PIECE_BYTES, file))),
+            target: Target::Temp(Some(BufWriter::with_capacity(BUFFER_BYTES, file))),
             written: 0,
         })
     }
@@ -244,7 +245,7 @@ impl StagedImage {
                 self.written += len;
             }
             Target::Kept(_) => {
-                let mut buf = vec![0u8; len.min(PIECE_BYTES as u64) as usize];
+                let mut buf = vec![0u8; len.min(BUFFER_BYTES as u64) as usize];
                 super::capture_routes::read_span(src, src_path, offset, len, &mut buf, &mut |b| {
                     self.write(b)
                 })?;
