@@ -230,6 +230,44 @@ fn restore_trusts_the_captures_quick_check_of_the_same_bytes() {
     );
 }
 
+/// The same for a rollback-journal database whose next snapshot takes the
+/// unchanged route (no page read; its manifest says "unchanged since the parent
+/// snapshot"): the restore of it, and of a third one on top, trusts the first
+/// capture's check. It repeated the check before (the wording differed).
+#[test]
+fn restore_trusts_the_check_through_unchanged_snapshots() {
+    let t = TestDir::new("qc-unchanged");
+    t.init();
+    let db = t.path("app.db");
+    create_lumina(&db, 200, 5);
+    open(&db)
+        .execute_batch("PRAGMA journal_mode = delete;")
+        .expect("rollback journal");
+    let first = id_of(&t.lb().args(["snapshot", "--no-exports"]).arg(&db).json());
+    assert_eq!(manifest(&t, &first)["quick_check"], "ok");
+    let mut ids = vec![first];
+    for _ in 0..2 {
+        let s = t.lb().args(["snapshot", "--no-exports"]).arg(&db).json();
+        let id = id_of(&s);
+        let m = manifest(&t, &id);
+        assert_eq!(m["capture_route"], "unchanged", "{m}");
+        assert!(
+            m["quick_check"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("not checked again: unchanged since")),
+            "{m}"
+        );
+        ids.push(id);
+    }
+    for id in &ids {
+        let target = t.path(&format!("r-{}.db", &id[..8]));
+        let r = t.lb().args(["restore", id, "--to"]).arg(&target).json();
+        assert_eq!(r["checked_at_capture"], true, "{r}");
+        assert_eq!(r["integrity_check_secs"], 0.0, "{r}");
+        assert_eq!(blake3_file(&target), blake3_file(&db));
+    }
+}
+
 /// Issue #8 item 9: a healthy database records `quick_check: ok` and no warning.
 #[test]
 fn healthy_database_records_quick_check_ok() {

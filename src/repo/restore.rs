@@ -442,8 +442,8 @@ impl Repository {
     }
 
     /// Whether the capture's quick check passed on the image of `snap`: its
-    /// manifest says `ok`, or says the image is its parent's (not checked
-    /// again) and the parent's passed, with the same image. Any doubt (no
+    /// manifest says `ok`, or says the image is its parent's (`not checked
+    /// again: …`) and the parent's passed, with the same image entry. Any doubt (no
     /// manifest, unreadable, over the time budget, failed): false, and the
     /// restore checks.
     fn capture_check_passed(&self, snap: &Snapshot) -> bool {
@@ -456,7 +456,10 @@ impl Repository {
             if verdict == "ok" {
                 return true;
             }
-            if !verdict.starts_with("not checked again: same image as the parent") {
+            // Both ways a snapshot reuses its parent's image say so: "same image as
+            // the parent snapshot" (a capture that found the same bytes) and
+            // "unchanged since the parent snapshot (its check: …)" (no page read).
+            if !verdict.starts_with("not checked again:") {
                 return false;
             }
             let Some(parent) = snap.record.parent.and_then(|id| {
