@@ -152,6 +152,70 @@ fn local_copy_mirrors_the_history_and_a_second_copy_sends_nothing() {
     sound(&t, &dst, &[], &dump(&db), "r2.db");
 }
 
+/// Chunks the source holds in two packs (an index rebuilt while one pack was
+/// set aside, so the next snapshot stored its pages again, then the pack put
+/// back) go to the destination's index once: both packs arrive whole in one
+/// index batch, and the destination holds as many chunks as the source and
+/// restores both snapshots.
+#[test]
+fn chunks_stored_twice_at_the_source_are_indexed_once() {
+    let t = TestDir::new("copy-dup");
+    let src = t.path("src").display().to_string();
+    let dst = t.path("dst").display().to_string();
+    let db = t.path("dup.db");
+    common::open(&db)
+        .execute_batch(
+            "PRAGMA journal_mode = delete;
+             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+             INSERT INTO blobs SELECT i, randomblob(2000) FROM n;",
+        )
+        .expect("data");
+    lb(&t, &src, &[]).arg("init").ok();
+    let v1 = std::fs::read(&db).expect("db");
+    let first = lb(&t, &src, &[])
+        .args(["snapshot", "--no-exports"])
+        .arg(&db)
+        .json();
+    let packs = common::pack_files(Path::new(&src));
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let aside = t.path("aside.pack");
+    std::fs::rename(&packs[0], &aside).expect("set aside");
+    std::fs::remove_file(Path::new(&src).join("index.redb")).expect("index");
+    common::open(&db)
+        .execute_batch("UPDATE blobs SET data = randomblob(2000) WHERE id <= 10;")
+        .expect("change");
+    let v2 = std::fs::read(&db).expect("db");
+    let second = lb(&t, &src, &[])
+        .args(["snapshot", "--no-exports"])
+        .arg(&db)
+        .json();
+    std::fs::rename(&aside, &packs[0]).expect("put back");
+    lb(&t, &src, &[]).args(["repair", "index"]).ok();
+    let stored = lb(&t, &src, &[]).arg("status").json()["chunks_stored"].clone();
+    assert!(stored.as_u64().expect("chunks") > 0, "{stored}");
+
+    let r = copy(&t, &src, &dst, &[]);
+    assert_eq!(r["snapshots_copied"], 2, "{r}");
+    assert_eq!(r["packs_copied"], 2, "{r}");
+    assert_eq!(r["chunks_sent"], stored, "{r}");
+    let theirs = lb(&t, &dst, &[]).arg("status").json();
+    assert_eq!(theirs["chunks_stored"], stored, "{theirs}");
+    let v = lb(&t, &dst, &[]).args(["verify", "--read-data"]).json();
+    assert_eq!(v["ok"], true, "{v}");
+    for (snap, want, name) in [(&first, &v1, "r1.db"), (&second, &v2, "r2.db")] {
+        let out = t.path(name);
+        lb(&t, &dst, &[])
+            .args(["restore", snap["id"].as_str().expect("id"), "--to"])
+            .arg(&out)
+            .ok();
+        assert!(
+            std::fs::read(&out).expect("restored") == *want,
+            "{name} differs"
+        );
+    }
+}
+
 #[test]
 fn subset_copy_rechains_and_the_rest_follows() {
     let t = TestDir::new("copy-subset");

@@ -5,6 +5,7 @@
 //! crash before the commit leaves the previous index, and files it does not know
 //! yet are found and added by [`Index::reconcile`]-style checks in `repo`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -318,11 +319,13 @@ impl Index {
                 if next != start {
                     meta.insert(NEXT_PACK, &next.to_le_bytes()[..])?;
                 }
-                let mut last: Option<(PackId, u32)> = None;
+                // Pack numbers looked up once per pack (the chunks come in key
+                // order, so from the update's packs in turn).
+                let mut numbers: HashMap<PackId, u32> = HashMap::new();
                 for (id, loc) in &update.chunks {
-                    let no = match last {
-                        Some((p, no)) if p == loc.pack => no,
-                        _ => {
+                    let no = match numbers.get(&loc.pack) {
+                        Some(&no) => no,
+                        None => {
                             let no = packs.get(loc.pack.0)?.map(|v| pack_entry(&v.value()).0);
                             let no = no.ok_or_else(|| {
                                 Error::index(format!(
@@ -331,7 +334,7 @@ impl Index {
                                     loc.pack.short()
                                 ))
                             })?;
-                            last = Some((loc.pack, no));
+                            numbers.insert(loc.pack, no);
                             no
                         }
                     };

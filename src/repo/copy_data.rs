@@ -279,14 +279,7 @@ fn translate_file(
 /// Checks, before any record is written, that the destination holds every
 /// chunk under the roots of `files` (tree nodes read back and re-hashed).
 pub(super) fn check_complete(dst: &Repository, files: &[&FileEntry]) -> Result<()> {
-    let ids = referenced(dst, files)?;
-    let have = dst.index.reader()?;
-    for id in &ids {
-        if !have.contains(id)? {
-            return Err(Error::missing_chunk(id.to_hex()));
-        }
-    }
-    Ok(())
+    check_indexed(dst, &referenced(dst, files)?)
 }
 
 /// Same ids: checks, before any record is written, that the destination's
@@ -294,8 +287,12 @@ pub(super) fn check_complete(dst: &Repository, files: &[&FileEntry]) -> Result<(
 /// every node re-hashed; with shared ids the destination's nodes are the same
 /// bytes under the same ids, so its walk would name the same chunks).
 pub(super) fn check_indexed(dst: &Repository, needed: &HashSet<ChunkId>) -> Result<()> {
+    // In key order: consecutive lookups share their B-tree leaf (random ones
+    // in an index larger than its page cache cost a file read each).
+    let mut ids: Vec<&ChunkId> = needed.iter().collect();
+    ids.sort_unstable();
     let have = dst.index.reader()?;
-    for id in needed {
+    for id in ids {
         if !have.contains(id)? {
             return Err(Error::missing_chunk(id.to_hex()));
         }
