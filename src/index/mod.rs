@@ -270,29 +270,10 @@ impl Index {
         self.apply_at(update, "before-index-commit")
     }
 
-    /// [`Index::apply`] without waiting for the disk: the transaction is
-    /// atomic, but a crash may lose it (and every other one since the last
-    /// durable commit); the next [`Index::apply`] makes them all durable.
-    /// Only for entries the repository's files can give again: packs found
-    /// unindexed are indexed from their descriptions at the next writing open.
-    pub fn apply_lazily(&self, update: &IndexUpdate) -> Result<()> {
-        self.apply_with(update, "before-index-commit", redb::Durability::Eventual)
-    }
-
     /// [`Index::apply`] with the crash point named `point` just before the commit.
     pub fn apply_at(&self, update: &IndexUpdate, point: &str) -> Result<()> {
-        self.apply_with(update, point, redb::Durability::Immediate)
-    }
-
-    fn apply_with(
-        &self,
-        update: &IndexUpdate,
-        point: &str,
-        durability: redb::Durability,
-    ) -> Result<()> {
         guarded("updating the index", || {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(durability);
+            let txn = self.db.begin_write()?;
             {
                 let mut chunks = txn.open_table(CHUNKS)?;
                 for id in &update.remove_chunks {
@@ -634,55 +615,6 @@ mod tests {
             drop(index);
             std::fs::read(&path).expect("read")
         })
-    }
-
-    /// Lazy commits are seen at once, kept across a reopen once a durable
-    /// commit follows them, and give the same index as durable ones.
-    #[test]
-    fn lazy_commits_are_visible_and_made_durable_by_the_next_apply() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("index.redb");
-        let loc = |pack: u8| ChunkLoc {
-            pack: PackId([pack; 32]),
-            frame_offset: 16,
-            frame_len: 100,
-            frame_raw_len: 400,
-            compression: 1,
-            offset: 0,
-            len: 400,
-            kind: 0,
-        };
-        let batch = |pack: u8| IndexUpdate {
-            chunks: (0..50u8)
-                .map(|i| {
-                    (
-                        ChunkId([pack.wrapping_mul(64).wrapping_add(i); 32]),
-                        loc(pack),
-                    )
-                })
-                .collect(),
-            packs: vec![(PackId([pack; 32]), 1000 + u64::from(pack))],
-            ..Default::default()
-        };
-        {
-            let index = Index::open(&path).expect("create");
-            index.apply_lazily(&batch(1)).expect("lazy 1");
-            index.apply_lazily(&batch(2)).expect("lazy 2");
-            let r = index.reader().expect("reader");
-            assert!(r.contains(&ChunkId([64; 32])).expect("get"));
-            assert!(r.contains(&ChunkId([128 + 49; 32])).expect("get"));
-            drop(r);
-            index.apply(&IndexUpdate::default()).expect("durable");
-        }
-        let index = Index::open(&path).expect("reopen");
-        assert_eq!(index.chunk_count().expect("count"), 100);
-        let r = index.reader().expect("reader");
-        let got = r
-            .get(&ChunkId([128 + 7; 32]))
-            .expect("get")
-            .expect("indexed");
-        assert_eq!(got.pack, PackId([2; 32]));
-        assert_eq!(index.packs().expect("packs").len(), 2);
     }
 
     #[derive(Debug, Clone)]

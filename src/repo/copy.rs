@@ -16,10 +16,10 @@
 //!   two master keys): every file is re-chunked into the destination's ids,
 //!   then the records are written as in `Rechain`.
 //!
-//! Order: data first (each pack durable, then indexed, the index durable before
-//! any record), then a check that the destination holds every chunk of what it
-//! is about to reference, then the records (the commit point of each snapshot),
-//! in chain order. A rerun after an interruption finds what arrived and sends the rest.
+//! Order: data first (each pack durable, then indexed; all before any record), then a
+//! check that the destination holds every chunk of what it is about to
+//! reference, then the records (the commit point of each snapshot), in chain
+//! order. A rerun after an interruption finds what arrived and sends the rest.
 //! The source is only read.
 
 use std::collections::{HashMap, HashSet};

@@ -120,7 +120,7 @@ pub(super) fn send_whole(
                     progress.advance(arrived.size);
                     batch.push(arrived);
                     if batch.len() >= INDEX_BATCH && failure.is_none() {
-                        if let Err(e) = index_batch(dst, &mut batch, &mut out, false) {
+                        if let Err(e) = index_batch(dst, &mut batch, &mut out) {
                             stop.store(true, Ordering::SeqCst);
                             failure.get_or_insert(e);
                         }
@@ -141,7 +141,7 @@ pub(super) fn send_whole(
     });
     // What arrived is indexed even after a failure (the next open would find
     // it anyway); the first failure is what the caller hears.
-    let indexed = index_batch(dst, &mut batch, &mut out, true);
+    let indexed = index_batch(dst, &mut batch, &mut out);
     match failure {
         Some(e) => Err(e),
         None => indexed.map(|()| out),
@@ -195,22 +195,10 @@ fn send_one(
 }
 
 /// Indexes at `dst` the packs in `batch` (emptied) with the chunks it lacks,
-/// in one transaction. Batches before the last are committed without waiting
-/// for the disk (a crash loses at most their index entries; their packs are
-/// found and indexed again at the next writing open, 6.4); the last one is
-/// durable and makes the earlier ones durable with it.
-fn index_batch(
-    dst: &Repository,
-    batch: &mut Vec<Arrived>,
-    out: &mut PacksSent,
-    last: bool,
-) -> Result<()> {
+/// in one transaction.
+fn index_batch(dst: &Repository, batch: &mut Vec<Arrived>, out: &mut PacksSent) -> Result<()> {
     if batch.is_empty() {
-        return if last {
-            dst.index.apply(&IndexUpdate::default())
-        } else {
-            Ok(())
-        };
+        return Ok(());
     }
     let mut add = Vec::new();
     let mut packs = Vec::new();
@@ -235,16 +223,11 @@ fn index_batch(
         add = missing;
     }
     let chunks = add.len() as u64;
-    let update = IndexUpdate {
+    dst.index.apply(&IndexUpdate {
         chunks: add,
         packs: packs.clone(),
         ..Default::default()
-    };
-    if last {
-        dst.index.apply(&update)?;
-    } else {
-        dst.index.apply_lazily(&update)?;
-    }
+    })?;
     out.chunks += chunks;
     for a in batch.drain(..) {
         out.packs += 1;
