@@ -319,8 +319,8 @@ impl Index {
                 if next != start {
                     meta.insert(NEXT_PACK, &next.to_le_bytes()[..])?;
                 }
-                // Pack numbers looked up once per pack (the chunks come in key
-                // order, so from the update's packs in turn).
+                // Pack numbers looked up once per pack: the chunks come in key
+                // order, so the update's packs interleave.
                 let mut numbers: HashMap<PackId, u32> = HashMap::new();
                 for (id, loc) in &update.chunks {
                     let no = match numbers.get(&loc.pack) {
@@ -615,6 +615,46 @@ mod tests {
             drop(index);
             std::fs::read(&path).expect("read")
         })
+    }
+
+    /// Chunks of several packs interleaved in one update (as a copy's batch,
+    /// in key order) are each located in their own pack.
+    #[test]
+    fn interleaved_packs_in_one_update_keep_their_own_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(&dir.path().join("index.redb")).expect("create");
+        let loc = |pack: u8| ChunkLoc {
+            pack: PackId([pack; 32]),
+            frame_offset: 16,
+            frame_len: 100,
+            frame_raw_len: 400,
+            compression: 1,
+            offset: 0,
+            len: 400,
+            kind: 0,
+        };
+        // Pack 9 first, so the new packs do not get numbers in key order.
+        index
+            .apply(&IndexUpdate {
+                packs: vec![(PackId([9; 32]), 10)],
+                ..Default::default()
+            })
+            .expect("first pack");
+        let chunks: Vec<(ChunkId, ChunkLoc)> = (0..60u8)
+            .map(|i| (ChunkId([i; 32]), loc(1 + i % 3)))
+            .collect();
+        index
+            .apply(&IndexUpdate {
+                chunks: chunks.clone(),
+                packs: (1..=3u8).map(|p| (PackId([p; 32]), 1000)).collect(),
+                ..Default::default()
+            })
+            .expect("interleaved");
+        let r = index.reader().expect("reader");
+        for (id, want) in &chunks {
+            let got = r.get(id).expect("get").expect("indexed");
+            assert_eq!(got.pack, want.pack, "chunk {}", id.0[0]);
+        }
     }
 
     #[derive(Debug, Clone)]

@@ -194,17 +194,22 @@ fn send_one(
     })
 }
 
-/// Indexes at `dst` the packs in `batch` (emptied) with the chunks it lacks,
-/// in one transaction.
+/// Indexes at `dst` the packs in `batch` (emptied, whatever the outcome) with
+/// the chunks it lacks, in one transaction. A batch that fails is dropped,
+/// never indexed later without its chunks: its packs stay unindexed, and the
+/// next writing open indexes them from their descriptions (6.4).
 fn index_batch(dst: &Repository, batch: &mut Vec<Arrived>, out: &mut PacksSent) -> Result<()> {
-    if batch.is_empty() {
+    let arrived = std::mem::take(batch);
+    if arrived.is_empty() {
         return Ok(());
     }
-    let mut add = Vec::new();
-    let mut packs = Vec::new();
-    for a in batch.iter_mut() {
+    let (mut add, mut packs) = (Vec::new(), Vec::new());
+    let (mut bytes, mut confirmed) = (0, 0);
+    for mut a in arrived {
         add.append(&mut a.locations);
         packs.push((a.pack, a.size));
+        bytes += a.size;
+        confirmed += u64::from(a.confirmed);
     }
     // Keys in order, for the lookups and the transaction alike: consecutive
     // keys share their B-tree leaf, so each leaf is read once, not once per
@@ -223,16 +228,15 @@ fn index_batch(dst: &Repository, batch: &mut Vec<Arrived>, out: &mut PacksSent) 
         add = missing;
     }
     let chunks = add.len() as u64;
+    let n = packs.len() as u64;
     dst.index.apply(&IndexUpdate {
         chunks: add,
-        packs: packs.clone(),
+        packs,
         ..Default::default()
     })?;
     out.chunks += chunks;
-    for a in batch.drain(..) {
-        out.packs += 1;
-        out.bytes += a.size;
-        out.confirmed += u64::from(a.confirmed);
-    }
+    out.packs += n;
+    out.bytes += bytes;
+    out.confirmed += confirmed;
     Ok(())
 }
