@@ -163,14 +163,7 @@ fn chunks_stored_twice_at_the_source_are_indexed_once() {
     let src = t.path("src").display().to_string();
     let dst = t.path("dst").display().to_string();
     let db = t.path("dup.db");
-    common::open(&db)
-        .execute_batch(
-            "PRAGMA journal_mode = delete;
-             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
-             INSERT INTO blobs SELECT i, randomblob(2000) FROM n;",
-        )
-        .expect("data");
+    common::blobs_db(&db, "delete", 300, 2000);
     lb(&t, &src, &[]).arg("init").ok();
     let v1 = std::fs::read(&db).expect("db");
     let first = lb(&t, &src, &[])

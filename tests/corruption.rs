@@ -20,16 +20,7 @@ fn repo_with_snapshots(name: &str) -> (TestDir, PathBuf, Vec<(String, Dump)>) {
     t.init();
     let db = t.path("data.db");
     let mut snaps = Vec::new();
-    {
-        let c = open(&db);
-        c.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
-             INSERT INTO blobs SELECT i, randomblob(1500) FROM n;",
-        )
-        .expect("data");
-    }
+    blobs_db(&db, "WAL", 3000, 1500);
     for step in 0..2 {
         if step == 1 {
             open(&db)
@@ -49,14 +40,7 @@ fn big_random_snapshot(name: &str) -> (TestDir, PathBuf, String) {
     let t = TestDir::new(name);
     t.init();
     let db = t.path("big.db");
-    open(&db)
-        .execute_batch(
-            "PRAGMA journal_mode = delete;
-             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
-             INSERT INTO blobs SELECT i, randomblob(3900) FROM n;",
-        )
-        .expect("data");
+    blobs_db(&db, "delete", 6000, 3900);
     let id = id_of(&t.lb().args(["snapshot", "--no-exports"]).arg(&db).json());
     (t, db, id)
 }
@@ -431,14 +415,7 @@ fn a_damaged_copy_named_by_a_description_is_read_where_the_index_says() {
     let t = TestDir::new("dup-copy");
     t.init();
     let db = t.path("dup.db");
-    open(&db)
-        .execute_batch(
-            "PRAGMA journal_mode = delete;
-             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)
-             INSERT INTO blobs SELECT i, randomblob(4000) FROM n;",
-        )
-        .expect("data");
+    blobs_db(&db, "delete", 1500, 4000);
     let v1 = std::fs::read(&db).expect("db");
     let first = id_of(&t.lb().args(["snapshot", "--no-exports"]).arg(&db).json());
     let packs = pack_files(&t.repo());

@@ -623,16 +623,6 @@ mod tests {
     fn interleaved_packs_in_one_update_keep_their_own_numbers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let index = Index::open(&dir.path().join("index.redb")).expect("create");
-        let loc = |pack: u8| ChunkLoc {
-            pack: PackId([pack; 32]),
-            frame_offset: 16,
-            frame_len: 100,
-            frame_raw_len: 400,
-            compression: 1,
-            offset: 0,
-            len: 400,
-            kind: 0,
-        };
         // Pack 9 first, so the new packs do not get numbers in key order.
         index
             .apply(&IndexUpdate {
@@ -641,7 +631,7 @@ mod tests {
             })
             .expect("first pack");
         let chunks: Vec<(ChunkId, ChunkLoc)> = (0..60u8)
-            .map(|i| (ChunkId([i; 32]), loc(1 + i % 3)))
+            .map(|i| (ChunkId([i; 32]), loc_in(1 + i % 3, 400)))
             .collect();
         index
             .apply(&IndexUpdate {

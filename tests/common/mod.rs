@@ -250,6 +250,20 @@ pub fn open(path: &Path) -> Connection {
     c
 }
 
+/// A database at `path` in `journal` mode with one table `blobs(id, data)` of
+/// `rows` random blobs of `size` bytes (pages that neither compress nor
+/// deduplicate).
+pub fn blobs_db(path: &Path, journal: &str, rows: u32, size: u32) {
+    open(path)
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = {journal};
+             CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+             INSERT INTO blobs SELECT i, randomblob({size}) FROM n;"
+        ))
+        .expect("blobs");
+}
+
 /// The logical content of a database: schema, `user_version`, and every row of
 /// every table (rows rendered and sorted), tables by name.
 pub type Dump = Vec<(String, Vec<String>)>;
