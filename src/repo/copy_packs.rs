@@ -139,8 +139,9 @@ pub(super) fn send_whole(
             }
         }
     });
-    // What arrived is indexed even after a failure (the next open would find
-    // it anyway); the first failure is what the caller hears.
+    // What arrived is indexed even after a failure, except a batch whose own
+    // indexing failed (the next open finds those packs anyway); the first
+    // failure is what the caller hears.
     let indexed = index_batch(dst, &mut batch, &mut out);
     match failure {
         Some(e) => Err(e),
